@@ -1,0 +1,1 @@
+//! gitops-sandbox: a local GitOps world (Gitea with real git, Argo CD, Kubernetes, the app) on loopback.

@@ -1,0 +1,2 @@
+//! `gitops-sandbox`: run the sandbox by hand.
+fn main() {}

@@ -1,0 +1,58 @@
+//! The command line: raw options as typed by the user (or as `INPUT_*` variables in a runner), and the
+//! dispatch of each subcommand. Options are only checked for shape here; building typed plans is the
+//! job of each step's `Config::from_args`.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::DeployError;
+use crate::report::Report;
+use crate::secret::Masker;
+
+pub mod set_image;
+
+/// The GitOps CD step: set an image in kustomization.yaml, commit and push it safely, then wait until
+/// Argo CD, the rollout and an HTTP check prove the new version runs.
+#[derive(Debug, Parser)]
+#[command(name = "gitops-deploy", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Set images in a kustomization file, as `kustomize edit set image` does, without reformatting it.
+    SetImage(set_image::SetImageArgs),
+}
+
+impl Cli {
+    /// Parses the process's arguments. Inside a CI runner (`GITHUB_ACTIONS=true`) with no arguments at
+    /// all, this is the action's entry point and means `run`, whose options come from `INPUT_*`.
+    pub fn parse_for_runner() -> Self {
+        let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+        if args.len() == 1 && std::env::var("GITHUB_ACTIONS").as_deref() == Ok("true") {
+            args.push("run".into());
+        }
+        Cli::parse_from(args)
+    }
+}
+
+/// Runs the parsed command and returns the process's exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    let masker = Masker::new();
+    let report = Report::stderr(masker);
+    let result: Result<(), DeployError> = match cli.command {
+        Command::SetImage(args) => set_image::execute(args, &report).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            report.line(&format!("gitops-deploy: error: {err:#}"));
+            err.exit_code()
+        }
+    }
+}

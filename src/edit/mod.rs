@@ -1,0 +1,1 @@
+//! The edit engine: a kustomize-compatible, byte-preserving `set image`.

@@ -1,0 +1,12 @@
+//! gitops-deploy: the GitOps "CD step" as one program.
+//!
+//! The deploy is a pipeline of steps with a one-way data flow:
+//! **inputs → plan → edit → publish → verify (argo → rollout → http) → report**.
+//! Each step is its own module with a typed config, a typed outcome and no knowledge of the others;
+//! only [`pipeline`] knows their order.
+
+pub mod cli;
+pub mod edit;
+pub mod error;
+pub mod report;
+pub mod secret;
