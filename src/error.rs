@@ -72,16 +72,28 @@ pub struct DeployError {
 impl DeployError {
     /// An invalid-input error (exit code 2).
     pub fn input(phase: Phase, source: impl Into<anyhow::Error>) -> Self {
-        DeployError { phase, invalid_input: true, source: source.into() }
+        DeployError {
+            phase,
+            invalid_input: true,
+            source: source.into(),
+        }
     }
 
     /// A failure of the deploy itself (exit code 1).
     pub fn failed(phase: Phase, source: impl Into<anyhow::Error>) -> Self {
-        DeployError { phase, invalid_input: false, source: source.into() }
+        DeployError {
+            phase,
+            invalid_input: false,
+            source: source.into(),
+        }
     }
 
     /// The documented exit code for this error.
     pub fn exit_code(&self) -> ExitCode {
-        ExitCode::from(if self.invalid_input { EXIT_INVALID_INPUT } else { EXIT_FAILED })
+        ExitCode::from(if self.invalid_input {
+            EXIT_INVALID_INPUT
+        } else {
+            EXIT_FAILED
+        })
     }
 }

@@ -58,7 +58,11 @@ impl Report {
 
     /// A report that writes to any writer.
     pub fn to_writer(masker: Masker, writer: Box<dyn Write + Send>) -> Self {
-        Report { masker, started: Instant::now(), sink: Arc::new(Mutex::new(writer)) }
+        Report {
+            masker,
+            started: Instant::now(),
+            sink: Arc::new(Mutex::new(writer)),
+        }
     }
 
     /// A report whose output is captured in memory (for tests).

@@ -23,5 +23,8 @@ pub struct SetImageArgs {
 
 /// Runs `set-image`.
 pub async fn execute(args: SetImageArgs, _report: &Report) -> Result<(), DeployError> {
-    Err(DeployError::input(Phase::Edit, anyhow::anyhow!("set-image is not built yet ({} args)", args.images.len())))
+    Err(DeployError::input(
+        Phase::Edit,
+        anyhow::anyhow!("set-image is not built yet ({} args)", args.images.len()),
+    ))
 }
