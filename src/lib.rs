@@ -9,4 +9,5 @@ pub mod cli;
 pub mod edit;
 pub mod error;
 pub mod report;
+pub mod runner;
 pub mod secret;

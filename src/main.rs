@@ -2,7 +2,6 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use gitops_deploy::cli::Cli;
 
 #[tokio::main]

@@ -4,6 +4,10 @@
 //! retry), and the report renders it: one line per change on stderr for humans, prefixed with the time
 //! since start. Every line passes through the [`Masker`] first, so a secret cannot reach the log even
 //! when it is part of an upstream error message.
+//!
+//! Phases are tracked from the lines themselves: the first line of a new phase closes the previous one.
+//! This gives the summary its per-phase durations and, in a CI runner ([`Report::with_workflow_commands`]),
+//! one `::group::` per phase without the steps knowing about runners.
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -21,6 +25,27 @@ pub struct Report {
     masker: Masker,
     started: Instant,
     sink: Sink,
+    /// Whether to emit runner workflow commands (`::group::`, `::add-mask::`, `::error::`).
+    commands: bool,
+    phases: Arc<Mutex<PhaseLog>>,
+}
+
+/// The phases seen so far, in order, and the one that is open.
+#[derive(Debug, Default)]
+struct PhaseLog {
+    open: Option<Phase>,
+    spans: Vec<PhaseSpan>,
+}
+
+/// One stretch of time a phase was the current one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PhaseSpan {
+    /// The phase.
+    pub phase: Phase,
+    /// When it started, since the report was created.
+    pub start: Duration,
+    /// When it ended (`None` while it is still open).
+    pub end: Option<Duration>,
 }
 
 impl std::fmt::Debug for Report {
@@ -62,7 +87,106 @@ impl Report {
             masker,
             started: Instant::now(),
             sink: Arc::new(Mutex::new(writer)),
+            commands: false,
+            phases: Arc::new(Mutex::new(PhaseLog::default())),
         }
+    }
+
+    /// Turns on runner workflow commands: a `::group::` per phase, `::add-mask::` from
+    /// [`Report::add_secret`], `::error::` from [`Report::error_command`].
+    pub fn with_workflow_commands(mut self, on: bool) -> Self {
+        self.commands = on;
+        self
+    }
+
+    /// Whether workflow commands are emitted.
+    pub fn workflow_commands(&self) -> bool {
+        self.commands
+    }
+
+    /// Registers a secret with the masker and, in a runner, announces each of its forms with
+    /// `::add-mask::` (the only lines that bypass the masker, since masking them would defeat them).
+    pub fn add_secret(&self, secret: &crate::secret::Secret) {
+        let forms = self.masker.add(secret);
+        if self.commands {
+            self.raw_lines(&crate::runner::add_mask_commands(&forms));
+        }
+    }
+
+    /// Closes the open phase (its group, in a runner) and prints `::error::` naming `phase`, masked.
+    pub fn error_command(&self, phase: Phase, message: &str) {
+        self.close_phase();
+        if self.commands {
+            let line = crate::runner::error_command(phase, &self.masker.mask(message));
+            self.raw_lines(&[line]);
+        }
+    }
+
+    /// Makes `phase` the current one: closes the previous phase (and its group) and opens this one.
+    /// Called by every progress line; call it directly to time a phase that has not logged yet.
+    pub fn enter(&self, phase: Phase) {
+        let now = self.elapsed();
+        let mut log = self.phases.lock().expect("phase lock");
+        if log.open == Some(phase) {
+            return;
+        }
+        let mut lines = Vec::new();
+        if log.open.take().is_some() {
+            if let Some(last) = log.spans.last_mut() {
+                last.end = Some(now);
+            }
+            lines.push("::endgroup::".to_owned());
+        }
+        log.open = Some(phase);
+        log.spans.push(PhaseSpan {
+            phase,
+            start: now,
+            end: None,
+        });
+        lines.push(format!("::group::gitops-deploy: {phase}"));
+        drop(log);
+        if self.commands {
+            self.raw_lines(&lines);
+        }
+    }
+
+    /// Ends the open phase, if any (and its group, in a runner).
+    pub fn close_phase(&self) {
+        let now = self.elapsed();
+        let mut log = self.phases.lock().expect("phase lock");
+        if log.open.take().is_some() {
+            if let Some(last) = log.spans.last_mut() {
+                last.end = Some(now);
+            }
+            drop(log);
+            if self.commands {
+                self.raw_lines(&["::endgroup::".to_owned()]);
+            }
+        }
+    }
+
+    /// Every phase seen, in order of first appearance, with its total time (open spans count up to now).
+    pub fn phase_durations(&self) -> Vec<(Phase, Duration)> {
+        let now = self.elapsed();
+        let log = self.phases.lock().expect("phase lock");
+        let mut out: Vec<(Phase, Duration)> = Vec::new();
+        for span in &log.spans {
+            let d = span.end.unwrap_or(now).saturating_sub(span.start);
+            match out.iter_mut().find(|(p, _)| *p == span.phase) {
+                Some((_, total)) => *total += d,
+                None => out.push((span.phase, d)),
+            }
+        }
+        out
+    }
+
+    /// Writes lines unmasked. Only for workflow commands whose content is already safe.
+    fn raw_lines(&self, lines: &[String]) {
+        let mut sink = self.sink.lock().expect("report lock");
+        for line in lines {
+            let _ = writeln!(sink, "{line}");
+        }
+        let _ = sink.flush();
     }
 
     /// A report whose output is captured in memory (for tests).
@@ -92,6 +216,7 @@ impl Report {
 
     /// A progress line for a phase: `[  3.2s] argocd: sync OutOfSync → Synced @ abc1234`.
     pub fn info(&self, phase: Phase, message: impl std::fmt::Display) {
+        self.enter(phase);
         let secs = self.elapsed().as_secs_f64();
         self.line(&format!("[{secs:6.1}s] {phase}: {message}"));
     }
@@ -116,5 +241,53 @@ mod tests {
         let text = out.text();
         assert!(text.ends_with("publish: pushed with ***\n"), "{text}");
         assert!(!text.contains("hunter22"));
+    }
+
+    #[test]
+    fn workflow_commands_group_each_phase_and_announce_masks_first() {
+        let (report, out) = Report::capture(Masker::new());
+        let report = report.with_workflow_commands(true);
+        report.add_secret(&Secret::new("hunter22"));
+        report.info(Phase::Publish, "pushed hunter22");
+        report.info(Phase::Publish, "done");
+        report.info(Phase::Argocd, "synced");
+        report.error_command(Phase::Argocd, "app web: Degraded\nhunter22");
+        let text = out.text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "::add-mask::hunter22");
+        let first_other = lines
+            .iter()
+            .position(|l| !l.starts_with("::add-mask::"))
+            .unwrap();
+        assert_eq!(lines[first_other], "::group::gitops-deploy: publish");
+        assert!(
+            lines[first_other + 1].ends_with("publish: pushed ***"),
+            "{text}"
+        );
+        assert_eq!(lines[first_other + 3], "::endgroup::");
+        assert_eq!(lines[first_other + 4], "::group::gitops-deploy: argocd");
+        assert_eq!(
+            &lines[first_other + 6..],
+            [
+                "::endgroup::",
+                "::error title=gitops-deploy%3A argocd failed::app web: Degraded%0A***"
+            ]
+        );
+        let phases: Vec<Phase> = report
+            .phase_durations()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(phases, [Phase::Publish, Phase::Argocd]);
+    }
+
+    #[test]
+    fn without_workflow_commands_phases_are_only_timed() {
+        let (report, out) = Report::capture(Masker::new());
+        report.add_secret(&Secret::new("hunter22"));
+        report.info(Phase::Edit, "x");
+        report.error_command(Phase::Edit, "boom");
+        assert!(!out.text().contains("::"), "{}", out.text());
+        assert_eq!(report.phase_durations().len(), 1);
     }
 }

@@ -17,9 +17,23 @@ pub mod set_image;
 #[derive(Debug, Parser)]
 #[command(name = "gitops-deploy", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
+    /// How to report the result: `human` (progress on stderr only) or `json` (also one JSON object with
+    /// the outputs on stdout at the end). Inside a CI runner, outputs also go to `$GITHUB_OUTPUT`.
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Human)]
+    pub output: OutputFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// The `--output` formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutputFormat {
+    /// Progress and result on stderr.
+    Human,
+    /// Progress on stderr, and the outputs as one JSON object on stdout at the end.
+    Json,
 }
 
 /// The subcommands.
@@ -44,13 +58,16 @@ impl Cli {
 /// Runs the parsed command and returns the process's exit code.
 pub async fn run(cli: Cli) -> ExitCode {
     let masker = Masker::new();
-    let report = Report::stderr(masker);
+    // Workflow commands (groups, masks, errors) only make sense where a runner reads them.
+    let runner = crate::runner::Runner::detect();
+    let report = Report::stderr(masker).with_workflow_commands(runner.is_some());
     let result: Result<(), DeployError> = match cli.command {
         Command::SetImage(args) => set_image::execute(args, &report).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
+            report.error_command(err.phase, &format!("{:#}", err.source));
             report.line(&format!("gitops-deploy: error: {err:#}"));
             err.exit_code()
         }
