@@ -1,0 +1,508 @@
+//! Turning image settings into byte splices of the original text, and applying them.
+//!
+//! Every change is one of the five splices of research notes kustomize.md §5.2: replace a value, delete
+//! a key, insert a key after the entry's last kept predecessor (kustomize's field order name, newName,
+//! newTag, digest), append an entry after the last one in its style, or append an `images` block at
+//! the end of the file. Bytes outside the splices are copied unchanged, so untouched formatting,
+//! comments, CRLF and a BOM survive by construction.
+
+use saphyr_parser::ScalarStyle;
+
+use super::kustomization::{Entry, Field, Fields, Images, View, Which};
+use super::locate::{Kind, Node};
+use super::scalar::{render, Quote};
+use super::{EditError, FieldUpdate, ImageSetting};
+
+/// Replace `text[start..end]` by `with`. An insertion has `start == end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Splice {
+    /// First byte replaced.
+    pub start: usize,
+    /// Byte just past the replaced range.
+    pub end: usize,
+    /// The new bytes.
+    pub with: String,
+    /// Among insertions at the same offset, the lower goes first.
+    pub order: u32,
+}
+
+impl Splice {
+    fn replace(start: usize, end: usize, with: String) -> Self {
+        Splice {
+            start,
+            end,
+            with,
+            order: 0,
+        }
+    }
+    fn insert(at: usize, with: String, order: u32) -> Self {
+        Splice {
+            start: at,
+            end: at,
+            with,
+            order,
+        }
+    }
+    fn delete(start: usize, end: usize) -> Self {
+        Self::replace(start, end, String::new())
+    }
+}
+
+/// Applies `splices` to `text`. Overlapping deletions merge; any other overlap is refused.
+pub(crate) fn apply(text: &str, mut splices: Vec<Splice>) -> Result<String, EditError> {
+    splices.sort_by_key(|s| (s.start, s.end, s.order));
+    let mut merged: Vec<Splice> = Vec::with_capacity(splices.len());
+    for s in splices {
+        if let Some(last) = merged.last_mut() {
+            let overlaps = s.start < last.end;
+            if overlaps && last.with.is_empty() && s.with.is_empty() {
+                last.end = last.end.max(s.end);
+                continue;
+            }
+            if overlaps {
+                return Err(EditError::Unsupported {
+                    reason: format!(
+                        "two changes overlap at byte {} (please report this file's layout)",
+                        s.start
+                    ),
+                });
+            }
+        }
+        merged.push(s);
+    }
+    let extra: usize = merged.iter().map(|s| s.with.len()).sum();
+    let mut out = String::with_capacity(text.len() + extra);
+    let mut cursor = 0;
+    for s in &merged {
+        out.push_str(&text[cursor..s.start]);
+        out.push_str(&s.with);
+        cursor = s.end;
+    }
+    out.push_str(&text[cursor..]);
+    Ok(out)
+}
+
+/// The file's line ending: CRLF when its first line ends with one.
+pub(crate) fn line_ending(text: &str) -> &'static str {
+    match text.find('\n') {
+        Some(i) if i > 0 && text.as_bytes()[i - 1] == b'\r' => "\r\n",
+        _ => "\n",
+    }
+}
+
+/// The offset where the line holding byte `at` begins.
+fn line_start(text: &str, at: usize) -> usize {
+    text[..at].rfind('\n').map_or(0, |i| i + 1)
+}
+
+/// The offset just past the newline that ends the line holding byte `at`, or `None` on the last line
+/// when the file has no final newline.
+fn next_line_start(text: &str, at: usize) -> Option<usize> {
+    text[at..].find('\n').map(|i| at + i + 1)
+}
+
+/// Inserts whole `lines` after the line holding byte `at`. Each line is given without a line ending;
+/// a file without a final newline keeps having none.
+fn insert_lines_after(text: &str, at: usize, lines: &[String], eol: &str, order: u32) -> Splice {
+    match next_line_start(text, at) {
+        Some(pos) => {
+            let mut with = String::new();
+            for line in lines {
+                with.push_str(line);
+                with.push_str(eol);
+            }
+            Splice::insert(pos, with, order)
+        }
+        None => {
+            let mut with = String::new();
+            for line in lines {
+                with.push_str(eol);
+                with.push_str(line);
+            }
+            Splice::insert(text.len(), with, order)
+        }
+    }
+}
+
+/// The quote style of an existing value.
+fn quote_of(value: &Node) -> Quote {
+    match &value.kind {
+        Kind::Scalar {
+            style: ScalarStyle::SingleQuoted,
+            ..
+        } => Quote::Single,
+        Kind::Scalar {
+            style: ScalarStyle::DoubleQuoted,
+            ..
+        } => Quote::Double,
+        _ => Quote::Plain,
+    }
+}
+
+/// True when the value is written plain but does not read back as a string in YAML 1.1 (`1.10`).
+fn is_broken_plain(value: &Node) -> bool {
+    match &value.kind {
+        Kind::Scalar {
+            value: v,
+            style: ScalarStyle::Plain,
+        } => !value.is_null() && !super::scalar::is_plain_safe(v),
+        _ => false,
+    }
+}
+
+/// What one setting resolves to for one field, given the entry's current value.
+fn resolve(update: &FieldUpdate, current: Option<&String>) -> Option<String> {
+    match update {
+        FieldUpdate::Keep => current.cloned(),
+        FieldUpdate::Remove => None,
+        FieldUpdate::Set(v) => Some(v.clone()),
+    }
+}
+
+/// The final values of an entry after `setting` (`current` is `None` for a new entry).
+pub(crate) fn resolved_fields(setting: &ImageSetting, current: Option<&Fields>) -> Fields {
+    let mut out = Fields::default();
+    for which in &Which::ALL[1..] {
+        let value = resolve(setting.update(*which), current.and_then(|c| c.get(*which)));
+        out.set(*which, value);
+    }
+    out
+}
+
+/// The byte range of `field` to delete in a block mapping entry.
+fn delete_block_field(text: &str, entry: &Entry<'_>, index: usize) -> Splice {
+    let field = &entry.fields[index];
+    let start_of_line = line_start(text, field.key.start);
+    let before_key = &text[start_of_line..field.key.start];
+    let on_dash_line = before_key.contains('-') && before_key.chars().all(|c| c == ' ' || c == '-');
+    if on_dash_line {
+        // The first key shares the `- ` line: pull the next key up onto it (research §4.1 L4).
+        if let Some(next) = entry.fields.get(index + 1) {
+            return Splice::delete(field.key.start, next.key.start);
+        }
+    }
+    match next_line_start(text, field.value.end) {
+        Some(end) => Splice::delete(start_of_line, end),
+        // The last line of a file without a final newline: take the previous line ending with it.
+        None => {
+            let start = text[..start_of_line]
+                .strip_suffix('\n')
+                .map(|t| t.strip_suffix('\r').unwrap_or(t).len())
+                .unwrap_or(start_of_line);
+            Splice::delete(start, text.len())
+        }
+    }
+}
+
+/// The byte range of `field` to delete in a flow mapping entry, with its comma.
+fn delete_flow_field(entry: &Entry<'_>, index: usize) -> Splice {
+    let field = &entry.fields[index];
+    match index.checked_sub(1).map(|i| &entry.fields[i]) {
+        Some(prev) => Splice::delete(prev.value.end, field.value.end),
+        None => match entry.fields.get(index + 1) {
+            Some(next) => Splice::delete(field.key.start, next.key.start),
+            None => Splice::delete(field.key.start, field.value.end),
+        },
+    }
+}
+
+/// An error for changing a value that is shared through an anchor or alias.
+fn aliased(name: &str, field: &Field<'_>) -> EditError {
+    EditError::Aliased {
+        name: name.to_string(),
+        field: field.which.key(),
+        line: field.value.line,
+    }
+}
+
+/// The splices that turn an existing entry into what `setting` says.
+pub(crate) fn edit_entry(
+    text: &str,
+    entry: &Entry<'_>,
+    setting: &ImageSetting,
+    eol: &str,
+) -> Result<Vec<Splice>, EditError> {
+    let name = &setting.name;
+    let mut splices = Vec::new();
+    let mut removed: Vec<Which> = Vec::new();
+    let mut inserts: Vec<(Which, String)> = Vec::new();
+    for which in &Which::ALL[1..] {
+        let which = *which;
+        let existing = entry
+            .fields
+            .iter()
+            .position(|f| f.which == which)
+            .map(|i| (i, &entry.fields[i]));
+        match (setting.update(which), existing) {
+            (FieldUpdate::Keep, _) | (FieldUpdate::Remove, None) => {}
+            (FieldUpdate::Remove, Some((i, field))) => {
+                if field.meaning().is_none() {
+                    continue; // already unset; leave the bytes alone
+                }
+                if field.value.anchored {
+                    return Err(aliased(name, field));
+                }
+                removed.push(which);
+                splices.push(if entry.flow {
+                    delete_flow_field(entry, i)
+                } else {
+                    delete_block_field(text, entry, i)
+                });
+            }
+            (FieldUpdate::Set(v), Some((_, field))) => {
+                if field.meaning().as_deref() == Some(v.as_str()) && !is_broken_plain(field.value) {
+                    continue;
+                }
+                let value = field.value;
+                if value.anchored || value.tagged || matches!(value.kind, Kind::Alias { .. }) {
+                    return Err(aliased(name, field));
+                }
+                if let Kind::Scalar {
+                    style: ScalarStyle::Literal | ScalarStyle::Folded,
+                    ..
+                } = value.kind
+                {
+                    return Err(EditError::Unsupported {
+                        reason: format!(
+                            "line {}: {} of {name:?} is a block scalar (`|` or `>`)",
+                            value.line,
+                            which.key()
+                        ),
+                    });
+                }
+                let rendered = render(v, quote_of(value));
+                if value.start == value.end {
+                    // `newTag:` with nothing after it: the empty value sits before the colon.
+                    let colon = value.start
+                        + text[value.start..]
+                            .find(':')
+                            .expect("a mapping value follows a colon");
+                    splices.push(Splice::insert(colon + 1, format!(" {rendered}"), 0));
+                } else {
+                    splices.push(Splice::replace(value.start, value.end, rendered));
+                }
+            }
+            (FieldUpdate::Set(v), None) => inserts.push((which, render(v, Quote::Plain))),
+        }
+    }
+    if (!splices.is_empty() || !inserts.is_empty()) && entry.node.anchored {
+        return Err(EditError::Aliased {
+            name: name.clone(),
+            field: "the entry",
+            line: entry.node.line,
+        });
+    }
+    for (which, rendered) in inserts {
+        // After the last kept field that kustomize orders before this one (`name` at least).
+        let anchor = entry
+            .fields
+            .iter()
+            .filter(|f| f.which < which && !removed.contains(&f.which))
+            .max_by_key(|f| f.value.end)
+            .expect("a targeted entry has a name");
+        let order = which as u32;
+        splices.push(if entry.flow {
+            Splice::insert(
+                anchor.value.end,
+                format!(", {}: {rendered}", which.key()),
+                order,
+            )
+        } else {
+            let indent = " ".repeat(entry.node.col);
+            insert_lines_after(
+                text,
+                anchor.value.end,
+                &[format!("{indent}{}: {rendered}", which.key())],
+                eol,
+                order,
+            )
+        });
+    }
+    Ok(splices)
+}
+
+/// The `key: value` pairs of a new entry, in kustomize's field order.
+fn new_entry_pairs(name: &str, fields: &Fields) -> Vec<String> {
+    let mut pairs = vec![format!("name: {}", render(name, Quote::Plain))];
+    for which in &Which::ALL[1..] {
+        if let Some(v) = fields.get(*which) {
+            pairs.push(format!("{}: {}", which.key(), render(v, Quote::Plain)));
+        }
+    }
+    pairs
+}
+
+/// The lines of new block entries: `dash` spaces before `-`, keys at column `key_col`.
+fn block_entry_lines(
+    new: &[(String, Fields)],
+    dash: usize,
+    key_col: usize,
+    key_on_dash_line: bool,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let key_indent = " ".repeat(key_col);
+    for (name, fields) in new {
+        let pairs = new_entry_pairs(name, fields);
+        let dash_prefix = format!("{}-", " ".repeat(dash));
+        if key_on_dash_line {
+            let gap = " ".repeat(key_col.saturating_sub(dash + 1).max(1));
+            lines.push(format!("{dash_prefix}{gap}{}", pairs[0]));
+            lines.extend(pairs[1..].iter().map(|p| format!("{key_indent}{p}")));
+        } else {
+            lines.push(dash_prefix);
+            lines.extend(pairs.iter().map(|p| format!("{key_indent}{p}")));
+        }
+    }
+    lines
+}
+
+/// A new entry in flow style.
+fn flow_entry(name: &str, fields: &Fields) -> String {
+    format!("{{{}}}", new_entry_pairs(name, fields).join(", "))
+}
+
+/// How far a top-level block sequence indents its `-` under its key (0 or 2, usually), taken from
+/// the file's other sequences so a new `images` block looks like them.
+fn sequence_indent(view: &View<'_>) -> usize {
+    let Some(Node {
+        kind: Kind::Map { pairs, .. },
+        ..
+    }) = view.root
+    else {
+        return 0;
+    };
+    pairs
+        .iter()
+        .find_map(|(k, v)| match &v.kind {
+            Kind::Seq { flow: false, .. } if v.col >= k.col => Some(v.col - k.col),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+/// The splices that append `new` entries to `images` (or add `images` at the end of the file).
+pub(crate) fn append_entries(
+    text: &str,
+    view: &View<'_>,
+    new: &[(String, Fields)],
+    eol: &str,
+) -> Result<Vec<Splice>, EditError> {
+    let order = 100;
+    match &view.images {
+        Some(images) => append_to_images(text, view, images, new, eol),
+        None => {
+            let root_col = match view.root {
+                None => 0,
+                Some(Node {
+                    kind: Kind::Map { flow: false, .. },
+                    col,
+                    ..
+                }) => *col,
+                Some(root) => return Err(EditError::Unsupported {
+                    reason: format!(
+                        "line {}: the top-level mapping is in flow style ({{…}}); add an images \
+                             field by hand first",
+                        root.line
+                    ),
+                }),
+            };
+            if view.explicit_end {
+                return Err(EditError::Unsupported {
+                    reason: "the document ends with `...`; add an images field by hand first"
+                        .into(),
+                });
+            }
+            let dash = root_col + sequence_indent(view);
+            let mut lines = vec![format!("{}images:", " ".repeat(root_col))];
+            lines.extend(block_entry_lines(new, dash, dash + 2, true));
+            let mut with = String::new();
+            if !text.is_empty() && !text.ends_with('\n') {
+                with.push_str(eol);
+            }
+            for line in lines {
+                with.push_str(&line);
+                with.push_str(eol);
+            }
+            Ok(vec![Splice::insert(text.len(), with, order)])
+        }
+    }
+}
+
+/// Appends to an existing `images` value: a block list, a flow list, or null.
+fn append_to_images(
+    text: &str,
+    view: &View<'_>,
+    images: &Images<'_>,
+    new: &[(String, Fields)],
+    eol: &str,
+) -> Result<Vec<Splice>, EditError> {
+    let order = 100;
+    let value = images.value;
+    if value.anchored {
+        return Err(EditError::Aliased {
+            name: new[0].0.clone(),
+            field: "images",
+            line: value.line,
+        });
+    }
+    match &value.kind {
+        Kind::Seq { flow: true, items } => {
+            let entries: Vec<String> = new.iter().map(|(n, f)| flow_entry(n, f)).collect();
+            Ok(vec![match items.last() {
+                Some(last) => Splice::insert(last.end, format!(", {}", entries.join(", ")), order),
+                None => Splice::insert(value.start + 1, entries.join(", "), order),
+            }])
+        }
+        Kind::Seq { flow: false, items } => {
+            let last = items.last().expect("a block sequence has an item");
+            let dash = value.col;
+            let lines = match &last.kind {
+                Kind::Map { flow: true, .. } => new
+                    .iter()
+                    .map(|(n, f)| format!("{}- {}", " ".repeat(dash), flow_entry(n, f)))
+                    .collect(),
+                Kind::Map { flow: false, .. } => {
+                    let before = &text[line_start(text, last.start)..last.start];
+                    let on_dash_line = before.contains('-');
+                    block_entry_lines(new, dash, last.col, on_dash_line)
+                }
+                _ => {
+                    return Err(EditError::Unsupported {
+                        reason: format!(
+                            "line {}: the last images entry is {}",
+                            last.line,
+                            last.kind_name()
+                        ),
+                    })
+                }
+            };
+            Ok(vec![insert_lines_after(text, last.end, &lines, eol, order)])
+        }
+        _ if value.is_null() => {
+            let mut splices = Vec::new();
+            let key = images.key;
+            if value.end > value.start {
+                // `images: ~` or `images: null`: drop the null, keep any comment after it.
+                let colon = key.end + text[key.end..].find(':').expect("a key has a colon");
+                splices.push(Splice::delete(colon + 1, value.end));
+            }
+            let dash = key.col + sequence_indent(view);
+            let lines = block_entry_lines(new, dash, dash + 2, true);
+            splices.push(insert_lines_after(
+                text,
+                value.end.max(key.end),
+                &lines,
+                eol,
+                order,
+            ));
+            Ok(splices)
+        }
+        _ => Err(EditError::NotKustomization {
+            reason: format!(
+                "line {}: images is {}, not a list",
+                value.line,
+                value.kind_name()
+            ),
+        }),
+    }
+}
