@@ -1,2 +1,66 @@
 //! `gitops-sandbox`: run the sandbox by hand.
-fn main() {}
+//!
+//! `gitops-sandbox serve [--state-dir DIR]` starts every server, prints one JSON line on stdout with
+//! the URLs, tokens and the demo's coordinates, and runs until SIGINT or SIGTERM, then shuts down
+//! cleanly (ports closed, child processes gone).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use gitops_sandbox::{Sandbox, SandboxConfig};
+
+/// A local GitOps world for tests and demos: Gitea (real git), Argo CD, Kubernetes and the app.
+#[derive(Parser)]
+#[command(version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the sandbox, print one JSON line describing it, and serve until killed.
+    Serve {
+        /// Keep repositories and generated files here instead of a temporary directory.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
+        /// Do not seed the demo repository and app.
+        #[arg(long)]
+        no_demo: bool,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve { state_dir, no_demo } => {
+            let sandbox = Sandbox::start(SandboxConfig {
+                state_dir,
+                seed_demo: !no_demo,
+                ..SandboxConfig::default()
+            })
+            .await?;
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{}", sandbox.summary()).context("cannot write to stdout")?;
+            stdout.flush().context("cannot write to stdout")?;
+            drop(stdout);
+            wait_for_signal().await?;
+            drop(sandbox);
+            Ok(())
+        }
+    }
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
