@@ -8,6 +8,10 @@
 pub mod cli;
 pub mod edit;
 pub mod error;
+pub mod forge;
+pub mod pipeline;
+pub mod publish;
 pub mod report;
+pub mod retry;
 pub mod runner;
 pub mod secret;

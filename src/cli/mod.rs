@@ -10,6 +10,7 @@ use crate::error::DeployError;
 use crate::report::Report;
 use crate::secret::Masker;
 
+pub mod run;
 pub mod set_image;
 
 /// The GitOps CD step: set an image in kustomization.yaml, commit and push it safely, then wait until
@@ -41,6 +42,8 @@ pub enum OutputFormat {
 pub enum Command {
     /// Set images in a kustomization file, as `kustomize edit set image` does, without reformatting it.
     SetImage(set_image::SetImageArgs),
+    /// Deploy: set the image in the GitOps repository, commit and push it safely (then verify).
+    Run(Box<run::RunArgs>),
 }
 
 impl Cli {
@@ -63,6 +66,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let report = Report::stderr(masker).with_workflow_commands(runner.is_some());
     let result: Result<(), DeployError> = match cli.command {
         Command::SetImage(args) => set_image::execute(args, &report).await,
+        Command::Run(args) => run::execute(*args, &report).await.map(drop),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

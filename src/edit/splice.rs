@@ -398,13 +398,15 @@ pub(crate) fn append_entries(
                     col,
                     ..
                 }) => *col,
-                Some(root) => return Err(EditError::Unsupported {
-                    reason: format!(
+                Some(root) => {
+                    return Err(EditError::Unsupported {
+                        reason: format!(
                         "line {}: the top-level mapping is in flow style ({{…}}); add an images \
                              field by hand first",
                         root.line
                     ),
-                }),
+                    })
+                }
             };
             if view.explicit_end {
                 return Err(EditError::Unsupported {

@@ -1,0 +1,137 @@
+//! `gitops-deploy run`: the deploy command (and the action's entry point). Options are raw strings here,
+//! each also read from `INPUT_<NAME>` so that action mode needs no second parser; an empty value counts as
+//! "not given", because runners set `INPUT_X=""` for inputs without a value. Typed configs are built by
+//! [`crate::pipeline::RunConfig::from_args`].
+
+use clap::Args;
+
+use crate::error::DeployError;
+use crate::pipeline;
+use crate::report::Report;
+use crate::secret::Secret;
+
+/// Options of `run`: one flattened group per step.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Where and what to publish.
+    #[command(flatten)]
+    pub publish: PublishArgs,
+}
+
+/// Publish options: the GitOps repository, the image change and how to commit it.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Publish")]
+pub struct PublishArgs {
+    /// Base URL of the Gitea/Forgejo (or other git) server [default: $GITHUB_SERVER_URL].
+    #[arg(long, env = "INPUT_SERVER_URL", value_name = "URL")]
+    pub server_url: Option<String>,
+    /// GitOps repository: `owner/name` on the server, or a clone URL (without credentials)
+    /// [default: $GITHUB_REPOSITORY].
+    #[arg(long, env = "INPUT_REPOSITORY", value_name = "REPO")]
+    pub repository: Option<String>,
+    /// Branch to commit on [default: the repository's default branch].
+    #[arg(long, env = "INPUT_BRANCH")]
+    pub branch: Option<String>,
+    /// Kustomization directories, relative to the repository root; newline- or comma-separated, or repeat
+    /// the flag.
+    #[arg(long, env = "INPUT_PATH", value_name = "DIR")]
+    pub path: Vec<String>,
+    /// Image name as written in the kustomization's `images:` (e.g. `registry.example.com/demo/web`).
+    #[arg(long, env = "INPUT_IMAGE", value_name = "NAME")]
+    pub image: Option<String>,
+    /// New tag.
+    #[arg(long, env = "INPUT_TAG")]
+    pub tag: Option<String>,
+    /// New digest (`sha256:…`).
+    #[arg(long, env = "INPUT_DIGEST")]
+    pub digest: Option<String>,
+    /// Replacement image name (`newName`); the entry's existing `newName` is kept when not given.
+    #[arg(long, env = "INPUT_NEW_NAME", value_name = "NAME")]
+    pub new_name: Option<String>,
+    /// Token with write access to the repository. Prefer the environment variable: a flag is visible to
+    /// other processes.
+    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// How to write: `api` (Gitea/Forgejo contents API, no clone), `git` (any git host) or `auto`
+    /// (`api` when the server answers like Gitea/Forgejo) [default: auto].
+    #[arg(long, env = "INPUT_TRANSPORT", value_name = "api|git|auto")]
+    pub transport: Option<String>,
+    /// Commit message template. Placeholders: {image} {old} {new} {paths} {source_repo} {source_sha}
+    /// {run_url}; `{{`/`}}` are literal braces. A `Deploy-Id:` trailer is always appended. The default
+    /// names the image, old and new values and paths, and ends in `[skip ci]`.
+    #[arg(long, env = "INPUT_COMMIT_MESSAGE", value_name = "TEMPLATE")]
+    pub commit_message: Option<String>,
+    /// Author (and committer) name [default: gitops-deploy].
+    #[arg(long, env = "INPUT_AUTHOR_NAME", value_name = "NAME")]
+    pub author_name: Option<String>,
+    /// Author (and committer) e-mail [default: gitops-deploy@noreply.invalid].
+    #[arg(long, env = "INPUT_AUTHOR_EMAIL", value_name = "EMAIL")]
+    pub author_email: Option<String>,
+    /// Print the diff of every file and the commit message; write nothing. Accepts true/false.
+    #[arg(long, env = "INPUT_DRY_RUN", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub dry_run: Option<String>,
+}
+
+impl PublishArgs {
+    /// The raw inputs as the publish step takes them (empty strings become "not given").
+    pub fn to_step_args(&self) -> crate::publish::Args {
+        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+        crate::publish::Args {
+            server_url: given(&self.server_url),
+            repository: given(&self.repository),
+            branch: given(&self.branch),
+            path: self
+                .path
+                .iter()
+                .filter(|p| !p.trim().is_empty())
+                .cloned()
+                .collect(),
+            image: given(&self.image),
+            tag: given(&self.tag),
+            digest: given(&self.digest),
+            new_name: given(&self.new_name),
+            token: given(&self.token),
+            transport: given(&self.transport),
+            commit_message: given(&self.commit_message),
+            author_name: given(&self.author_name),
+            author_email: given(&self.author_email),
+            dry_run: given(&self.dry_run),
+        }
+    }
+}
+
+/// Runs `run`: checks every input, then the pipeline. A dry run prints its diffs and message on stdout.
+///
+/// # Errors
+/// A [`DeployError`] naming the phase; invalid input has exit code 2.
+pub async fn execute(args: RunArgs, report: &Report) -> Result<pipeline::RunOutcome, DeployError> {
+    // Before anything else, so that no message can carry the token, not even an input error.
+    if let Some(token) = args
+        .publish
+        .token
+        .as_deref()
+        .filter(|t| !t.trim().is_empty())
+    {
+        report.add_secret(&Secret::new(token));
+    }
+    let env = crate::publish::RunnerEnv::from_process();
+    let config = pipeline::RunConfig::from_args(&args, &env)?;
+    let outcome = pipeline::run(&config, report).await?;
+    if outcome.publish.dry_run {
+        let mut out = String::new();
+        for f in outcome.publish.files.iter().filter(|f| f.changed) {
+            out.push_str(&f.diff);
+            if !f.diff.ends_with('\n') {
+                out.push('\n');
+            }
+        }
+        if outcome.publish.changed {
+            out.push_str("--- commit message ---\n");
+            out.push_str(&outcome.publish.message);
+        } else {
+            out.push_str("no change: every file already holds the requested values\n");
+        }
+        print!("{}", report.masker().mask(&out));
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,394 @@
+//! A small Gitea/Forgejo REST client (`/api/v1`), shaped like octocrab: one cloneable [`Client`] over one
+//! `reqwest` client (rustls, connect and read timeouts, a user agent), a handler per resource
+//! ([`Client::repo`]) and a builder per endpoint, each ending in `send()`.
+//!
+//! Only the endpoints the publish step needs exist: version, repository, branch, contents (file and
+//! directory), change files (`POST /contents`, one commit for many files), commit and compare. Every
+//! non-2xx answer becomes an [`ApiError`] carrying the method, the URL path (never the query), the status
+//! and the server's `message`. The token is only ever placed in a sensitive `Authorization` header.
+//! Facts about the API: `shared/research/gitea.md` Part C and `shared/specs/gitea-swagger.json`.
+
+use std::time::Duration;
+
+use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, USER_AGENT};
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use url::Url;
+
+use crate::secret::Secret;
+
+pub mod models;
+mod repos;
+
+pub use repos::{
+    ChangeFilesBuilder, CompareBuilder, ContentsHandler, GetBranchBuilder, GetCommitBuilder,
+    RepoHandler,
+};
+
+/// The user agent every request carries.
+pub const USER_AGENT_VALUE: &str = concat!("gitops-deploy/", env!("CARGO_PKG_VERSION"));
+
+/// A failure answered by the server: a non-2xx status.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{method} {path}: {status}{}", if message.is_empty() { String::new() } else { format!(": {message}") })]
+pub struct ApiError {
+    /// HTTP method of the request.
+    pub method: Method,
+    /// URL path of the request, without query or credentials.
+    pub path: String,
+    /// The status the server answered.
+    pub status: StatusCode,
+    /// The server's `message` field (or a short body excerpt when the body is not JSON).
+    pub message: String,
+}
+
+impl ApiError {
+    /// True for an optimistic-concurrency rejection of a contents write: Gitea's 422 "sha does not
+    /// match" or Forgejo's 409.
+    pub fn is_sha_conflict(&self) -> bool {
+        self.status == StatusCode::CONFLICT
+            || (self.status == StatusCode::UNPROCESSABLE_ENTITY
+                && self.message.contains("sha does not match"))
+    }
+
+    /// True when trying again may succeed: a SHA conflict, 429, or a server-side failure (500, 502–504;
+    /// Gitea reports a lost race between its own clone and push as a 500). Never 401, 403, 404 or other 422s.
+    pub fn is_retryable(&self) -> bool {
+        self.is_sha_conflict()
+            || matches!(
+                self.status,
+                StatusCode::TOO_MANY_REQUESTS
+                    | StatusCode::INTERNAL_SERVER_ERROR
+                    | StatusCode::BAD_GATEWAY
+                    | StatusCode::SERVICE_UNAVAILABLE
+                    | StatusCode::GATEWAY_TIMEOUT
+            )
+    }
+}
+
+/// Every way a request can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with a non-2xx status.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The request did not complete: connect failure, reset, timeout, truncated body.
+    #[error("{method} {path}: request failed")]
+    Transport {
+        /// HTTP method of the request.
+        method: Method,
+        /// URL path, without query.
+        path: String,
+        /// The transport error (its URL stripped).
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The server answered 2xx with a body we could not read.
+    #[error("{method} {path}: unexpected response body")]
+    Decode {
+        /// HTTP method of the request.
+        method: Method,
+        /// URL path, without query.
+        path: String,
+        /// Why the body did not parse.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The client could not be built (bad base URL, TLS setup).
+    #[error("cannot build the Gitea client for {url}")]
+    Build {
+        /// The base URL given.
+        url: String,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The base URL is not an http(s) URL.
+    #[error("not an http(s) base URL: {0}")]
+    BadUrl(String),
+    /// The token cannot be sent in a header (a control character or non-ASCII byte).
+    #[error("the token contains characters that cannot be sent in an HTTP header")]
+    BadToken,
+}
+
+impl Error {
+    /// The API error, when the server answered.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            Error::Api(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the server answered.
+    pub fn status(&self) -> Option<StatusCode> {
+        self.api().map(|e| e.status)
+    }
+
+    /// See [`ApiError::is_sha_conflict`].
+    pub fn is_sha_conflict(&self) -> bool {
+        self.api().is_some_and(ApiError::is_sha_conflict)
+    }
+
+    /// True when trying again may succeed: see [`ApiError::is_retryable`]; every transport failure
+    /// (reset, timeout) is retryable too.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api(e) => e.is_retryable(),
+            Error::Transport { .. } => true,
+            Error::Decode { .. } | Error::Build { .. } | Error::BadUrl(_) | Error::BadToken => {
+                false
+            }
+        }
+    }
+
+    /// True when a write that failed this way may still have been applied by the server: a timeout or
+    /// reset after the request left, or a 5xx. Only a connect failure proves the request never arrived.
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Error::Api(e) => e.status.is_server_error(),
+            Error::Transport { source, .. } => !source.is_connect(),
+            Error::Decode { .. } => true,
+            Error::Build { .. } | Error::BadUrl(_) | Error::BadToken => false,
+        }
+    }
+}
+
+/// Builds a [`Client`].
+#[derive(Debug)]
+pub struct ClientBuilder {
+    base: String,
+    token: Option<Secret>,
+    connect_timeout: Duration,
+    read_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl ClientBuilder {
+    /// Authenticates every request with this token (`Authorization: token …`).
+    pub fn token(mut self, token: Option<Secret>) -> Self {
+        self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Time allowed to open a connection (default 5 s).
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Time allowed between two reads of a response (default 20 s).
+    pub fn read_timeout(mut self, d: Duration) -> Self {
+        self.read_timeout = d;
+        self
+    }
+
+    /// Time allowed for a whole request (default 60 s).
+    pub fn request_timeout(mut self, d: Duration) -> Self {
+        self.request_timeout = d;
+        self
+    }
+
+    /// Builds the client.
+    ///
+    /// # Errors
+    /// [`Error::BadUrl`] for a base URL that is not http(s), [`Error::Build`] if TLS cannot be set up.
+    pub fn build(self) -> Result<Client, Error> {
+        let mut base = Url::parse(&self.base).map_err(|_| Error::BadUrl(self.base.clone()))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(Error::BadUrl(self.base));
+        }
+        base.set_query(None);
+        base.set_fragment(None);
+        let trimmed = base.path().trim_end_matches('/').to_owned();
+        base.set_path(&format!("{trimmed}/api/v1"));
+
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if let Some(token) = &self.token {
+            // The only place the token is formatted; the header is marked sensitive so that reqwest and
+            // hyper never print it.
+            let mut value = HeaderValue::from_str(&format!("token {}", token.expose()))
+                .map_err(|_| Error::BadToken)?;
+            value.set_sensitive(true);
+            headers.insert(AUTHORIZATION, value);
+        }
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .connect_timeout(self.connect_timeout)
+            .read_timeout(self.read_timeout)
+            .timeout(self.request_timeout)
+            // Redirects could carry the Authorization header to another host.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|source| Error::Build {
+                url: self.base.clone(),
+                source: source.without_url(),
+            })?;
+        Ok(Client { http, api: base })
+    }
+}
+
+/// A Gitea/Forgejo API client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    api: Url,
+}
+
+impl Client {
+    /// Starts building a client for the server at `base` (e.g. `https://gitea.example.com`, with or
+    /// without a sub-path); `/api/v1` is appended.
+    pub fn builder(base: impl Into<String>) -> ClientBuilder {
+        ClientBuilder {
+            base: base.into(),
+            token: None,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(20),
+            request_timeout: Duration::from_secs(60),
+        }
+    }
+
+    /// `GET /version`: the server's version string (public, no token needed).
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn version(&self) -> Result<models::ServerVersion, Error> {
+        self.send(Method::GET, &["version"], &[], None::<&()>).await
+    }
+
+    /// The handler for one repository.
+    pub fn repo(&self, owner: impl Into<String>, name: impl Into<String>) -> RepoHandler<'_> {
+        RepoHandler::new(self, owner.into(), name.into())
+    }
+
+    /// The single place requests are made: builds the URL from path segments (each percent-encoded),
+    /// sends, maps non-2xx to [`ApiError`] and decodes the JSON body.
+    pub(crate) async fn send<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<T, Error> {
+        let mut url = self.api.clone();
+        url.path_segments_mut()
+            .expect("base URL checked at build time")
+            .extend(segments);
+        let path = url.path().to_owned();
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
+        }
+        let mut req = self.http.request(method.clone(), url);
+        if let Some(body) = body {
+            req = req.json(body);
+        }
+        let transport = |source: reqwest::Error| Error::Transport {
+            method: method.clone(),
+            path: path.clone(),
+            source: source.without_url(),
+        };
+        let resp = req.send().await.map_err(transport)?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(transport)?;
+        if !status.is_success() {
+            return Err(ApiError {
+                method,
+                path,
+                status,
+                message: error_message(&bytes),
+            }
+            .into());
+        }
+        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+            method,
+            path,
+            source,
+        })
+    }
+}
+
+/// The `message` of a Gitea error body, or a short excerpt of a non-JSON body.
+fn error_message(body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Body {
+        #[serde(default)]
+        message: String,
+    }
+    match serde_json::from_slice::<Body>(body) {
+        Ok(b) => b.message.trim().to_owned(),
+        Err(_) => {
+            let text = String::from_utf8_lossy(body);
+            let text = text.trim();
+            let mut excerpt: String = text.chars().take(200).collect();
+            if excerpt.len() < text.len() {
+                excerpt.push('…');
+            }
+            excerpt
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(status: u16, message: &str) -> ApiError {
+        ApiError {
+            method: Method::POST,
+            path: "/api/v1/repos/o/r/contents".into(),
+            status: StatusCode::from_u16(status).unwrap(),
+            message: message.into(),
+        }
+    }
+
+    #[test]
+    fn classifies_statuses() {
+        for (status, message, conflict, retryable) in [
+            (
+                422,
+                "sha does not match [given: a, expected: b]",
+                true,
+                true,
+            ),
+            (409, "", true, true),
+            (422, "repository file already exists", false, false),
+            (500, "", false, true),
+            (502, "", false, true),
+            (503, "", false, true),
+            (504, "", false, true),
+            (429, "", false, true),
+            (401, "", false, false),
+            (403, "user cannot commit to repo", false, false),
+            (404, "", false, false),
+        ] {
+            let e = api(status, message);
+            assert_eq!(e.is_sha_conflict(), conflict, "{status} {message}");
+            assert_eq!(e.is_retryable(), retryable, "{status} {message}");
+        }
+    }
+
+    #[test]
+    fn error_names_method_path_status_and_message() {
+        let e = api(403, "user cannot commit to repo [user: bot]");
+        assert_eq!(
+            e.to_string(),
+            "POST /api/v1/repos/o/r/contents: 403 Forbidden: user cannot commit to repo [user: bot]"
+        );
+        assert_eq!(error_message(b"<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(error_message(br#"{"message":"x","url":"u"}"#), "x");
+    }
+
+    #[test]
+    fn base_url_gets_api_prefix_and_keeps_sub_path() {
+        let c = Client::builder("http://127.0.0.1:3000/gitea/")
+            .build()
+            .unwrap();
+        assert_eq!(c.api.as_str(), "http://127.0.0.1:3000/gitea/api/v1");
+        assert!(matches!(
+            Client::builder("ftp://x").build(),
+            Err(Error::BadUrl(_))
+        ));
+    }
+}

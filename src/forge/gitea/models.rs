@@ -1,0 +1,223 @@
+//! Response and request bodies, taken from `shared/specs/gitea-swagger.json`. Responses hold only the
+//! fields we read, `Option` where the server may omit them; unknown fields are ignored.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+/// `ServerVersion`: answer of `GET /version`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ServerVersion {
+    /// E.g. `1.26.4`, `1.27.0+dev-210-g67f86bc3fe`, or Forgejo's `11.0.3+gitea-1.22.0`.
+    pub version: String,
+}
+
+/// `Repository` (the fields we read).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Repository {
+    /// `owner/name`.
+    #[serde(default)]
+    pub full_name: String,
+    /// The default branch, used when no branch is given.
+    #[serde(default)]
+    pub default_branch: String,
+    /// Web URL of the repository.
+    #[serde(default)]
+    pub html_url: Option<String>,
+    /// True for an archived repository (writes answer 423).
+    #[serde(default)]
+    pub archived: bool,
+}
+
+/// `Branch` (the fields we read).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Branch {
+    /// Branch name.
+    pub name: String,
+    /// The head commit.
+    pub commit: PayloadCommit,
+    /// True when a protection rule matches the branch.
+    #[serde(default)]
+    pub protected: bool,
+    /// Whether the authenticated user may push (absent on old servers).
+    #[serde(default)]
+    pub user_can_push: Option<bool>,
+}
+
+/// `PayloadCommit`: a commit as embedded in a branch.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PayloadCommit {
+    /// The commit SHA.
+    pub id: String,
+    /// Commit message.
+    #[serde(default)]
+    pub message: String,
+    /// Web URL of the commit.
+    #[serde(default)]
+    pub url: Option<String>,
+}
+
+/// `ContentsResponse`: a file or directory entry.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ContentsResponse {
+    /// File name.
+    pub name: String,
+    /// Path from the repository root.
+    pub path: String,
+    /// Blob SHA: the value a write must send back as `sha`.
+    pub sha: String,
+    /// `file`, `dir`, `symlink` or `submodule`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Size in bytes.
+    #[serde(default)]
+    pub size: u64,
+    /// Encoding of `content`, normally `base64`.
+    #[serde(default)]
+    pub encoding: Option<String>,
+    /// Content (files only; omitted above the server's blob-size limit and in directory listings).
+    #[serde(default)]
+    pub content: Option<String>,
+}
+
+impl ContentsResponse {
+    /// True for a regular file.
+    pub fn is_file(&self) -> bool {
+        self.kind == "file"
+    }
+
+    /// The decoded content, when present. Line breaks inside the base64 are tolerated.
+    pub fn decoded(&self) -> Option<Result<Vec<u8>, base64::DecodeError>> {
+        let content = self.content.as_deref()?;
+        let compact: String = content.chars().filter(|c| !c.is_whitespace()).collect();
+        Some(base64::engine::general_purpose::STANDARD.decode(compact))
+    }
+}
+
+/// `GET /contents/{path}` answers an object for a file and an array for a directory.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[serde(untagged)]
+pub enum Contents {
+    /// A directory listing.
+    Dir(Vec<ContentsResponse>),
+    /// A single file (or symlink, submodule).
+    File(Box<ContentsResponse>),
+}
+
+/// `Identity`: author or committer of a write.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Identity {
+    /// Name.
+    pub name: String,
+    /// E-mail.
+    pub email: String,
+}
+
+/// `ChangeFileOperation`: one file of a `POST /contents`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ChangeFileOperation {
+    /// `create`, `update` or `delete` (the subset Gitea and Forgejo share).
+    pub operation: &'static str,
+    /// Path from the repository root.
+    pub path: String,
+    /// New content, base64.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    /// Blob SHA the file must still have: the optimistic-concurrency guard.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha: Option<String>,
+}
+
+/// `FilesResponse`: answer of `POST /contents`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FilesResponse {
+    /// The new commit.
+    pub commit: FileCommitResponse,
+}
+
+/// `FileCommitResponse`: the commit a write made.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileCommitResponse {
+    /// The new commit's SHA.
+    pub sha: String,
+    /// Web URL of the commit.
+    #[serde(default)]
+    pub html_url: Option<String>,
+    /// Parents of the commit.
+    #[serde(default)]
+    pub parents: Vec<CommitMeta>,
+}
+
+/// `CommitMeta`: a reference to a commit.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitMeta {
+    /// The commit SHA.
+    pub sha: String,
+}
+
+/// `Commit`: answer of `GET /git/commits/{sha}` and an entry of a comparison.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Commit {
+    /// The commit SHA.
+    pub sha: String,
+    /// Web URL of the commit.
+    #[serde(default)]
+    pub html_url: Option<String>,
+    /// Message and identities.
+    pub commit: RepoCommit,
+    /// Parents.
+    #[serde(default)]
+    pub parents: Vec<CommitMeta>,
+}
+
+/// `RepoCommit`: the git part of a commit.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RepoCommit {
+    /// Full commit message.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// `Compare`: answer of `GET /compare/{base}...{head}`.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Compare {
+    /// Commits reachable from head but not from base.
+    #[serde(default)]
+    pub commits: Vec<Commit>,
+    /// Their number.
+    #[serde(default)]
+    pub total_commits: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn contents_is_file_or_dir() {
+        let file: Contents = serde_json::from_str(
+            r#"{"name":"k.yaml","path":"a/k.yaml","sha":"abc","type":"file","size":3,
+                "encoding":"base64","content":"YWJj\nZA==","extra":1}"#,
+        )
+        .unwrap();
+        let Contents::File(f) = file else {
+            panic!("not a file")
+        };
+        assert_eq!(f.decoded().unwrap().unwrap(), b"abcd");
+        let dir: Contents = serde_json::from_str(
+            r#"[{"name":"k.yaml","path":"a/k.yaml","sha":"abc","type":"file"}]"#,
+        )
+        .unwrap();
+        assert!(matches!(dir, Contents::Dir(v) if v.len() == 1 && v[0].content.is_none()));
+    }
+}

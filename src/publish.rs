@@ -1,0 +1,1745 @@
+//! The publish step: write the image change to the GitOps repository as one commit, safely.
+//!
+//! Inputs become a typed [`Config`] ([`Config::from_args`] reports every problem at once, before any network
+//! or disk access). [`run`] then reads the kustomization files at the branch head, applies the edit with
+//! [`crate::edit::set_images`], and commits every changed file in one commit through one of two transports:
+//!
+//! - **api** (Gitea/Forgejo): `POST /repos/{o}/{r}/contents` with each file's blob SHA as the
+//!   optimistic-concurrency guard; no clone and no git binary.
+//! - **git** (any host): a minimal sparse clone, commit, `git push origin HEAD:<branch>`.
+//!
+//! Losing a race (a stale SHA, a rejected push) is retried by re-reading and re-applying the edit, never by
+//! replaying a diff, with jittered exponential backoff bounded by attempts and time. Because neither a POST
+//! nor a push is idempotent, after an ambiguous failure (timeout, reset, 5xx) the step first looks for its
+//! own commit, recognised by the unique `Deploy-Id:` trailer (api) or by its SHA (git), before writing
+//! again: a write that landed despite an error is never made twice.
+//!
+//! When every file already holds the requested values no commit is made and the outcome reports the
+//! current head. A dry run reads, edits in memory and returns the diffs and the message; it writes nothing.
+//! This module never prints: progress goes through [`Report`].
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use url::Url;
+
+use crate::edit::{self, ImageSetting};
+use crate::error::Phase;
+use crate::forge::{git, gitea};
+use crate::report::Report;
+use crate::retry::{Deadline, RetryPolicy};
+use crate::secret::Secret;
+
+/// Name of the default author and committer.
+pub const DEFAULT_AUTHOR_NAME: &str = "gitops-deploy";
+/// E-mail of the default author and committer (a reserved domain: it never receives mail).
+pub const DEFAULT_AUTHOR_EMAIL: &str = "gitops-deploy@noreply.invalid";
+/// The default commit message template; see [`PLACEHOLDERS`].
+pub const DEFAULT_MESSAGE: &str = "deploy {image} {new} to {paths}\n\n{image}: {old} -> {new}\n\
+source: {source_repo}@{source_sha}\nrun: {run_url}\n\n[skip ci]";
+/// The trailer that identifies a run's commit; it is appended to every message.
+pub const DEPLOY_ID_TRAILER: &str = "Deploy-Id";
+/// Placeholders of the commit message template, with what each stands for. `{{` and `}}` are literal
+/// braces.
+pub const PLACEHOLDERS: &[(&str, &str)] = &[
+    ("image", "the image name (the `image` input)"),
+    (
+        "old",
+        "the previous values, e.g. `1.0.0` (`none` when the entry was missing)",
+    ),
+    (
+        "new",
+        "the new value, e.g. `1.2.3`, `1.2.3@sha256:…` or `other/name:1.2.3`",
+    ),
+    ("paths", "the kustomization directories, comma-separated"),
+    (
+        "source_repo",
+        "the repository that ran the pipeline (`$GITHUB_REPOSITORY`)",
+    ),
+    (
+        "source_sha",
+        "the commit that ran the pipeline (`$GITHUB_SHA`)",
+    ),
+    (
+        "run_url",
+        "the pipeline run (`$GITHUB_SERVER_URL/$GITHUB_REPOSITORY/actions/runs/$GITHUB_RUN_ID`)",
+    ),
+];
+
+/// How the change is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Transport {
+    /// The Gitea/Forgejo contents API.
+    Api,
+    /// git over HTTP(S).
+    Git,
+    /// `api` when `GET {server_url}/api/v1/version` answers like Gitea/Forgejo, else `git`.
+    Auto,
+}
+
+impl Transport {
+    /// The input's spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Api => "api",
+            Transport::Git => "git",
+            Transport::Auto => "auto",
+        }
+    }
+}
+
+/// The raw publish inputs, as typed (empty strings already count as "not given" here).
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    /// `server_url`.
+    pub server_url: Option<String>,
+    /// `repository`: `owner/name` or a clone URL.
+    pub repository: Option<String>,
+    /// `branch`.
+    pub branch: Option<String>,
+    /// `path`: one or more directories, newline- or comma-separated (possibly in several values).
+    pub path: Vec<String>,
+    /// `image`.
+    pub image: Option<String>,
+    /// `tag`.
+    pub tag: Option<String>,
+    /// `digest`.
+    pub digest: Option<String>,
+    /// `new_name`.
+    pub new_name: Option<String>,
+    /// `token`.
+    pub token: Option<String>,
+    /// `transport`.
+    pub transport: Option<String>,
+    /// `commit_message`.
+    pub commit_message: Option<String>,
+    /// `author_name`.
+    pub author_name: Option<String>,
+    /// `author_email`.
+    pub author_email: Option<String>,
+    /// `dry_run`: `true`/`false` (also `1`/`0`, `yes`/`no`).
+    pub dry_run: Option<String>,
+}
+
+/// What the runner tells us about the pipeline run (the `GITHUB_*` variables Gitea, Forgejo and GitHub set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunnerEnv {
+    /// `GITHUB_SERVER_URL`.
+    pub server_url: Option<String>,
+    /// `GITHUB_REPOSITORY`.
+    pub repository: Option<String>,
+    /// `GITHUB_SHA`.
+    pub sha: Option<String>,
+    /// `GITHUB_RUN_ID`.
+    pub run_id: Option<String>,
+}
+
+impl RunnerEnv {
+    /// Reads the variables from the process environment; empty values count as absent.
+    pub fn from_process() -> Self {
+        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        RunnerEnv {
+            server_url: get("GITHUB_SERVER_URL"),
+            repository: get("GITHUB_REPOSITORY"),
+            sha: get("GITHUB_SHA"),
+            run_id: get("GITHUB_RUN_ID"),
+        }
+    }
+
+    /// The run's web URL, when the runner told us enough to build it.
+    pub fn run_url(&self) -> Option<String> {
+        Some(format!(
+            "{}/{}/actions/runs/{}",
+            self.server_url.as_deref()?.trim_end_matches('/'),
+            self.repository.as_deref()?,
+            self.run_id.as_deref()?
+        ))
+    }
+}
+
+/// Author and committer of the commit.
+pub type Identity = git::Identity;
+
+/// The typed publish configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The forge's base URL (`https://gitea.example.com`, maybe with a sub-path).
+    pub server_url: Url,
+    /// Repository owner.
+    pub owner: String,
+    /// Repository name.
+    pub name: String,
+    /// Branch to commit on; `None` means the repository's default branch.
+    pub branch: Option<String>,
+    /// Kustomization directories (or files) relative to the repository root, without leading `./` or `/`.
+    pub paths: Vec<String>,
+    /// The image name as written in `images:`.
+    pub image: String,
+    /// The edit, as the engine takes it.
+    pub setting: ImageSetting,
+    /// The new value as shown in messages (`1.2.3`, `1.2.3@sha256:…`, `other/name:1.2.3`).
+    pub new_value: String,
+    /// The token; required unless dry-running.
+    pub token: Option<Secret>,
+    /// How to write.
+    pub transport: Transport,
+    /// Commit message template (see [`PLACEHOLDERS`]).
+    pub message_template: String,
+    /// Author and committer.
+    pub author: Identity,
+    /// Compute and show the change, write nothing.
+    pub dry_run: bool,
+    /// The source repository, for `{source_repo}`.
+    pub source_repo: Option<String>,
+    /// The source commit, for `{source_sha}`.
+    pub source_sha: Option<String>,
+    /// The run URL, for `{run_url}`.
+    pub run_url: Option<String>,
+    /// Retry policy for reads and writes.
+    pub retry: RetryPolicy,
+    /// Time budget of the whole step.
+    pub timeout: Duration,
+    /// Time allowed for one HTTP request, or for a git transfer to stall, before it counts as failed
+    /// (and is retried).
+    pub request_timeout: Duration,
+}
+
+impl Config {
+    /// Builds the configuration from raw inputs and the runner's environment, collecting every problem.
+    /// No network or disk access.
+    ///
+    /// # Errors
+    /// One message per problem, each naming the input and what is wrong.
+    pub fn from_args(args: &Args, env: &RunnerEnv) -> Result<Config, Vec<String>> {
+        let mut problems = Vec::new();
+        let given = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+
+        // Repository and server.
+        let server_arg = given(&args.server_url).or_else(|| env.server_url.clone());
+        let repo_arg = given(&args.repository).or_else(|| env.repository.clone());
+        let mut server_url = None;
+        let mut owner_name = None;
+        match repo_arg.as_deref() {
+            None => problems.push(
+                "repository: required (`owner/name` or a clone URL; defaults to $GITHUB_REPOSITORY)".to_owned(),
+            ),
+            Some(repo) if repo.contains("://") => match parse_clone_url(repo) {
+                Ok((base, owner, name)) => {
+                    server_url = Some(base);
+                    owner_name = Some((owner, name));
+                }
+                Err(why) => problems.push(format!("repository: {why}")),
+            },
+            Some(repo) => match repo.split_once('/') {
+                Some((o, n)) if valid_segment(o) && valid_segment(n.trim_end_matches(".git")) => {
+                    owner_name = Some((o.to_owned(), n.trim_end_matches(".git").to_owned()));
+                }
+                _ => problems.push(format!(
+                    "repository: {repo:?} is neither `owner/name` nor a clone URL"
+                )),
+            },
+        }
+        // An explicit server_url wins over the one implied by a clone URL.
+        match server_arg.as_deref() {
+            Some(s) => match parse_server_url(s) {
+                Ok(u) => server_url = Some(u),
+                Err(why) => problems.push(format!("server_url: {why}")),
+            },
+            None if server_url.is_none() && owner_name.is_some() => problems.push(
+                "server_url: required when `repository` is `owner/name` (defaults to $GITHUB_SERVER_URL)"
+                    .to_owned(),
+            ),
+            None => {}
+        }
+
+        // Paths.
+        let mut paths = Vec::new();
+        for raw in args.path.iter().flat_map(|p| p.split(['\n', ','])) {
+            let p = raw.trim();
+            if p.is_empty() {
+                continue;
+            }
+            match normalize_path(p) {
+                Ok(n) if !paths.contains(&n) => paths.push(n),
+                Ok(_) => {}
+                Err(why) => problems.push(format!("path: {p:?} {why}")),
+            }
+        }
+        if paths.is_empty() && problems.iter().all(|p| !p.starts_with("path:")) {
+            problems.push("path: required (one or more kustomization directories, newline- or comma-separated)".to_owned());
+        }
+
+        // The image edit.
+        let image = given(&args.image);
+        let tag = given(&args.tag);
+        let digest = given(&args.digest);
+        let new_name = given(&args.new_name);
+        let mut setting = None;
+        match image.as_deref() {
+            None => {
+                problems.push("image: required (the image name as written in `images:`)".to_owned())
+            }
+            Some(_) if tag.is_none() && digest.is_none() && new_name.is_none() => problems.push(
+                "tag: give `tag`, `digest` or `new_name` (nothing to change otherwise)".to_owned(),
+            ),
+            Some(name) => match ImageSetting::deploy(
+                name,
+                tag.as_deref(),
+                digest.as_deref(),
+                new_name.as_deref(),
+            ) {
+                Ok(s) => setting = Some(s),
+                Err(e) => problems.push(format!("image: {}", crate_error_chain(&e))),
+            },
+        }
+        let new_value = describe_new(new_name.as_deref(), tag.as_deref(), digest.as_deref());
+
+        // Transport, message, author, flags.
+        let transport = match given(&args.transport).as_deref() {
+            None | Some("auto") => Transport::Auto,
+            Some("api") => Transport::Api,
+            Some("git") => Transport::Git,
+            Some(other) => {
+                problems.push(format!(
+                    "transport: {other:?} is not one of `api`, `git`, `auto`"
+                ));
+                Transport::Auto
+            }
+        };
+        let message_template = args
+            .commit_message
+            .clone()
+            .filter(|m| !m.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_MESSAGE.to_owned());
+        if let Err(why) = check_template(&message_template) {
+            problems.push(format!("commit_message: {why}"));
+        }
+        let author = Identity {
+            name: given(&args.author_name).unwrap_or_else(|| DEFAULT_AUTHOR_NAME.to_owned()),
+            email: given(&args.author_email).unwrap_or_else(|| DEFAULT_AUTHOR_EMAIL.to_owned()),
+        };
+        if author.name.contains(['<', '>', '\n']) {
+            problems.push("author_name: must not contain `<`, `>` or a line break".to_owned());
+        }
+        if !author.email.contains('@') || author.email.contains(['<', '>', '\n', ' ']) {
+            problems.push(format!(
+                "author_email: {:?} is not an e-mail address",
+                author.email
+            ));
+        }
+        let dry_run = match given(&args.dry_run)
+            .map(|s| s.to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("false" | "0" | "no" | "off") => false,
+            Some("true" | "1" | "yes" | "on") => true,
+            Some(other) => {
+                problems.push(format!("dry_run: {other:?} is not `true` or `false`"));
+                false
+            }
+        };
+        let token = given(&args.token).map(Secret::new);
+        if token.is_none() && !dry_run {
+            problems.push("token: required to publish (a token with write access to the repository; or set dry_run)".to_owned());
+        }
+        if token
+            .as_ref()
+            .is_some_and(|t| t.expose().chars().any(|c| c.is_control() || c == ' '))
+        {
+            problems.push("token: contains spaces or control characters".to_owned());
+        }
+
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let (owner, name) = owner_name.expect("checked above");
+        Ok(Config {
+            server_url: server_url.expect("checked above"),
+            owner,
+            name,
+            branch: given(&args.branch),
+            paths,
+            image: image.expect("checked above"),
+            setting: setting.expect("checked above"),
+            new_value,
+            token,
+            transport,
+            message_template,
+            author,
+            dry_run,
+            source_repo: env.repository.clone(),
+            source_sha: env.sha.clone(),
+            run_url: env.run_url(),
+            retry: RetryPolicy::PUBLISH,
+            timeout: Duration::from_secs(300),
+            request_timeout: Duration::from_secs(30),
+        })
+    }
+
+    /// `owner/name`.
+    pub fn repository(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    /// The clone URL: `{server_url}/{owner}/{name}.git`, never with credentials.
+    pub fn clone_url(&self) -> Url {
+        let mut u = self.server_url.clone();
+        let base = u.path().trim_end_matches('/').to_owned();
+        u.set_path(&format!("{base}/{}/{}.git", self.owner, self.name));
+        u
+    }
+
+    /// The web URL of a commit: `{server_url}/{owner}/{name}/commit/{sha}`.
+    pub fn commit_url(&self, sha: &str) -> String {
+        format!(
+            "{}/{}/{}/commit/{sha}",
+            self.server_url.as_str().trim_end_matches('/'),
+            self.owner,
+            self.name
+        )
+    }
+}
+
+/// The chain of an error on one line, for messages that embed it.
+fn crate_error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
+fn valid_segment(s: &str) -> bool {
+    !s.is_empty()
+        && s != "."
+        && s != ".."
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+}
+
+/// Splits a clone URL into the server base URL, owner and name.
+fn parse_clone_url(raw: &str) -> Result<(Url, String, String), String> {
+    let url = Url::parse(raw).map_err(|_| "not a valid URL".to_owned())?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "only http(s) clone URLs are supported (got `{}`)",
+            url.scheme()
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        // Never echo the URL: it holds a credential.
+        return Err(
+            "the clone URL must not contain credentials; pass the token in `token`".to_owned(),
+        );
+    }
+    let segments: Vec<&str> = url
+        .path_segments()
+        .map(|s| s.filter(|x| !x.is_empty()).collect())
+        .unwrap_or_default();
+    if segments.len() < 2 {
+        return Err("a clone URL needs `/owner/name` in its path".to_owned());
+    }
+    let name = segments[segments.len() - 1].trim_end_matches(".git");
+    let owner = segments[segments.len() - 2];
+    if !valid_segment(owner) || !valid_segment(name) {
+        return Err("a clone URL needs `/owner/name` in its path".to_owned());
+    }
+    let mut base = url.clone();
+    base.set_path(&segments[..segments.len() - 2].join("/"));
+    base.set_query(None);
+    base.set_fragment(None);
+    Ok((base, owner.to_owned(), name.to_owned()))
+}
+
+fn parse_server_url(raw: &str) -> Result<Url, String> {
+    let url = Url::parse(raw).map_err(|_| format!("{raw:?} is not a valid URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
+        return Err(format!("{raw:?} is not an http(s) URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials; pass the token in `token`".to_owned());
+    }
+    Ok(url)
+}
+
+/// `./apps/web/` → `apps/web`; `.` stays `.`; absolute paths and `..` are refused.
+fn normalize_path(p: &str) -> Result<String, &'static str> {
+    if p.starts_with('/') || p.contains('\\') {
+        return Err("must be relative to the repository root");
+    }
+    let parts: Vec<&str> = p
+        .split('/')
+        .filter(|s| !s.is_empty() && *s != ".")
+        .collect();
+    if parts.contains(&"..") {
+        return Err("must not contain `..`");
+    }
+    if parts.is_empty() {
+        return Ok(".".to_owned());
+    }
+    Ok(parts.join("/"))
+}
+
+/// The new value as shown to people.
+fn describe_new(new_name: Option<&str>, tag: Option<&str>, digest: Option<&str>) -> String {
+    let mut s = String::new();
+    if let Some(n) = new_name {
+        s.push_str(n);
+    }
+    if let Some(t) = tag {
+        if !s.is_empty() {
+            s.push(':');
+        }
+        s.push_str(t);
+    }
+    if let Some(d) = digest {
+        s.push('@');
+        s.push_str(d);
+    }
+    s
+}
+
+/// Checks a template's placeholders.
+fn check_template(template: &str) -> Result<(), String> {
+    render(template, |name| {
+        PLACEHOLDERS
+            .iter()
+            .any(|(n, _)| *n == name)
+            .then(String::new)
+    })
+    .map(drop)
+}
+
+/// Renders a template; `value(name)` returns `None` for an unknown placeholder.
+fn render(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(template.len() + 64);
+    let mut rest = template;
+    while let Some(i) = rest.find(['{', '}']) {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        if let Some(t) = tail.strip_prefix("{{") {
+            out.push('{');
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix("}}") {
+            out.push('}');
+            rest = t;
+        } else if let Some(t) = tail.strip_prefix('{') {
+            let end = t
+                .find('}')
+                .ok_or("unclosed `{` (write `{{` for a literal brace)")?;
+            let name = &t[..end];
+            let v = value(name).ok_or_else(|| {
+                let known: Vec<String> = PLACEHOLDERS
+                    .iter()
+                    .map(|(n, _)| format!("{{{n}}}"))
+                    .collect();
+                format!(
+                    "unknown placeholder {{{name}}} (known: {})",
+                    known.join(" ")
+                )
+            })?;
+            out.push_str(&v);
+            rest = &t[end + 1..];
+        } else {
+            return Err("unmatched `}` (write `}}` for a literal brace)".to_owned());
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// One image entry of one file: its value before and after.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ImageOutcome {
+    /// The image name.
+    pub name: String,
+    /// The value before (`None` when the entry was added).
+    pub previous: Option<String>,
+    /// The value after.
+    pub new: String,
+}
+
+/// One kustomization file the step read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileOutcome {
+    /// Path from the repository root.
+    pub path: String,
+    /// True when the file changed.
+    pub changed: bool,
+    /// The image entries the edit touched (also those that already held the value).
+    pub images: Vec<ImageOutcome>,
+    /// Unified diff of the change (empty when unchanged).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+}
+
+/// What the transport actually used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum UsedTransport {
+    /// The contents API.
+    Api,
+    /// git.
+    Git,
+}
+
+/// The result of the publish step.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Outcome {
+    /// True when a commit was made (or, in a dry run, would be).
+    pub changed: bool,
+    /// The new commit, or the branch head when nothing changed (so verification runs on it).
+    pub commit_sha: String,
+    /// Web URL of that commit.
+    pub commit_url: String,
+    /// The branch written to.
+    pub branch: String,
+    /// The transport used.
+    pub transport: UsedTransport,
+    /// Per file, the touched images with their previous and new values.
+    pub files: Vec<FileOutcome>,
+    /// The commit message (with its `Deploy-Id` trailer); empty when nothing changed.
+    pub message: String,
+    /// Attempts used (1 when the first write succeeded).
+    pub attempts: u32,
+    /// Time the step took.
+    pub elapsed: Duration,
+    /// True for a dry run: nothing was written.
+    pub dry_run: bool,
+}
+
+/// Why publishing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server refused the token.
+    #[error("the server refused the token (401); check that `token` is valid and not expired")]
+    Unauthorized {
+        /// The failed request.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The token may not write to the branch: read-only token, no write access, protected branch.
+    #[error("not allowed to write to branch {branch:?} of {repository}: {message}")]
+    Forbidden {
+        /// `owner/name`.
+        repository: String,
+        /// The branch.
+        branch: String,
+        /// The server's explanation.
+        message: String,
+    },
+    /// The repository does not exist or the token cannot see it.
+    #[error("repository {repository} not found at {server} (or the token cannot read it)")]
+    RepoNotFound {
+        /// `owner/name`.
+        repository: String,
+        /// The server.
+        server: String,
+    },
+    /// The branch does not exist.
+    #[error("branch {branch:?} not found in {repository}")]
+    BranchNotFound {
+        /// `owner/name`.
+        repository: String,
+        /// The branch.
+        branch: String,
+    },
+    /// A path does not exist on the branch.
+    #[error("path {path:?} not found on branch {branch:?}")]
+    PathNotFound {
+        /// The path input.
+        path: String,
+        /// The branch.
+        branch: String,
+    },
+    /// A directory has no kustomization file.
+    #[error("path {path:?} has no kustomization file (looked for {})", edit::KUSTOMIZATION_FILE_NAMES.join(", "))]
+    NoKustomization {
+        /// The path input.
+        path: String,
+    },
+    /// A kustomization file is not UTF-8 text or too large for the API.
+    #[error("{path}: not a readable text file")]
+    Unreadable {
+        /// The file.
+        path: String,
+    },
+    /// The edit could not be applied to a file.
+    #[error("{path}: cannot set the image")]
+    Edit {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: edit::EditError,
+    },
+    /// A request to the forge failed.
+    #[error("{action}")]
+    Api {
+        /// What we were doing.
+        action: String,
+        /// The failed request.
+        #[source]
+        source: gitea::Error,
+    },
+    /// A git command failed.
+    #[error("{action}")]
+    Git {
+        /// What we were doing.
+        action: String,
+        /// The failure.
+        #[source]
+        source: git::Error,
+    },
+    /// Retries ran out: the branch kept changing under us, or the server kept failing.
+    #[error("gave up after {attempts} attempts in {:.1}s", elapsed.as_secs_f64())]
+    GaveUp {
+        /// Attempts made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// The last failure.
+        #[source]
+        last: Box<Error>,
+    },
+}
+
+impl Error {
+    /// True when the failure is the user's input (a missing repository, branch or path; an edit the
+    /// engine refuses): exit code 2.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            Error::RepoNotFound { .. }
+            | Error::BranchNotFound { .. }
+            | Error::PathNotFound { .. }
+            | Error::NoKustomization { .. } => true,
+            Error::Edit { source, .. } => source.is_invalid_input(),
+            _ => false,
+        }
+    }
+
+    /// True when another attempt may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Api { source, .. } => source.is_retryable(),
+            Error::Git { source, .. } => source.is_retryable(),
+            _ => false,
+        }
+    }
+}
+
+/// Runs the publish step.
+///
+/// # Errors
+/// See [`Error`]; nothing is written when the error is invalid input, a refused token or permission.
+pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
+    let started = Instant::now();
+    let deadline = Deadline::after(config.timeout);
+    if let Some(t) = &config.token {
+        report.masker().add(t);
+    }
+    let transport = match config.transport {
+        Transport::Api => UsedTransport::Api,
+        Transport::Git => UsedTransport::Git,
+        Transport::Auto => detect(config).await,
+    };
+    report.info(
+        Phase::Publish,
+        format_args!(
+            "{} {} via {}{}",
+            config.repository(),
+            config.branch.as_deref().unwrap_or("(default branch)"),
+            match transport {
+                UsedTransport::Api => "api",
+                UsedTransport::Git => "git",
+            },
+            if config.dry_run { " (dry run)" } else { "" }
+        ),
+    );
+    let deploy_id = format!("{:032x}", rand::random::<u128>());
+    let mut outcome = match transport {
+        UsedTransport::Api => api::publish(config, report, deadline, &deploy_id).await?,
+        UsedTransport::Git => via_git::publish(config, report, deadline, &deploy_id).await?,
+    };
+    outcome.elapsed = started.elapsed();
+    let short = &outcome.commit_sha[..outcome.commit_sha.len().min(10)];
+    let verb = match (outcome.dry_run, outcome.changed) {
+        (true, true) => "would commit on",
+        (true, false) => "nothing to change at",
+        (false, true) => "committed",
+        (false, false) => "already up to date at",
+    };
+    report.info(
+        Phase::Publish,
+        format_args!(
+            "{verb} {short} on {} ({} attempt{}, {:.1}s)",
+            outcome.branch,
+            outcome.attempts,
+            if outcome.attempts == 1 { "" } else { "s" },
+            outcome.elapsed.as_secs_f64()
+        ),
+    );
+    Ok(outcome)
+}
+
+/// `auto`: the API when the server answers `GET /api/v1/version` like Gitea/Forgejo, git otherwise.
+async fn detect(config: &Config) -> UsedTransport {
+    let client = match gitea::Client::builder(config.server_url.as_str())
+        .connect_timeout(Duration::from_secs(3))
+        .request_timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(c) => c,
+        Err(_) => return UsedTransport::Git,
+    };
+    match client.version().await {
+        Ok(v) if v.version.chars().next().is_some_and(|c| c.is_ascii_digit()) => UsedTransport::Api,
+        _ => UsedTransport::Git,
+    }
+}
+
+/// A kustomization file as read at some commit.
+#[derive(Debug, Clone)]
+struct Read {
+    path: String,
+    text: String,
+    /// Blob SHA (api only).
+    sha: String,
+}
+
+/// The edit applied to every file.
+struct Applied {
+    files: Vec<FileOutcome>,
+    /// (path, new text) of the files that changed.
+    changed: Vec<(String, String)>,
+}
+
+/// Pure: applies the image setting to each file's text.
+fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
+    let mut files = Vec::new();
+    let mut changed = Vec::new();
+    for r in reads {
+        let edited =
+            edit::set_images(&r.text, std::slice::from_ref(&config.setting)).map_err(|source| {
+                Error::Edit {
+                    path: r.path.clone(),
+                    source,
+                }
+            })?;
+        let is_changed = edited.is_changed();
+        let mut images: Vec<ImageOutcome> = edited
+            .changes
+            .iter()
+            .map(|c| ImageOutcome {
+                name: c.name.clone(),
+                previous: c.before.as_ref().map(describe_values),
+                new: describe_values(&c.after),
+            })
+            .collect();
+        if images.is_empty() {
+            // Nothing changed: report the value the file already holds.
+            let current = edit::images_of(&edited.text)
+                .map_err(|source| Error::Edit {
+                    path: r.path.clone(),
+                    source,
+                })?
+                .into_iter()
+                .find(|(name, _)| *name == config.image)
+                .map(|(_, v)| describe_values(&v));
+            images.push(ImageOutcome {
+                name: config.image.clone(),
+                new: current.clone().unwrap_or_default(),
+                previous: current,
+            });
+        }
+        let diff = if is_changed {
+            edit::unified_diff(&r.path, &r.text, &edited.text)
+        } else {
+            String::new()
+        };
+        if is_changed {
+            changed.push((r.path.clone(), edited.text.clone()));
+        }
+        files.push(FileOutcome {
+            path: r.path.clone(),
+            changed: is_changed,
+            images,
+            diff,
+        });
+    }
+    Ok(Applied { files, changed })
+}
+
+/// An entry's values as shown to people.
+fn describe_values(v: &edit::ImageValues) -> String {
+    describe_new(
+        v.new_name.as_deref(),
+        v.new_tag.as_deref(),
+        v.digest.as_deref(),
+    )
+}
+
+/// Pure: renders the commit message and appends the `Deploy-Id` trailer.
+fn message(config: &Config, applied: &Applied, deploy_id: &str) -> String {
+    let mut old: Vec<String> = Vec::new();
+    for f in &applied.files {
+        for i in &f.images {
+            let v = i.previous.clone().unwrap_or_else(|| "none".to_owned());
+            if !old.contains(&v) {
+                old.push(v);
+            }
+        }
+    }
+    let paths: BTreeSet<&str> = config.paths.iter().map(String::as_str).collect();
+    let unknown = || "unknown".to_owned();
+    let body = render(&config.message_template, |name| {
+        Some(match name {
+            "image" => config.image.clone(),
+            "old" => {
+                if old.is_empty() {
+                    "none".to_owned()
+                } else {
+                    old.join(", ")
+                }
+            }
+            "new" => config.new_value.clone(),
+            "paths" => paths.iter().copied().collect::<Vec<_>>().join(", "),
+            "source_repo" => config.source_repo.clone().unwrap_or_else(unknown),
+            "source_sha" => config.source_sha.clone().unwrap_or_else(unknown),
+            "run_url" => config.run_url.clone().unwrap_or_else(unknown),
+            _ => return None,
+        })
+    })
+    .expect("template checked in Config::from_args");
+    format!("{}\n\n{DEPLOY_ID_TRAILER}: {deploy_id}\n", body.trim_end())
+}
+
+/// Builds the outcome for a head that needs no change, a dry run, or a new commit.
+fn outcome(
+    config: &Config,
+    transport: UsedTransport,
+    branch: &str,
+    applied: Applied,
+    commit_sha: String,
+    commit_url: Option<String>,
+    message: String,
+) -> Outcome {
+    let changed = !applied.changed.is_empty();
+    Outcome {
+        changed,
+        commit_url: commit_url.unwrap_or_else(|| config.commit_url(&commit_sha)),
+        commit_sha,
+        branch: branch.to_owned(),
+        transport,
+        files: applied.files,
+        message: if changed { message } else { String::new() },
+        attempts: 0,
+        elapsed: Duration::ZERO,
+        dry_run: config.dry_run,
+    }
+}
+
+fn retry_note(report: &Report, attempt: u32, wait: Duration, why: &dyn std::fmt::Display) {
+    report.info(
+        Phase::Publish,
+        format_args!("attempt {attempt} in {}ms: {why}", wait.as_millis()),
+    );
+}
+
+/// The API transport.
+mod api {
+    use super::*;
+    use crate::forge::gitea::models::Contents;
+
+    fn map(config: &Config, branch: &str, action: String, e: gitea::Error) -> Error {
+        use reqwest::StatusCode;
+        match e.api() {
+            Some(a) if a.status == StatusCode::UNAUTHORIZED => Error::Unauthorized {
+                source: Box::new(e),
+            },
+            Some(a) if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::LOCKED => {
+                Error::Forbidden {
+                    repository: config.repository(),
+                    branch: branch.to_owned(),
+                    message: if a.message.is_empty() {
+                        a.status.to_string()
+                    } else {
+                        a.message.clone()
+                    },
+                }
+            }
+            _ => Error::Api { action, source: e },
+        }
+    }
+
+    /// Retries an idempotent read on retryable failures.
+    async fn read<T, F, Fut>(
+        config: &Config,
+        report: &Report,
+        deadline: Deadline,
+        what: &dyn Fn() -> String,
+        op: F,
+    ) -> Result<T, gitea::Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, gitea::Error>>,
+    {
+        crate::retry::run(
+            &config.retry,
+            deadline,
+            gitea::Error::is_retryable,
+            |attempt, wait, e| retry_note(report, attempt, wait, &format_args!("{}: {e}", what())),
+            op,
+        )
+        .await
+    }
+
+    /// Finds the kustomization file of each path at `reference`.
+    async fn locate(
+        config: &Config,
+        report: &Report,
+        deadline: Deadline,
+        repo: &gitea::RepoHandler<'_>,
+        branch: &str,
+        reference: &str,
+    ) -> Result<Vec<String>, Error> {
+        let mut files = Vec::new();
+        for path in &config.paths {
+            let p = if path == "." { "" } else { path.as_str() };
+            let got = read(
+                config,
+                report,
+                deadline,
+                &|| format!("reading {path}"),
+                || repo.contents(p).at_ref(reference).get(),
+            )
+            .await;
+            let found = match got {
+                Ok(Contents::Dir(entries)) => edit::KUSTOMIZATION_FILE_NAMES
+                    .iter()
+                    .find_map(|n| entries.iter().find(|e| e.name == *n && e.is_file()))
+                    .map(|e| e.path.clone())
+                    .ok_or_else(|| Error::NoKustomization { path: path.clone() })?,
+                Ok(Contents::File(f))
+                    if edit::KUSTOMIZATION_FILE_NAMES.contains(&f.name.as_str()) =>
+                {
+                    f.path.clone()
+                }
+                Ok(Contents::File(_)) => return Err(Error::NoKustomization { path: path.clone() }),
+                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                    return Err(Error::PathNotFound {
+                        path: path.clone(),
+                        branch: branch.to_owned(),
+                    })
+                }
+                Err(e) => return Err(map(config, branch, format!("cannot read {path}"), e)),
+            };
+            files.push(found);
+        }
+        Ok(files)
+    }
+
+    /// Looks for our commit (by its `Deploy-Id` trailer) among the commits since `base`.
+    async fn find_landed(
+        repo: &gitea::RepoHandler<'_>,
+        base: &str,
+        head: &str,
+        deploy_id: &str,
+    ) -> Result<Option<(String, Option<String>)>, gitea::Error> {
+        if base == head {
+            return Ok(None);
+        }
+        let needle = format!("{DEPLOY_ID_TRAILER}: {deploy_id}");
+        match repo.compare(base, head).send().await {
+            Ok(cmp) => Ok(cmp
+                .commits
+                .into_iter()
+                .find(|c| c.commit.message.contains(&needle))
+                .map(|c| (c.sha, c.html_url))),
+            // Older servers have no compare endpoint: walk first parents from the head (a handful of
+            // commits at most: only those made since our read).
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                let mut sha = head.to_owned();
+                for _ in 0..200 {
+                    if sha == base {
+                        return Ok(None);
+                    }
+                    let c = repo.commit(&sha).send().await?;
+                    if c.commit.message.contains(&needle) {
+                        return Ok(Some((c.sha, c.html_url)));
+                    }
+                    match c.parents.first() {
+                        Some(p) => sha = p.sha.clone(),
+                        None => return Ok(None),
+                    }
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) async fn publish(
+        config: &Config,
+        report: &Report,
+        deadline: Deadline,
+        deploy_id: &str,
+    ) -> Result<Outcome, Error> {
+        let client = gitea::Client::builder(config.server_url.as_str())
+            .token(config.token.clone())
+            .read_timeout(config.request_timeout)
+            .request_timeout(config.request_timeout)
+            .build()
+            .map_err(|e| Error::Api {
+                action: "cannot create the API client".to_owned(),
+                source: e,
+            })?;
+        let repo = client.repo(&config.owner, &config.name);
+        let repository = config.repository();
+        let not_found_repo = || Error::RepoNotFound {
+            repository: repository.clone(),
+            server: config.server_url.to_string(),
+        };
+
+        let branch = match &config.branch {
+            Some(b) => b.clone(),
+            None => match read(
+                config,
+                report,
+                deadline,
+                &|| "reading the repository".into(),
+                || repo.get(),
+            )
+            .await
+            {
+                Ok(r) => r.default_branch,
+                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                    return Err(not_found_repo())
+                }
+                Err(e) => return Err(map(config, "", "cannot read the repository".into(), e)),
+            },
+        };
+        let head_of = || async {
+            match read(
+                config,
+                report,
+                deadline,
+                &|| format!("reading branch {branch}"),
+                || repo.branch(&branch).send(),
+            )
+            .await
+            {
+                Ok(b) => Ok(b.commit.id),
+                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                    // Tell a missing repository from a missing branch.
+                    match repo.get().await {
+                        Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                            Err(not_found_repo())
+                        }
+                        _ => Err(Error::BranchNotFound {
+                            repository: repository.clone(),
+                            branch: branch.clone(),
+                        }),
+                    }
+                }
+                Err(e) => Err(map(
+                    config,
+                    &branch,
+                    format!("cannot read branch {branch}"),
+                    e,
+                )),
+            }
+        };
+
+        let head = head_of().await?;
+        let files = locate(config, report, deadline, &repo, &branch, &head).await?;
+
+        let mut backoff = config.retry.start(deadline);
+        // The head our first ambiguous write was based on: our commit, if it landed, comes after it.
+        let mut ambiguous_base: Option<String> = None;
+        let mut head = Some(head);
+        loop {
+            let attempt = async {
+                let head = match head.take() {
+                    Some(h) => h,
+                    None => head_of().await?,
+                };
+                if let Some(base) = &ambiguous_base {
+                    let landed = find_landed(&repo, base, &head, deploy_id)
+                        .await
+                        .map_err(|e| {
+                            map(config, &branch, "cannot look for our commit".into(), e)
+                        })?;
+                    if let Some((sha, url)) = landed {
+                        report.info(
+                            Phase::Publish,
+                            "the earlier write landed despite the error; not writing again",
+                        );
+                        // Describe the change our commit made (from the base it was written on).
+                        let base_reads =
+                            read_files(config, report, deadline, &repo, &branch, &files, base)
+                                .await?;
+                        let applied = apply(config, &base_reads)?;
+                        let msg = message(config, &applied, deploy_id);
+                        return Ok(Err(outcome(
+                            config,
+                            UsedTransport::Api,
+                            &branch,
+                            applied,
+                            sha,
+                            url,
+                            msg,
+                        )));
+                    }
+                }
+                let reads =
+                    read_files(config, report, deadline, &repo, &branch, &files, &head).await?;
+                let applied = apply(config, &reads)?;
+                let msg = message(config, &applied, deploy_id);
+                if applied.changed.is_empty() || config.dry_run {
+                    return Ok(Err(outcome(
+                        config,
+                        UsedTransport::Api,
+                        &branch,
+                        applied,
+                        head,
+                        None,
+                        msg,
+                    )));
+                }
+                let mut req = repo
+                    .change_files(msg.clone())
+                    .branch(&branch)
+                    .author(&config.author.name, &config.author.email)
+                    .committer(&config.author.name, &config.author.email);
+                for (path, text) in &applied.changed {
+                    let sha = &reads
+                        .iter()
+                        .find(|r| &r.path == path)
+                        .expect("read before")
+                        .sha;
+                    req = req.update(path, text.as_bytes(), sha);
+                }
+                match req.send().await {
+                    Ok(resp) => Ok(Err(outcome(
+                        config,
+                        UsedTransport::Api,
+                        &branch,
+                        applied,
+                        resp.commit.sha,
+                        resp.commit.html_url,
+                        msg,
+                    ))),
+                    Err(e) => {
+                        if e.is_ambiguous() && ambiguous_base.is_none() {
+                            ambiguous_base = Some(head.clone());
+                        }
+                        Ok(Ok(map(
+                            config,
+                            &branch,
+                            format!("cannot commit to {branch}"),
+                            e,
+                        )))
+                    }
+                }
+            };
+            // Ok(Err(outcome)) ends the loop; Ok(Ok(error)) and Err(error) are failures of this attempt.
+            let failure = match attempt.await {
+                Ok(Err(mut done)) => {
+                    done.attempts = backoff.attempts();
+                    return Ok(done);
+                }
+                Ok(Ok(e)) | Err(e) => e,
+            };
+            if !failure.is_retryable() {
+                return Err(failure);
+            }
+            match backoff.next_wait() {
+                Some(wait) => {
+                    retry_note(
+                        report,
+                        backoff.attempts(),
+                        wait,
+                        &format_args!("{}", chain(&failure)),
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                None => {
+                    return Err(Error::GaveUp {
+                        attempts: backoff.attempts(),
+                        elapsed: backoff.elapsed(),
+                        last: Box::new(failure),
+                    })
+                }
+            }
+        }
+    }
+
+    async fn read_files(
+        config: &Config,
+        report: &Report,
+        deadline: Deadline,
+        repo: &gitea::RepoHandler<'_>,
+        branch: &str,
+        files: &[String],
+        reference: &str,
+    ) -> Result<Vec<Read>, Error> {
+        let mut reads = Vec::with_capacity(files.len());
+        for path in files {
+            let got = read(
+                config,
+                report,
+                deadline,
+                &|| format!("reading {path}"),
+                || repo.contents(path).at_ref(reference).get(),
+            )
+            .await;
+            let file = match got {
+                Ok(Contents::File(f)) => f,
+                Ok(Contents::Dir(_)) => return Err(Error::Unreadable { path: path.clone() }),
+                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                    return Err(Error::PathNotFound {
+                        path: path.clone(),
+                        branch: branch.to_owned(),
+                    })
+                }
+                Err(e) => return Err(map(config, branch, format!("cannot read {path}"), e)),
+            };
+            let bytes = match file.decoded() {
+                Some(Ok(b)) => b,
+                _ => return Err(Error::Unreadable { path: path.clone() }),
+            };
+            let text =
+                String::from_utf8(bytes).map_err(|_| Error::Unreadable { path: path.clone() })?;
+            reads.push(Read {
+                path: path.clone(),
+                text,
+                sha: file.sha.clone(),
+            });
+        }
+        Ok(reads)
+    }
+}
+
+/// The error chain on one line.
+fn chain(e: &Error) -> String {
+    crate_error_chain(e)
+}
+
+/// The git transport.
+mod via_git {
+    use super::*;
+
+    fn map(config: &Config, branch: &str, action: String, e: git::Error) -> Error {
+        match e {
+            git::Error::Unauthorized { .. } => Error::Unauthorized {
+                source: Box::new(e),
+            },
+            git::Error::Denied { detail } => Error::Forbidden {
+                repository: config.repository(),
+                branch: branch.to_owned(),
+                message: detail,
+            },
+            git::Error::NotFound { .. }
+                if branch.is_empty() || action.starts_with("cannot clone") =>
+            {
+                if config.branch.is_some()
+                    && matches!(&e, git::Error::NotFound { detail } if detail.contains("Remote branch"))
+                {
+                    Error::BranchNotFound {
+                        repository: config.repository(),
+                        branch: config.branch.clone().unwrap_or_default(),
+                    }
+                } else {
+                    Error::RepoNotFound {
+                        repository: config.repository(),
+                        server: config.server_url.to_string(),
+                    }
+                }
+            }
+            other => Error::Git {
+                action,
+                source: other,
+            },
+        }
+    }
+
+    fn locate(config: &Config, checkout: &git::Checkout) -> Result<Vec<String>, Error> {
+        let mut files = Vec::new();
+        for path in &config.paths {
+            let dir = if path == "." {
+                checkout.root().to_owned()
+            } else {
+                checkout.root().join(path)
+            };
+            if dir.is_file() {
+                let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                if edit::KUSTOMIZATION_FILE_NAMES.contains(&name) {
+                    files.push(path.clone());
+                    continue;
+                }
+                return Err(Error::NoKustomization { path: path.clone() });
+            }
+            if !dir.is_dir() {
+                return Err(Error::PathNotFound {
+                    path: path.clone(),
+                    branch: checkout.branch().to_owned(),
+                });
+            }
+            let name = edit::KUSTOMIZATION_FILE_NAMES
+                .iter()
+                .find(|n| dir.join(n).is_file())
+                .ok_or_else(|| Error::NoKustomization { path: path.clone() })?;
+            files.push(if path == "." {
+                (*name).to_owned()
+            } else {
+                format!("{path}/{name}")
+            });
+        }
+        Ok(files)
+    }
+
+    fn read_files(checkout: &git::Checkout, files: &[String]) -> Result<Vec<Read>, Error> {
+        files
+            .iter()
+            .map(|f| {
+                let text = std::fs::read_to_string(checkout.root().join(f))
+                    .map_err(|_| Error::Unreadable { path: f.clone() })?;
+                Ok(Read {
+                    path: f.clone(),
+                    text,
+                    sha: String::new(),
+                })
+            })
+            .collect()
+    }
+
+    fn write_files(checkout: &git::Checkout, applied: &Applied) -> Result<(), Error> {
+        for (path, text) in &applied.changed {
+            let full = checkout.root().join(path);
+            std::fs::write(&full, text).map_err(|source| Error::Git {
+                action: format!("cannot write {path}"),
+                source: git::Error::Io { path: full, source },
+            })?;
+        }
+        Ok(())
+    }
+
+    pub(super) async fn publish(
+        config: &Config,
+        report: &Report,
+        deadline: Deadline,
+        deploy_id: &str,
+    ) -> Result<Outcome, Error> {
+        let remote = git::Remote {
+            url: config.clone_url(),
+            token: config.token.clone(),
+            stall_timeout: config.request_timeout,
+        };
+        let dirs: Vec<String> = config.paths.clone();
+        let branch_name = config.branch.clone().unwrap_or_default();
+        let checkout = crate::retry::run(
+            &config.retry,
+            deadline,
+            git::Error::is_retryable,
+            |attempt, wait, e| retry_note(report, attempt, wait, &format_args!("clone: {e}")),
+            || {
+                git::Checkout::clone_sparse(
+                    remote.clone(),
+                    config.branch.as_deref(),
+                    &dirs,
+                    deadline,
+                )
+            },
+        )
+        .await
+        .map_err(|e| {
+            map(
+                config,
+                &branch_name,
+                format!("cannot clone {}", config.repository()),
+                e,
+            )
+        })?;
+        let branch = checkout.branch().to_owned();
+        let files = locate(config, &checkout)?;
+
+        let mut backoff = config.retry.start(deadline);
+        let mut ours: Vec<String> = Vec::new();
+        let mut ambiguous = false;
+        let mut first = true;
+        loop {
+            let attempt = async {
+                if !first {
+                    let tip = checkout
+                        .fetch()
+                        .await
+                        .map_err(|e| map(config, &branch, format!("cannot fetch {branch}"), e))?;
+                    if ambiguous {
+                        for c in &ours {
+                            let landed = checkout.is_ancestor(c, &tip).await.map_err(|e| {
+                                map(config, &branch, "cannot look for our commit".into(), e)
+                            })?;
+                            if landed {
+                                report.info(
+                                    Phase::Publish,
+                                    "the earlier push landed despite the error; not pushing again",
+                                );
+                                // Describe the change our commit made: reset to its parent and re-apply.
+                                checkout
+                                    .reset_to(&format!("{c}~1"))
+                                    .await
+                                    .map_err(|e| map(config, &branch, "cannot reset".into(), e))?;
+                                let applied = apply(config, &read_files(&checkout, &files)?)?;
+                                let msg = message(config, &applied, deploy_id);
+                                return Ok(Err(outcome(
+                                    config,
+                                    UsedTransport::Git,
+                                    &branch,
+                                    applied,
+                                    c.clone(),
+                                    None,
+                                    msg,
+                                )));
+                            }
+                        }
+                    }
+                    checkout.reset_to(&tip).await.map_err(|e| {
+                        map(config, &branch, format!("cannot reset to {branch}"), e)
+                    })?;
+                }
+                let head = checkout
+                    .head()
+                    .await
+                    .map_err(|e| map(config, &branch, "cannot read HEAD".into(), e))?;
+                let applied = apply(config, &read_files(&checkout, &files)?)?;
+                let msg = message(config, &applied, deploy_id);
+                if applied.changed.is_empty() || config.dry_run {
+                    return Ok(Err(outcome(
+                        config,
+                        UsedTransport::Git,
+                        &branch,
+                        applied,
+                        head,
+                        None,
+                        msg,
+                    )));
+                }
+                write_files(&checkout, &applied)?;
+                let changed: Vec<String> = applied.changed.iter().map(|(p, _)| p.clone()).collect();
+                let sha = checkout
+                    .commit(&changed, &msg, &config.author)
+                    .await
+                    .map_err(|e| map(config, &branch, "cannot commit".into(), e))?;
+                ours.push(sha.clone());
+                match checkout.push().await {
+                    Ok(()) => Ok(Err(outcome(
+                        config,
+                        UsedTransport::Git,
+                        &branch,
+                        applied,
+                        sha,
+                        None,
+                        msg,
+                    ))),
+                    Err(e) => {
+                        ambiguous |= e.is_ambiguous();
+                        Ok(Ok(map(
+                            config,
+                            &branch,
+                            format!("cannot push to {branch}"),
+                            e,
+                        )))
+                    }
+                }
+            };
+            let failure = match attempt.await {
+                Ok(Err(mut done)) => {
+                    done.attempts = backoff.attempts();
+                    return Ok(done);
+                }
+                Ok(Ok(e)) | Err(e) => e,
+            };
+            first = false;
+            if !failure.is_retryable() {
+                return Err(failure);
+            }
+            match backoff.next_wait() {
+                Some(wait) => {
+                    retry_note(
+                        report,
+                        backoff.attempts(),
+                        wait,
+                        &format_args!("{}", chain(&failure)),
+                    );
+                    tokio::time::sleep(wait).await;
+                }
+                None => {
+                    return Err(Error::GaveUp {
+                        attempts: backoff.attempts(),
+                        elapsed: backoff.elapsed(),
+                        last: Box::new(failure),
+                    })
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Args {
+        Args {
+            server_url: Some("http://127.0.0.1:3000".into()),
+            repository: Some("demo/gitops".into()),
+            path: vec!["apps/web/overlays/prod".into()],
+            image: Some("registry.example.com/demo/web".into()),
+            tag: Some("1.2.3".into()),
+            token: Some("t0ken".into()),
+            ..Args::default()
+        }
+    }
+
+    #[test]
+    fn builds_config_with_defaults() {
+        let c = Config::from_args(&args(), &RunnerEnv::default()).unwrap();
+        assert_eq!(c.repository(), "demo/gitops");
+        assert_eq!(
+            c.clone_url().as_str(),
+            "http://127.0.0.1:3000/demo/gitops.git"
+        );
+        assert_eq!(c.transport, Transport::Auto);
+        assert_eq!(c.author.name, DEFAULT_AUTHOR_NAME);
+        assert!(!c.dry_run);
+        assert_eq!(c.new_value, "1.2.3");
+    }
+
+    #[test]
+    fn collects_every_problem_naming_the_input() {
+        let a = Args {
+            server_url: Some("ftp://x".into()),
+            repository: Some("no-slash".into()),
+            path: vec!["/abs, ../up".into()],
+            image: None,
+            transport: Some("carrier-pigeon".into()),
+            commit_message: Some("{nope}".into()),
+            dry_run: Some("maybe".into()),
+            author_email: Some("not-an-email".into()),
+            ..Args::default()
+        };
+        let problems = Config::from_args(&a, &RunnerEnv::default()).unwrap_err();
+        for input in [
+            "repository:",
+            "server_url:",
+            "path: \"/abs\"",
+            "path: \"../up\"",
+            "image:",
+            "transport:",
+            "commit_message:",
+            "dry_run:",
+            "author_email:",
+        ] {
+            assert!(
+                problems.iter().any(|p| p.starts_with(input)),
+                "{input} missing in {problems:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn repository_from_env_and_clone_url() {
+        let env = RunnerEnv {
+            server_url: Some("https://git.example.com/sub".into()),
+            repository: Some("ops/deploy".into()),
+            sha: Some("abc".into()),
+            run_id: Some("7".into()),
+        };
+        let a = Args {
+            server_url: None,
+            repository: None,
+            ..args()
+        };
+        let c = Config::from_args(&a, &env).unwrap();
+        assert_eq!(
+            c.clone_url().as_str(),
+            "https://git.example.com/sub/ops/deploy.git"
+        );
+        assert_eq!(
+            c.run_url.as_deref(),
+            Some("https://git.example.com/sub/ops/deploy/actions/runs/7")
+        );
+
+        let a = Args {
+            server_url: None,
+            repository: Some("https://h.example/o/r.git".into()),
+            ..args()
+        };
+        let c = Config::from_args(&a, &RunnerEnv::default()).unwrap();
+        assert_eq!(c.server_url.as_str(), "https://h.example/");
+        assert_eq!((c.owner.as_str(), c.name.as_str()), ("o", "r"));
+
+        let a = Args {
+            repository: Some("https://user:s3cret@h.example/o/r.git".into()),
+            ..args()
+        };
+        let problems = Config::from_args(&a, &RunnerEnv::default()).unwrap_err();
+        assert!(
+            problems.iter().all(|p| !p.contains("s3cret")),
+            "{problems:?}"
+        );
+        assert!(problems[0].contains("must not contain credentials"));
+    }
+
+    #[test]
+    fn paths_split_on_newlines_and_commas() {
+        let a = Args {
+            path: vec!["./a/b/\n c ,a/b".into(), "d".into()],
+            ..args()
+        };
+        let c = Config::from_args(&a, &RunnerEnv::default()).unwrap();
+        assert_eq!(c.paths, ["a/b", "c", "d"]);
+    }
+
+    #[test]
+    fn token_is_required_unless_dry_run() {
+        let a = Args {
+            token: None,
+            ..args()
+        };
+        assert!(Config::from_args(&a, &RunnerEnv::default()).unwrap_err()[0].starts_with("token:"));
+        let a = Args {
+            token: None,
+            dry_run: Some("TRUE".into()),
+            ..args()
+        };
+        assert!(
+            Config::from_args(&a, &RunnerEnv::default())
+                .unwrap()
+                .dry_run
+        );
+    }
+
+    #[test]
+    fn renders_templates() {
+        let v = |n: &str| (n == "x").then(|| "X".to_owned());
+        assert_eq!(render("a {x} {{lit}} b", v).unwrap(), "a X {lit} b");
+        assert!(render("{y}", v)
+            .unwrap_err()
+            .contains("unknown placeholder {y}"));
+        assert!(render("{x", v).unwrap_err().contains("unclosed"));
+        assert!(render("x}", v).unwrap_err().contains("unmatched"));
+        check_template(DEFAULT_MESSAGE).unwrap();
+    }
+}
