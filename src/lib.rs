@@ -5,6 +5,7 @@
 //! Each step is its own module with a typed config, a typed outcome and no knowledge of the others;
 //! only [`pipeline`] knows their order.
 
+pub mod argocd;
 pub mod cli;
 pub mod edit;
 pub mod error;
@@ -15,3 +16,5 @@ pub mod report;
 pub mod retry;
 pub mod runner;
 pub mod secret;
+pub mod verdict;
+pub mod wait;

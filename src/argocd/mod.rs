@@ -1,0 +1,104 @@
+//! Argo CD: the REST client ([`Client`]), its models ([`models`]), the pure verdict ([`verdict`]) and
+//! the phase that makes Argo CD look now, syncs when needed and waits ([`phase`]).
+//!
+//! Only this module talks to Argo CD. It never reads cluster credentials: everything it learns about
+//! live resources comes through the Argo CD API.
+
+mod client;
+pub mod models;
+pub mod phase;
+pub mod verdict;
+
+#[allow(unused_imports)]
+pub(crate) use client::excerpt;
+pub use client::{
+    AppsHandler, Client, ClientConfig, GetApp, GetResource, GetTree, Refresh, ResourceKey,
+    StreamApp, SyncApp,
+};
+
+/// A non-2xx answer of the Argo CD API: method, path (no query, no credentials), status and the
+/// server's message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{method} /{path}: HTTP {status}: {message}")]
+pub struct ApiError {
+    /// HTTP method.
+    pub method: String,
+    /// URL path below the server's base URL.
+    pub path: String,
+    /// HTTP status.
+    pub status: u16,
+    /// The grpc-gateway `message`, or an excerpt of a non-JSON body.
+    pub message: String,
+}
+
+/// Errors of the Argo CD client.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The server answered with an error.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The request did not complete (connection refused, reset, timeout).
+    #[error("{method} /{path}: request failed")]
+    Transport {
+        /// HTTP method.
+        method: String,
+        /// URL path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer was not the JSON the swagger describes.
+    #[error("{method} /{path}: unexpected response body")]
+    Decode {
+        /// HTTP method.
+        method: String,
+        /// URL path.
+        path: String,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `argocd_ca` is not PEM.
+    #[error("argocd_ca: not a valid PEM certificate bundle")]
+    Ca {
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// `argocd_ca` holds no certificate.
+    #[error("argocd_ca: no certificate found in the PEM data")]
+    CaEmpty,
+    /// The HTTP client could not be built.
+    #[error("cannot set up the Argo CD HTTP client")]
+    Build {
+        /// The cause.
+        #[source]
+        source: reqwest::Error,
+    },
+}
+
+impl Error {
+    /// The HTTP status of an API error.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Error::Api(e) => Some(e.status),
+            _ => None,
+        }
+    }
+
+    /// True for "another operation is already in progress" (a 400 from `SetAppOperation`): wait and
+    /// re-check instead of failing (research A2.4).
+    pub fn is_operation_in_progress(&self) -> bool {
+        matches!(self, Error::Api(e) if e.message.contains("another operation is already in progress"))
+    }
+
+    /// True for failures worth another try: transport errors, 429, 5xx.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Transport { .. } => true,
+            Error::Api(e) => e.status == 429 || e.status >= 500,
+            _ => false,
+        }
+    }
+}

@@ -1,0 +1,528 @@
+//! The Argo CD phase: make Argo CD look now (refresh), sync when the app needs it, then wait on the
+//! application stream (polling every 2 s when streaming does not work) until [`app_verdict`] says
+//! ready or failed.
+//!
+//! Why refresh: without it Argo CD notices a push only at its next poll (~3 min, research A4); a
+//! `?refresh=normal` GET re-resolves the branch at once. It is repeated every [`REFRESH_EVERY`] while
+//! Argo CD is not at our commit yet, in case the first one raced the push.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use futures::stream::{BoxStream, StreamExt};
+use tokio::time::Instant;
+
+use super::models::{Application, WatchEvent};
+use super::verdict::{
+    app_verdict, operation_revision, short, synced_revision, AppSnapshot, Relation, Target,
+    VerdictState,
+};
+use super::{Client, Error, Refresh};
+use crate::error::Phase;
+use crate::report::Report;
+use crate::wait::{wait_until, Fact, WaitError, WaitSpec, POLL_INTERVAL};
+
+/// Re-refresh period while Argo CD has not reached our commit.
+pub const REFRESH_EVERY: Duration = Duration::from_secs(20);
+/// Client timeout of a refresh GET (the server blocks until the controller reconciled).
+pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// When to trigger a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SyncMode {
+    /// Only for apps without auto-sync.
+    #[default]
+    Auto,
+    /// Always (also for auto-sync apps).
+    Always,
+    /// Never: only wait.
+    Never,
+}
+
+/// How snapshots are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Watch {
+    /// The NDJSON stream, falling back to polling when it does not work.
+    #[default]
+    Stream,
+    /// Poll the application every 2 s.
+    Poll,
+}
+
+/// Settings of the Argo CD phase.
+#[derive(Debug, Clone)]
+pub struct ArgoSettings {
+    /// Application name.
+    pub app: String,
+    /// Namespace of the Application object.
+    pub app_namespace: Option<String>,
+    /// Project (makes a missing app a clear 404).
+    pub project: Option<String>,
+    /// When to sync.
+    pub sync: SyncMode,
+    /// How long `Degraded`/`Missing`/`…Error` may last before failing.
+    pub degraded_grace: Duration,
+    /// Stream or poll.
+    pub watch: Watch,
+}
+
+/// Tells how a revision relates to our commit (ancestry from the forge, plus whether our value
+/// survived there). Implemented by the pipeline over the forge's compare API.
+pub trait RevisionOracle: Send + Sync {
+    /// How `rev` relates to `ours`.
+    fn relation<'a>(
+        &'a self,
+        ours: &'a str,
+        rev: &'a str,
+    ) -> BoxFuture<'a, Result<Relation, String>>;
+}
+
+/// What the Argo CD phase proved.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ArgoOutcome {
+    /// The revision Argo CD synced (our commit or a descendant).
+    pub synced_revision: String,
+    /// Sync status at the end (`Synced`).
+    pub sync_status: String,
+    /// Health at the end (`Healthy`).
+    pub health: String,
+}
+
+/// Errors of the Argo CD phase.
+#[derive(Debug, thiserror::Error)]
+pub enum PhaseError {
+    /// Reading the application failed in a way retrying cannot fix (401, 403, 404).
+    #[error("argocd_app {app:?}: cannot read the application")]
+    Access {
+        /// The app.
+        app: String,
+        /// The cause.
+        #[source]
+        source: Error,
+    },
+    /// Triggering the sync failed.
+    #[error("argocd_app {app:?}: sync request failed")]
+    Sync {
+        /// The app.
+        app: String,
+        /// The cause.
+        #[source]
+        source: Error,
+    },
+    /// The wait failed or timed out.
+    #[error(transparent)]
+    Wait(#[from] WaitError),
+}
+
+/// Runs the phase until our commit is synced and healthy, or fails. Bounded by `deadline`.
+///
+/// # Errors
+/// See [`PhaseError`].
+pub async fn run(
+    client: &Client,
+    settings: &ArgoSettings,
+    target: Target,
+    oracle: Option<Arc<dyn RevisionOracle>>,
+    report: &Report,
+    deadline: Instant,
+) -> Result<ArgoOutcome, PhaseError> {
+    let phase = Phase::Argocd;
+    let apps = || client.apps();
+    let get = |refresh: Option<Refresh>, timeout: Duration| {
+        let mut b = apps()
+            .get(&settings.app)
+            .app_namespace(settings.app_namespace.as_deref())
+            .project(settings.project.as_deref())
+            .timeout(timeout);
+        if let Some(r) = refresh {
+            b = b.refresh(r);
+        }
+        b.send()
+    };
+    let remaining = |cap: Duration| deadline.saturating_duration_since(Instant::now()).min(cap);
+
+    // 1. Refresh. A slow controller is not fatal (we keep watching), bad access is.
+    let first = match get(Some(Refresh::Normal), remaining(REFRESH_TIMEOUT)).await {
+        Ok(app) => Some(app),
+        Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+            return Err(PhaseError::Access {
+                app: settings.app.clone(),
+                source: e,
+            })
+        }
+        Err(e) => {
+            report.warn(
+                phase,
+                format_args!("refresh failed, waiting anyway: {}", chain(&e)),
+            );
+            None
+        }
+    };
+    report.info(
+        phase,
+        format_args!(
+            "refreshed {}, waiting for {}",
+            settings.app,
+            short(&target.commit)
+        ),
+    );
+
+    // 2. Sync when the app will not do it by itself, or when asked to.
+    let auto = first.as_ref().is_some_and(|a| a.spec.is_auto_sync());
+    let want_sync = match settings.sync {
+        SyncMode::Always => true,
+        SyncMode::Never => false,
+        SyncMode::Auto => !auto,
+    };
+    if want_sync {
+        trigger_sync(client, settings, report, deadline).await?;
+    }
+
+    // 3. Wait.
+    let target = Arc::new(Mutex::new(target));
+    let at_ours = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let refresher = {
+        let client = client.clone();
+        let settings = settings.clone();
+        let at_ours = at_ours.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(REFRESH_EVERY).await;
+                if at_ours.load(std::sync::atomic::Ordering::Relaxed) {
+                    continue;
+                }
+                let _ = client
+                    .apps()
+                    .get(&settings.app)
+                    .app_namespace(settings.app_namespace.as_deref())
+                    .project(settings.project.as_deref())
+                    .refresh(Refresh::Normal)
+                    .timeout(REFRESH_TIMEOUT)
+                    .send()
+                    .await;
+            }
+        })
+    };
+    let _abort = AbortOnDrop(refresher);
+
+    let source = AppSource {
+        client: client.clone(),
+        settings: settings.clone(),
+        mode: settings.watch,
+        events: None,
+        rv: first
+            .as_ref()
+            .and_then(|a| a.metadata.resource_version.clone()),
+        pending_first: first,
+        last: None,
+        stream_failures: 0,
+        target: target.clone(),
+        oracle,
+        polled_once: false,
+    };
+    let snapshots = futures::stream::unfold(source, |mut s| async move {
+        let item = s.next().await;
+        Some((item, s))
+    });
+
+    let mut state = VerdictState::default();
+    let grace = settings.degraded_grace;
+    let describe_target = target.clone();
+    let snap = wait_until(
+        WaitSpec { phase, deadline },
+        report,
+        snapshots,
+        |snap: &AppSnapshot, now| {
+            let t = target.lock().expect("target lock");
+            state.observe(snap, &t, now);
+            let rev = synced_revision(&snap.app, &t);
+            at_ours.store(
+                rev.is_some_and(|r| {
+                    matches!(t.relation(r), Relation::Ours | Relation::Descendant { .. })
+                }),
+                std::sync::atomic::Ordering::Relaxed,
+            );
+            app_verdict(snap, &t, &state, grace, now)
+        },
+        |snap| describe(&snap.app, &describe_target.lock().expect("target lock")),
+    )
+    .await?;
+    let t = target.lock().expect("target lock");
+    Ok(ArgoOutcome {
+        synced_revision: synced_revision(&snap.app, &t)
+            .unwrap_or_default()
+            .to_owned(),
+        sync_status: snap.app.status.sync.status.clone().unwrap_or_default(),
+        health: snap.app.status.health.status.clone().unwrap_or_default(),
+    })
+}
+
+/// POSTs a sync; "another operation is already in progress" is waited out (the running operation
+/// finishes first), then the sync is requested again.
+async fn trigger_sync(
+    client: &Client,
+    settings: &ArgoSettings,
+    report: &Report,
+    deadline: Instant,
+) -> Result<(), PhaseError> {
+    let mut announced = false;
+    loop {
+        let res = client
+            .apps()
+            .sync(&settings.app)
+            .app_namespace(settings.app_namespace.as_deref())
+            .project(settings.project.as_deref())
+            .send()
+            .await;
+        match res {
+            Ok(_) => {
+                report.info(Phase::Argocd, "sync requested");
+                return Ok(());
+            }
+            Err(e)
+                if (e.is_operation_in_progress() || e.is_retryable())
+                    && Instant::now() < deadline =>
+            {
+                if !announced {
+                    report.info(
+                        Phase::Argocd,
+                        format_args!("sync not accepted yet ({}); retrying", chain(&e)),
+                    );
+                    announced = true;
+                }
+                let wake = (Instant::now() + POLL_INTERVAL).min(deadline);
+                tokio::time::sleep_until(wake).await;
+            }
+            Err(source) => {
+                return Err(PhaseError::Sync {
+                    app: settings.app.clone(),
+                    source,
+                })
+            }
+        }
+    }
+}
+
+/// The facts reported on change: sync status with revision, health, operation phase.
+fn describe(app: &Application, target: &Target) -> Vec<Fact> {
+    let st = &app.status;
+    let rev = synced_revision(app, target).map(short).unwrap_or("-");
+    let mut facts = vec![
+        Fact::transition(
+            "sync",
+            format!("{} @ {rev}", st.sync.status.as_deref().unwrap_or("Unknown")),
+        ),
+        Fact::transition("health", st.health.status.as_deref().unwrap_or("Unknown")),
+    ];
+    if let Some(op) = &st.operation_state {
+        let op_rev = operation_revision(app, op, target)
+            .map(short)
+            .unwrap_or("-");
+        facts.push(Fact::transition(
+            "operation",
+            format!("{} @ {op_rev}", op.phase.as_deref().unwrap_or("?")),
+        ));
+    }
+    facts
+}
+
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}
+
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Streams application snapshots: the NDJSON stream resumed by resourceVersion after a cut, or
+/// polling when streaming fails three times in a row. While the app is at our revision but not
+/// healthy yet, the resource tree is fetched every 2 s too (pod health is not part of app events).
+struct AppSource {
+    client: Client,
+    settings: ArgoSettings,
+    mode: Watch,
+    events: Option<BoxStream<'static, Result<WatchEvent, Error>>>,
+    rv: Option<String>,
+    pending_first: Option<Application>,
+    last: Option<Application>,
+    stream_failures: u32,
+    target: Arc<Mutex<Target>>,
+    oracle: Option<Arc<dyn RevisionOracle>>,
+    polled_once: bool,
+}
+
+/// Consecutive stream failures (without an event in between) before falling back to polling.
+const STREAM_ATTEMPTS: u32 = 3;
+
+impl AppSource {
+    async fn next(&mut self) -> Result<AppSnapshot, String> {
+        let app = match self.pending_first.take() {
+            Some(app) => app,
+            None => self.next_app().await?,
+        };
+        self.learn(&app).await;
+        let tree = if self.wants_tree(&app) {
+            self.client
+                .apps()
+                .resource_tree(&self.settings.app)
+                .app_namespace(self.settings.app_namespace.as_deref())
+                .project(self.settings.project.as_deref())
+                .send()
+                .await
+                .ok()
+        } else {
+            None
+        };
+        self.last = Some(app.clone());
+        Ok(AppSnapshot { app, tree })
+    }
+
+    /// Pod health only matters while the app is at our revision and still progressing.
+    fn wants_tree(&self, app: &Application) -> bool {
+        let t = self.target.lock().expect("target lock");
+        let at_ours = synced_revision(app, &t)
+            .is_some_and(|r| matches!(t.relation(r), Relation::Ours | Relation::Descendant { .. }));
+        at_ours && app.status.health.status.as_deref() == Some("Progressing")
+    }
+
+    /// Asks the oracle about revisions the target does not know yet.
+    async fn learn(&mut self, app: &Application) {
+        let Some(oracle) = self.oracle.clone() else {
+            return;
+        };
+        let (ours, unknown) = {
+            let t = self.target.lock().expect("target lock");
+            let mut revs: Vec<String> = Vec::new();
+            if let Some(r) = synced_revision(app, &t) {
+                revs.push(r.to_owned());
+            }
+            if let Some(op) = &app.status.operation_state {
+                if let Some(r) = operation_revision(app, op, &t) {
+                    revs.push(r.to_owned());
+                }
+            }
+            revs.retain(|r| t.relation(r) == Relation::Unknown);
+            (t.commit.clone(), revs)
+        };
+        for rev in unknown {
+            if let Ok(rel) = oracle.relation(&ours, &rev).await {
+                self.target
+                    .lock()
+                    .expect("target lock")
+                    .known
+                    .insert(rev, rel);
+            }
+        }
+    }
+
+    async fn next_app(&mut self) -> Result<Application, String> {
+        loop {
+            match self.mode {
+                Watch::Poll => {
+                    if self.polled_once {
+                        tokio::time::sleep(POLL_INTERVAL).await;
+                    }
+                    self.polled_once = true;
+                    return self.get().await;
+                }
+                Watch::Stream => {
+                    if self.events.is_none() {
+                        let opened = self
+                            .client
+                            .apps()
+                            .stream(&self.settings.app)
+                            .app_namespace(self.settings.app_namespace.as_deref())
+                            .project(self.settings.project.as_deref())
+                            .resource_version(self.rv.as_deref())
+                            .send()
+                            .await;
+                        match opened {
+                            Ok(s) => self.events = Some(s),
+                            Err(e) => return Err(self.stream_failed(e).await),
+                        }
+                    }
+                    let tree_due = self.last.as_ref().is_some_and(|a| self.wants_tree(a));
+                    let events = self.events.as_mut().expect("stream is open");
+                    let item = if tree_due {
+                        match tokio::time::timeout(POLL_INTERVAL, events.next()).await {
+                            Ok(item) => item,
+                            // Nothing new on the app; hand back the last one so the tree is re-read.
+                            Err(_) => {
+                                return Ok(self.last.clone().expect("tree_due needs a last app"))
+                            }
+                        }
+                    } else {
+                        events.next().await
+                    };
+                    match item {
+                        Some(Ok(ev)) => {
+                            self.stream_failures = 0;
+                            if let Some(rv) = &ev.application.metadata.resource_version {
+                                self.rv = Some(rv.clone());
+                            }
+                            if ev.type_.as_deref() == Some("DELETED") {
+                                return Err(format!(
+                                    "argocd_app {:?} was deleted",
+                                    self.settings.app
+                                ));
+                            }
+                            return Ok(ev.application);
+                        }
+                        Some(Err(e)) => {
+                            self.events = None;
+                            return Err(self.stream_failed(e).await);
+                        }
+                        None => {
+                            // A normal end (a proxy's idle timeout): reconnect from the last version.
+                            self.events = None;
+                            self.stream_failures += 1;
+                            if self.stream_failures >= STREAM_ATTEMPTS {
+                                self.mode = Watch::Poll;
+                                return Err(
+                                    "application stream keeps closing; polling every 2s instead"
+                                        .into(),
+                                );
+                            }
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn stream_failed(&mut self, e: Error) -> String {
+        self.stream_failures += 1;
+        let msg = chain(&e);
+        if self.stream_failures >= STREAM_ATTEMPTS || matches!(e.status(), Some(404 | 405 | 501)) {
+            self.mode = Watch::Poll;
+            return format!("application stream unusable ({msg}); polling every 2s instead");
+        }
+        // As `argocd app wait` does: wait a second, reconnect with the last resourceVersion.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        format!("application stream interrupted ({msg}); reconnecting")
+    }
+
+    async fn get(&self) -> Result<Application, String> {
+        self.client
+            .apps()
+            .get(&self.settings.app)
+            .app_namespace(self.settings.app_namespace.as_deref())
+            .project(self.settings.project.as_deref())
+            .send()
+            .await
+            .map_err(|e| chain(&e))
+    }
+}

@@ -1,0 +1,391 @@
+//! The pure Argo CD verdict: does one application snapshot prove that *our* commit runs?
+//!
+//! This implements the predicate of research TL;DR §3–4 (see `shared/research/argocd-rollout.md`):
+//! ready when the synced revision is our commit S or a descendant of it, `Synced`, `Healthy`, no
+//! pending operation, the operation for S `Succeeded`, and `reconciledAt ≥ finishedAt` (the
+//! stale-health guard of kargo#2196). It never reads the clock or the network: what is known about
+//! other revisions (ancestry, whether our value survived) comes in through [`Target`], elapsed
+//! grace periods through [`VerdictState`] and `now`.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use super::models::{Application, ApplicationTree, OperationState};
+use crate::verdict::Verdict;
+
+/// How a revision Argo CD reports relates to our commit S.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Relation {
+    /// It is S.
+    Ours,
+    /// It contains S (S is an ancestor). `overwritten_by` is set when our value no longer holds there.
+    Descendant {
+        /// The commit that replaced our value, if any.
+        overwritten_by: Option<String>,
+    },
+    /// It is an ancestor of S: Argo CD has not seen our commit yet.
+    Older,
+    /// It neither contains S nor is older: the branch moved to a history without our commit.
+    Unrelated,
+    /// Not known yet; the wait loop asks the forge and calls again.
+    Unknown,
+}
+
+/// Our commit and what is known about the revisions seen so far.
+#[derive(Debug, Clone, Default)]
+pub struct Target {
+    /// Full SHA of our commit S.
+    pub commit: String,
+    /// The GitOps repository URL, to pick the source of a multi-source application.
+    pub repo_url: Option<String>,
+    /// Images we deployed (`name:tag`, `name@digest`); pods running them count for stuck-pod checks.
+    pub images: Vec<String>,
+    /// Facts about other revisions, filled by the wait loop.
+    pub known: BTreeMap<String, Relation>,
+}
+
+impl Target {
+    /// A target for commit `sha` with nothing known about other revisions.
+    pub fn new(sha: impl Into<String>) -> Self {
+        Target {
+            commit: sha.into(),
+            ..Target::default()
+        }
+    }
+
+    /// How `rev` relates to our commit.
+    pub fn relation(&self, rev: &str) -> Relation {
+        if rev.eq_ignore_ascii_case(&self.commit) {
+            return Relation::Ours;
+        }
+        self.known.get(rev).cloned().unwrap_or(Relation::Unknown)
+    }
+
+    fn contains_ours(&self, rev: &str) -> bool {
+        matches!(
+            self.relation(rev),
+            Relation::Ours | Relation::Descendant { .. }
+        )
+    }
+}
+
+/// What the verdict remembers between snapshots: since when a bad state has lasted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerdictState {
+    /// Since when the app (or a pod running our image) has been `Degraded`/`Missing` at our revision.
+    pub unhealthy_since: Option<Instant>,
+    /// Since when an `…Error` condition has been present.
+    pub error_condition_since: Option<Instant>,
+}
+
+impl VerdictState {
+    /// Updates the timers from one snapshot. Pure: `now` comes from the caller.
+    pub fn observe(&mut self, snap: &AppSnapshot, target: &Target, now: Instant) {
+        let at_ours = synced_revision(&snap.app, target).is_some_and(|r| target.contains_ours(r));
+        let unhealthy = at_ours && unhealthy_culprit(snap, target).is_some();
+        self.unhealthy_since = if unhealthy {
+            self.unhealthy_since.or(Some(now))
+        } else {
+            None
+        };
+        let has_error = snap.app.status.conditions.iter().any(|c| c.is_error());
+        self.error_condition_since = if has_error {
+            self.error_condition_since.or(Some(now))
+        } else {
+            None
+        };
+    }
+}
+
+/// One view of the application: the app and, when fetched, its resource tree (for pod health).
+#[derive(Debug, Clone, Default)]
+pub struct AppSnapshot {
+    /// The application.
+    pub app: Application,
+    /// Its resource tree, fetched while the app is `Progressing` at our revision.
+    pub tree: Option<ApplicationTree>,
+}
+
+/// Index of our source in a multi-source application: by repository URL, else the source whose
+/// revision is S, else the first.
+pub fn source_index(app: &Application, target: &Target) -> usize {
+    let norm = |u: &str| {
+        u.trim_end_matches('/')
+            .trim_end_matches(".git")
+            .to_ascii_lowercase()
+    };
+    if let Some(repo) = &target.repo_url {
+        if let Some(i) = app
+            .spec
+            .sources
+            .iter()
+            .position(|s| s.repo_url.as_deref().map(norm) == Some(norm(repo)))
+        {
+            return i;
+        }
+    }
+    app.status
+        .sync
+        .revisions
+        .iter()
+        .position(|r| r.eq_ignore_ascii_case(&target.commit))
+        .unwrap_or(0)
+}
+
+/// `rev(app)`: `status.sync.revision`, or `revisions[i]` for a multi-source app.
+pub fn synced_revision<'a>(app: &'a Application, target: &Target) -> Option<&'a str> {
+    if app.spec.is_multi_source() || !app.status.sync.revisions.is_empty() {
+        let i = source_index(app, target);
+        if let Some(r) = app.status.sync.revisions.get(i) {
+            return Some(r.as_str());
+        }
+    }
+    app.status
+        .sync
+        .revision
+        .as_deref()
+        .filter(|r| !r.is_empty())
+}
+
+/// The revision an operation synced or was asked to sync (for our source).
+pub fn operation_revision<'a>(
+    app: &Application,
+    op: &'a OperationState,
+    target: &Target,
+) -> Option<&'a str> {
+    let i = source_index(app, target);
+    let from_result = op.sync_result.as_ref().and_then(|r| {
+        r.revision
+            .as_deref()
+            .filter(|s| !s.is_empty())
+            .or_else(|| r.revisions.get(i).map(String::as_str))
+    });
+    from_result.or_else(|| {
+        op.operation.as_ref()?.sync.as_ref().and_then(|s| {
+            s.revision
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .or_else(|| s.revisions.get(i).map(String::as_str))
+        })
+    })
+}
+
+/// The first 7 characters of a SHA, for messages.
+pub fn short(sha: &str) -> &str {
+    sha.get(..7).unwrap_or(sha)
+}
+
+/// Judges one snapshot. See the module docs for the predicate; the checks run in this order so the
+/// most specific failure wins.
+pub fn app_verdict(
+    snap: &AppSnapshot,
+    target: &Target,
+    state: &VerdictState,
+    grace: Duration,
+    now: Instant,
+) -> Verdict {
+    let app = &snap.app;
+    let status = &app.status;
+    let s = short(&target.commit);
+    let op = status.operation_state.as_ref();
+
+    // A finished operation for S (or a descendant) that failed is final: retries are exhausted.
+    if let Some(op) = op {
+        if let Some(op_rev) = operation_revision(app, op, target) {
+            let phase = op.phase.as_deref().unwrap_or("");
+            if matches!(phase, "Failed" | "Error") && target.contains_ours(op_rev) {
+                return Verdict::failed(failed_operation(op, op_rev));
+            }
+        }
+    }
+
+    let rev = synced_revision(app, target);
+    let error_condition = status.conditions.iter().find(|c| c.is_error());
+    let error_lasted = lasted(state.error_condition_since, grace, now);
+    match rev.map(|r| (r, target.relation(r))) {
+        Some((_, Relation::Ours))
+        | Some((
+            _,
+            Relation::Descendant {
+                overwritten_by: None,
+            },
+        )) => {}
+        Some((
+            r,
+            Relation::Descendant {
+                overwritten_by: Some(by),
+            },
+        )) => {
+            return Verdict::failed(format!(
+                "our value was overwritten by commit {} (Argo CD synced {}, which contains our commit {s})",
+                short(&by),
+                short(r)
+            ));
+        }
+        Some((r, Relation::Unrelated)) => {
+            return Verdict::failed(format!(
+                "Argo CD moved to commit {} which does not contain our commit {s}",
+                short(r)
+            ));
+        }
+        other => {
+            if let (Some(c), true) = (error_condition, error_lasted) {
+                return Verdict::failed(condition_message(c));
+            }
+            let why = match other {
+                Some((r, Relation::Unknown)) => {
+                    format!(
+                        "Argo CD is at {}; checking whether it contains {s}",
+                        short(r)
+                    )
+                }
+                Some((r, _)) => format!("Argo CD is still at {}, waiting for {s}", short(r)),
+                None => format!("Argo CD has no revision yet, waiting for {s}"),
+            };
+            return Verdict::waiting(why);
+        }
+    }
+    let rev = rev.unwrap_or_default();
+
+    if let (Some(c), true) = (error_condition, error_lasted) {
+        return Verdict::failed(condition_message(c));
+    }
+    if let Some(culprit) = unhealthy_culprit(snap, target) {
+        if lasted(state.unhealthy_since, grace, now) {
+            return Verdict::failed(format!(
+                "{culprit} (for more than {})",
+                humantime::format_duration(grace)
+            ));
+        }
+        return Verdict::waiting(culprit);
+    }
+    let sync = status.sync.status.as_deref().unwrap_or("Unknown");
+    if sync != "Synced" {
+        return Verdict::waiting(format!("sync {sync} at {}", short(rev)));
+    }
+    if app.operation.is_some() {
+        return Verdict::waiting("an operation is pending");
+    }
+    if let Some(op) = op {
+        if !op.is_completed() {
+            let phase = op.phase.as_deref().unwrap_or("Running");
+            let msg = op.message.as_deref().unwrap_or("");
+            return Verdict::waiting(
+                format!("operation {phase}: {msg}")
+                    .trim_end_matches(": ")
+                    .to_owned(),
+            );
+        }
+        if let Some(finished) = op.finished_at {
+            // Health computed before the controller reconciled once after the sync can be the old one.
+            if status.reconciled_at.is_none_or(|r| r < finished) {
+                return Verdict::waiting("waiting for Argo CD to reconcile after the sync");
+            }
+        }
+    }
+    match status.health.status.as_deref().unwrap_or("Unknown") {
+        "Healthy" => Verdict::Ready,
+        other => {
+            let msg = status.health.message.as_deref().unwrap_or("");
+            Verdict::waiting(format!("health {other} {msg}").trim_end().to_owned())
+        }
+    }
+}
+
+fn lasted(since: Option<Instant>, grace: Duration, now: Instant) -> bool {
+    since.is_some_and(|t| now.saturating_duration_since(t) >= grace)
+}
+
+fn condition_message(c: &super::models::ApplicationCondition) -> String {
+    format!(
+        "{}: {}",
+        c.type_.as_deref().unwrap_or("Error"),
+        c.message.as_deref().unwrap_or("")
+    )
+}
+
+fn failed_operation(op: &OperationState, rev: &str) -> String {
+    let mut why = format!(
+        "sync of {} {}: {}",
+        short(rev),
+        op.phase.as_deref().unwrap_or("Failed").to_ascii_lowercase(),
+        op.message.as_deref().unwrap_or("no message")
+    );
+    let failed: Vec<String> = op
+        .sync_result
+        .iter()
+        .flat_map(|r| r.resources.iter())
+        .filter(|r| r.is_failed())
+        .map(|r| {
+            format!(
+                "{} {}/{}: {}",
+                r.kind.as_deref().unwrap_or("?"),
+                r.namespace.as_deref().unwrap_or(""),
+                r.name.as_deref().unwrap_or("?"),
+                r.message.as_deref().unwrap_or("")
+            )
+        })
+        .collect();
+    if !failed.is_empty() {
+        why.push_str("; failed resources: ");
+        why.push_str(&failed.join("; "));
+    }
+    why
+}
+
+/// The first thing that makes the app unhealthy: app health `Degraded`/`Missing` (naming the managed
+/// resource and its message), or a pod running our image that Argo CD marks `Degraded`
+/// (CrashLoopBackOff, ImagePullBackOff: app health stays `Progressing` until the progress deadline).
+fn unhealthy_culprit(snap: &AppSnapshot, target: &Target) -> Option<String> {
+    let status = &snap.app.status;
+    let app_health = status.health.status.as_deref().unwrap_or("");
+    if matches!(app_health, "Degraded" | "Missing") {
+        let res = status.resources.iter().find(|r| {
+            r.hook != Some(true)
+                && r.health
+                    .as_ref()
+                    .is_some_and(|h| h.status.as_deref() == Some(app_health))
+        });
+        return Some(match res {
+            Some(r) => format!(
+                "health {app_health}: {} {}/{}: {}",
+                r.kind.as_deref().unwrap_or("?"),
+                r.namespace.as_deref().unwrap_or(""),
+                r.name.as_deref().unwrap_or("?"),
+                r.health
+                    .as_ref()
+                    .and_then(|h| h.message.as_deref())
+                    .or(status.health.message.as_deref())
+                    .unwrap_or("no message")
+            ),
+            None => format!(
+                "health {app_health}: {}",
+                status.health.message.as_deref().unwrap_or("no message")
+            ),
+        });
+    }
+    let tree = snap.tree.as_ref()?;
+    tree.nodes
+        .iter()
+        .filter(|n| n.kind.as_deref() == Some("Pod"))
+        .filter(|n| target.images.is_empty() || n.images.iter().any(|i| target.images.contains(i)))
+        .find(|n| {
+            n.health
+                .as_ref()
+                .is_some_and(|h| h.status.as_deref() == Some("Degraded"))
+        })
+        .map(|n| {
+            format!(
+                "pod {}/{} Degraded: {}",
+                n.namespace.as_deref().unwrap_or(""),
+                n.name.as_deref().unwrap_or("?"),
+                n.health
+                    .as_ref()
+                    .and_then(|h| h.message.as_deref())
+                    .unwrap_or("no message")
+            )
+        })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,329 @@
+//! Table tests of [`app_verdict`]: one row per status combination of research A3.
+
+use super::*;
+use crate::argocd::models::*;
+use serde_json::json;
+
+const S: &str = "4d5e6f0000000000000000000000000000000001";
+const OLD: &str = "1a2b3c0000000000000000000000000000000000";
+const NEWER: &str = "9f8e7d0000000000000000000000000000000002";
+const OTHER: &str = "77aa770000000000000000000000000000000003";
+
+/// A healthy app fully synced to S by an auto-sync operation that finished at t=10, reconciled at t=20.
+fn base() -> serde_json::Value {
+    json!({
+        "metadata": {"name": "web", "namespace": "argocd", "resourceVersion": "5"},
+        "spec": {"source": {"repoURL": "http://git/ops/deploy.git", "targetRevision": "main"},
+                 "syncPolicy": {"automated": {"prune": true}}},
+        "status": {
+            "sync": {"status": "Synced", "revision": S},
+            "health": {"status": "Healthy"},
+            "reconciledAt": "2026-01-01T00:00:20Z",
+            "operationState": {
+                "phase": "Succeeded", "message": "successfully synced (all tasks run)",
+                "operation": {"sync": {"revision": S}},
+                "startedAt": "2026-01-01T00:00:05Z", "finishedAt": "2026-01-01T00:00:10Z",
+                "syncResult": {"revision": S, "resources": [
+                    {"group": "apps", "kind": "Deployment", "namespace": "default", "name": "web", "status": "Synced"}
+                ]}
+            },
+            "resources": [{"group": "apps", "version": "v1", "kind": "Deployment", "namespace": "default",
+                           "name": "web", "status": "Synced", "health": {"status": "Healthy"}}]
+        }
+    })
+}
+
+fn snap(edit: impl FnOnce(&mut serde_json::Value)) -> AppSnapshot {
+    let mut v = base();
+    edit(&mut v);
+    AppSnapshot {
+        app: serde_json::from_value(v).expect("fixture is an Application"),
+        tree: None,
+    }
+}
+
+fn target() -> Target {
+    let mut t = Target::new(S);
+    t.known.insert(OLD.into(), Relation::Older);
+    t.known.insert(
+        NEWER.into(),
+        Relation::Descendant {
+            overwritten_by: None,
+        },
+    );
+    t.known.insert(OTHER.into(), Relation::Unrelated);
+    t.images = vec!["registry.local/web:1.4.2".into()];
+    t
+}
+
+#[derive(Debug)]
+enum Want {
+    Ready,
+    Waiting(&'static str),
+    Failed(&'static str),
+}
+
+fn check(name: &str, got: &Verdict, want: &Want) {
+    let ok = match (got, want) {
+        (Verdict::Ready, Want::Ready) => true,
+        (Verdict::Waiting { why }, Want::Waiting(p)) => why.contains(p),
+        (Verdict::Failed { why }, Want::Failed(p)) => why.contains(p),
+        _ => false,
+    };
+    assert!(ok, "{name}: got {got:?}, want {want:?}");
+}
+
+type Edit = Box<dyn FnOnce(&mut serde_json::Value)>;
+
+/// Sets the value at a JSON pointer, creating the last key when missing.
+fn set(path: &'static str, value: serde_json::Value) -> Edit {
+    Box::new(move |v| {
+        let (parent, key) = path.rsplit_once('/').expect("pointer");
+        let parent = v
+            .pointer_mut(parent)
+            .unwrap_or_else(|| panic!("no parent of {path}"));
+        match parent {
+            serde_json::Value::Object(map) => {
+                map.insert(key.to_owned(), value);
+            }
+            serde_json::Value::Array(items) => items[key.parse::<usize>().expect("index")] = value,
+            _ => panic!("{path}: parent is a scalar"),
+        }
+    })
+}
+
+fn edits(list: Vec<Edit>) -> Edit {
+    Box::new(move |v| list.into_iter().for_each(|e| e(v)))
+}
+
+fn remove(parent: &'static str, key: &'static str) -> Edit {
+    Box::new(move |v| {
+        v.pointer_mut(parent)
+            .and_then(|p| p.as_object_mut())
+            .expect("parent object")
+            .remove(key);
+    })
+}
+
+#[test]
+fn app_verdict_table() {
+    let t0 = Instant::now();
+    let long_ago = Some(t0);
+    let later = t0 + Duration::from_secs(31);
+    let grace = Duration::from_secs(30);
+    let fresh = VerdictState::default();
+    let both_timers = VerdictState {
+        unhealthy_since: long_ago,
+        error_condition_since: long_ago,
+    };
+    let rows: Vec<(&str, Edit, &VerdictState, Want)> = vec![
+        ("healthy at our commit", Box::new(|_| {}), &fresh, Want::Ready),
+        ("still at the old commit (Synced, Healthy: the A5 race)",
+            edits(vec![set("/status/sync/revision", json!(OLD)),
+                       set("/status/operationState/syncResult/revision", json!(OLD)),
+                       set("/status/operationState/operation/sync/revision", json!(OLD))]),
+            &fresh, Want::Waiting("still at 1a2b3c0")),
+        ("unknown revision: ask for ancestry",
+            set("/status/sync/revision", json!("abcdef0000000000000000000000000000000000")),
+            &fresh, Want::Waiting("checking whether it contains 4d5e6f0")),
+        ("no revision yet", remove("/status/sync", "revision"), &fresh, Want::Waiting("no revision yet")),
+        ("OutOfSync at our commit", set("/status/sync/status", json!("OutOfSync")), &fresh,
+            Want::Waiting("sync OutOfSync at 4d5e6f0")),
+        ("sync Unknown at our commit", set("/status/sync/status", json!("Unknown")), &fresh,
+            Want::Waiting("sync Unknown")),
+        ("requested operation pending",
+            set("/operation", json!({"sync": {"revision": S}})), &fresh, Want::Waiting("operation is pending")),
+        ("operation running",
+            edits(vec![set("/status/operationState/phase", json!("Running")),
+                       set("/status/operationState/message", json!("waiting for healthy state of apps/Deployment/web")),
+                       remove("/status/operationState", "finishedAt")]),
+            &fresh, Want::Waiting("operation Running: waiting for healthy state")),
+        ("retry pending: Running with finishedAt set",
+            edits(vec![set("/status/operationState/phase", json!("Running")),
+                       set("/status/operationState/message", json!("Retrying attempt #1 at 00:00:30"))]),
+            &fresh, Want::Waiting("Retrying attempt #1")),
+        ("terminating", set("/status/operationState/phase", json!("Terminating")), &fresh,
+            Want::Waiting("operation Terminating")),
+        ("operation for S failed: message and failed resources",
+            edits(vec![set("/status/operationState/phase", json!("Failed")),
+                       set("/status/operationState/message", json!("one or more objects failed to apply")),
+                       set("/status/operationState/syncResult/resources/0/status", json!("SyncFailed")),
+                       set("/status/operationState/syncResult/resources/0/message",
+                           json!("Deployment.apps \"web\" is invalid: spec.template.spec.containers[0].image: Required value"))]),
+            &fresh, Want::Failed("sync of 4d5e6f0 failed: one or more objects failed to apply; failed resources: Deployment default/web: Deployment.apps \"web\" is invalid")),
+        ("operation for S errored (hook failed)",
+            edits(vec![set("/status/operationState/phase", json!("Error")),
+                       set("/status/operationState/message", json!("hook failed")),
+                       set("/status/operationState/syncResult/resources/0/hookPhase", json!("Failed")),
+                       set("/status/operationState/syncResult/resources/0/message", json!("job failed"))]),
+            &fresh, Want::Failed("sync of 4d5e6f0 error: hook failed; failed resources: Deployment default/web: job failed")),
+        ("failed operation for an older commit is not ours to judge",
+            edits(vec![set("/status/sync/revision", json!(OLD)),
+                       set("/status/operationState/phase", json!("Failed")),
+                       set("/status/operationState/syncResult/revision", json!(OLD))]),
+            &fresh, Want::Waiting("still at 1a2b3c0")),
+        ("operation failed for S, only operation.sync.revision known",
+            edits(vec![set("/status/operationState/phase", json!("Failed")),
+                       remove("/status/operationState", "syncResult")]),
+            &fresh, Want::Failed("sync of 4d5e6f0 failed")),
+        ("stale health: reconciledAt before finishedAt",
+            set("/status/reconciledAt", json!("2026-01-01T00:00:09Z")), &fresh,
+            Want::Waiting("reconcile after the sync")),
+        ("stale health: never reconciled", remove("/status", "reconciledAt"), &fresh,
+            Want::Waiting("reconcile after the sync")),
+        ("reconciledAt equal to finishedAt is enough",
+            set("/status/reconciledAt", json!("2026-01-01T00:00:10Z")), &fresh, Want::Ready),
+        ("no operation state at all (synced without an operation)",
+            remove("/status", "operationState"), &fresh, Want::Ready),
+        ("Progressing", edits(vec![set("/status/health/status", json!("Progressing")),
+                                  set("/status/health/message", json!("Waiting for rollout to finish"))]),
+            &fresh, Want::Waiting("health Progressing Waiting for rollout")),
+        ("Suspended is not ready", set("/status/health/status", json!("Suspended")), &fresh,
+            Want::Waiting("health Suspended")),
+        ("health Unknown", set("/status/health/status", json!("Unknown")), &fresh, Want::Waiting("health Unknown")),
+        ("Degraded within grace names the resource",
+            edits(vec![set("/status/health/status", json!("Degraded")),
+                       set("/status/resources/0/health", json!({"status": "Degraded",
+                           "message": "Deployment \"web\" exceeded its progress deadline"}))]),
+            &fresh, Want::Waiting("health Degraded: Deployment default/web: Deployment \"web\" exceeded its progress deadline")),
+        ("Degraded beyond grace fails",
+            edits(vec![set("/status/health/status", json!("Degraded")),
+                       set("/status/resources/0/health", json!({"status": "Degraded",
+                           "message": "Deployment \"web\" exceeded its progress deadline"}))]),
+            &both_timers, Want::Failed("health Degraded: Deployment default/web: Deployment \"web\" exceeded its progress deadline (for more than 30s)")),
+        ("Missing beyond grace fails",
+            edits(vec![set("/status/health/status", json!("Missing")),
+                       set("/status/resources/0/health", json!({"status": "Missing"}))]),
+            &both_timers, Want::Failed("health Missing: Deployment default/web")),
+        ("Degraded at the old commit is not ours",
+            edits(vec![set("/status/sync/revision", json!(OLD)), set("/status/health/status", json!("Degraded"))]),
+            &both_timers, Want::Waiting("still at 1a2b3c0")),
+        ("ComparisonError within grace waits",
+            edits(vec![set("/status/sync/revision", json!(OLD)),
+                       set("/status/conditions", json!([{"type": "ComparisonError", "message": "rpc error: repo unreachable"}]))]),
+            &fresh, Want::Waiting("still at")),
+        ("ComparisonError beyond grace fails",
+            edits(vec![set("/status/sync/revision", json!(OLD)),
+                       set("/status/conditions", json!([{"type": "ComparisonError", "message": "rpc error: repo unreachable"}]))]),
+            &both_timers, Want::Failed("ComparisonError: rpc error: repo unreachable")),
+        ("SyncError at our commit beyond grace fails",
+            set("/status/conditions", json!([{"type": "SyncError", "message": "quota exceeded"}])),
+            &both_timers, Want::Failed("SyncError: quota exceeded")),
+        ("warning conditions are ignored",
+            set("/status/conditions", json!([{"type": "OrphanedResourceWarning", "message": "1 orphan"}])),
+            &both_timers, Want::Ready),
+        ("a newer commit containing ours passes",
+            edits(vec![set("/status/sync/revision", json!(NEWER)),
+                       set("/status/operationState/syncResult/revision", json!(NEWER)),
+                       set("/status/operationState/operation/sync/revision", json!(NEWER))]),
+            &fresh, Want::Ready),
+        ("moved to a commit without ours fails",
+            set("/status/sync/revision", json!(OTHER)), &fresh,
+            Want::Failed("moved to commit 77aa770 which does not contain our commit 4d5e6f0")),
+        ("failed operation for a descendant fails",
+            edits(vec![set("/status/sync/revision", json!(NEWER)),
+                       set("/status/operationState/phase", json!("Failed")),
+                       set("/status/operationState/syncResult/revision", json!(NEWER))]),
+            &fresh, Want::Failed("sync of 9f8e7d0 failed")),
+        ("operation for an older commit succeeded, we are synced: ready (research TL;DR 3)",
+            edits(vec![set("/status/operationState/syncResult/revision", json!(OLD)),
+                       set("/status/operationState/operation/sync/revision", json!(OLD))]),
+            &fresh, Want::Ready),
+        ("multi-source: our source's revision counts",
+            edits(vec![set("/spec", json!({"sources": [
+                            {"repoURL": "http://git/ops/charts.git"},
+                            {"repoURL": "http://git/ops/deploy"}]})),
+                       remove("/status/sync", "revision"),
+                       set("/status/sync/revisions", json!([OTHER, S])),
+                       set("/status/operationState/syncResult", json!({"revisions": [OTHER, S]}))]),
+            &fresh, Want::Ready),
+        ("multi-source: our source still old",
+            edits(vec![set("/spec", json!({"sources": [
+                            {"repoURL": "http://git/ops/charts.git"},
+                            {"repoURL": "http://git/ops/deploy"}]})),
+                       remove("/status/sync", "revision"),
+                       set("/status/sync/revisions", json!([S, OLD]))]),
+            &fresh, Want::Waiting("still at 1a2b3c0")),
+    ];
+    for (name, edit, state, want) in rows {
+        let mut t = target();
+        t.repo_url = Some("http://git/ops/deploy.git".into());
+        let got = app_verdict(&snap(edit), &t, state, grace, later);
+        check(name, &got, &want);
+    }
+}
+
+#[test]
+fn overwritten_value_names_the_commit() {
+    let mut t = target();
+    t.known.insert(
+        NEWER.into(),
+        Relation::Descendant {
+            overwritten_by: Some(NEWER.into()),
+        },
+    );
+    let s = snap(|v| *v.pointer_mut("/status/sync/revision").unwrap() = json!(NEWER));
+    let got = app_verdict(
+        &s,
+        &t,
+        &VerdictState::default(),
+        Duration::from_secs(30),
+        Instant::now(),
+    );
+    check(
+        "overwritten",
+        &got,
+        &Want::Failed("our value was overwritten by commit 9f8e7d0"),
+    );
+}
+
+#[test]
+fn degraded_pod_in_tree_fails_after_grace_while_app_progressing() {
+    let t = target();
+    let mut s = snap(|v| *v.pointer_mut("/status/health/status").unwrap() = json!("Progressing"));
+    s.tree = Some(serde_json::from_value(json!({"nodes": [
+        {"kind": "Pod", "namespace": "default", "name": "web-abc", "images": ["registry.local/web:1.4.2"],
+         "health": {"status": "Degraded", "message": "back-off 10s restarting failed container=web"}},
+        {"kind": "Pod", "namespace": "default", "name": "old-pod", "images": ["registry.local/web:1.4.1"],
+         "health": {"status": "Degraded", "message": "not ours"}}
+    ]})).unwrap());
+    let grace = Duration::from_secs(30);
+    let t0 = Instant::now();
+    let mut state = VerdictState::default();
+    state.observe(&s, &t, t0);
+    check(
+        "pod within grace",
+        &app_verdict(&s, &t, &state, grace, t0 + Duration::from_secs(29)),
+        &Want::Waiting("pod default/web-abc Degraded: back-off 10s"),
+    );
+    state.observe(&s, &t, t0 + Duration::from_secs(31));
+    check("pod beyond grace", &app_verdict(&s, &t, &state, grace, t0 + Duration::from_secs(31)),
+        &Want::Failed("pod default/web-abc Degraded: back-off 10s restarting failed container=web (for more than 30s)"));
+}
+
+#[test]
+fn observe_starts_and_clears_timers() {
+    let t = target();
+    let t0 = Instant::now();
+    let mut state = VerdictState::default();
+    let degraded = snap(|v| *v.pointer_mut("/status/health/status").unwrap() = json!("Degraded"));
+    state.observe(&degraded, &t, t0);
+    state.observe(&degraded, &t, t0 + Duration::from_secs(5));
+    assert_eq!(state.unhealthy_since, Some(t0), "first sighting is kept");
+    state.observe(&snap(|_| {}), &t, t0 + Duration::from_secs(6));
+    assert_eq!(state.unhealthy_since, None, "healthy clears the timer");
+}
+
+#[test]
+fn auto_sync_detection() {
+    let on: Application = serde_json::from_value(base()).unwrap();
+    assert!(on.spec.is_auto_sync());
+    let mut v = base();
+    v["spec"]["syncPolicy"]["automated"]["enabled"] = json!(false);
+    let off: Application = serde_json::from_value(v).unwrap();
+    assert!(!off.spec.is_auto_sync());
+    let mut v = base();
+    v["spec"].as_object_mut().unwrap().remove("syncPolicy");
+    let none: Application = serde_json::from_value(v).unwrap();
+    assert!(!none.spec.is_auto_sync());
+}
