@@ -1,0 +1,391 @@
+//! Where rollout snapshots come from: Argo CD (resource tree + live resources; no cluster
+//! credentials needed) or kube-rs with a kubeconfig (one watcher per workload, research C3).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures::stream::{BoxStream, StreamExt};
+use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher;
+use kube::runtime::WatchStreamExt;
+
+use super::{
+    image_matches, image_repository, stuck_pods, Kind, RolloutSnapshot, StuckPod, Workload,
+    WorkloadRef,
+};
+use crate::argocd::models::ApplicationTree;
+use crate::argocd::{self, ResourceKey};
+use crate::secret::Secret;
+use crate::wait::POLL_INTERVAL;
+
+/// Errors of the rollout sources.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The kubeconfig could not be parsed or used.
+    #[error("kubeconfig: {what}")]
+    Kubeconfig {
+        /// What is wrong (never the content).
+        what: String,
+    },
+    /// Reading from Argo CD failed.
+    #[error("reading workloads through Argo CD failed")]
+    Argo {
+        /// The cause.
+        #[source]
+        source: argocd::Error,
+    },
+}
+
+/// The Argo CD application whose resources are read.
+#[derive(Debug, Clone)]
+pub struct ArgoApp {
+    /// The client.
+    pub client: argocd::Client,
+    /// App name.
+    pub app: String,
+    /// App namespace.
+    pub app_namespace: Option<String>,
+    /// Project.
+    pub project: Option<String>,
+}
+
+impl ArgoApp {
+    async fn tree(&self) -> Result<ApplicationTree, argocd::Error> {
+        self.client
+            .apps()
+            .resource_tree(&self.app)
+            .app_namespace(self.app_namespace.as_deref())
+            .project(self.project.as_deref())
+            .send()
+            .await
+    }
+
+    async fn live(&self, r: &WorkloadRef) -> Result<Workload, String> {
+        let key = ResourceKey {
+            group: "apps".into(),
+            version: "v1".into(),
+            kind: r.kind.as_str().into(),
+            namespace: r.namespace.clone().unwrap_or_default(),
+            name: r.name.clone(),
+        };
+        let v = self
+            .client
+            .apps()
+            .resource(&self.app, &key)
+            .app_namespace(self.app_namespace.as_deref())
+            .project(self.project.as_deref())
+            .send()
+            .await
+            .map_err(|e| error_chain(&e))?;
+        Workload::from_json(v)
+    }
+}
+
+/// Finds the workloads to check through Argo CD: the explicit targets (their namespace filled from
+/// the tree when not given), or else every Deployment/StatefulSet/DaemonSet of the app whose pod
+/// template uses one of our images' repositories (every one of them when `images` is empty).
+///
+/// # Errors
+/// [`Error::Argo`] when the tree cannot be read.
+pub async fn discover_via_argo(
+    argo: &ArgoApp,
+    explicit: &[WorkloadRef],
+    images: &[String],
+) -> Result<Vec<WorkloadRef>, Error> {
+    let tree = argo.tree().await.map_err(|source| Error::Argo { source })?;
+    let workloads: Vec<WorkloadRef> = tree
+        .nodes
+        .iter()
+        .filter(|n| n.group.as_deref() == Some("apps") && n.parent_refs.is_empty())
+        .filter_map(|n| {
+            Some(WorkloadRef {
+                kind: Kind::parse(n.kind.as_deref()?)?,
+                namespace: n.namespace.clone(),
+                name: n.name.clone()?,
+            })
+        })
+        .collect();
+    if !explicit.is_empty() {
+        return Ok(explicit
+            .iter()
+            .map(|r| {
+                let mut r = r.clone();
+                if r.namespace.is_none() {
+                    r.namespace = workloads
+                        .iter()
+                        .find(|w| w.kind == r.kind && w.name == r.name)
+                        .and_then(|w| w.namespace.clone());
+                }
+                r
+            })
+            .collect());
+    }
+    let mut out = Vec::new();
+    for r in workloads {
+        let Ok(w) = argo.live(&r).await else { continue };
+        let uses_ours = images.is_empty()
+            || w.template_images().iter().any(|live| {
+                images.iter().any(|want| {
+                    image_repository(live) == image_repository(want) || image_matches(live, want)
+                })
+            });
+        if uses_ours {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// Polls the live objects and the tree through Argo CD every 2 s.
+pub fn argo_snapshots(
+    argo: ArgoApp,
+    targets: Vec<WorkloadRef>,
+    images: Vec<String>,
+) -> BoxStream<'static, Result<RolloutSnapshot, String>> {
+    crate::wait::poll(POLL_INTERVAL, move || {
+        let argo = argo.clone();
+        let targets = targets.clone();
+        let images = images.clone();
+        async move {
+            let mut workloads = Vec::new();
+            for r in &targets {
+                let live = match argo.live(r).await {
+                    Ok(w) => Some(w),
+                    Err(e) if e.contains("HTTP 404") => None,
+                    Err(e) => return Err(format!("{r}: {e}")),
+                };
+                workloads.push((r.clone(), live));
+            }
+            let stuck = match argo.tree().await {
+                Ok(tree) => stuck_from_tree(&tree, &images),
+                Err(_) => Vec::new(),
+            };
+            Ok(RolloutSnapshot { workloads, stuck })
+        }
+    })
+    .boxed()
+}
+
+/// Pods of our image that Argo CD marks `Degraded` (it does so for CrashLoopBackOff, ImagePullBackOff
+/// and friends); the reason comes from the node's `Status Reason` info item when present.
+pub fn stuck_from_tree(tree: &ApplicationTree, images: &[String]) -> Vec<StuckPod> {
+    tree.nodes
+        .iter()
+        .filter(|n| n.kind.as_deref() == Some("Pod"))
+        .filter(|n| {
+            images.is_empty()
+                || n.images
+                    .iter()
+                    .any(|l| images.iter().any(|w| image_matches(l, w)))
+        })
+        .filter(|n| {
+            n.health
+                .as_ref()
+                .is_some_and(|h| h.status.as_deref() == Some("Degraded"))
+        })
+        .map(|n| StuckPod {
+            pod: format!(
+                "{}/{}",
+                n.namespace.as_deref().unwrap_or(""),
+                n.name.as_deref().unwrap_or("")
+            ),
+            reason: n
+                .info
+                .iter()
+                .find(|i| i.name.as_deref() == Some("Status Reason"))
+                .and_then(|i| i.value.clone())
+                .unwrap_or_else(|| "Degraded".into()),
+            message: n
+                .health
+                .as_ref()
+                .and_then(|h| h.message.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// A kube client from kubeconfig text, and the context's default namespace.
+///
+/// # Errors
+/// [`Error::Kubeconfig`]; the message never contains the kubeconfig itself.
+pub async fn kube_client(kubeconfig: &Secret) -> Result<(kube::Client, String), Error> {
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig.expose()).map_err(|_| {
+        Error::Kubeconfig {
+            what: "not a valid kubeconfig document".into(),
+        }
+    })?;
+    let cfg = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| Error::Kubeconfig {
+            what: format!("cannot use it: {}", kube_error_kind(&e)),
+        })?;
+    let ns = cfg.default_namespace.clone();
+    let client = kube::Client::try_from(cfg).map_err(|_| Error::Kubeconfig {
+        what: "cannot build a client from it".into(),
+    })?;
+    Ok((client, ns))
+}
+
+/// Only the variant's headline: kubeconfig errors can quote file content.
+fn kube_error_kind(e: &kube::config::KubeconfigError) -> String {
+    let s = e.to_string();
+    s.split(':').next().unwrap_or("invalid").to_owned()
+}
+
+enum KubeEvent {
+    Object(usize, Workload),
+    Error(String),
+    Tick,
+}
+
+/// Watches each target with a kube-rs `watcher` (field selector on the name, default backoff;
+/// errors are yielded and skipped, so a 410 re-lists — research C3) and lists the pods of the
+/// workloads every 2 s for stuck-pod detection.
+pub fn kube_snapshots(
+    client: kube::Client,
+    default_ns: String,
+    targets: Vec<WorkloadRef>,
+    images: Vec<String>,
+) -> BoxStream<'static, Result<RolloutSnapshot, String>> {
+    let targets: Vec<WorkloadRef> = targets
+        .into_iter()
+        .map(|mut r| {
+            r.namespace.get_or_insert_with(|| default_ns.clone());
+            r
+        })
+        .collect();
+    let mut streams: Vec<BoxStream<'static, KubeEvent>> = Vec::new();
+    for (i, r) in targets.iter().enumerate() {
+        let ns = r.namespace.clone().unwrap_or_default();
+        let cfg = watcher::Config::default().fields(&format!("metadata.name={}", r.name));
+        let s: BoxStream<'static, KubeEvent> = match r.kind {
+            Kind::Deployment => watch(
+                kube::Api::<Deployment>::namespaced(client.clone(), &ns),
+                cfg,
+                i,
+                Workload::Deployment,
+            ),
+            Kind::StatefulSet => watch(
+                kube::Api::<StatefulSet>::namespaced(client.clone(), &ns),
+                cfg,
+                i,
+                Workload::StatefulSet,
+            ),
+            Kind::DaemonSet => watch(
+                kube::Api::<DaemonSet>::namespaced(client.clone(), &ns),
+                cfg,
+                i,
+                Workload::DaemonSet,
+            ),
+        };
+        streams.push(s);
+    }
+    let ticks = futures::stream::unfold((), |()| async {
+        tokio::time::sleep(POLL_INTERVAL).await;
+        Some((KubeEvent::Tick, ()))
+    })
+    .boxed();
+    streams.push(ticks);
+    let merged = futures::stream::select_all(streams);
+    struct St {
+        merged: futures::stream::SelectAll<BoxStream<'static, KubeEvent>>,
+        live: BTreeMap<usize, Workload>,
+        client: kube::Client,
+        targets: Vec<WorkloadRef>,
+        images: Vec<String>,
+    }
+    let st = St {
+        merged,
+        live: BTreeMap::new(),
+        client,
+        targets,
+        images,
+    };
+    futures::stream::unfold(st, |mut st| async move {
+        let ev = st.merged.next().await?;
+        match ev {
+            KubeEvent::Error(e) => return Some((Err(e), st)),
+            KubeEvent::Object(i, w) => {
+                st.live.insert(i, w);
+            }
+            KubeEvent::Tick => {}
+        }
+        let mut stuck = Vec::new();
+        for (i, w) in &st.live {
+            if super::rollout_verdict(w, &st.images).is_ready() {
+                continue;
+            }
+            let ns = st.targets[*i].namespace.clone().unwrap_or_default();
+            stuck.extend(pods_of(&st.client, &ns, w, &st.images).await);
+        }
+        let workloads = st
+            .targets
+            .iter()
+            .enumerate()
+            .map(|(i, r)| (r.clone(), st.live.get(&i).cloned()))
+            .collect();
+        Some((Ok(RolloutSnapshot { workloads, stuck }), st))
+    })
+    .boxed()
+}
+
+fn watch<K>(
+    api: kube::Api<K>,
+    cfg: watcher::Config,
+    index: usize,
+    wrap: fn(K) -> Workload,
+) -> BoxStream<'static, KubeEvent>
+where
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    watcher(api, cfg)
+        .default_backoff()
+        .applied_objects()
+        .map(move |item| match item {
+            Ok(obj) => KubeEvent::Object(index, wrap(obj)),
+            // Logged and skipped: the watcher re-lists after a 410 on its own.
+            Err(e) => KubeEvent::Error(format!("watch interrupted ({e}); resuming")),
+        })
+        .boxed()
+}
+
+/// Stuck pods of a workload, listed by its selector. Listing errors are ignored: pods are only a
+/// faster way to fail, the workload status still decides.
+async fn pods_of(
+    client: &kube::Client,
+    ns: &str,
+    w: &Workload,
+    images: &[String],
+) -> Vec<StuckPod> {
+    let selector = match w {
+        Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.selector),
+        Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.selector),
+        Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.selector),
+    };
+    let Some(labels) = selector.and_then(|s| s.match_labels.as_ref()) else {
+        return Vec::new();
+    };
+    let selector = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let api = kube::Api::<Pod>::namespaced(client.clone(), ns);
+    let lp = kube::api::ListParams::default().labels(&selector);
+    match tokio::time::timeout(Duration::from_secs(5), api.list(&lp)).await {
+        Ok(Ok(list)) => stuck_pods(&list.items, images),
+        _ => Vec::new(),
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

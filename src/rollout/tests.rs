@@ -1,0 +1,276 @@
+//! Table tests of the rollout verdict: every branch of research B1, plus B4 and stuck pods.
+
+use super::*;
+use serde_json::json;
+
+const IMG: &str = "registry.local/web:1.4.2";
+
+fn deploy(status: serde_json::Value, extra: impl FnOnce(&mut serde_json::Value)) -> Workload {
+    let mut v = json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "default", "generation": 2},
+        "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}},
+                 "template": {"spec": {"containers": [{"name": "web", "image": IMG}]}}},
+        "status": status
+    });
+    extra(&mut v);
+    Workload::from_json(v).expect("deployment fixture")
+}
+
+fn sts(spec_extra: serde_json::Value, status: serde_json::Value) -> Workload {
+    let mut spec = json!({"replicas": 3, "selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+                          "template": {"spec": {"containers": [{"name": "db", "image": IMG}]}}});
+    for (k, v) in spec_extra.as_object().unwrap() {
+        spec[k] = v.clone();
+    }
+    Workload::from_json(
+        json!({"kind": "StatefulSet", "metadata": {"name": "db", "generation": 2},
+                               "spec": spec, "status": status}),
+    )
+    .expect("sts fixture")
+}
+
+fn ds(strategy: &str, status: serde_json::Value) -> Workload {
+    Workload::from_json(json!({"kind": "DaemonSet", "metadata": {"name": "agent", "generation": 2},
+        "spec": {"selector": {"matchLabels": {"app": "agent"}}, "updateStrategy": {"type": strategy},
+                 "template": {"spec": {"containers": [{"name": "a", "image": IMG}]}}},
+        "status": status})).expect("ds fixture")
+}
+
+fn w(why: &str) -> Verdict {
+    Verdict::waiting(why)
+}
+
+#[test]
+fn rollout_verdict_table() {
+    let images = vec![IMG.to_owned()];
+    let rows: Vec<(&str, Workload, Verdict)> = vec![
+        ("deployment: spec not observed",
+            deploy(json!({"observedGeneration": 1, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}), |_| {}),
+            w("Waiting for deployment spec update to be observed")),
+        ("deployment: progress deadline exceeded",
+            deploy(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 1,
+                "conditions": [{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
+                                "message": "ReplicaSet \"web-5d\" has timed out progressing."}]}), |_| {}),
+            Verdict::failed("deployment \"web\" exceeded its progress deadline")),
+        ("deployment: updated < replicas",
+            deploy(json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3}), |_| {}),
+            w("Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated")),
+        ("deployment: old replicas pending termination",
+            deploy(json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 3, "availableReplicas": 3}), |_| {}),
+            w("Waiting for deployment \"web\" rollout to finish: 1 old replicas are pending termination")),
+        ("deployment: available < updated",
+            deploy(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 2}), |_| {}),
+            w("Waiting for deployment \"web\" rollout to finish: 2 of 3 updated replicas are available")),
+        ("deployment: rolled out",
+            deploy(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}), |_| {}),
+            Verdict::Ready),
+        ("deployment: observed generation ahead counts as observed",
+            deploy(json!({"observedGeneration": 3, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}), |_| {}),
+            Verdict::Ready),
+        ("deployment: missing status counts as zero",
+            deploy(json!({"observedGeneration": 2}), |_| {}),
+            w("Waiting for deployment \"web\" rollout to finish: 0 out of 3 new replicas have been updated")),
+        ("deployment: replicas unset skips the updated check",
+            deploy(json!({"observedGeneration": 2, "replicas": 1, "updatedReplicas": 1, "availableReplicas": 0}),
+                |v| { v["spec"].as_object_mut().unwrap().remove("replicas"); }),
+            w("Waiting for deployment \"web\" rollout to finish: 0 of 1 updated replicas are available")),
+        ("B4: template still has the old image",
+            deploy(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+                |v| v["spec"]["template"]["spec"]["containers"][0]["image"] = json!("registry.local/web:1.4.1")),
+            w("deployment \"web\": template still runs registry.local/web:1.4.1 (want registry.local/web:1.4.2)")),
+        ("B4: init container carries the image",
+            deploy(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+                |v| {
+                    v["spec"]["template"]["spec"]["containers"][0]["image"] = json!("nginx:1");
+                    v["spec"]["template"]["spec"]["initContainers"] = json!([{"name": "i", "image": IMG}]);
+                }),
+            Verdict::Ready),
+        ("B4: normalised name matches",
+            deploy(json!({"observedGeneration": 2, "replicas": 3, "updatedReplicas": 3, "availableReplicas": 3}),
+                |v| v["spec"]["template"]["spec"]["containers"][0]["image"] = json!("docker.io/registry.local/web:1.4.2")),
+            Verdict::Ready),
+        ("daemonset: OnDelete is refused and explained",
+            ds("OnDelete", json!({"observedGeneration": 2, "desiredNumberScheduled": 2, "currentNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 2})),
+            Verdict::failed(ON_DELETE)),
+        ("daemonset: spec not observed",
+            ds("RollingUpdate", json!({"observedGeneration": 1, "desiredNumberScheduled": 2, "currentNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 2})),
+            w("Waiting for daemon set spec update to be observed")),
+        ("daemonset: updated < desired",
+            ds("RollingUpdate", json!({"observedGeneration": 2, "desiredNumberScheduled": 2, "updatedNumberScheduled": 1, "currentNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 2})),
+            w("Waiting for daemon set \"agent\" rollout to finish: 1 out of 2 new pods have been updated")),
+        ("daemonset: available < desired",
+            ds("RollingUpdate", json!({"observedGeneration": 2, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 1, "currentNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 2})),
+            w("Waiting for daemon set \"agent\" rollout to finish: 1 of 2 updated pods are available")),
+        ("daemonset: rolled out",
+            ds("RollingUpdate", json!({"observedGeneration": 2, "desiredNumberScheduled": 2, "updatedNumberScheduled": 2, "numberAvailable": 2, "currentNumberScheduled": 2, "numberMisscheduled": 0, "numberReady": 2})),
+            Verdict::Ready),
+        ("statefulset: OnDelete is refused and explained",
+            sts(json!({"updateStrategy": {"type": "OnDelete"}}), json!({"observedGeneration": 2, "replicas": 3})),
+            Verdict::failed(ON_DELETE)),
+        ("statefulset: observedGeneration 0",
+            sts(json!({}), json!({"replicas": 3})),
+            w("Waiting for statefulset spec update to be observed")),
+        ("statefulset: generation ahead",
+            sts(json!({}), json!({"observedGeneration": 1, "replicas": 3})),
+            w("Waiting for statefulset spec update to be observed")),
+        ("statefulset: pods not ready",
+            sts(json!({}), json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 1})),
+            w("Waiting for 2 pods to be ready")),
+        ("statefulset: partitioned, not done",
+            sts(json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}),
+                json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 1})),
+            w("Waiting for partitioned roll out to finish: 1 out of 2 new pods have been updated")),
+        ("statefulset: partitioned, done (does not wait for currentRevision)",
+            sts(json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 1}}}),
+                json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 2,
+                       "currentRevision": "db-1", "updateRevision": "db-2"})),
+            Verdict::Ready),
+        ("statefulset: explicit RollingUpdate without block, revisions differ",
+            sts(json!({"updateStrategy": {"type": "RollingUpdate"}}),
+                json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 2,
+                       "currentRevision": "db-1", "updateRevision": "db-2"})),
+            w("waiting for statefulset rolling update to complete 2 pods at revision db-2")),
+        ("statefulset: rolling update complete",
+            sts(json!({"updateStrategy": {"type": "RollingUpdate"}}),
+                json!({"observedGeneration": 2, "replicas": 3, "readyReplicas": 3, "updatedReplicas": 3,
+                       "currentRevision": "db-2", "updateRevision": "db-2"})),
+            Verdict::Ready),
+    ];
+    for (name, workload, want) in rows {
+        assert_eq!(rollout_verdict(&workload, &images), want, "{name}");
+    }
+}
+
+fn pod(name: &str, image: &str, reason: &str, message: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"containers": [{"name": "web", "image": image}]},
+        "status": {"containerStatuses": [{"name": "web", "image": image, "imageID": "", "ready": false,
+            "restartCount": 3, "state": {"waiting": {"reason": reason, "message": message}}}]}
+    })).unwrap()
+}
+
+#[test]
+fn stuck_pods_of_our_image_only() {
+    let pods = vec![
+        pod(
+            "web-new",
+            IMG,
+            "CrashLoopBackOff",
+            "back-off 40s restarting failed container=web",
+        ),
+        pod(
+            "web-old",
+            "registry.local/web:1.4.1",
+            "ImagePullBackOff",
+            "not ours",
+        ),
+        pod("web-starting", IMG, "ContainerCreating", ""),
+    ];
+    let stuck = stuck_pods(&pods, &[IMG.to_owned()]);
+    assert_eq!(stuck.len(), 1, "{stuck:?}");
+    assert_eq!(
+        stuck[0].to_string(),
+        "pod default/web-new CrashLoopBackOff: back-off 40s restarting failed container=web"
+    );
+}
+
+#[test]
+fn stuck_pods_fail_after_grace() {
+    let images = vec![IMG.to_owned()];
+    let progressing = deploy(
+        json!({"observedGeneration": 2, "replicas": 4, "updatedReplicas": 1, "availableReplicas": 3}),
+        |_| {},
+    );
+    let snap = RolloutSnapshot {
+        workloads: vec![(
+            WorkloadRef::parse("deployment/web", None).unwrap(),
+            Some(progressing),
+        )],
+        stuck: stuck_pods(
+            &[pod(
+                "web-new",
+                IMG,
+                "ImagePullBackOff",
+                "Back-off pulling image",
+            )],
+            &images,
+        ),
+    };
+    let t0 = Instant::now();
+    let grace = Duration::from_secs(30);
+    let mut state = RolloutState::default();
+    state.observe(&snap, t0);
+    assert_eq!(
+        snapshot_verdict(&snap, &images, &state, grace, t0 + Duration::from_secs(10)),
+        w("pod default/web-new ImagePullBackOff: Back-off pulling image")
+    );
+    assert_eq!(snapshot_verdict(&snap, &images, &state, grace, t0 + Duration::from_secs(30)),
+        Verdict::failed("pod default/web-new ImagePullBackOff: Back-off pulling image (stuck for more than 30s)"));
+}
+
+#[test]
+fn missing_workload_waits_and_failure_names_target() {
+    let images = vec![IMG.to_owned()];
+    let r = WorkloadRef::parse("deploy/web", Some("prod")).unwrap();
+    let snap = RolloutSnapshot {
+        workloads: vec![(r.clone(), None)],
+        stuck: vec![],
+    };
+    let now = Instant::now();
+    assert_eq!(
+        snapshot_verdict(
+            &snap,
+            &images,
+            &RolloutState::default(),
+            Duration::ZERO,
+            now
+        ),
+        w("deployment/web not found yet")
+    );
+    let failed = ds(
+        "OnDelete",
+        json!({"desiredNumberScheduled": 1, "currentNumberScheduled": 1, "numberMisscheduled": 0, "numberReady": 1}),
+    );
+    let snap = RolloutSnapshot {
+        workloads: vec![(r, Some(failed))],
+        stuck: vec![],
+    };
+    assert!(
+        matches!(snapshot_verdict(&snap, &images, &RolloutState::default(), Duration::ZERO, now),
+        Verdict::Failed { why } if why.starts_with("deployment/web: rollout status is only available"))
+    );
+}
+
+#[test]
+fn workload_ref_parsing() {
+    assert_eq!(
+        WorkloadRef::parse("sts/db", None).unwrap().kind,
+        Kind::StatefulSet
+    );
+    assert_eq!(
+        WorkloadRef::parse("DaemonSet/agent", None).unwrap().kind,
+        Kind::DaemonSet
+    );
+    assert!(WorkloadRef::parse("web", None)
+        .unwrap_err()
+        .contains("not kind/name"));
+    assert!(WorkloadRef::parse("job/x", None)
+        .unwrap_err()
+        .contains("not deployment, statefulset or daemonset"));
+    assert!(WorkloadRef::parse("deploy/", None).is_err());
+}
+
+#[test]
+fn image_repository_strips_tag_and_digest() {
+    assert_eq!(
+        image_repository("registry.local:5000/web:1.2@sha256:abc"),
+        "registry.local:5000/web"
+    );
+    assert_eq!(
+        image_repository("registry.local:5000/web"),
+        "registry.local:5000/web"
+    );
+    assert_eq!(image_repository("web@sha256:abc"), "web");
+}
