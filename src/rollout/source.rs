@@ -234,7 +234,7 @@ fn kube_error_kind(e: &kube::config::KubeconfigError) -> String {
 }
 
 enum KubeEvent {
-    Object(usize, Workload),
+    Object(usize, Box<Workload>),
     Error(String),
     Tick,
 }
@@ -307,7 +307,7 @@ pub fn kube_snapshots(
         match ev {
             KubeEvent::Error(e) => return Some((Err(e), st)),
             KubeEvent::Object(i, w) => {
-                st.live.insert(i, w);
+                st.live.insert(i, *w);
             }
             KubeEvent::Tick => {}
         }
@@ -343,7 +343,7 @@ where
         .default_backoff()
         .applied_objects()
         .map(move |item| match item {
-            Ok(obj) => KubeEvent::Object(index, wrap(obj)),
+            Ok(obj) => KubeEvent::Object(index, Box::new(wrap(obj))),
             // Logged and skipped: the watcher re-lists after a 410 on its own.
             Err(e) => KubeEvent::Error(format!("watch interrupted ({e}); resuming")),
         })
