@@ -19,4 +19,5 @@ pub mod rollout;
 pub mod runner;
 pub mod secret;
 pub mod verdict;
+pub mod verify;
 pub mod wait;

@@ -12,6 +12,8 @@ use crate::secret::Masker;
 
 pub mod run;
 pub mod set_image;
+pub mod verify;
+pub mod wait;
 
 /// The GitOps CD step: set an image in kustomization.yaml, commit and push it safely, then wait until
 /// Argo CD, the rollout and an HTTP check prove the new version runs.
@@ -44,6 +46,8 @@ pub enum Command {
     SetImage(set_image::SetImageArgs),
     /// Deploy: set the image in the GitOps repository, commit and push it safely (then verify).
     Run(Box<run::RunArgs>),
+    /// Wait until Argo CD, the rollout and an HTTP check prove that a given GitOps commit runs.
+    Wait(Box<wait::WaitArgs>),
 }
 
 impl Cli {
@@ -67,6 +71,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result: Result<(), DeployError> = match cli.command {
         Command::SetImage(args) => set_image::execute(args, &report).await,
         Command::Run(args) => run::execute(*args, &report).await.map(drop),
+        Command::Wait(args) => wait::execute(*args, &report).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
