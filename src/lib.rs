@@ -5,6 +5,7 @@
 //! Each step is its own module with a typed config, a typed outcome and no knowledge of the others;
 //! only [`pipeline`] knows their order.
 
+pub mod ancestry;
 pub mod argocd;
 pub mod cli;
 pub mod edit;

@@ -1,17 +1,29 @@
-//! The deploy pipeline: inputs → plan → publish (→ verify, added by the verify phases). The only module
-//! that knows the order of the steps; each step owns its config, outcome and logic.
+//! The deploy pipeline: inputs → plan → publish → verify (Argo CD → rollout → HTTP) → rollback on
+//! failure when asked. The only module that knows the order of the steps; each step owns its config,
+//! outcome and logic.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::argocd::phase::RevisionOracle;
+use crate::argocd::verdict::{short, Target};
 use crate::cli::run::RunArgs;
+use crate::edit::{FieldUpdate, ImageSetting, ImageValues};
 use crate::error::{DeployError, Phase};
 use crate::publish;
 use crate::report::Report;
 use crate::secret::Secret;
+use crate::verify;
 
 /// The typed plan of a `run`: one config per step.
 #[derive(Debug, Clone)]
 pub struct RunConfig {
     /// The publish step.
     pub publish: publish::Config,
+    /// The verify phases (each only when configured) and the rollback switch.
+    pub verify: verify::Config,
+    /// What the verify phases expect to see (our image, tag, digest).
+    pub expect: verify::Expect,
 }
 
 /// Every input problem at once.
@@ -32,8 +44,16 @@ impl RunConfig {
         let publish = publish::Config::from_args(&args.publish.to_step_args(), env)
             .map_err(|p| problems.extend(p))
             .ok();
-        match publish {
-            Some(publish) if problems.is_empty() => Ok(RunConfig { publish }),
+        let expect = publish.as_ref().map(expect_of).unwrap_or_default();
+        let verify = verify::Config::from_args(&args.verify, &expect)
+            .map_err(|p| problems.extend(p))
+            .ok();
+        match (publish, verify) {
+            (Some(publish), Some(verify)) if problems.is_empty() => Ok(RunConfig {
+                publish,
+                verify,
+                expect,
+            }),
             _ => Err(DeployError::input(
                 Phase::Inputs,
                 InvalidInputs { problems },
@@ -52,6 +72,52 @@ impl RunConfig {
 pub struct RunOutcome {
     /// The publish step's outcome.
     pub publish: publish::Outcome,
+    /// The verify phases' outcome (`None` for a dry run or when nothing is configured).
+    pub verify: Option<verify::Outcome>,
+}
+
+/// What a rollback did (reported in the failure message).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RollbackOutcome {
+    /// The values written back, e.g. `1.4.1`.
+    pub restored: String,
+    /// The rollback commit(s).
+    pub commits: Vec<String>,
+    /// True when Argo CD reported the rolled-back revision synced and healthy in time.
+    pub healthy: bool,
+}
+
+/// Share of the overall timeout kept for a rollback (capped at [`ROLLBACK_RESERVE_MAX`]), so that the
+/// process still ends within `timeout` + 5 s.
+const ROLLBACK_RESERVE_SHARE: u32 = 4;
+/// Upper bound of the time kept for a rollback.
+const ROLLBACK_RESERVE_MAX: Duration = Duration::from_secs(120);
+
+/// The rendered image the deploy puts into the templates (`newName or name` + `:tag` + `@digest`).
+fn expect_of(c: &publish::Config) -> verify::Expect {
+    let s = &c.setting;
+    let set = |f: &FieldUpdate| match f {
+        FieldUpdate::Set(v) => Some(v.clone()),
+        _ => None,
+    };
+    let mut image = set(&s.new_name).unwrap_or_else(|| s.name.clone());
+    let tag = set(&s.new_tag);
+    let digest = set(&s.digest);
+    if let Some(t) = &tag {
+        image = format!("{image}:{t}");
+    }
+    if let Some(d) = &digest {
+        image = format!("{image}@{d}");
+    }
+    verify::Expect {
+        images: if tag.is_some() || digest.is_some() {
+            vec![image]
+        } else {
+            Vec::new()
+        },
+        tag,
+        digest,
+    }
 }
 
 /// Runs the pipeline.
@@ -62,6 +128,8 @@ pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, Depl
     for secret in config.secrets() {
         report.masker().add(&secret);
     }
+    config.verify.register_secrets(report.masker());
+    let started = tokio::time::Instant::now();
     let publish = publish::run(&config.publish, report).await.map_err(|e| {
         if e.is_invalid_input() {
             DeployError::input(Phase::Publish, e)
@@ -69,5 +137,195 @@ pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, Depl
             DeployError::failed(Phase::Publish, e)
         }
     })?;
-    Ok(RunOutcome { publish })
+    if publish.dry_run || config.verify.is_empty() {
+        return Ok(RunOutcome {
+            publish,
+            verify: None,
+        });
+    }
+    let oracle = oracle_for(config, &publish);
+    let rollback = config.verify.rollback_on_failure && publish.changed;
+    let reserve = if rollback {
+        (config.verify.timeout / ROLLBACK_RESERVE_SHARE).min(ROLLBACK_RESERVE_MAX)
+    } else {
+        Duration::ZERO
+    };
+    let overall = started + config.verify.timeout;
+    let result = verify::run_until(
+        &config.verify,
+        &publish.commit_sha,
+        &config.expect,
+        oracle,
+        report,
+        overall - reserve,
+    )
+    .await;
+    match result {
+        Ok(v) => Ok(RunOutcome {
+            publish,
+            verify: Some(v),
+        }),
+        Err(err) if rollback => {
+            report.warn(err.phase, format_args!("{:#}; rolling back", err.source));
+            let rb = run_rollback(config, &publish, report, overall).await;
+            let tail = match rb {
+                Ok(rb) => format!(
+                    "rolled back to {} ({})",
+                    rb.restored,
+                    if rb.healthy { "healthy" } else { "not healthy" }
+                ),
+                Err(e) => format!("rollback failed: {e:#}"),
+            };
+            Err(DeployError::failed(
+                err.phase,
+                anyhow::anyhow!("{:#}; {tail}", err.source),
+            ))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// Ancestry through the Gitea compare API when the commit went through it.
+fn oracle_for(config: &RunConfig, out: &publish::Outcome) -> Option<Arc<dyn RevisionOracle>> {
+    if out.transport != publish::UsedTransport::Api {
+        return None;
+    }
+    let client = crate::forge::gitea::Client::builder(config.publish.server_url.as_str())
+        .token(config.publish.token.clone())
+        .request_timeout(Duration::from_secs(15))
+        .build()
+        .ok()?;
+    let files = out
+        .files
+        .iter()
+        .filter(|f| f.changed)
+        .map(|f| f.path.clone())
+        .collect();
+    Some(Arc::new(crate::ancestry::GiteaOracle {
+        client,
+        owner: config.publish.owner.clone(),
+        name: config.publish.name.clone(),
+        files,
+        setting: config.publish.setting.clone(),
+    }))
+}
+
+/// A semantic revert: writes the previous values back through the publish path (re-read, re-apply,
+/// race-safe; not `git revert`, which would fail or undo a concurrent change), one commit per group
+/// of files that held the same previous values, then waits (bounded) for Argo CD to run it.
+async fn run_rollback(
+    config: &RunConfig,
+    out: &publish::Outcome,
+    report: &Report,
+    overall: tokio::time::Instant,
+) -> Result<RollbackOutcome, anyhow::Error> {
+    let mut groups: Vec<(ImageValues, Vec<String>)> = Vec::new();
+    for f in out.files.iter().filter(|f| f.changed) {
+        for i in f.images.iter().filter(|i| i.name == config.publish.image) {
+            let Some(prev) = &i.previous_values else {
+                anyhow::bail!(
+                    "{}: the image entry was added by the deploy; nothing to restore",
+                    f.path
+                );
+            };
+            match groups.iter_mut().find(|(v, _)| v == prev) {
+                Some((_, paths)) => paths.push(f.path.clone()),
+                None => groups.push((prev.clone(), vec![f.path.clone()])),
+            }
+        }
+    }
+    anyhow::ensure!(!groups.is_empty(), "no previous values recorded");
+    let mut commits = Vec::new();
+    let mut restored = Vec::new();
+    for (prev, paths) in &groups {
+        let field = |v: &Option<String>| v.clone().map_or(FieldUpdate::Remove, FieldUpdate::Set);
+        let mut c = config.publish.clone();
+        c.paths = paths.clone();
+        c.setting = ImageSetting {
+            name: config.publish.setting.name.clone(),
+            new_name: field(&prev.new_name),
+            new_tag: field(&prev.new_tag),
+            digest: field(&prev.digest),
+            tag_suffix: FieldUpdate::Keep,
+        };
+        let shown = describe(prev);
+        c.new_value = shown.clone();
+        c.message_template = format!(
+            "rollback {{image}} {{old}} → {{new}} after the failed deploy {} [skip ci]",
+            short(&out.commit_sha)
+        );
+        c.timeout = c.timeout.min(
+            overall
+                .saturating_duration_since(tokio::time::Instant::now())
+                .max(Duration::from_secs(10)),
+        );
+        let o = publish::run(&c, report).await?;
+        report.info(
+            Phase::Rollback,
+            format_args!("wrote {shown} back in {}", short(&o.commit_sha)),
+        );
+        commits.push(o.commit_sha);
+        restored.push(shown);
+    }
+    let last = commits.last().cloned().unwrap_or_default();
+    let healthy = match &config.verify.argocd {
+        Some(a) => {
+            let deadline = overall.max(tokio::time::Instant::now() + Duration::from_secs(5));
+            // No ancestry oracle: it knows the deploy's value, not the one written back.
+            let wait = crate::argocd::phase::run(
+                &a.client,
+                &a.settings,
+                Target::new(&last),
+                None,
+                report,
+                deadline,
+            );
+            match tokio::time::timeout_at(deadline + Duration::from_secs(1), wait).await {
+                Err(_) => {
+                    report.warn(
+                        Phase::Rollback,
+                        "rollback not confirmed before the deadline",
+                    );
+                    false
+                }
+                Ok(Ok(o)) => {
+                    report.info(
+                        Phase::Rollback,
+                        format_args!(
+                            "Argo CD {} {} at {}",
+                            o.sync_status,
+                            o.health,
+                            short(&o.synced_revision)
+                        ),
+                    );
+                    true
+                }
+                Ok(Err(e)) => {
+                    report.warn(Phase::Rollback, format_args!("rollback not confirmed: {e}"));
+                    false
+                }
+            }
+        }
+        None => false,
+    };
+    Ok(RollbackOutcome {
+        restored: restored.join(", "),
+        commits,
+        healthy,
+    })
+}
+
+fn describe(v: &ImageValues) -> String {
+    let mut s = v.new_name.clone().unwrap_or_default();
+    if let Some(t) = &v.new_tag {
+        if !s.is_empty() {
+            s.push(':');
+        }
+        s.push_str(t);
+    }
+    if let Some(d) = &v.digest {
+        s.push('@');
+        s.push_str(d);
+    }
+    s
 }

@@ -567,6 +567,9 @@ pub struct ImageOutcome {
     pub previous: Option<String>,
     /// The value after.
     pub new: String,
+    /// The fields before (`None` when the entry was added); a rollback writes them back.
+    #[serde(skip)]
+    pub previous_values: Option<edit::ImageValues>,
 }
 
 /// One kustomization file the step read.
@@ -844,6 +847,7 @@ fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
                 name: c.name.clone(),
                 previous: c.before.as_ref().map(describe_values),
                 new: describe_values(&c.after),
+                previous_values: c.before.clone(),
             })
             .collect();
         if images.is_empty() {
@@ -860,6 +864,7 @@ fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
                 name: config.image.clone(),
                 new: current.clone().unwrap_or_default(),
                 previous: current,
+                previous_values: None,
             });
         }
         let diff = if is_changed {

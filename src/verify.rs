@@ -563,7 +563,21 @@ pub async fn run(
     report: &Report,
     started: Instant,
 ) -> Result<Outcome, DeployError> {
-    let overall = started + cfg.timeout;
+    run_until(cfg, commit, expect, oracle, report, started + cfg.timeout).await
+}
+
+/// As [`run`], with an explicit overall deadline (the pipeline keeps time for a rollback).
+///
+/// # Errors
+/// A [`DeployError`] naming the failed phase.
+pub async fn run_until(
+    cfg: &Config,
+    commit: &str,
+    expect: &Expect,
+    oracle: Option<Arc<dyn RevisionOracle>>,
+    report: &Report,
+    overall: Instant,
+) -> Result<Outcome, DeployError> {
     let work = run_phases(cfg, commit, expect, oracle, report, overall);
     match tokio::time::timeout_at(overall + EXIT_SLACK, work).await {
         Ok(r) => r,

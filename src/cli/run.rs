@@ -16,6 +16,9 @@ pub struct RunArgs {
     /// Where and what to publish.
     #[command(flatten)]
     pub publish: PublishArgs,
+    /// How to verify the deploy (and roll it back).
+    #[command(flatten)]
+    pub verify: super::verify::VerifyArgs,
 }
 
 /// Publish options: the GitOps repository, the image change and how to commit it.
