@@ -258,3 +258,596 @@ async fn no_port_or_directory_outlives_the_sandbox() {
     assert!(result.is_err());
     assert!(!state_dir.exists());
 }
+
+/// Response bodies validated against the official Gitea swagger definitions.
+struct Swagger {
+    definitions: serde_json::Value,
+}
+
+impl Swagger {
+    fn load() -> Swagger {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/gitea-swagger.json");
+        let doc: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+        Swagger {
+            definitions: doc["definitions"].clone(),
+        }
+    }
+
+    /// Validate `value` against `#/definitions/{name}`: the schema's root carries the swagger's
+    /// `definitions`, so every nested `$ref` resolves as in the original document. Swagger 2.0
+    /// schemas are JSON Schema draft 4; formats (`date-time`, `email`) are checked too.
+    #[track_caller]
+    fn check(&self, name: &str, value: &serde_json::Value) {
+        let schema = serde_json::json!({
+            "$ref": format!("#/definitions/{name}"),
+            "definitions": self.definitions,
+        });
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft4)
+            .should_validate_formats(true)
+            .build(&schema)
+            .unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(value)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{name} invalid: {errors:#?}\n{value:#}");
+        // A schema that accepts anything would make this check vacuous.
+        assert!(
+            !validator.is_valid(&serde_json::json!([])),
+            "{name} accepts an array"
+        );
+    }
+
+    #[track_caller]
+    fn check_list(&self, name: &str, value: &serde_json::Value) {
+        let items = value.as_array().expect("a JSON array");
+        for item in items {
+            self.check(name, item);
+        }
+    }
+}
+
+/// A tiny Gitea API client for the tests.
+struct Api {
+    base: String,
+    token: Option<String>,
+    http: reqwest::Client,
+}
+
+impl Api {
+    fn new(sandbox: &Sandbox, token: Option<&str>) -> Api {
+        Api {
+            base: format!("{}/api/v1", sandbox.gitea_url()),
+            token: token.map(str::to_owned),
+            http: client(),
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header("Authorization", format!("token {token}"));
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        let value = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+        (status, value)
+    }
+
+    async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    async fn put(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::PUT, path, Some(body)).await
+    }
+
+    async fn post(&self, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+}
+
+fn b64(text: &str) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+fn unb64(value: &serde_json::Value) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.as_str().unwrap())
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}
+
+const REPO_API: &str = "/repos/demo/gitops";
+
+async fn head(sandbox: &Sandbox) -> String {
+    sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_responses_match_gitea_swagger() {
+    let swagger = Swagger::load();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let api = Api::new(&sandbox, Some(sandbox.token()));
+    let seeded = head(&sandbox).await;
+
+    let (status, version) = Api::new(&sandbox, None).get("/version").await;
+    assert_eq!(status, 200);
+    swagger.check("ServerVersion", &version);
+
+    let (status, repo) = api.get(REPO_API).await;
+    assert_eq!(status, 200);
+    swagger.check("Repository", &repo);
+    assert_eq!(repo["full_name"], "demo/gitops");
+    assert_eq!(repo["default_branch"], "main");
+    assert_eq!(repo["permissions"]["push"], true);
+
+    let (status, branch) = api.get(&format!("{REPO_API}/branches/main")).await;
+    assert_eq!(status, 200);
+    swagger.check("Branch", &branch);
+    assert_eq!(branch["commit"]["id"], seeded.as_str());
+    assert_eq!(branch["protected"], false);
+
+    // A file: base64 content and its blob sha.
+    let file_path = format!("{REPO_API}/contents/{}?ref=main", demo::KUSTOMIZATION);
+    let (status, file) = api.get(&file_path).await;
+    assert_eq!(status, 200);
+    swagger.check("ContentsResponse", &file);
+    assert_eq!(file["type"], "file");
+    assert_eq!(file["encoding"], "base64");
+    assert_eq!(unb64(&file["content"]), demo::PROD_KUSTOMIZATION);
+    assert_eq!(file["last_commit_sha"], seeded.as_str());
+    let blob_sha = file["sha"].as_str().unwrap().to_owned();
+    let expected_blob = git(
+        &sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
+        None,
+        &["rev-parse", &format!("main:{}", demo::KUSTOMIZATION)],
+    )
+    .await;
+    assert_eq!(
+        String::from_utf8_lossy(&expected_blob.stdout).trim(),
+        blob_sha
+    );
+
+    // A directory: an array of entries without content.
+    let (status, dir) = api.get(&format!("{REPO_API}/contents/apps/web/base")).await;
+    assert_eq!(status, 200);
+    swagger.check_list("ContentsResponse", &dir);
+    let names: Vec<&str> = dir
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["deployment.yaml", "kustomization.yaml", "service.yaml"]
+    );
+
+    // Update one file with the sha guard: a real commit on main, authored as asked.
+    let new_text = demo::PROD_KUSTOMIZATION.replace("\"1.0.0\"", "\"1.1.0\"");
+    let (status, updated) = api
+        .put(
+            &format!("{REPO_API}/contents/{}", demo::KUSTOMIZATION),
+            serde_json::json!({
+                "content": b64(&new_text),
+                "sha": blob_sha,
+                "branch": "main",
+                "message": "web: deploy 1.1.0 [skip ci]",
+                "author": {"name": "deploy-bot", "email": "bot@example.com"},
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    swagger.check("FileResponse", &updated);
+    let first_commit = updated["commit"]["sha"].as_str().unwrap().to_owned();
+    assert_eq!(head(&sandbox).await, first_commit);
+    assert_eq!(updated["commit"]["parents"][0]["sha"], seeded.as_str());
+    assert_eq!(updated["commit"]["author"]["name"], "deploy-bot");
+    assert_eq!(updated["commit"]["committer"]["email"], "bot@example.com");
+    assert_eq!(
+        updated["commit"]["message"],
+        "web: deploy 1.1.0 [skip ci]\n"
+    );
+    assert_eq!(unb64(&updated["content"]["content"]), new_text);
+    let new_blob = updated["content"]["sha"].as_str().unwrap().to_owned();
+    assert_ne!(new_blob, blob_sha);
+
+    // The stale sha is refused with Gitea's 422 and nothing is written.
+    let (status, error) = api
+        .put(
+            &format!("{REPO_API}/contents/{}", demo::KUSTOMIZATION),
+            serde_json::json!({"content": b64("x"), "sha": blob_sha}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    swagger.check("APIError", &error);
+    assert_eq!(
+        error["message"],
+        format!("sha does not match [given: {blob_sha}, expected: {new_blob}]")
+    );
+    assert_eq!(head(&sandbox).await, first_commit);
+
+    // Several files in one commit.
+    let (status, changed) = api
+        .post(
+            &format!("{REPO_API}/contents"),
+            serde_json::json!({
+                "branch": "main",
+                "message": "two files",
+                "files": [
+                    {"operation": "update", "path": demo::KUSTOMIZATION, "sha": new_blob,
+                     "content": b64(&new_text.replace("1.1.0", "1.2.0"))},
+                    {"operation": "create", "path": "apps/web/NOTES.md", "content": b64("notes\n")},
+                ],
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{changed}");
+    swagger.check("FilesResponse", &changed);
+    let second_commit = changed["commit"]["sha"].as_str().unwrap().to_owned();
+    assert_eq!(changed["files"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        changed["commit"]["parents"][0]["sha"],
+        first_commit.as_str()
+    );
+
+    // Statuses.
+    let (status, created) = api
+        .post(
+            &format!("{REPO_API}/statuses/{second_commit}"),
+            serde_json::json!({"state": "success", "context": "deploy/prod", "description": "healthy"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    swagger.check("CommitStatus", &created);
+    let (status, list) = api
+        .get(&format!("{REPO_API}/statuses/{second_commit}"))
+        .await;
+    assert_eq!(status, 200);
+    swagger.check_list("CommitStatus", &list);
+    assert_eq!(list[0]["context"], "deploy/prod");
+    assert_eq!(list[0]["status"], "success");
+
+    // A commit, with its files.
+    let (status, commit) = api
+        .get(&format!("{REPO_API}/git/commits/{second_commit}"))
+        .await;
+    assert_eq!(status, 200);
+    swagger.check("Commit", &commit);
+    assert_eq!(commit["sha"], second_commit.as_str());
+    assert_eq!(commit["parents"][0]["sha"], first_commit.as_str());
+    let files: Vec<&str> = commit["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["filename"].as_str().unwrap())
+        .collect();
+    assert_eq!(files, ["apps/web/NOTES.md", demo::KUSTOMIZATION]);
+
+    // Compare: commits in head not in base, newest first; none the other way (ancestry).
+    let (status, compare) = api
+        .get(&format!("{REPO_API}/compare/{seeded}...{second_commit}"))
+        .await;
+    assert_eq!(status, 200);
+    swagger.check("Compare", &compare);
+    assert_eq!(compare["total_commits"], 2);
+    assert_eq!(compare["commits"][0]["sha"], second_commit.as_str());
+    let (_, back) = api
+        .get(&format!("{REPO_API}/compare/{second_commit}...{seeded}"))
+        .await;
+    assert_eq!(back["total_commits"], 0);
+
+    // A change on a new branch, then a pull request; the same one again is a 409.
+    let (status, branched) = api
+        .put(
+            &format!("{REPO_API}/contents/{}", demo::KUSTOMIZATION),
+            serde_json::json!({
+                "content": b64(&new_text.replace("1.1.0", "1.3.0")),
+                "sha": changed["files"][0]["sha"],
+                "branch": "main",
+                "new_branch": "deploy/1.3.0",
+            }),
+        )
+        .await;
+    assert_eq!(status, 200, "{branched}");
+    assert_eq!(head(&sandbox).await, second_commit, "main must not move");
+    let (status, pull) = api
+        .post(
+            &format!("{REPO_API}/pulls"),
+            serde_json::json!({"head": "deploy/1.3.0", "base": "main", "title": "Deploy 1.3.0"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{pull}");
+    swagger.check("PullRequest", &pull);
+    assert_eq!(pull["number"], 1);
+    assert_eq!(pull["head"]["sha"], branched["commit"]["sha"]);
+    let (status, conflict) = api
+        .post(
+            &format!("{REPO_API}/pulls"),
+            serde_json::json!({"head": "deploy/1.3.0", "base": "main", "title": "again"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    swagger.check("APIError", &conflict);
+    assert!(conflict["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("pull request already exists for these targets"));
+
+    // Errors keep Gitea's shape.
+    let (status, missing) = api
+        .get(&format!("{REPO_API}/contents/nope.yaml?ref=main"))
+        .await;
+    assert_eq!(status, 404);
+    swagger.check("APIError", &missing);
+    let (status, unauthorized) = Api::new(&sandbox, None).get(REPO_API).await;
+    assert_eq!(status, 401);
+    swagger.check("APIError", &unauthorized);
+    let reader = Api::new(&sandbox, Some(sandbox.read_only_token()));
+    assert_eq!(reader.get(&file_path).await.0, 200);
+    let (status, forbidden) = reader
+        .put(
+            &format!("{REPO_API}/contents/{}", demo::KUSTOMIZATION),
+            serde_json::json!({"content": b64("x"), "sha": "0"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    swagger.check("APIError", &forbidden);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protected_branch_refuses_api_writes_and_pushes() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let api = Api::new(&sandbox, Some(sandbox.token()));
+    let work = tempfile::tempdir().unwrap();
+    let clone = clone_demo(&sandbox, work.path(), "clone").await;
+    sandbox
+        .gitea()
+        .protect_branch(demo::OWNER, demo::REPO, demo::BRANCH)
+        .unwrap();
+    let before = head(&sandbox).await;
+
+    let (_, branch) = api.get(&format!("{REPO_API}/branches/main")).await;
+    assert_eq!(branch["protected"], true);
+    assert_eq!(branch["user_can_push"], false);
+    let (status, error) = api
+        .put(
+            "/repos/demo/gitops/contents/new.txt",
+            serde_json::json!({"content": b64("x")}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(error["message"], "user cannot commit to repo [user: demo]");
+
+    commit_in_clone(&clone, "pushed.txt", "x\n").await;
+    let out = git(
+        &clone,
+        token_header(sandbox.token()),
+        &["push", "origin", "main"],
+    )
+    .await;
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("Not allowed to push to protected branch main")
+            && err.contains("pre-receive hook declined"),
+        "{err}"
+    );
+    assert_eq!(head(&sandbox).await, before);
+
+    // Other branches stay open, and lifting the protection lets the push through.
+    let out = git(
+        &clone,
+        token_header(sandbox.token()),
+        &["push", "--quiet", "origin", "main:feature"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    sandbox
+        .gitea()
+        .unprotect_branch(demo::OWNER, demo::REPO, demo::BRANCH)
+        .unwrap();
+    let out = git(
+        &clone,
+        token_header(sandbox.token()),
+        &["push", "--quiet", "origin", "main"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_ne!(head(&sandbox).await, before);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_racing_commit_makes_the_next_write_meet_a_moved_head() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let api = Api::new(&sandbox, Some(sandbox.token()));
+    let file_url = format!("{REPO_API}/contents/{}", demo::KUSTOMIZATION);
+    let race = |path: &str| gitops_sandbox::faults::Race {
+        repository: demo::REPOSITORY.into(),
+        branch: demo::BRANCH.into(),
+        path: path.into(),
+    };
+
+    // The race touches our file: the guard fails against the new head → 422.
+    let (_, file) = api.get(&file_url).await;
+    sandbox.faults().race_next_write(race(demo::KUSTOMIZATION));
+    let (status, error) = api
+        .put(
+            &file_url,
+            serde_json::json!({"content": b64("a: 1\n"), "sha": file["sha"]}),
+        )
+        .await;
+    assert_eq!(status, 422, "{error}");
+    assert!(error["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("sha does not match"));
+    let raced = sandbox
+        .gitea()
+        .read_file(demo::OWNER, demo::REPO, "main", demo::KUSTOMIZATION)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8(raced)
+        .unwrap()
+        .ends_with("# racing commit 1\n"));
+
+    // The race touches another file: the guard holds but the push back is out of date → 500,
+    // and a retry succeeds on top of the racing commit.
+    let (_, file) = api.get(&file_url).await;
+    sandbox.faults().race_next_write(race("OTHER.md"));
+    let body = serde_json::json!({"content": b64("a: 2\n"), "sha": file["sha"]});
+    let (status, _) = api.put(&file_url, body.clone()).await;
+    assert_eq!(status, 500);
+    let racer = head(&sandbox).await;
+    let (status, ok) = api.put(&file_url, body).await;
+    assert_eq!(status, 200, "{ok}");
+    assert_eq!(ok["commit"]["parents"][0]["sha"], racer.as_str());
+
+    // Over the POST admin API, before a push: the pushed commit no longer fits and is rejected.
+    let work = tempfile::tempdir().unwrap();
+    let clone = clone_demo(&sandbox, work.path(), "clone").await;
+    commit_in_clone(&clone, "mine.txt", "mine\n").await;
+    let response = client()
+        .post(format!("{}/_sandbox/race", sandbox.gitea_url()))
+        .json(&race("OTHER.md"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let out = git(
+        &clone,
+        token_header(sandbox.token()),
+        &["push", "origin", "main"],
+    )
+    .await;
+    assert!(!out.status.success(), "push over a raced head must fail");
+    let racer = head(&sandbox).await;
+    let info = git(
+        &sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
+        None,
+        &["log", "-1", "--format=%s", &racer],
+    )
+    .await;
+    assert!(String::from_utf8_lossy(&info.stdout).starts_with("sandbox: racing commit"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_api_writes_and_pushes_keep_every_commit() {
+    const WRITERS: usize = 4;
+    const PUSHERS: usize = 2;
+    let sandbox = std::sync::Arc::new(Sandbox::start(SandboxConfig::default()).await.unwrap());
+    let work = tempfile::tempdir().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut tasks = Vec::new();
+    for i in 0..WRITERS {
+        let sandbox = sandbox.clone();
+        tasks.push(tokio::spawn(async move {
+            let api = Api::new(&sandbox, Some(sandbox.token()));
+            // Each writer creates its own file, retrying as a client must on a 500 (a push moved
+            // the branch under the write).
+            loop {
+                let (status, body) = api
+                    .put(
+                        &format!("{REPO_API}/contents/api-{i}.txt"),
+                        serde_json::json!({"content": b64(&format!("{i}\n"))}),
+                    )
+                    .await;
+                match status {
+                    201 => return,
+                    500 => assert!(Instant::now() < deadline, "writer {i} starved"),
+                    other => panic!("writer {i}: {other} {body}"),
+                }
+            }
+        }));
+    }
+    for i in 0..PUSHERS {
+        let sandbox = sandbox.clone();
+        let parent = work.path().to_owned();
+        tasks.push(tokio::spawn(async move {
+            let clone = clone_demo(&sandbox, &parent, &format!("pusher-{i}")).await;
+            commit_in_clone(&clone, &format!("push-{i}.txt"), "pushed\n").await;
+            loop {
+                let out = git(
+                    &clone,
+                    token_header(sandbox.token()),
+                    &["push", "--quiet", "origin", "main"],
+                )
+                .await;
+                if out.status.success() {
+                    return;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "pusher {i} starved: {}",
+                    stderr(&out)
+                );
+                let out = git(
+                    &clone,
+                    token_header(sandbox.token()),
+                    &["pull", "--quiet", "--rebase", "origin", "main"],
+                )
+                .await;
+                assert!(out.status.success(), "{}", stderr(&out));
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let files = sandbox
+        .gitea()
+        .list_files(demo::OWNER, demo::REPO, "main", "")
+        .await
+        .unwrap();
+    for i in 0..WRITERS {
+        assert!(files.contains(&format!("api-{i}.txt")), "{files:?}");
+    }
+    for i in 0..PUSHERS {
+        assert!(files.contains(&format!("push-{i}.txt")), "{files:?}");
+    }
+    let count = git(
+        &sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
+        None,
+        &["rev-list", "--count", "main"],
+    )
+    .await;
+    // The seed commit plus one per writer and pusher: nothing lost, nothing duplicated.
+    assert_eq!(
+        String::from_utf8_lossy(&count.stdout).trim(),
+        (1 + WRITERS + PUSHERS).to_string()
+    );
+}
+
+#[test]
+fn swagger_check_rejects_wrong_shapes() {
+    let swagger = Swagger::load();
+    for (name, bad) in [
+        ("Branch", serde_json::json!({"name": 5})),
+        ("ContentsResponse", serde_json::json!({"size": "12"})),
+        ("Commit", serde_json::json!({"created": "yesterday"})),
+        ("FilesResponse", serde_json::json!({"files": [null]})),
+    ] {
+        let result = std::panic::catch_unwind(|| swagger.check(name, &bad));
+        assert!(result.is_err(), "{name} accepted {bad}");
+    }
+}

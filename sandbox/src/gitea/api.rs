@@ -1,15 +1,25 @@
 //! The `/api/v1` subset of Gitea, with Gitea's JSON shapes (checked against
 //! `shared/specs/gitea-swagger.json` by the contract tests) and status codes.
+//!
+//! Read endpoints and their JSON builders live here; the contents writes (the part with real
+//! concurrency semantics) live in [`super::files`]. Every endpoint but `/version` needs a token,
+//! because the sandbox's repositories are private; writes need the write token (403 otherwise).
 
-use axum::extract::{Path, State};
+use std::collections::HashMap;
+use std::path::Path as FsPath;
+
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
+use base64::Engine;
 use http::StatusCode;
 use serde_json::{json, Value};
 
-use super::{Gitea, User};
+use super::{Access, Gitea, User};
+use crate::git::{self, CommitInfo, GitError, TreeEntry};
 
 /// A pull request the sandbox keeps in memory.
 #[derive(Clone, Debug)]
@@ -23,9 +33,28 @@ pub(super) struct Pull {
 }
 
 pub(super) fn router(gitea: Gitea) -> Router {
+    let repo = "/api/v1/repos/{owner}/{repo}";
     Router::new()
         .route("/api/v1/version", get(version))
-        .route("/api/v1/repos/{owner}/{repo}", get(get_repo))
+        .route(repo, get(get_repo))
+        .route(&format!("{repo}/branches/{{*branch}}"), get(get_branch))
+        .route(
+            &format!("{repo}/contents"),
+            get(get_root_contents).post(super::files::change_files),
+        )
+        .route(
+            &format!("{repo}/contents/{{*path}}"),
+            get(get_contents)
+                .put(super::files::update_file)
+                .post(super::files::create_file),
+        )
+        .route(
+            &format!("{repo}/statuses/{{sha}}"),
+            get(list_statuses).post(create_status),
+        )
+        .route(&format!("{repo}/git/commits/{{sha}}"), get(get_commit))
+        .route(&format!("{repo}/compare/{{*basehead}}"), get(compare))
+        .route(&format!("{repo}/pulls"), post(create_pull))
         .with_state(gitea)
 }
 
@@ -55,12 +84,25 @@ pub(super) fn api_error(gitea: &Gitea, status: StatusCode, message: impl Into<St
     }
 }
 
+/// A failure of the sandbox itself: 500, with the message Gitea would hide in production.
+pub(super) fn internal(gitea: &Gitea, e: impl std::fmt::Display) -> ApiError {
+    api_error(gitea, StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+pub(super) fn not_found(gitea: &Gitea) -> ApiError {
+    api_error(
+        gitea,
+        StatusCode::NOT_FOUND,
+        "The target couldn't be found.",
+    )
+}
+
 async fn version() -> Json<Value> {
     Json(json!({ "version": super::VERSION }))
 }
 
 /// The authenticated user, or the 401 Gitea sends.
-fn require_user(gitea: &Gitea, headers: &HeaderMap) -> Result<User, ApiError> {
+pub(super) fn require_user(gitea: &Gitea, headers: &HeaderMap) -> Result<User, ApiError> {
     match gitea.authenticate(headers) {
         Ok(Some(user)) => Ok(user.clone()),
         Ok(None) => Err(api_error(
@@ -76,7 +118,62 @@ fn require_user(gitea: &Gitea, headers: &HeaderMap) -> Result<User, ApiError> {
     }
 }
 
-fn user_json(gitea: &Gitea, user: &User) -> Value {
+/// The user, who must hold the write token, of an existing repository; else Gitea's 401/403/404.
+pub(super) fn require_writer(
+    gitea: &Gitea,
+    headers: &HeaderMap,
+    owner: &str,
+    name: &str,
+) -> Result<User, ApiError> {
+    let user = require_repo(gitea, headers, owner, name)?;
+    if user.access != Access::Write {
+        return Err(api_error(
+            gitea,
+            StatusCode::FORBIDDEN,
+            "token does not have at least one of required scope(s), required=[write:repository], token scope=read:repository",
+        ));
+    }
+    Ok(user)
+}
+
+/// The authenticated user of an existing repository; else Gitea's 401/404.
+pub(super) fn require_repo(
+    gitea: &Gitea,
+    headers: &HeaderMap,
+    owner: &str,
+    name: &str,
+) -> Result<User, ApiError> {
+    let user = require_user(gitea, headers)?;
+    if !gitea.repo_exists(owner, name) {
+        return Err(not_found(gitea));
+    }
+    Ok(user)
+}
+
+/// Parse a JSON request body as Gitea's binding does: malformed input is a 422.
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(
+    gitea: &Gitea,
+    body: &Bytes,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        api_error(
+            gitea,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("invalid request body: {e}"),
+        )
+    })
+}
+
+fn packed_ref_exists(dir: &FsPath, branch: &str) -> bool {
+    std::fs::read_to_string(dir.join("packed-refs"))
+        .map(|text| {
+            text.lines()
+                .any(|l| l.ends_with(&format!(" refs/heads/{branch}")))
+        })
+        .unwrap_or(false)
+}
+
+pub(super) fn user_json(gitea: &Gitea, user: &User) -> Value {
     json!({
         "id": user.id,
         "login": user.login,
@@ -118,6 +215,13 @@ fn owner_json(gitea: &Gitea, owner: &str) -> Value {
 
 pub(super) fn repo_json(gitea: &Gitea, owner: &str, name: &str, user: &User) -> Value {
     let base = gitea.url();
+    let default_branch = gitea.default_branch(owner, name);
+    let empty = !gitea
+        .repo_dir(owner, name)
+        .join("refs/heads")
+        .join(&default_branch)
+        .exists()
+        && !packed_ref_exists(&gitea.repo_dir(owner, name), &default_branch);
     let write = user.access == super::Access::Write;
     json!({
         "id": gitea.repo_id(owner, name),
@@ -125,7 +229,7 @@ pub(super) fn repo_json(gitea: &Gitea, owner: &str, name: &str, user: &User) -> 
         "name": name,
         "full_name": format!("{owner}/{name}"),
         "description": "",
-        "empty": false,
+        "empty": empty,
         "private": true,
         "fork": false,
         "template": false,
@@ -146,7 +250,7 @@ pub(super) fn repo_json(gitea: &Gitea, owner: &str, name: &str, user: &User) -> 
         "open_issues_count": 0,
         "open_pr_counter": 0,
         "release_counter": 0,
-        "default_branch": "main",
+        "default_branch": default_branch,
         "archived": false,
         "created_at": "2026-01-01T00:00:00Z",
         "updated_at": "2026-01-01T00:00:00Z",
@@ -180,18 +284,722 @@ pub(super) fn repo_json(gitea: &Gitea, owner: &str, name: &str, user: &User) -> 
     })
 }
 
+/// `CommitUser`: name, email and date of a commit's author or committer.
+fn commit_user(person: &git::Person) -> Value {
+    json!({ "name": person.name, "email": person.email, "date": person.rfc3339() })
+}
+
+/// An unsigned commit's verification, as Gitea reports it.
+pub(super) fn verification() -> Value {
+    json!({
+        "verified": false,
+        "reason": "gpg.error.not_signed_commit",
+        "signature": "",
+        "payload": "",
+    })
+}
+
+/// The known user with this email, as Gitea maps commit authors to accounts.
+fn user_by_email(gitea: &Gitea, email: &str) -> Option<Value> {
+    [&gitea.inner.writer, &gitea.inner.reader]
+        .into_iter()
+        .find(|u| u.email == email)
+        .map(|u| user_json(gitea, u))
+}
+
+pub(super) fn api_base(gitea: &Gitea, owner: &str, name: &str) -> String {
+    format!("{}/api/v1/repos/{owner}/{name}", gitea.url())
+}
+
+/// `FileCommitResponse` for a commit just written.
+pub(super) fn file_commit_json(gitea: &Gitea, owner: &str, name: &str, c: &CommitInfo) -> Value {
+    let api = api_base(gitea, owner, name);
+    json!({
+        "url": format!("{api}/git/commits/{}", c.sha),
+        "sha": c.sha,
+        "created": c.committer.rfc3339(),
+        "html_url": format!("{}/{owner}/{name}/commit/{}", gitea.url(), c.sha),
+        "author": commit_user(&c.author),
+        "committer": commit_user(&c.committer),
+        "parents": c.parents.iter().map(|p| json!({
+            "url": format!("{api}/git/commits/{p}"),
+            "sha": p,
+        })).collect::<Vec<_>>(),
+        "message": c.message,
+        "tree": { "url": format!("{api}/git/trees/{}", c.tree), "sha": c.tree },
+    })
+}
+
+/// `Commit` (as `GET /git/commits/{sha}` and `compare` return it), with files and stats.
+async fn commit_json(
+    gitea: &Gitea,
+    owner: &str,
+    name: &str,
+    dir: &FsPath,
+    c: &CommitInfo,
+) -> Result<Value, GitError> {
+    let api = api_base(gitea, owner, name);
+    let numstat = git::Git::new(
+        dir,
+        [
+            "diff-tree",
+            "-r",
+            "--root",
+            "--no-commit-id",
+            "--numstat",
+            &c.sha,
+        ],
+    )
+    .text()
+    .await?;
+    let name_status = git::Git::new(
+        dir,
+        [
+            "diff-tree",
+            "-r",
+            "--root",
+            "--no-commit-id",
+            "--name-status",
+            &c.sha,
+        ],
+    )
+    .text()
+    .await?;
+    let (mut additions, mut deletions) = (0i64, 0i64);
+    for line in numstat.lines() {
+        let mut fields = line.split('\t');
+        additions += fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+        deletions += fields.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+    }
+    let files: Vec<Value> = name_status
+        .lines()
+        .filter_map(|line| {
+            let (status, path) = line.split_once('\t')?;
+            let status = match status.chars().next()? {
+                'A' => "added",
+                'D' => "removed",
+                'R' => "renamed",
+                'C' => "copied",
+                _ => "modified",
+            };
+            Some(json!({ "filename": path, "status": status }))
+        })
+        .collect();
+    let mut commit = json!({
+        "url": format!("{api}/git/commits/{}", c.sha),
+        "sha": c.sha,
+        "created": c.committer.rfc3339(),
+        "html_url": format!("{}/{owner}/{name}/commit/{}", gitea.url(), c.sha),
+        "commit": {
+            "url": format!("{api}/git/commits/{}", c.sha),
+            "author": commit_user(&c.author),
+            "committer": commit_user(&c.committer),
+            "message": c.message,
+            "tree": { "url": format!("{api}/git/trees/{}", c.tree), "sha": c.tree, "created": c.committer.rfc3339() },
+            "verification": verification(),
+        },
+        "parents": c.parents.iter().map(|p| json!({
+            "url": format!("{api}/git/commits/{p}"),
+            "sha": p,
+        })).collect::<Vec<_>>(),
+        "files": files,
+        "stats": { "total": additions + deletions, "additions": additions, "deletions": deletions },
+    });
+    // Gitea sends `null` when no account has the email; the sandbox leaves the key out instead,
+    // which clients read the same way and which the swagger schema (an object) accepts.
+    if let Some(user) = user_by_email(gitea, &c.author.email) {
+        commit["author"] = user;
+    }
+    if let Some(user) = user_by_email(gitea, &c.committer.email) {
+        commit["committer"] = user;
+    }
+    Ok(commit)
+}
+
+/// `PayloadCommit`, the head commit of a `Branch`.
+fn payload_commit_json(gitea: &Gitea, owner: &str, name: &str, c: &CommitInfo) -> Value {
+    let person = |p: &git::Person| {
+        let username = [&gitea.inner.writer, &gitea.inner.reader]
+            .into_iter()
+            .find(|u| u.email == p.email)
+            .map(|u| u.login.clone())
+            .unwrap_or_default();
+        json!({ "name": p.name, "email": p.email, "username": username })
+    };
+    json!({
+        "id": c.sha,
+        "message": c.message,
+        "url": format!("{}/{owner}/{name}/commit/{}", gitea.url(), c.sha),
+        "author": person(&c.author),
+        "committer": person(&c.committer),
+        "verification": verification(),
+        "timestamp": c.committer.rfc3339(),
+    })
+}
+
 async fn get_repo(
     State(gitea): State<Gitea>,
     headers: HeaderMap,
     Path((owner, name)): Path<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    let user = require_user(&gitea, &headers)?;
-    if !gitea.repo_exists(&owner, &name) {
+    let user = require_repo(&gitea, &headers, &owner, &name)?;
+    Ok(Json(repo_json(&gitea, &owner, &name, &user)))
+}
+
+async fn get_branch(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name, branch)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let user = require_repo(&gitea, &headers, &owner, &name)?;
+    let head = gitea
+        .branch_head(&owner, &name, &branch)
+        .await
+        .map_err(|e| internal(&gitea, e))?
+        .ok_or_else(|| {
+            api_error(
+                &gitea,
+                StatusCode::NOT_FOUND,
+                format!("branch does not exist [name: {branch}]"),
+            )
+        })?;
+    let dir = gitea.repo_dir(&owner, &name);
+    let commit = git::read_commit(&dir, &head)
+        .await
+        .map_err(|e| internal(&gitea, e))?;
+    let protected = gitea.is_protected(&owner, &name, &branch);
+    let can_push = user.access == Access::Write && !protected;
+    Ok(Json(json!({
+        "name": branch,
+        "commit": payload_commit_json(&gitea, &owner, &name, &commit),
+        "protected": protected,
+        "required_approvals": 0,
+        "enable_status_check": false,
+        "status_check_contexts": [],
+        "user_can_push": can_push,
+        "user_can_merge": can_push,
+        "effective_branch_protection_name": if protected { branch.clone() } else { String::new() },
+    })))
+}
+
+/// Resolve the `ref` query (default: the default branch) to a commit, or Gitea's 404.
+pub(super) async fn resolve_ref(
+    gitea: &Gitea,
+    owner: &str,
+    name: &str,
+    reference: Option<&str>,
+) -> Result<(String, String), ApiError> {
+    let reference = match reference {
+        Some(r) if !r.is_empty() => r.to_owned(),
+        _ => gitea.default_branch(owner, name),
+    };
+    let dir = gitea.repo_dir(owner, name);
+    let commit = git::resolve_commit(&dir, &reference)
+        .await
+        .map_err(|e| internal(gitea, e))?
+        .ok_or_else(|| {
+            api_error(
+                gitea,
+                StatusCode::NOT_FOUND,
+                format!("object does not exist [id: {reference}, rel_path: ]"),
+            )
+        })?;
+    Ok((reference, commit))
+}
+
+/// `ContentsResponse` for one tree entry at `commit` (`reference` is how the client named it).
+/// File content (base64) is included only when `with_content`.
+pub(super) async fn contents_json(
+    gitea: &Gitea,
+    owner: &str,
+    name: &str,
+    commit: &str,
+    reference: &str,
+    entry: &TreeEntry,
+    with_content: bool,
+) -> Result<Value, GitError> {
+    let dir = gitea.repo_dir(owner, name);
+    let api = api_base(gitea, owner, name);
+    let web = format!("{}/{owner}/{name}", gitea.url());
+    let kind = match (entry.kind.as_str(), entry.mode.as_str()) {
+        ("tree", _) => "dir",
+        ("commit", _) => "submodule",
+        (_, "120000") => "symlink",
+        _ => "file",
+    };
+    let path = &entry.path;
+    let file_name = path.rsplit('/').next().unwrap_or(path);
+    let self_url = format!("{api}/contents/{path}?ref={reference}");
+    let git_url = if kind == "dir" {
+        format!("{api}/git/trees/{}", entry.sha)
+    } else {
+        format!("{api}/git/blobs/{}", entry.sha)
+    };
+    let html_url = format!("{web}/src/commit/{commit}/{path}");
+    let mut value = json!({
+        "name": file_name,
+        "path": path,
+        "sha": entry.sha,
+        "type": kind,
+        "size": entry.size,
+        "url": self_url,
+        "html_url": html_url,
+        "git_url": git_url,
+        "_links": { "self": self_url, "git": git_url, "html": html_url },
+    });
+    let last = git::Git::new(&dir, ["rev-list", "-1", commit, "--", path])
+        .text()
+        .await?;
+    if !last.is_empty() {
+        let info = git::read_commit(&dir, &last).await?;
+        value["last_commit_sha"] = json!(info.sha);
+        value["last_commit_message"] = json!(info.message);
+        value["last_author_date"] = json!(info.author.rfc3339());
+        value["last_committer_date"] = json!(info.committer.rfc3339());
+    }
+    if kind == "file" || kind == "symlink" {
+        value["download_url"] = json!(format!("{web}/raw/commit/{commit}/{path}"));
+    }
+    if (kind == "file" && with_content) || kind == "symlink" {
+        let bytes = git::Git::new(&dir, ["cat-file", "blob", &entry.sha])
+            .output()
+            .await?;
+        if kind == "symlink" {
+            value["target"] = json!(String::from_utf8_lossy(&bytes));
+        } else {
+            value["encoding"] = json!("base64");
+            value["content"] = json!(base64::engine::general_purpose::STANDARD.encode(bytes));
+        }
+    }
+    Ok(value)
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct RefQuery {
+    #[serde(rename = "ref")]
+    reference: Option<String>,
+}
+
+async fn get_root_contents(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    Query(query): Query<RefQuery>,
+) -> Result<Response, ApiError> {
+    contents(
+        &gitea,
+        &headers,
+        &owner,
+        &name,
+        "",
+        query.reference.as_deref(),
+    )
+    .await
+}
+
+async fn get_contents(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name, path)): Path<(String, String, String)>,
+    Query(query): Query<RefQuery>,
+) -> Result<Response, ApiError> {
+    contents(
+        &gitea,
+        &headers,
+        &owner,
+        &name,
+        &path,
+        query.reference.as_deref(),
+    )
+    .await
+}
+
+/// A file gives one `ContentsResponse`; a directory (or the root) gives an array of them.
+async fn contents(
+    gitea: &Gitea,
+    headers: &HeaderMap,
+    owner: &str,
+    name: &str,
+    path: &str,
+    reference: Option<&str>,
+) -> Result<Response, ApiError> {
+    require_repo(gitea, headers, owner, name)?;
+    let (reference, commit) = resolve_ref(gitea, owner, name, reference).await?;
+    let dir = gitea.repo_dir(owner, name);
+    let path = path.trim_matches('/');
+    let missing = || {
+        api_error(
+            gitea,
+            StatusCode::NOT_FOUND,
+            format!("object does not exist [id: {commit}, rel_path: {path}]"),
+        )
+    };
+    let is_dir = if path.is_empty() {
+        true
+    } else {
+        let entries = git::ls_tree(&dir, &commit, path, false)
+            .await
+            .map_err(|e| internal(gitea, e))?;
+        let entry = entries
+            .into_iter()
+            .find(|e| e.path == path)
+            .ok_or_else(missing)?;
+        if entry.kind != "tree" {
+            let value = contents_json(gitea, owner, name, &commit, &reference, &entry, true)
+                .await
+                .map_err(|e| internal(gitea, e))?;
+            return Ok(Json(value).into_response());
+        }
+        true
+    };
+    debug_assert!(is_dir);
+    let entries = git::ls_tree(&dir, &commit, path, !path.is_empty())
+        .await
+        .map_err(|e| internal(gitea, e))?;
+    let mut list = Vec::with_capacity(entries.len());
+    for entry in &entries {
+        list.push(
+            contents_json(gitea, owner, name, &commit, &reference, entry, false)
+                .await
+                .map_err(|e| internal(gitea, e))?,
+        );
+    }
+    Ok(Json(Value::Array(list)).into_response())
+}
+
+/// A ref or object name Gitea would accept in a path (`IsValidRefPattern`, loosely).
+fn is_valid_ref(value: &str) -> bool {
+    !value.is_empty()
+        && !value.starts_with('-')
+        && !value.contains("..")
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+}
+
+async fn get_commit(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name, sha)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    require_repo(&gitea, &headers, &owner, &name)?;
+    if !is_valid_ref(&sha) {
         return Err(api_error(
             &gitea,
-            StatusCode::NOT_FOUND,
-            "The target couldn't be found.",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("no valid ref or sha: {sha}"),
         ));
     }
-    Ok(Json(repo_json(&gitea, &owner, &name, &user)))
+    let dir = gitea.repo_dir(&owner, &name);
+    let full = git::resolve_commit(&dir, &sha)
+        .await
+        .map_err(|e| internal(&gitea, e))?
+        .ok_or_else(|| {
+            api_error(
+                &gitea,
+                StatusCode::NOT_FOUND,
+                format!("object does not exist [id: {sha}, rel_path: ]"),
+            )
+        })?;
+    let info = git::read_commit(&dir, &full)
+        .await
+        .map_err(|e| internal(&gitea, e))?;
+    let value = commit_json(&gitea, &owner, &name, &dir, &info)
+        .await
+        .map_err(|e| internal(&gitea, e))?;
+    Ok(Json(value))
+}
+
+/// `GET /compare/{base}...{head}`: the commits reachable from head but not from base, newest first
+/// (so `total_commits == 0` means head is an ancestor of, or equal to, base).
+async fn compare(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name, basehead)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    require_repo(&gitea, &headers, &owner, &name)?;
+    let (base, head) = basehead
+        .split_once("...")
+        .or_else(|| basehead.split_once(".."))
+        .ok_or_else(|| {
+            api_error(
+                &gitea,
+                StatusCode::NOT_FOUND,
+                format!("invalid compare range {basehead:?}: expected base...head"),
+            )
+        })?;
+    let dir = gitea.repo_dir(&owner, &name);
+    let mut ids = Vec::new();
+    for rev in [base, head] {
+        let id = if is_valid_ref(rev) {
+            git::resolve_commit(&dir, rev)
+                .await
+                .map_err(|e| internal(&gitea, e))?
+        } else {
+            None
+        };
+        ids.push(id.ok_or_else(|| not_found(&gitea))?);
+    }
+    let range = format!("{}..{}", ids[0], ids[1]);
+    let listed = git::Git::new(&dir, ["rev-list", &range])
+        .text()
+        .await
+        .map_err(|e| internal(&gitea, e))?;
+    let mut commits = Vec::new();
+    for sha in listed.lines().filter(|l| !l.is_empty()) {
+        let info = git::read_commit(&dir, sha)
+            .await
+            .map_err(|e| internal(&gitea, e))?;
+        commits.push(
+            commit_json(&gitea, &owner, &name, &dir, &info)
+                .await
+                .map_err(|e| internal(&gitea, e))?,
+        );
+    }
+    Ok(Json(
+        json!({ "total_commits": commits.len(), "commits": commits }),
+    ))
+}
+
+const STATES: [&str; 6] = [
+    "pending", "success", "error", "failure", "warning", "skipped",
+];
+
+#[derive(Debug, serde::Deserialize)]
+struct CreateStatusOption {
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    target_url: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    context: String,
+}
+
+async fn create_status(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name, sha)): Path<(String, String, String)>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = require_writer(&gitea, &headers, &owner, &name)?;
+    let opts: CreateStatusOption = parse_body(&gitea, &body)?;
+    if !STATES.contains(&opts.state.as_str()) {
+        return Err(api_error(
+            &gitea,
+            StatusCode::BAD_REQUEST,
+            format!("invalid commit status state {:?}", opts.state),
+        ));
+    }
+    let dir = gitea.repo_dir(&owner, &name);
+    let full = if is_valid_ref(&sha) {
+        git::resolve_commit(&dir, &sha)
+            .await
+            .map_err(|e| internal(&gitea, e))?
+    } else {
+        None
+    };
+    let full = full.ok_or_else(|| not_found(&gitea))?;
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let mut state = gitea.state();
+    let id = state.next_id;
+    state.next_id += 1;
+    let status = json!({
+        "id": id,
+        "status": opts.state,
+        "target_url": opts.target_url,
+        "description": opts.description,
+        "url": format!("{}/statuses/{full}", api_base(&gitea, &owner, &name)),
+        "context": opts.context,
+        "creator": user_json(&gitea, &user),
+        "created_at": now,
+        "updated_at": now,
+    });
+    state
+        .statuses
+        .entry((owner, name, full))
+        .or_default()
+        .push(status.clone());
+    Ok((StatusCode::CREATED, Json(status)))
+}
+
+async fn list_statuses(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name, sha)): Path<(String, String, String)>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Json<Value>, ApiError> {
+    require_repo(&gitea, &headers, &owner, &name)?;
+    let dir = gitea.repo_dir(&owner, &name);
+    let full = if is_valid_ref(&sha) {
+        git::resolve_commit(&dir, &sha)
+            .await
+            .map_err(|e| internal(&gitea, e))?
+    } else {
+        None
+    };
+    let full = full.unwrap_or(sha);
+    let wanted = query.get("state").filter(|s| !s.is_empty());
+    let list: Vec<Value> = gitea
+        .statuses(&owner, &name, &full)
+        .into_iter()
+        .filter(|s| wanted.is_none_or(|w| s["status"] == json!(w)))
+        .collect();
+    Ok(Json(Value::Array(list)))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct CreatePullRequestOption {
+    #[serde(default)]
+    head: String,
+    #[serde(default)]
+    base: String,
+    #[serde(default)]
+    title: String,
+    #[serde(default)]
+    body: String,
+}
+
+async fn create_pull(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name)): Path<(String, String)>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let user = require_writer(&gitea, &headers, &owner, &name)?;
+    let opts: CreatePullRequestOption = parse_body(&gitea, &body)?;
+    if opts.title.trim().is_empty() {
+        return Err(api_error(
+            &gitea,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "[Title]: Required",
+        ));
+    }
+    // `owner:branch` names a fork's branch; the sandbox has no forks, so only our own owner works.
+    let head = match opts.head.split_once(':') {
+        Some((o, b)) if o == owner => b.to_owned(),
+        Some(_) => return Err(not_found(&gitea)),
+        None => opts.head.clone(),
+    };
+    let base = if opts.base.is_empty() {
+        gitea.default_branch(&owner, &name)
+    } else {
+        opts.base.clone()
+    };
+    let mut heads = Vec::new();
+    for branch in [&head, &base] {
+        let id = gitea
+            .branch_head(&owner, &name, branch)
+            .await
+            .map_err(|e| internal(&gitea, e))?
+            .ok_or_else(|| not_found(&gitea))?;
+        heads.push(id);
+    }
+    let dir = gitea.repo_dir(&owner, &name);
+    let ahead = git::Git::new(
+        &dir,
+        [
+            "rev-list",
+            "--count",
+            &format!("{}..{}", heads[1], heads[0]),
+        ],
+    )
+    .text()
+    .await
+    .map_err(|e| internal(&gitea, e))?;
+    if head == base || ahead == "0" {
+        return Err(api_error(
+            &gitea,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Invalid PullRequest: There are no changes between the head and the base",
+        ));
+    }
+    let repo_id = gitea.repo_id(&owner, &name);
+    let number = {
+        let mut state = gitea.state();
+        if let Some(existing) = state
+            .pulls
+            .iter()
+            .find(|p| p.owner == owner && p.repo == name && p.head == head && p.base == base)
+        {
+            return Err(api_error(
+                &gitea,
+                StatusCode::CONFLICT,
+                format!(
+                    "pull request already exists for these targets [id: {n}, issue_id: {n}, head_repo_id: {repo_id}, base_repo_id: {repo_id}, head_branch: {head}, base_branch: {base}]",
+                    n = existing.number
+                ),
+            ));
+        }
+        let number = state
+            .pulls
+            .iter()
+            .filter(|p| p.owner == owner && p.repo == name)
+            .count() as i64
+            + 1;
+        state.pulls.push(Pull {
+            owner: owner.clone(),
+            repo: name.clone(),
+            number,
+            head: head.clone(),
+            base: base.clone(),
+            title: opts.title.clone(),
+        });
+        number
+    };
+    let repo = repo_json(&gitea, &owner, &name, &user);
+    let web = format!("{}/{owner}/{name}", gitea.url());
+    let now = jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string();
+    let branch_info = |branch: &str, sha: &str| {
+        json!({
+            "label": branch,
+            "ref": branch,
+            "sha": sha,
+            "repo_id": repo_id,
+            "repo": repo,
+        })
+    };
+    let merge_base = git::Git::new(&dir, ["merge-base", &heads[0], &heads[1]])
+        .text()
+        .await
+        .unwrap_or_default();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "id": number,
+            "url": format!("{web}/pulls/{number}"),
+            "number": number,
+            "user": user_json(&gitea, &user),
+            "title": opts.title,
+            "body": opts.body,
+            "labels": [],
+            "assignees": [],
+            "requested_reviewers": [],
+            "requested_reviewers_teams": [],
+            "state": "open",
+            "draft": false,
+            "is_locked": false,
+            "comments": 0,
+            "review_comments": 0,
+            "additions": 0,
+            "deletions": 0,
+            "changed_files": 0,
+            "html_url": format!("{web}/pulls/{number}"),
+            "diff_url": format!("{web}/pulls/{number}.diff"),
+            "patch_url": format!("{web}/pulls/{number}.patch"),
+            "mergeable": true,
+            "merged": false,
+            "merge_base": merge_base,
+            "base": branch_info(&base, &heads[1]),
+            "head": branch_info(&head, &heads[0]),
+            "allow_maintainer_edit": false,
+            "created_at": now,
+            "updated_at": now,
+        })),
+    ))
 }

@@ -13,6 +13,7 @@
 //! then forgotten: they are never logged or echoed.
 
 mod api;
+mod files;
 mod smart_http;
 
 use std::collections::{HashMap, HashSet};
@@ -135,6 +136,7 @@ struct State {
     pulls: Vec<api::Pull>,
     next_id: i64,
     race_counter: u64,
+    write_locks: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
 }
 
 /// The version `GET /api/v1/version` reports: a release the research notes describe.
@@ -236,6 +238,18 @@ impl Gitea {
         state.next_id += 1;
         state.repo_ids.insert((owner.into(), name.into()), id);
         Ok(())
+    }
+
+    /// The branch `HEAD` of `owner/name` points at (`main` when unreadable).
+    pub fn default_branch(&self, owner: &str, name: &str) -> String {
+        std::fs::read_to_string(self.repo_dir(owner, name).join("HEAD"))
+            .ok()
+            .and_then(|head| {
+                head.trim()
+                    .strip_prefix("ref: refs/heads/")
+                    .map(str::to_owned)
+            })
+            .unwrap_or_else(|| "main".to_owned())
     }
 
     /// Whether `owner/name` exists.
@@ -551,6 +565,16 @@ impl Gitea {
             &who,
         )
         .await
+    }
+
+    /// The lock serializing API writes to one repository (pushes do not take it; they meet API
+    /// writes only at the compare-and-swap of the ref).
+    fn write_lock(&self, owner: &str, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.state()
+            .write_locks
+            .entry((owner.into(), name.into()))
+            .or_default()
+            .clone()
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
