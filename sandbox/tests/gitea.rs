@@ -851,3 +851,146 @@ fn swagger_check_rejects_wrong_shapes() {
         assert!(result.is_err(), "{name} accepted {bad}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_with_a_gzip_request_body_works() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let clone = clone_demo(&sandbox, work.path(), "clone").await;
+    // Many local commits the server lacks make the negotiation's "have" lines exceed 1 KiB, above
+    // which git gzips the upload-pack request body.
+    for i in 0..40 {
+        let out = git(
+            &clone,
+            None,
+            &[
+                "commit",
+                "--quiet",
+                "--allow-empty",
+                "-m",
+                &format!("local {i}"),
+            ],
+        )
+        .await;
+        assert!(out.status.success());
+    }
+    let remote_head = sandbox
+        .gitea()
+        .commit_files(
+            demo::OWNER,
+            demo::REPO,
+            demo::BRANCH,
+            &[("new.txt", "new\n")],
+            "new",
+        )
+        .await
+        .unwrap();
+    let dir = clone.clone();
+    let header = token_header(sandbox.token()).unwrap();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("git")
+            .current_dir(&dir)
+            .args(["fetch", "origin", "main"])
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TRACE_CURL", "1")
+            .env("GIT_TRACE_CURL_NO_DATA", "1")
+            .env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", header)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("Content-Encoding: gzip"),
+        "the fetch did not gzip its request"
+    );
+    let fetched = git(&clone, None, &["rev-parse", "FETCH_HEAD"]).await;
+    assert_eq!(String::from_utf8_lossy(&fetched.stdout).trim(), remote_head);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_prints_one_json_line_and_stops_cleanly_on_sigterm() {
+    use std::io::BufRead;
+    /// Kills the server if an assertion fails before it stopped by itself.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            if self.0.try_wait().ok().flatten().is_none() {
+                let _ = self.0.kill();
+                let _ = self.0.wait();
+            }
+        }
+    }
+    let mut child = Reap(
+        std::process::Command::new(env!("CARGO_BIN_EXE_gitops-sandbox"))
+            .arg("serve")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let line = tokio::task::spawn_blocking(move || {
+        let mut line = String::new();
+        std::io::BufReader::new(stdout)
+            .read_line(&mut line)
+            .unwrap();
+        line
+    });
+    let line = tokio::time::timeout(Duration::from_secs(30), line)
+        .await
+        .expect("serve must print its JSON line")
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_str(&line).unwrap();
+    for key in [
+        "gitea_url",
+        "token",
+        "repository",
+        "branch",
+        "path",
+        "image",
+    ] {
+        assert!(info[key].is_string(), "{key} missing in {line}");
+    }
+    assert_eq!(info["repository"], demo::REPOSITORY);
+    assert_eq!(info["path"], demo::PATH);
+    let gitea_url = info["gitea_url"].as_str().unwrap().to_owned();
+    let response = client()
+        .get(format!(
+            "{gitea_url}/api/v1/repos/demo/gitops/branches/main"
+        ))
+        .header(
+            "Authorization",
+            format!("token {}", info["token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &child.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve ignored SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{status:?}");
+    let addr = gitea_url.trim_start_matches("http://").to_owned();
+    assert!(tokio::net::TcpStream::connect(addr).await.is_err());
+    let state_dir = info["state_dir"].as_str().unwrap();
+    assert!(
+        !Path::new(state_dir).exists(),
+        "temporary state dir left behind"
+    );
+}
