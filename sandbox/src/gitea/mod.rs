@@ -333,6 +333,21 @@ impl Gitea {
         Ok(git::resolve_commit(&dir, &format!("refs/heads/{branch}")).await?)
     }
 
+    /// The commit `rev` (a branch, tag, `refs/...` name or commit id, full or abbreviated) names in
+    /// `owner/name`, or `None` when it names none.
+    ///
+    /// # Errors
+    /// No such repository, or git failed.
+    pub async fn resolve(
+        &self,
+        owner: &str,
+        name: &str,
+        rev: &str,
+    ) -> Result<Option<String>, Error> {
+        let dir = self.existing_repo(owner, name)?;
+        Ok(git::resolve_commit(&dir, rev).await?)
+    }
+
     /// The contents of `path` at `rev` (a branch, tag or commit id), or `None` when either is missing.
     ///
     /// # Errors

@@ -51,6 +51,9 @@ fn plain(status: StatusCode, text: &str) -> Response {
 }
 
 async fn handle(State(gitea): State<Gitea>, req: Request) -> Response {
+    if req.uri().path().starts_with("/api/") {
+        return super::api::not_found(&gitea).into_response();
+    }
     let Some(target) = parse_git_path(req.uri().path()) else {
         return plain(StatusCode::NOT_FOUND, "Not found.\n");
     };
