@@ -48,7 +48,8 @@ impl Server {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum FaultKind {
-    /// Answer with this HTTP status and a small JSON body (`{"message": ...}`).
+    /// Answer with this HTTP status and an error body in the server's own shape (Gitea
+    /// `{message, url}`, Argo CD `{error, code, message}`, a Kubernetes `Status`, text for the app).
     Status(u16),
     /// Send nothing: the request stalls past any sane client timeout. The stall is bounded (until the
     /// server shuts down, or [`crate::http::STALL_LIMIT`], after which a 504 is sent) so no task leaks.

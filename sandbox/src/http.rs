@@ -322,13 +322,13 @@ async fn handle(
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 entry.status = Some(status.as_u16());
                 ctx.log.push(entry);
-                return Ok(fault_response(status));
+                return Ok(fault_response(ctx.server, status));
             }
             FaultKind::Timeout => {
                 ctx.log.push(entry);
                 // Aborting the connection task on shutdown ends this sleep early.
                 tokio::time::sleep(STALL_LIMIT).await;
-                return Ok(fault_response(StatusCode::GATEWAY_TIMEOUT));
+                return Ok(fault_response(ctx.server, StatusCode::GATEWAY_TIMEOUT));
             }
             FaultKind::Reset => {
                 ctx.log.push(entry);
@@ -350,12 +350,68 @@ async fn call(router: &Router, req: Request<Body>) -> Response {
     }
 }
 
-fn fault_response(status: StatusCode) -> Response {
-    let body = serde_json::json!({
-        "message": format!("sandbox: injected fault ({})", status.as_u16()),
-        "url": "",
-    });
-    (status, Json(body)).into_response()
+/// The body of an injected status, shaped as the faulted server's own errors so clients parse it
+/// as they would a real one: Gitea `{message, url}`, Argo CD's grpc-gateway `{error, code, message}`,
+/// a Kubernetes `Status`, or plain text for the app.
+fn fault_response(server: Server, status: StatusCode) -> Response {
+    let code = status.as_u16();
+    let message = format!("sandbox: injected fault ({code})");
+    match server {
+        Server::Gitea => (
+            status,
+            Json(serde_json::json!({ "message": message, "url": "" })),
+        )
+            .into_response(),
+        Server::ArgoCd => {
+            // google.golang.org/grpc/codes, as grpc-gateway maps them back from HTTP.
+            let grpc = match code {
+                400 => 3,
+                401 => 16,
+                403 => 7,
+                404 => 5,
+                409 => 10,
+                429 => 8,
+                500 => 13,
+                501 => 12,
+                502 | 503 => 14,
+                504 => 4,
+                _ => 2,
+            };
+            (
+                status,
+                Json(serde_json::json!({ "error": message, "code": grpc, "message": message })),
+            )
+                .into_response()
+        }
+        Server::Kube => {
+            let reason = match code {
+                400 => "BadRequest",
+                401 => "Unauthorized",
+                403 => "Forbidden",
+                404 => "NotFound",
+                409 => "Conflict",
+                410 => "Expired",
+                429 => "TooManyRequests",
+                503 => "ServiceUnavailable",
+                504 => "Timeout",
+                _ => "InternalError",
+            };
+            (
+                status,
+                Json(serde_json::json!({
+                    "kind": "Status",
+                    "apiVersion": "v1",
+                    "metadata": {},
+                    "status": "Failure",
+                    "message": message,
+                    "reason": reason,
+                    "code": code,
+                })),
+            )
+                .into_response()
+        }
+        Server::App => (status, message).into_response(),
+    }
 }
 
 const ADMIN_PATHS: [&str; 3] = ["faults", "race", "requests"];

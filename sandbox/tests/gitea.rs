@@ -179,6 +179,9 @@ async fn injected_faults_answer_instead_of_the_server() {
     for _ in 0..2 {
         let response = client().get(&version).send().await.unwrap();
         assert_eq!(response.status(), 503);
+        // The injected error has Gitea's own shape, so clients parse it as a real one.
+        let body: serde_json::Value = response.json().await.unwrap();
+        Swagger::load().check("APIError", &body);
     }
     assert_eq!(client().get(&version).send().await.unwrap().status(), 200);
 

@@ -675,3 +675,79 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gitea() -> Gitea {
+        Gitea::new(
+            GiteaConfig {
+                repos_root: PathBuf::from("/nonexistent"),
+                base_url: "http://127.0.0.1:1".into(),
+                token: "write-token".into(),
+                read_only_token: "read-token".into(),
+            },
+            Faults::new(),
+        )
+    }
+
+    fn auth(gitea: &Gitea, value: &str) -> Result<Option<Access>, ()> {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, value.parse().unwrap());
+        gitea.authenticate(&headers).map(|u| u.map(|u| u.access))
+    }
+
+    fn basic(credentials: &str) -> String {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(credentials)
+        )
+    }
+
+    #[test]
+    fn accepts_every_gitea_auth_form() {
+        let g = gitea();
+        let write = Ok(Some(Access::Write));
+        let read = Ok(Some(Access::Read));
+        assert_eq!(auth(&g, "token write-token"), write);
+        assert_eq!(auth(&g, "Bearer write-token"), write);
+        assert_eq!(auth(&g, "TOKEN read-token"), read);
+        assert_eq!(auth(&g, &basic("x-access-token:write-token")), write);
+        // An empty password or `x-oauth-basic` means the user name is the token.
+        assert_eq!(auth(&g, &basic("read-token:")), read);
+        assert_eq!(auth(&g, &basic("write-token:x-oauth-basic")), write);
+        assert_eq!(
+            g.authenticate(&http::HeaderMap::new()).map(|u| u.is_some()),
+            Ok(false)
+        );
+    }
+
+    #[test]
+    fn refuses_unknown_or_malformed_credentials() {
+        let g = gitea();
+        for value in [
+            "token wrong",
+            "token ",
+            "Digest write-token",
+            "write-token",
+            "Basic !!!",
+            &basic("write-token-but-longer:"),
+            &basic("user:"),
+        ] {
+            assert_eq!(auth(&g, value), Err(()), "{value}");
+        }
+    }
+
+    #[test]
+    fn names_and_branches_are_checked() {
+        assert!(check_name("owner", "demo").is_ok());
+        for bad in ["", "..", "a/b", "x.git", "a b"] {
+            assert!(check_name("owner", bad).is_err(), "{bad:?}");
+        }
+        assert!(check_branch("deploy/1.2.3").is_ok());
+        for bad in ["", "-x", "a..b", "a/", "/a", "a.lock", "a b", "a//b"] {
+            assert!(check_branch(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -232,3 +232,22 @@ async fn run_cgi(
         .body(Body::from_stream(stream))
         .map_err(std::io::Error::other)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn git_paths_with_and_without_the_suffix() {
+        let p = parse_git_path("/demo/gitops.git/info/refs").unwrap();
+        assert_eq!(
+            (p.owner.as_str(), p.repo.as_str(), p.rest.as_str()),
+            ("demo", "gitops", "info/refs")
+        );
+        let p = parse_git_path("/demo/gitops/git-receive-pack").unwrap();
+        assert_eq!(p.repo, "gitops");
+        assert!(parse_git_path("/demo/gitops.git/config").is_none());
+        assert!(parse_git_path("/demo/gitops.git").is_none());
+        assert!(parse_git_path("/demo").is_none());
+    }
+}
