@@ -50,6 +50,23 @@ impl Splice {
 
 /// Applies `splices` to `text`. Overlapping deletions merge; any other overlap is refused.
 pub(crate) fn apply(text: &str, mut splices: Vec<Splice>) -> Result<String, EditError> {
+    // Lines inserted after a line whose line ending is deleted together with the file's last line
+    // (no final newline) move in front of that line ending, which they take over.
+    let deletions: Vec<(usize, usize)> = splices
+        .iter()
+        .filter(|s| s.with.is_empty() && s.end > s.start)
+        .map(|s| (s.start, s.end))
+        .collect();
+    for s in splices.iter_mut().filter(|s| s.start == s.end) {
+        if let Some(&(a, _)) = deletions.iter().find(|(a, b)| *a < s.start && s.start < *b) {
+            let eol = &text[a..s.start];
+            if (eol == "\n" || eol == "\r\n") && s.with.ends_with(eol) {
+                s.with = format!("{eol}{}", &s.with[..s.with.len() - eol.len()]);
+                s.start = a;
+                s.end = a;
+            }
+        }
+    }
     splices.sort_by_key(|s| (s.start, s.end, s.order));
     let mut merged: Vec<Splice> = Vec::with_capacity(splices.len());
     for s in splices {
@@ -124,6 +141,37 @@ fn insert_lines_after(text: &str, at: usize, lines: &[String], eol: &str, order:
     }
 }
 
+/// The column (in characters) of the `-` that introduces the block sequence item starting at byte
+/// `item`: on the item's line, or on an earlier line when the item starts below its dash. saphyr's
+/// sequence start event does not give it reliably (it sits at the first item for `- ` lists that are
+/// not indented).
+fn dash_col(text: &str, item: usize) -> Option<usize> {
+    let mut end = item;
+    loop {
+        let start = line_start(text, end);
+        let content = &text[start..end];
+        // Only a whole-line comment or blank text may stand between the dash and the item.
+        let content = if end == item {
+            content
+        } else {
+            content.split(" #").next().unwrap_or("")
+        };
+        let trimmed = content.trim_end();
+        if trimmed.ends_with('-') {
+            return Some(text[start..start + trimmed.len() - 1].chars().count());
+        }
+        let is_skippable = end != item
+            && (trimmed.trim_start().is_empty() || trimmed.trim_start().starts_with('#'));
+        if start == 0 || !(is_skippable || end == item && trimmed.trim().is_empty()) {
+            return None;
+        }
+        end = start - 1;
+        if end > 0 && text.as_bytes()[end - 1] == b'\r' {
+            end -= 1;
+        }
+    }
+}
+
 /// The quote style of an existing value.
 fn quote_of(value: &Node) -> Quote {
     match &value.kind {
@@ -183,7 +231,8 @@ fn delete_block_field(text: &str, entry: &Entry<'_>, index: usize) -> Splice {
     }
     match next_line_start(text, field.value.end) {
         Some(end) => Splice::delete(start_of_line, end),
-        // The last line of a file without a final newline: take the previous line ending with it.
+        // The last line of a file without a final newline: take the line ending before it instead,
+        // so the file still has no final newline (see `apply` for an insertion at that line).
         None => {
             let start = text[..start_of_line]
                 .strip_suffix('\n')
@@ -363,7 +412,7 @@ fn flow_entry(name: &str, fields: &Fields) -> String {
 
 /// How far a top-level block sequence indents its `-` under its key (0 or 2, usually), taken from
 /// the file's other sequences so a new `images` block looks like them.
-fn sequence_indent(view: &View<'_>) -> usize {
+fn sequence_indent(text: &str, view: &View<'_>) -> usize {
     let Some(Node {
         kind: Kind::Map { pairs, .. },
         ..
@@ -374,7 +423,11 @@ fn sequence_indent(view: &View<'_>) -> usize {
     pairs
         .iter()
         .find_map(|(k, v)| match &v.kind {
-            Kind::Seq { flow: false, .. } if v.col >= k.col => Some(v.col - k.col),
+            Kind::Seq { flow: false, items } => items
+                .first()
+                .and_then(|first| dash_col(text, first.start))
+                .filter(|dash| *dash >= k.col)
+                .map(|dash| dash - k.col),
             _ => None,
         })
         .unwrap_or(0)
@@ -414,7 +467,7 @@ pub(crate) fn append_entries(
                         .into(),
                 });
             }
-            let dash = root_col + sequence_indent(view);
+            let dash = root_col + sequence_indent(text, view);
             let mut lines = vec![format!("{}images:", " ".repeat(root_col))];
             lines.extend(block_entry_lines(new, dash, dash + 2, true));
             let mut with = String::new();
@@ -457,7 +510,12 @@ fn append_to_images(
         }
         Kind::Seq { flow: false, items } => {
             let last = items.last().expect("a block sequence has an item");
-            let dash = value.col;
+            let dash = dash_col(text, last.start).ok_or_else(|| EditError::Unsupported {
+                reason: format!(
+                    "line {}: cannot find the `-` of the last images entry",
+                    last.line
+                ),
+            })?;
             let lines = match &last.kind {
                 Kind::Map { flow: true, .. } => new
                     .iter()
@@ -465,7 +523,7 @@ fn append_to_images(
                     .collect(),
                 Kind::Map { flow: false, .. } => {
                     let before = &text[line_start(text, last.start)..last.start];
-                    let on_dash_line = before.contains('-');
+                    let on_dash_line = before.trim_end().ends_with('-');
                     block_entry_lines(new, dash, last.col, on_dash_line)
                 }
                 _ => {
@@ -488,7 +546,7 @@ fn append_to_images(
                 let colon = key.end + text[key.end..].find(':').expect("a key has a colon");
                 splices.push(Splice::delete(colon + 1, value.end));
             }
-            let dash = key.col + sequence_indent(view);
+            let dash = key.col + sequence_indent(text, view);
             let lines = block_entry_lines(new, dash, dash + 2, true);
             splices.push(insert_lines_after(
                 text,
