@@ -21,7 +21,15 @@ fn io_error(action: &'static str, path: &Path, source: std::io::Error) -> EditEr
 /// [`EditError::NoKustomization`], [`EditError::SeveralKustomizations`], [`EditError::NotAFile`], or
 /// [`EditError::Io`] when `dir` cannot be read.
 pub fn find_kustomization(dir: &Path) -> Result<PathBuf, EditError> {
-    let meta = std::fs::metadata(dir).map_err(|e| io_error("read the directory", dir, e))?;
+    let meta = match std::fs::metadata(dir) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(EditError::NoSuchDirectory {
+                path: dir.to_path_buf(),
+            })
+        }
+        Err(e) => return Err(io_error("read the directory", dir, e)),
+    };
     if !meta.is_dir() {
         return Err(EditError::NotADirectory {
             path: dir.to_path_buf(),

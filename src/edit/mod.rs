@@ -261,6 +261,12 @@ pub enum EditError {
         /// The names found.
         found: String,
     },
+    /// The directory does not exist.
+    #[error("{}: no such directory", path.display())]
+    NoSuchDirectory {
+        /// The path given.
+        path: PathBuf,
+    },
     /// The `--path` is not a directory.
     #[error("{}: not a directory", path.display())]
     NotADirectory {

@@ -217,16 +217,29 @@ pub(crate) fn resolved_fields(setting: &ImageSetting, current: Option<&Fields>) 
     out
 }
 
-/// The byte range of `field` to delete in a block mapping entry.
-fn delete_block_field(text: &str, entry: &Entry<'_>, index: usize) -> Splice {
+/// The byte range of field `index` to delete in a block mapping entry, where the fields at `removed`
+/// are all deleted.
+fn delete_block_field(text: &str, entry: &Entry<'_>, index: usize, removed: &[usize]) -> Splice {
     let field = &entry.fields[index];
     let start_of_line = line_start(text, field.key.start);
     let before_key = &text[start_of_line..field.key.start];
     let on_dash_line = before_key.contains('-') && before_key.chars().all(|c| c == ' ' || c == '-');
     if on_dash_line {
         // The first key shares the `- ` line: pull the next key up onto it (research §4.1 L4).
-        if let Some(next) = entry.fields.get(index + 1) {
-            return Splice::delete(field.key.start, next.key.start);
+        // The next key that stays (deleted keys between are covered by their own ranges).
+        let next = (index + 1..entry.fields.len())
+            .find(|i| !removed.contains(i))
+            .map(|i| &entry.fields[i]);
+        if let Some(next) = next {
+            let line_end = next_line_start(text, field.value.end).unwrap_or(text.len());
+            if !text[line_end.min(next.key.start)..next.key.start].contains('#') {
+                return Splice::delete(field.key.start, next.key.start);
+            }
+            // Comment lines before the next key stay where they are; the item then starts below
+            // its dash (`-` alone on its line), which YAML reads the same way.
+            let dash_end = start_of_line + before_key.trim_end().len();
+            let eol_start = text[..line_end].trim_end_matches(['\n', '\r']).len();
+            return Splice::delete(dash_end, eol_start);
         }
     }
     match next_line_start(text, field.value.end) {
@@ -243,16 +256,32 @@ fn delete_block_field(text: &str, entry: &Entry<'_>, index: usize) -> Splice {
     }
 }
 
-/// The byte range of `field` to delete in a flow mapping entry, with its comma.
-fn delete_flow_field(entry: &Entry<'_>, index: usize) -> Splice {
-    let field = &entry.fields[index];
-    match index.checked_sub(1).map(|i| &entry.fields[i]) {
-        Some(prev) => Splice::delete(prev.value.end, field.value.end),
-        None => match entry.fields.get(index + 1) {
-            Some(next) => Splice::delete(field.key.start, next.key.start),
-            None => Splice::delete(field.key.start, field.value.end),
-        },
+/// The byte ranges to delete for the fields at `removed` of a flow mapping entry, with their commas.
+/// Consecutive fields go in one range, so the commas between them cannot be left behind.
+fn delete_flow_fields(entry: &Entry<'_>, mut removed: Vec<usize>) -> Vec<Splice> {
+    removed.sort_unstable();
+    let mut splices = Vec::new();
+    let mut i = 0;
+    while i < removed.len() {
+        let first = removed[i];
+        let mut last = first;
+        while i + 1 < removed.len() && removed[i + 1] == last + 1 {
+            i += 1;
+            last = removed[i];
+        }
+        i += 1;
+        let fields = &entry.fields;
+        splices.push(match first.checked_sub(1) {
+            // After a kept field: from the end of its value, taking the comma before each removed one.
+            Some(prev) => Splice::delete(fields[prev].value.end, fields[last].value.end),
+            // At the start: up to the next kept key (`name` is always kept).
+            None => match fields.get(last + 1) {
+                Some(next) => Splice::delete(fields[first].key.start, next.key.start),
+                None => Splice::delete(fields[first].key.start, fields[last].value.end),
+            },
+        });
     }
+    splices
 }
 
 /// An error for changing a value that is shared through an anchor or alias.
@@ -275,6 +304,7 @@ pub(crate) fn edit_entry(
     let mut splices = Vec::new();
     let mut removed: Vec<Which> = Vec::new();
     let mut inserts: Vec<(Which, String)> = Vec::new();
+    let mut removed_at: Vec<usize> = Vec::new();
     for which in &Which::ALL[1..] {
         let which = *which;
         let existing = entry
@@ -292,11 +322,7 @@ pub(crate) fn edit_entry(
                     return Err(aliased(name, field));
                 }
                 removed.push(which);
-                splices.push(if entry.flow {
-                    delete_flow_field(entry, i)
-                } else {
-                    delete_block_field(text, entry, i)
-                });
+                removed_at.push(i);
             }
             (FieldUpdate::Set(v), Some((_, field))) => {
                 if field.meaning().as_deref() == Some(v.as_str()) && !is_broken_plain(field.value) {
@@ -332,6 +358,13 @@ pub(crate) fn edit_entry(
                 }
             }
             (FieldUpdate::Set(v), None) => inserts.push((which, render(v, Quote::Plain))),
+        }
+    }
+    if entry.flow {
+        splices.extend(delete_flow_fields(entry, removed_at));
+    } else {
+        for &i in &removed_at {
+            splices.push(delete_block_field(text, entry, i, &removed_at));
         }
     }
     if (!splices.is_empty() || !inserts.is_empty()) && entry.node.anchored {
@@ -536,7 +569,17 @@ fn append_to_images(
                     })
                 }
             };
-            Ok(vec![insert_lines_after(text, last.end, &lines, eol, order)])
+            // Comment lines indented under the last entry belong to it: the new entry goes after them.
+            let mut after = last.end;
+            while let Some(next) = next_line_start(text, after).filter(|&n| n < text.len()) {
+                let line = &text[next..next_line_start(text, next).unwrap_or(text.len())];
+                let indent = line.len() - line.trim_start_matches(' ').len();
+                if !(line.trim_start().starts_with('#') && indent > dash) {
+                    break;
+                }
+                after = next;
+            }
+            Ok(vec![insert_lines_after(text, after, &lines, eol, order)])
         }
         _ if value.is_null() => {
             let mut splices = Vec::new();
