@@ -18,11 +18,15 @@
 // Gitea's JSON objects are large `json!` literals.
 #![recursion_limit = "256"]
 
+pub mod app;
+pub mod argocd;
 pub mod demo;
 pub mod faults;
 pub mod git;
 pub mod gitea;
 pub mod http;
+pub mod kube;
+pub mod render;
 
 use std::path::{Path, PathBuf};
 
