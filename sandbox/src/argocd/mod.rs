@@ -1,1 +1,1064 @@
-//! placeholder
+//! The sandbox's Argo CD: Applications, the controller loop and (in [`api`]) the REST API.
+//!
+//! The controller polls each app's branch every poll interval (180 s by default, like Argo CD) or
+//! at once on a refresh, renders the path with [`crate::render`], compares with the live objects of
+//! [`Kube`], auto-syncs, runs sync operations (Running → sync delay → apply → Succeeded/Failed) and
+//! reports `sync`, `operationState`, `reconciledAt`, `health`, `resources`, `conditions` and
+//! `history` as Argo CD does (research argocd-rollout.md §A1–A5) — including the stale-health
+//! window after an operation, during which health and `reconciledAt` still describe the time
+//! before the sync. It knows git only through bare repository directories.
+
+pub mod api;
+pub mod health;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use crate::kube::{k8s_time, str_at, Kube, Resource};
+use health::Health;
+
+/// Namespace the Application objects live in.
+pub const APP_NAMESPACE: &str = "argocd";
+
+/// Errors of the Argo CD part, each with the gRPC code Argo CD would answer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No such application (Argo CD hides existence: permission denied).
+    #[error("permission denied")]
+    PermissionDenied,
+    /// The application exists in no given project.
+    #[error("applications.argoproj.io {0:?} not found")]
+    NotFound(String),
+    /// A sync was requested while another operation is pending.
+    #[error("another operation is already in progress")]
+    OperationInProgress,
+    /// A sync to a revision other than the auto-sync target.
+    #[error("Cannot sync to {requested}: auto-sync currently set to {target}")]
+    AutoSyncRevision {
+        /// Requested revision.
+        requested: String,
+        /// `spec.source.targetRevision`.
+        target: String,
+    },
+    /// The revision cannot be resolved in the repository.
+    #[error("rpc error: code = Unknown desc = unable to resolve {0:?} to a commit SHA")]
+    Unresolvable(String),
+    /// An application with this name already exists.
+    #[error("application {0:?} already exists")]
+    Exists(String),
+    /// A resource was asked for that is not part of the application.
+    #[error("{kind} {name} not found as part of application {app}")]
+    ResourceNotFound {
+        /// Kind asked for.
+        kind: String,
+        /// Name asked for.
+        name: String,
+        /// The application.
+        app: String,
+    },
+}
+
+impl Error {
+    /// The gRPC code Argo CD's error body carries.
+    pub fn grpc_code(&self) -> u16 {
+        match self {
+            Error::PermissionDenied => 7,
+            Error::NotFound(_) | Error::ResourceNotFound { .. } => 5,
+            Error::OperationInProgress | Error::AutoSyncRevision { .. } => 9,
+            Error::Unresolvable(_) => 2,
+            Error::Exists(_) => 6,
+        }
+    }
+}
+
+/// Where an application comes from and goes to.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    /// Application name (`web-prod`).
+    pub name: String,
+    /// Argo CD project.
+    pub project: String,
+    /// `spec.source.repoURL` as shown to clients.
+    pub repo_url: String,
+    /// The bare repository the controller reads (`<state>/repos/<owner>/<name>.git`).
+    pub repo_dir: PathBuf,
+    /// Path of the kustomization inside the repository.
+    pub path: String,
+    /// Branch (or tag or SHA) to follow.
+    pub target_revision: String,
+    /// Destination namespace for resources without one.
+    pub dest_namespace: String,
+    /// `spec.syncPolicy.automated` set?
+    pub auto_sync: bool,
+}
+
+/// Controller timing (real durations; scale them down for tests).
+#[derive(Debug, Clone)]
+pub struct ArgoTiming {
+    /// How often git is polled without a refresh (Argo CD: 120 s + up to 60 s jitter).
+    pub poll_interval: Duration,
+    /// How long an operation stays Running before it applies.
+    pub sync_delay: Duration,
+    /// After an operation, how long health and `reconciledAt` stay stale.
+    pub stale_health: Duration,
+    /// How often the controller loop looks at the apps.
+    pub tick: Duration,
+}
+
+impl Default for ArgoTiming {
+    fn default() -> Self {
+        ArgoTiming {
+            poll_interval: Duration::from_secs(180),
+            sync_delay: Duration::from_millis(500),
+            stale_health: Duration::from_secs(1),
+            tick: Duration::from_millis(25),
+        }
+    }
+}
+
+/// Injected faults of the Argo CD part.
+#[derive(Debug, Default, Clone)]
+struct ArgoFaults {
+    /// (events, streams): the next `streams` streams end after `events` lines.
+    stream_cut: Option<(u32, u32)>,
+    /// Extra time the next operation spends Running.
+    next_sync_delay: Option<Duration>,
+    /// The next N operations fail with this message.
+    fail_syncs: Option<(u32, String)>,
+}
+
+/// A requested operation (top-level `operation`).
+#[derive(Debug, Clone)]
+struct Operation {
+    revision: String,
+    automated: bool,
+    prune: bool,
+}
+
+impl Operation {
+    fn to_json(&self, source: &Value) -> Value {
+        let initiated = if self.automated {
+            json!({"automated": true})
+        } else {
+            json!({"username": "admin"})
+        };
+        let _ = source;
+        json!({
+            "sync": {"revision": self.revision, "prune": self.prune, "syncStrategy": {"hook": {}}},
+            "initiatedBy": initiated,
+            "retry": {},
+        })
+    }
+}
+
+/// `status.operationState`.
+#[derive(Debug, Clone)]
+struct OpState {
+    operation: Operation,
+    phase: &'static str,
+    message: String,
+    started_at: Timestamp,
+    finished_at: Option<Timestamp>,
+    /// When the apply happens.
+    due: Instant,
+    result_resources: Vec<Value>,
+    result_revision: Option<String>,
+}
+
+/// One application's state.
+#[derive(Debug)]
+struct App {
+    spec: AppSpec,
+    uid: String,
+    created: Timestamp,
+    rv: u64,
+    refresh: Option<String>,
+    sync_status: &'static str,
+    sync_revision: Option<String>,
+    operation: Option<Operation>,
+    op_state: Option<OpState>,
+    reconciled_at: Option<Timestamp>,
+    health: Health,
+    health_since: Timestamp,
+    resources: Vec<Value>,
+    images: Vec<String>,
+    conditions: Vec<Value>,
+    history: Vec<Value>,
+    /// Desired manifests at `sync_revision` (cached for health/sync tracking between polls).
+    desired: Vec<Value>,
+    last_poll: Instant,
+    /// Until then, health and reconciledAt stay as they were before the operation.
+    stale_until: Option<Instant>,
+    /// A full reconcile is owed (after an operation).
+    reconcile_owed: bool,
+    last_auto_synced: Option<String>,
+}
+
+impl App {
+    fn source(&self) -> Value {
+        json!({"repoURL": self.spec.repo_url, "path": self.spec.path,
+            "targetRevision": self.spec.target_revision})
+    }
+
+    fn destination(&self) -> Value {
+        json!({"server": "https://kubernetes.default.svc", "namespace": self.spec.dest_namespace})
+    }
+
+    /// The Application as Argo CD's API returns it.
+    fn to_json(&self) -> Value {
+        let mut metadata = json!({
+            "name": self.spec.name, "namespace": APP_NAMESPACE, "uid": self.uid,
+            "resourceVersion": self.rv.to_string(), "generation": 1,
+            "creationTimestamp": k8s_time(self.created),
+        });
+        if let Some(r) = &self.refresh {
+            metadata["annotations"] = json!({"argocd.argoproj.io/refresh": r});
+        }
+        let sync_policy = if self.spec.auto_sync {
+            json!({"automated": {"prune": false, "selfHeal": false}})
+        } else {
+            json!({})
+        };
+        let mut sync = json!({"status": self.sync_status,
+            "comparedTo": {"source": self.source(), "destination": self.destination()}});
+        if let Some(rev) = &self.sync_revision {
+            sync["revision"] = json!(rev);
+        }
+        let mut status = json!({
+            "sync": sync,
+            "health": {"status": self.health.status, "lastTransitionTime": k8s_time(self.health_since)},
+            "resources": self.resources,
+            "summary": {"images": self.images},
+            "sourceType": "Kustomize",
+            "controllerNamespace": APP_NAMESPACE,
+        });
+        if !self.health.message.is_empty() {
+            status["health"]["message"] = json!(self.health.message);
+        }
+        if let Some(at) = self.reconciled_at {
+            status["reconciledAt"] = json!(k8s_time(at));
+        }
+        if !self.conditions.is_empty() {
+            status["conditions"] = json!(self.conditions);
+        }
+        if !self.history.is_empty() {
+            status["history"] = json!(self.history);
+        }
+        if let Some(op) = &self.op_state {
+            let mut os = json!({
+                "operation": op.operation.to_json(&self.source()),
+                "phase": op.phase,
+                "message": op.message,
+                "startedAt": k8s_time(op.started_at),
+            });
+            if let Some(f) = op.finished_at {
+                os["finishedAt"] = json!(k8s_time(f));
+            }
+            if let Some(rev) = &op.result_revision {
+                os["syncResult"] = json!({"resources": op.result_resources, "revision": rev,
+                    "source": self.source()});
+            }
+            status["operationState"] = os;
+        }
+        let mut app = json!({
+            "metadata": metadata,
+            "spec": {
+                "project": self.spec.project,
+                "source": self.source(),
+                "destination": self.destination(),
+                "syncPolicy": sync_policy,
+            },
+            "status": status,
+        });
+        if let Some(op) = &self.operation {
+            app["operation"] = op.to_json(&self.source());
+        }
+        app
+    }
+}
+
+/// Shared state behind an [`ArgoCd`] handle.
+struct Inner {
+    apps: Mutex<BTreeMap<String, App>>,
+    kube: Kube,
+    timing: Mutex<ArgoTiming>,
+    faults: Mutex<ArgoFaults>,
+    token: String,
+    rv: Mutex<u64>,
+    /// Sends (resourceVersion, app name, app JSON) on every change.
+    updates: tokio::sync::broadcast::Sender<Arc<(u64, String, Value)>>,
+    changed: watch::Sender<u64>,
+}
+
+/// Handle on the sandbox's Argo CD (cheap to clone).
+#[derive(Clone)]
+pub struct ArgoCd {
+    inner: Arc<Inner>,
+}
+
+/// Resolves a revision (branch, tag or SHA) in a bare repository; `None` if it does not exist.
+pub fn resolve_revision(repo: &std::path::Path, rev: &str) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["rev-parse", "--verify", "--quiet"])
+        .arg(format!("{rev}^{{commit}}"))
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn is_sha(rev: &str) -> bool {
+    rev.len() == 40 && rev.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Is every field of `want` present and equal in `have` (what Argo CD's diff amounts to for us)?
+fn is_subset(want: &Value, have: &Value) -> bool {
+    match (want, have) {
+        (Value::Object(w), Value::Object(h)) => w
+            .iter()
+            .all(|(k, v)| h.get(k).is_some_and(|hv| is_subset(v, hv))),
+        (Value::Array(w), Value::Array(h)) => {
+            w.len() == h.len() && w.iter().zip(h).all(|(a, b)| is_subset(a, b))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        _ => want == have,
+    }
+}
+
+fn group_version(api_version: &str) -> (&str, &str) {
+    api_version.split_once('/').unwrap_or(("", api_version))
+}
+
+fn images_of(obj: &Value) -> Vec<String> {
+    let spec = if obj["kind"] == "Pod" {
+        &obj["spec"]
+    } else {
+        &obj["spec"]["template"]["spec"]
+    };
+    ["initContainers", "containers"]
+        .iter()
+        .flat_map(|l| spec[l].as_array().cloned().unwrap_or_default())
+        .filter_map(|c| c["image"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Result of comparing desired manifests with the cluster.
+struct Comparison {
+    sync_status: &'static str,
+    resources: Vec<Value>,
+    health: Health,
+    images: Vec<String>,
+}
+
+impl ArgoCd {
+    /// A new Argo CD over `kube`, accepting `Authorization: Bearer <token>`.
+    pub fn new(kube: Kube, token: impl Into<String>, timing: ArgoTiming) -> ArgoCd {
+        let (updates, _) = tokio::sync::broadcast::channel(1024);
+        let (changed, _) = watch::channel(0);
+        ArgoCd {
+            inner: Arc::new(Inner {
+                apps: Mutex::new(BTreeMap::new()),
+                kube,
+                timing: Mutex::new(timing),
+                faults: Mutex::new(ArgoFaults::default()),
+                token: token.into(),
+                rv: Mutex::new(1000),
+                updates,
+                changed,
+            }),
+        }
+    }
+
+    fn apps(&self) -> MutexGuard<'_, BTreeMap<String, App>> {
+        self.inner.apps.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn faults(&self) -> MutexGuard<'_, ArgoFaults> {
+        self.inner.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The bearer token the API accepts.
+    pub fn token(&self) -> &str {
+        &self.inner.token
+    }
+
+    /// The Kubernetes part the apps deploy to.
+    pub fn kube(&self) -> &Kube {
+        &self.inner.kube
+    }
+
+    /// The current timing.
+    pub fn timing(&self) -> ArgoTiming {
+        self.inner
+            .timing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn with_timing(&self, f: impl FnOnce(&mut ArgoTiming)) {
+        f(&mut self.inner.timing.lock().unwrap_or_else(|e| e.into_inner()));
+    }
+
+    /// Sets how often git is polled without a refresh.
+    pub fn set_poll_interval(&self, d: Duration) {
+        self.with_timing(|t| t.poll_interval = d);
+    }
+
+    /// Sets how long operations stay Running before applying.
+    pub fn set_sync_delay(&self, d: Duration) {
+        self.with_timing(|t| t.sync_delay = d);
+    }
+
+    /// Sets the stale-health window after each operation (zero disables it).
+    pub fn set_stale_health(&self, d: Duration) {
+        self.with_timing(|t| t.stale_health = d);
+    }
+
+    /// Fault: the next `streams` application streams end after `events` lines each.
+    pub fn cut_streams_after(&self, events: u32, streams: u32) {
+        self.faults().stream_cut = (streams > 0).then_some((events, streams));
+    }
+
+    /// Fault: the next operation stays Running `extra` longer.
+    pub fn delay_next_sync(&self, extra: Duration) {
+        self.faults().next_sync_delay = Some(extra);
+    }
+
+    /// Fault: the next `count` operations end `Failed` with `message`.
+    pub fn fail_next_syncs(&self, count: u32, message: impl Into<String>) {
+        self.faults().fail_syncs = (count > 0).then(|| (count, message.into()));
+    }
+
+    /// Takes one use of the stream-cut fault: `Some(events)` if this stream is to be cut.
+    pub(crate) fn take_stream_cut(&self) -> Option<u32> {
+        let mut f = self.faults();
+        let (events, streams) = f.stream_cut?;
+        f.stream_cut = (streams > 1).then_some((events, streams - 1));
+        Some(events)
+    }
+
+    /// Subscribes to application changes.
+    pub(crate) fn subscribe(&self) -> tokio::sync::broadcast::Receiver<Arc<(u64, String, Value)>> {
+        self.inner.updates.subscribe()
+    }
+
+    /// A receiver that changes on every application change.
+    pub fn changes(&self) -> watch::Receiver<u64> {
+        self.inner.changed.subscribe()
+    }
+
+    /// Stamps a new resourceVersion on the app and publishes it.
+    fn publish(&self, app: &mut App) {
+        let mut rv = self.inner.rv.lock().unwrap_or_else(|e| e.into_inner());
+        *rv += 1;
+        app.rv = *rv;
+        let _ = self
+            .inner
+            .updates
+            .send(Arc::new((app.rv, app.spec.name.clone(), app.to_json())));
+        self.inner.changed.send_replace(*rv);
+    }
+
+    /// The application as the API shows it.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] if it does not exist.
+    pub fn app_json(&self, name: &str) -> Result<Value, Error> {
+        self.apps()
+            .get(name)
+            .map(App::to_json)
+            .ok_or(Error::PermissionDenied)
+    }
+
+    /// Names of all applications.
+    pub fn app_names(&self) -> Vec<String> {
+        self.apps().keys().cloned().collect()
+    }
+
+    /// Adds an application. With `synced`, it is synced and healthy at once (the seed):
+    /// rendered at the branch head, applied, rollouts settled, one history entry.
+    ///
+    /// # Errors
+    /// An app with that name exists, or the revision cannot be resolved.
+    pub fn add_app(&self, spec: AppSpec, synced: bool) -> Result<(), Error> {
+        if self.apps().contains_key(&spec.name) {
+            return Err(Error::Exists(spec.name));
+        }
+        let now = Timestamp::now();
+        let mut app = App {
+            uid: format!("{:032x}", rand::random::<u128>()),
+            created: now,
+            rv: 0,
+            refresh: None,
+            sync_status: "Unknown",
+            sync_revision: None,
+            operation: None,
+            op_state: None,
+            reconciled_at: None,
+            health: Health::missing(),
+            health_since: now,
+            resources: Vec::new(),
+            images: Vec::new(),
+            conditions: Vec::new(),
+            history: Vec::new(),
+            desired: Vec::new(),
+            last_poll: Instant::now(),
+            stale_until: None,
+            reconcile_owed: false,
+            last_auto_synced: None,
+            spec,
+        };
+        if synced {
+            let sha = resolve_revision(&app.spec.repo_dir, &app.spec.target_revision)
+                .ok_or_else(|| Error::Unresolvable(app.spec.target_revision.clone()))?;
+            let (resources, _) = self.apply_revision(&app.spec, &sha);
+            self.inner.kube.settle();
+            let op = Operation {
+                revision: sha.clone(),
+                automated: app.spec.auto_sync,
+                prune: false,
+            };
+            app.history.push(json!({"id": 0, "revision": sha, "deployedAt": k8s_time(now),
+                "deployStartedAt": k8s_time(now), "source": app.source(),
+                "initiatedBy": if op.automated { json!({"automated": true}) } else { json!({"username": "admin"}) }}));
+            app.op_state = Some(OpState {
+                operation: op,
+                phase: "Succeeded",
+                message: "successfully synced (all tasks run)".into(),
+                started_at: now,
+                finished_at: Some(now),
+                due: Instant::now(),
+                result_resources: resources,
+                result_revision: Some(sha.clone()),
+            });
+            app.last_auto_synced = Some(sha);
+        }
+        self.full_reconcile(&mut app);
+        let name = app.spec.name.clone();
+        self.publish(&mut app);
+        self.apps().insert(name, app);
+        Ok(())
+    }
+
+    /// Requests a refresh and waits until the controller has processed it (no server-side
+    /// timeout, as Argo CD; the caller's request timeout bounds it).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] if the app does not exist.
+    pub async fn refresh(&self, name: &str, kind: &str) -> Result<Value, Error> {
+        let mut changes = self.changes();
+        let requested_rv = {
+            let mut apps = self.apps();
+            let app = apps.get_mut(name).ok_or(Error::PermissionDenied)?;
+            app.refresh = Some(kind.to_owned());
+            self.publish(app);
+            app.rv
+        };
+        loop {
+            {
+                let apps = self.apps();
+                let app = apps.get(name).ok_or(Error::PermissionDenied)?;
+                if app.refresh.is_none() && app.rv > requested_rv {
+                    return Ok(app.to_json());
+                }
+            }
+            if changes.changed().await.is_err() {
+                return Err(Error::PermissionDenied);
+            }
+        }
+    }
+
+    /// Requests a sync operation as `POST /applications/{name}/sync` does.
+    ///
+    /// # Errors
+    /// Unknown app, an operation already pending, a revision that conflicts with auto-sync, or an
+    /// unresolvable revision.
+    pub fn sync(&self, name: &str, revision: Option<&str>, prune: bool) -> Result<Value, Error> {
+        let mut apps = self.apps();
+        let app = apps.get_mut(name).ok_or(Error::PermissionDenied)?;
+        let revision = revision.filter(|r| !r.is_empty());
+        if let Some(rev) = revision {
+            if app.spec.auto_sync && rev != app.spec.target_revision {
+                return Err(Error::AutoSyncRevision {
+                    requested: rev.to_owned(),
+                    target: app.spec.target_revision.clone(),
+                });
+            }
+        }
+        if app.operation.is_some() {
+            return Err(Error::OperationInProgress);
+        }
+        let wanted = revision.unwrap_or(&app.spec.target_revision).to_owned();
+        let sha = if is_sha(&wanted) {
+            wanted.to_lowercase()
+        } else {
+            resolve_revision(&app.spec.repo_dir, &wanted).ok_or(Error::Unresolvable(wanted))?
+        };
+        app.operation = Some(Operation {
+            revision: sha,
+            automated: false,
+            prune,
+        });
+        app.op_state = None;
+        self.publish(app);
+        Ok(app.to_json())
+    }
+
+    /// Live object of a resource that belongs to the app (managed, or a ReplicaSet/Pod under one).
+    ///
+    /// # Errors
+    /// Unknown app, or the resource is not part of it.
+    pub fn live_resource(
+        &self,
+        name: &str,
+        kind: &str,
+        namespace: &str,
+        resource: &str,
+    ) -> Result<Value, Error> {
+        let tree = self.resource_tree(name)?;
+        let known = tree["nodes"].as_array().is_some_and(|ns| {
+            ns.iter()
+                .any(|n| n["kind"] == kind && n["name"] == resource && n["namespace"] == namespace)
+        });
+        let not_found = || Error::ResourceNotFound {
+            kind: kind.to_owned(),
+            name: resource.to_owned(),
+            app: name.to_owned(),
+        };
+        if !known {
+            return Err(not_found());
+        }
+        self.inner
+            .kube
+            .get_any(kind, namespace, resource)
+            .ok_or_else(not_found)
+    }
+
+    /// The resource tree: managed resources, and for Deployments their ReplicaSets and Pods.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] if the app does not exist.
+    pub fn resource_tree(&self, name: &str) -> Result<Value, Error> {
+        let desired = {
+            let apps = self.apps();
+            let app = apps.get(name).ok_or(Error::PermissionDenied)?;
+            app.desired.clone()
+        };
+        let kube = &self.inner.kube;
+        let mut nodes = Vec::new();
+        let node = |obj: &Value, parent: Option<&Value>| -> Value {
+            let (group, version) = group_version(obj["apiVersion"].as_str().unwrap_or("v1"));
+            let mut n = json!({
+                "group": group, "version": version, "kind": obj["kind"],
+                "namespace": obj["metadata"]["namespace"], "name": obj["metadata"]["name"],
+                "uid": obj["metadata"]["uid"], "resourceVersion": obj["metadata"]["resourceVersion"],
+                "createdAt": obj["metadata"]["creationTimestamp"],
+            });
+            if let Some(h) = health::of(obj) {
+                n["health"] = json!({"status": h.status});
+                if !h.message.is_empty() {
+                    n["health"]["message"] = json!(h.message);
+                }
+            }
+            let images = images_of(obj);
+            if !images.is_empty() && obj["kind"] != "Deployment" {
+                n["images"] = json!(images);
+            }
+            if obj["kind"] == "Pod" {
+                let total = obj["spec"]["containers"].as_array().map_or(0, Vec::len);
+                let ready = obj["status"]["containerStatuses"]
+                    .as_array()
+                    .map_or(0, |cs| cs.iter().filter(|c| c["ready"] == true).count());
+                let reason = obj["status"]["containerStatuses"][0]["state"]["waiting"]["reason"]
+                    .as_str()
+                    .or(obj["status"]["phase"].as_str())
+                    .unwrap_or("Unknown");
+                n["info"] = json!([{"name": "Status Reason", "value": reason},
+                    {"name": "Containers", "value": format!("{ready}/{total}")}]);
+            }
+            if let Some(p) = parent {
+                let (pg, pv) = group_version(p["apiVersion"].as_str().unwrap_or("v1"));
+                n["parentRefs"] = json!([{"group": pg, "version": pv, "kind": p["kind"],
+                    "namespace": p["metadata"]["namespace"], "name": p["metadata"]["name"],
+                    "uid": p["metadata"]["uid"]}]);
+            }
+            n
+        };
+        for d in &desired {
+            let kind = d["kind"].as_str().unwrap_or("");
+            let Some(live) = kube.get_any(
+                kind,
+                str_at(d, &["metadata", "namespace"]),
+                str_at(d, &["metadata", "name"]),
+            ) else {
+                continue;
+            };
+            nodes.push(node(&live, None));
+            if kind == "Deployment" {
+                let ns = str_at(&live, &["metadata", "namespace"]);
+                let uid = str_at(&live, &["metadata", "uid"]);
+                for rs in kube.list(Resource::ReplicaSets, Some(ns)) {
+                    if rs["metadata"]["ownerReferences"][0]["uid"] != uid {
+                        continue;
+                    }
+                    nodes.push(node(&rs, Some(&live)));
+                    let rs_uid = str_at(&rs, &["metadata", "uid"]);
+                    for pod in kube.list(Resource::Pods, Some(ns)) {
+                        if pod["metadata"]["ownerReferences"][0]["uid"] == rs_uid {
+                            nodes.push(node(&pod, Some(&rs)));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(json!({"nodes": nodes}))
+    }
+
+    /// Renders `spec` at `sha` and applies the result; returns the per-resource results and an
+    /// error message if rendering failed.
+    fn apply_revision(&self, spec: &AppSpec, sha: &str) -> (Vec<Value>, Option<String>) {
+        let desired = match crate::render::render(&spec.repo_dir, sha, &spec.path) {
+            Ok(d) => d,
+            Err(e) => return (Vec::new(), Some(e.to_string())),
+        };
+        let mut results = Vec::new();
+        for mut obj in desired {
+            if str_at(&obj, &["metadata", "namespace"]).is_empty() && obj["kind"] != "Namespace" {
+                obj["metadata"]["namespace"] = json!(spec.dest_namespace);
+            }
+            let kind = obj["kind"].as_str().unwrap_or("").to_owned();
+            let (group, version) = group_version(obj["apiVersion"].as_str().unwrap_or("v1"));
+            let (group, version) = (group.to_owned(), version.to_owned());
+            let ns = str_at(&obj, &["metadata", "namespace"]).to_owned();
+            let name = str_at(&obj, &["metadata", "name"]).to_owned();
+            let before = self.inner.kube.get_any(&kind, &ns, &name);
+            let images = images_of(&obj);
+            let verb = match self.inner.kube.apply(obj) {
+                Ok(_) if before.is_none() => Ok("created"),
+                Ok(after) if before.as_ref() == Some(&after) => Ok("unchanged"),
+                Ok(_) => Ok("configured"),
+                Err(e) => Err(e.to_string()),
+            };
+            let kind_lower = kind.to_lowercase();
+            let qualified = if group.is_empty() {
+                kind_lower
+            } else {
+                format!("{kind_lower}.{group}")
+            };
+            let (status, message) = match verb {
+                Ok(v) => ("Synced", format!("{qualified}/{name} {v}")),
+                Err(e) => ("SyncFailed", e),
+            };
+            let mut r = json!({"group": group, "version": version, "kind": kind, "namespace": ns,
+                "name": name, "status": status, "message": message, "hookPhase": "Running",
+                "syncPhase": "Sync"});
+            if !images.is_empty() {
+                r["images"] = json!(images);
+            }
+            results.push(r);
+        }
+        (results, None)
+    }
+
+    /// Compares desired manifests with the cluster: sync status, resources and health.
+    fn compare(&self, spec: &AppSpec, desired: &[Value]) -> Comparison {
+        let kube = &self.inner.kube;
+        let mut resources = Vec::new();
+        let mut healths = Vec::new();
+        let mut images = Vec::new();
+        let mut all_synced = true;
+        for d in desired {
+            let kind = d["kind"].as_str().unwrap_or("");
+            let ns = match str_at(d, &["metadata", "namespace"]) {
+                "" if kind != "Namespace" => spec.dest_namespace.as_str(),
+                ns => ns,
+            };
+            let name = str_at(d, &["metadata", "name"]);
+            let (group, version) = group_version(d["apiVersion"].as_str().unwrap_or("v1"));
+            let live = kube.get_any(kind, ns, name);
+            let synced = live.as_ref().is_some_and(|l| {
+                is_subset(&d["spec"], &l["spec"])
+                    && is_subset(&d["metadata"]["labels"], &l["metadata"]["labels"])
+                    && d.get("data").is_none_or(|data| Some(data) == l.get("data"))
+            });
+            all_synced &= synced;
+            let h = match &live {
+                None => Some(Health::missing()),
+                Some(l) => health::of(l),
+            };
+            if let Some(l) = &live {
+                images.extend(images_of(l));
+            }
+            let mut r = json!({"group": group, "version": version, "kind": kind, "namespace": ns,
+                "name": name, "status": if synced { "Synced" } else { "OutOfSync" }});
+            if let Some(h) = h {
+                r["health"] = json!({"status": h.status});
+                if !h.message.is_empty() {
+                    r["health"]["message"] = json!(h.message);
+                }
+                healths.push(h);
+            }
+            resources.push(r);
+        }
+        images.sort();
+        images.dedup();
+        let status = health::aggregate(&healths);
+        let message = healths
+            .iter()
+            .find(|h| h.status == status && status != "Healthy")
+            .map(|h| h.message.clone())
+            .unwrap_or_default();
+        Comparison {
+            sync_status: if all_synced { "Synced" } else { "OutOfSync" },
+            resources,
+            health: Health { status, message },
+            images,
+        }
+    }
+
+    fn set_health(app: &mut App, h: Health) {
+        if app.health.status != h.status {
+            app.health_since = Timestamp::now();
+        }
+        app.health = h;
+    }
+
+    /// Full reconcile: resolve the branch, render, compare, maybe auto-sync. Clears a refresh.
+    fn full_reconcile(&self, app: &mut App) {
+        app.last_poll = Instant::now();
+        app.refresh = None;
+        app.reconcile_owed = false;
+        app.reconciled_at = Some(Timestamp::now());
+        let Some(sha) = resolve_revision(&app.spec.repo_dir, &app.spec.target_revision) else {
+            app.sync_status = "Unknown";
+            app.conditions = vec![json!({"type": "ComparisonError",
+                "message": format!("Failed to load target state: unable to resolve {:?} to a commit SHA", app.spec.target_revision),
+                "lastTransitionTime": k8s_time(Timestamp::now())})];
+            return;
+        };
+        match crate::render::render(&app.spec.repo_dir, &sha, &app.spec.path) {
+            Ok(desired) => {
+                app.conditions.clear();
+                app.desired = desired;
+            }
+            Err(e) => {
+                app.sync_status = "Unknown";
+                app.sync_revision = Some(sha);
+                app.conditions = vec![json!({"type": "ComparisonError",
+                    "message": format!("Failed to load target state: failed to generate manifest for source 1 of 1: {e}"),
+                    "lastTransitionTime": k8s_time(Timestamp::now())})];
+                return;
+            }
+        }
+        app.sync_revision = Some(sha.clone());
+        let cmp = self.compare(&app.spec, &app.desired);
+        app.sync_status = cmp.sync_status;
+        app.resources = cmp.resources;
+        app.images = cmp.images;
+        Self::set_health(app, cmp.health);
+        // Auto-sync, once per revision (Argo CD skips a revision whose auto-sync was attempted).
+        if app.spec.auto_sync
+            && app.sync_status == "OutOfSync"
+            && app.operation.is_none()
+            && app.last_auto_synced.as_deref() != Some(sha.as_str())
+        {
+            app.operation = Some(Operation {
+                revision: sha.clone(),
+                automated: true,
+                prune: false,
+            });
+            app.op_state = None;
+            app.last_auto_synced = Some(sha);
+        }
+    }
+
+    /// One pass of the controller over every app.
+    pub fn tick(&self) {
+        let timing = self.timing();
+        let names = self.app_names();
+        for name in names {
+            self.tick_app(&name, &timing);
+        }
+    }
+
+    fn tick_app(&self, name: &str, timing: &ArgoTiming) {
+        let now = Instant::now();
+        // 1. Operations.
+        let to_apply = {
+            let mut apps = self.apps();
+            let Some(app) = apps.get_mut(name) else {
+                return;
+            };
+            let mut changed = false;
+            if let Some(op) = app.operation.clone() {
+                if app.op_state.as_ref().is_none_or(|s| s.phase != "Running") {
+                    let extra = self.faults().next_sync_delay.take().unwrap_or_default();
+                    app.op_state = Some(OpState {
+                        operation: op,
+                        phase: "Running",
+                        message: String::new(),
+                        started_at: Timestamp::now(),
+                        finished_at: None,
+                        due: now + timing.sync_delay + extra,
+                        result_resources: Vec::new(),
+                        result_revision: None,
+                    });
+                    changed = true;
+                }
+            }
+            let due = app
+                .op_state
+                .as_ref()
+                .is_some_and(|s| s.phase == "Running" && now >= s.due);
+            // With a stale-health window, finish in a later wall-clock second than the last
+            // reconcile, so `reconciledAt < finishedAt` is visible at Kubernetes' 1 s resolution.
+            let same_second = app
+                .reconciled_at
+                .is_some_and(|r| r.as_second() >= Timestamp::now().as_second());
+            let apply = due && !(timing.stale_health > Duration::ZERO && same_second);
+            if changed {
+                self.publish(app);
+            }
+            apply.then(|| (app.spec.clone(), app.operation.clone()))
+        };
+        if let Some((spec, Some(op))) = to_apply {
+            let failure = {
+                let mut f = self.faults();
+                match f.fail_syncs.take() {
+                    Some((n, msg)) => {
+                        if n > 1 {
+                            f.fail_syncs = Some((n - 1, msg.clone()));
+                        }
+                        Some(msg)
+                    }
+                    None => None,
+                }
+            };
+            let (results, render_error) = match &failure {
+                Some(_) => (Vec::new(), None),
+                None => self.apply_revision(&spec, &op.revision),
+            };
+            let mut apps = self.apps();
+            let Some(app) = apps.get_mut(name) else {
+                return;
+            };
+            let finished = Timestamp::now();
+            let Some(state) = app.op_state.as_mut() else {
+                return;
+            };
+            state.finished_at = Some(finished);
+            if let Some(msg) = failure {
+                state.phase = "Failed";
+                state.message = format!("one or more objects failed to apply, reason: {msg}");
+            } else if let Some(e) = render_error {
+                state.phase = "Error";
+                state.message =
+                    format!("rpc error: code = Unknown desc = failed to generate manifest: {e}");
+            } else if results.iter().any(|r| r["status"] == "SyncFailed") {
+                state.phase = "Failed";
+                state.message = "one or more objects failed to apply".into();
+                state.result_resources = results;
+                state.result_revision = Some(op.revision.clone());
+            } else {
+                state.phase = "Succeeded";
+                state.message = "successfully synced (all tasks run)".into();
+                state.result_resources = results;
+                state.result_revision = Some(op.revision.clone());
+                let id = app.history.len();
+                app.history.push(json!({"id": id, "revision": op.revision,
+                    "deployedAt": k8s_time(finished), "deployStartedAt": k8s_time(state.started_at),
+                    "source": app.source(),
+                    "initiatedBy": if op.automated { json!({"automated": true}) } else { json!({"username": "admin"}) }}));
+                // What a client sees in the stale window: synced to the new revision, health and
+                // reconciledAt from before (kargo#2196).
+                app.sync_status = "Synced";
+                app.sync_revision = Some(op.revision.clone());
+            }
+            app.operation = None;
+            if timing.stale_health.is_zero() {
+                // No stale window: the post-operation reconcile lands in the same update.
+                self.full_reconcile(app);
+            } else {
+                app.reconcile_owed = true;
+                app.stale_until = Some(Instant::now() + timing.stale_health);
+            }
+            self.publish(app);
+            return;
+        }
+
+        // 2. Refresh, poll, or the reconcile owed after an operation.
+        let mut apps = self.apps();
+        let Some(app) = apps.get_mut(name) else {
+            return;
+        };
+        if app.stale_until.is_some_and(|t| now < t) {
+            return;
+        }
+        app.stale_until = None;
+        let poll_due = now.duration_since(app.last_poll) >= timing.poll_interval;
+        if app.refresh.is_some() || poll_due || app.reconcile_owed {
+            let before = app.to_json();
+            let refresh_pending = app.refresh.is_some();
+            self.full_reconcile(app);
+            if refresh_pending || app.to_json() != before {
+                self.publish(app);
+            }
+            return;
+        }
+        // 3. Between polls: follow the live objects (resource health and sync status).
+        if app.op_state.as_ref().is_some_and(|s| s.phase == "Running") {
+            return;
+        }
+        let cmp = self.compare(&app.spec, &app.desired);
+        let before = app.to_json();
+        app.sync_status = cmp.sync_status;
+        app.resources = cmp.resources;
+        app.images = cmp.images;
+        Self::set_health(app, cmp.health);
+        if app.to_json() != before {
+            self.publish(app);
+        }
+    }
+
+    /// Runs the controller loop until the handle is dropped or aborted.
+    pub fn spawn_controller(&self) -> tokio::task::JoinHandle<()> {
+        let argo = self.clone();
+        tokio::spawn(async move {
+            loop {
+                let tick = argo.timing().tick;
+                tokio::time::sleep(tick).await;
+                let a = argo.clone();
+                // Rendering runs git: keep it off the async workers.
+                if tokio::task::spawn_blocking(move || a.tick()).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_ignores_defaults_but_not_changes() {
+        let want = json!({"replicas": 3, "template": {"spec": {"containers": [{"image": "a:1"}]}}});
+        let have = json!({"replicas": 3, "progressDeadlineSeconds": 600,
+            "template": {"spec": {"containers": [{"image": "a:1", "imagePullPolicy": "IfNotPresent"}]}}});
+        assert!(is_subset(&want, &have));
+        let changed =
+            json!({"replicas": 3, "template": {"spec": {"containers": [{"image": "a:2"}]}}});
+        assert!(!is_subset(&changed, &have));
+    }
+}

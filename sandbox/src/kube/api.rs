@@ -6,6 +6,7 @@
 //! resourceVersion, and `Status` objects for errors. A presented `Authorization: Bearer` token must
 //! be the cluster's; requests without one are anonymous reads (a real API server with anonymous
 //! auth and a read-only RBAC grant), because kubectl never sends credentials over plain http.
+//! Admin routes under `/_sandbox/` (no token) inject watch faults and change timing.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -17,8 +18,8 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -47,7 +48,34 @@ pub fn router(kube: Kube) -> Router {
         )
         .fallback(|| async { not_found_path() })
         .layer(middleware::from_fn_with_state(kube.clone(), auth))
+        .route("/_sandbox/faults/watch-gone", post(admin_watch_gone))
+        .route("/_sandbox/faults/compact", post(admin_compact))
+        .route("/_sandbox/time", post(admin_time))
         .with_state(kube)
+}
+
+async fn admin_watch_gone(State(kube): State<Kube>, Json(body): Json<Value>) -> Response {
+    kube.fail_next_watches_with_gone(body["count"].as_u64().unwrap_or(1) as u32);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_compact(State(kube): State<Kube>) -> Response {
+    kube.compact();
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn admin_time(State(kube): State<Kube>, Json(body): Json<Value>) -> Response {
+    if let Some(ms) = body["pod_start_delay_ms"].as_u64() {
+        kube.set_pod_start_delay(Duration::from_millis(ms));
+    }
+    if let Some(scale) = body["progress_deadline_scale"].as_f64() {
+        kube.set_progress_deadline_scale(scale);
+    }
+    let t = kube.timing();
+    json_ok(
+        json!({"pod_start_delay_ms": t.pod_start_delay.as_millis() as u64,
+        "progress_deadline_scale": t.progress_deadline_scale}),
+    )
 }
 
 /// A Kubernetes `Status` error response.

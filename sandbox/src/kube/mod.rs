@@ -277,7 +277,7 @@ pub(crate) fn key_of(resource: Resource, obj: &Value) -> Key {
 }
 
 /// A string at a JSON path, or "".
-pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
+pub fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
     let mut cur = v;
     for p in path {
         match cur.get(p) {
@@ -289,7 +289,7 @@ pub(crate) fn str_at<'a>(v: &'a Value, path: &[&str]) -> &'a str {
 }
 
 /// An integer at a JSON path, or 0 (Kubernetes omits zero counts).
-pub(crate) fn int_at(v: &Value, path: &[&str]) -> i64 {
+pub fn int_at(v: &Value, path: &[&str]) -> i64 {
     let mut cur = v;
     for p in path {
         match cur.get(p) {
@@ -469,8 +469,25 @@ impl Kube {
         }
         let mut s = self.store();
         let Some(resource) = Resource::from_kind(&kind) else {
+            // Not served: stored with the metadata the API server would add, but no watch event.
             let ns = str_at(&obj, &["metadata", "namespace"]).to_owned();
-            s.others.insert((kind, ns, name), obj.clone());
+            let key = (kind, ns, name);
+            let mut obj = obj;
+            if let Some(live) = s.others.get(&key) {
+                if live.get("spec") == obj.get("spec") && live.get("data") == obj.get("data") {
+                    return Ok(live.clone());
+                }
+                for field in ["uid", "creationTimestamp"] {
+                    obj["metadata"][field] = live["metadata"][field].clone();
+                }
+            } else {
+                let uid = s.next_uid();
+                obj["metadata"]["uid"] = json!(uid);
+                obj["metadata"]["creationTimestamp"] = json!(k8s_time(jiff::Timestamp::now()));
+            }
+            s.rv += 1;
+            obj["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+            s.others.insert(key, obj.clone());
             return Ok(obj);
         };
         let mut obj = obj;
