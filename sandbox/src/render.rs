@@ -68,9 +68,9 @@ pub enum Error {
     Yaml {
         /// Repository-relative path.
         path: String,
-        /// The parser's complaint.
+        /// The parser's complaint (boxed: it is large).
         #[source]
-        source: serde_saphyr::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// A kustomization uses something this renderer does not implement or is malformed.
     #[error("{path}: {what}")]
@@ -231,7 +231,7 @@ fn render_dir(tree: &Tree<'_>, dir: &str, depth: usize) -> Result<Vec<Value>, Er
     let text = tree.read(&kpath)?;
     let doc: Value = serde_saphyr::from_str(&text).map_err(|source| Error::Yaml {
         path: kpath.clone(),
-        source,
+        source: Box::new(source),
     })?;
     let invalid = |what: String| Error::Invalid {
         path: kpath.clone(),
@@ -259,7 +259,7 @@ fn render_dir(tree: &Tree<'_>, dir: &str, depth: usize) -> Result<Vec<Value>, Er
                 let docs: Vec<Value> =
                     serde_saphyr::from_multiple(&text).map_err(|source| Error::Yaml {
                         path: rpath.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 out.extend(docs.into_iter().filter(|d| !d.is_null()));
             }

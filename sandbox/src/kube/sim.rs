@@ -367,7 +367,7 @@ fn step_deployment(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     }
     if let Some(p) = old_pods.iter().find(|p| !is_pod_ready(p)).cloned() {
         remove_pod(s, &p);
-    } else if !old_pods.is_empty() && available - 1 >= desired - unavail {
+    } else if !old_pods.is_empty() && available > desired - unavail {
         if let Some(p) = old_pods.first().cloned() {
             remove_pod(s, &p);
         }
