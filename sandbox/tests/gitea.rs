@@ -997,3 +997,48 @@ async fn serve_prints_one_json_line_and_stops_cleanly_on_sigterm() {
         "temporary state dir left behind"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_api_write_gives_an_empty_repository_its_branch() {
+    let sandbox = Sandbox::start(SandboxConfig {
+        seed_demo: false,
+        ..SandboxConfig::default()
+    })
+    .await
+    .unwrap();
+    sandbox
+        .gitea()
+        .create_repo("ops", "fresh", "main")
+        .await
+        .unwrap();
+    let api = Api::new(&sandbox, Some(sandbox.token()));
+    let (status, repo) = api.get("/repos/ops/fresh").await;
+    assert_eq!(status, 200);
+    assert_eq!(repo["empty"], true);
+
+    let (status, other) = api
+        .put(
+            "/repos/ops/fresh/contents/a.txt",
+            serde_json::json!({"content": b64("a\n"), "branch": "other"}),
+        )
+        .await;
+    assert_eq!(status, 404, "{other}");
+    assert_eq!(other["message"], "branch does not exist [name: other]");
+
+    let (status, created) = api
+        .put(
+            "/repos/ops/fresh/contents/a.txt",
+            serde_json::json!({"content": b64("a\n")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["commit"]["parents"], serde_json::json!([]));
+    assert_eq!(created["commit"]["message"], "Add a.txt\n");
+    let head = sandbox
+        .gitea()
+        .branch_head("ops", "fresh", "main")
+        .await
+        .unwrap();
+    assert_eq!(head.as_deref(), created["commit"]["sha"].as_str());
+    assert_eq!(api.get("/repos/ops/fresh").await.1["empty"], false);
+}

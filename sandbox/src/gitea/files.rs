@@ -350,13 +350,17 @@ fn default_message(ops: &[Op]) -> String {
         .join("\n")
 }
 
-/// The blob id at `path` in `commit`, `None` when absent; 422 when a directory is there.
+/// The blob id at `path` in `commit` (`None`: an empty repository), `None` when absent; 422 when a
+/// directory is there.
 async fn blob_at(
     gitea: &Gitea,
     dir: &std::path::Path,
-    commit: &str,
+    commit: Option<&str>,
     path: &str,
 ) -> Result<Option<String>, ApiError> {
+    let Some(commit) = commit else {
+        return Ok(None);
+    };
     let entries = git::ls_tree(dir, commit, path, false)
         .await
         .map_err(|e| internal(gitea, e))?;
@@ -375,7 +379,7 @@ async fn blob_at(
 async fn plan(
     gitea: &Gitea,
     dir: &std::path::Path,
-    head: &str,
+    head: Option<&str>,
     ops: &[Op],
 ) -> Result<Vec<Change>, ApiError> {
     let mismatch = |given: &str, expected: &str| {
@@ -516,14 +520,22 @@ async fn write(
         let head = gitea
             .branch_head(owner, name, &base_branch)
             .await
-            .map_err(|e| internal(gitea, e))?
-            .ok_or_else(|| {
-                api_error(
-                    gitea,
-                    StatusCode::NOT_FOUND,
-                    format!("branch does not exist [name: {base_branch}]"),
-                )
-            })?;
+            .map_err(|e| internal(gitea, e))?;
+        // Only an empty repository's default branch may be born by a write, as on Gitea.
+        let empty = head.is_none()
+            && base_branch == gitea.default_branch(owner, name)
+            && git::Git::new(&dir, ["for-each-ref", "--count=1", "refs/heads/"])
+                .text()
+                .await
+                .map_err(|e| internal(gitea, e))?
+                .is_empty();
+        if head.is_none() && !empty {
+            return Err(api_error(
+                gitea,
+                StatusCode::NOT_FOUND,
+                format!("branch does not exist [name: {base_branch}]"),
+            ));
+        }
         let old_target = if creating_branch {
             let current = gitea
                 .branch_head(owner, name, &target)
@@ -538,9 +550,9 @@ async fn write(
             }
             current
         } else {
-            Some(head.clone())
+            head.clone()
         };
-        let changes = plan(gitea, &dir, &head, &ops).await?;
+        let changes = plan(gitea, &dir, head.as_deref(), &ops).await?;
         if raced {
             // The guard still holds on the moved head, but the server's push back was out of date:
             // real Gitea reports that as a 500 (ErrPushOutOfDate is not mapped), and so do we.
@@ -550,9 +562,16 @@ async fn write(
                 format!("Unable to push back to repo from temporary repo: {repository} (branch: {target}): failed to update ref: the branch moved meanwhile"),
             ));
         }
-        let commit = git::build_commit(&dir, Some(&head), &changes, &message, &author, &committer)
-            .await
-            .map_err(|e| internal(gitea, e))?;
+        let commit = git::build_commit(
+            &dir,
+            head.as_deref(),
+            &changes,
+            &message,
+            &author,
+            &committer,
+        )
+        .await
+        .map_err(|e| internal(gitea, e))?;
         if let Some(race) = gitea.inner.faults.take_race(&repository, &target) {
             gitea
                 .apply_race(owner, name, &race)
