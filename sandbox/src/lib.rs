@@ -27,15 +27,19 @@ pub mod gitea;
 pub mod http;
 pub mod kube;
 pub mod render;
+pub mod timing;
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rand::Rng;
 
+use crate::argocd::{AppSpec, ArgoCd};
 use crate::faults::{Faults, Server};
 use crate::gitea::{Gitea, GiteaConfig};
 use crate::http::{HttpServer, Listener, RequestLog};
+use crate::kube::Kube;
+use crate::timing::Timing;
 
 /// How to start a sandbox. `SandboxConfig::default()` seeds the demo with fresh random tokens in a
 /// temporary directory; override fields with struct update syntax.
@@ -50,6 +54,13 @@ pub struct SandboxConfig {
     pub read_only_token: String,
     /// Seed the demo GitOps world (see [`demo`]).
     pub seed_demo: bool,
+    /// The Argo CD API token (JWT-shaped, as Argo CD only accepts those).
+    pub argocd_token: String,
+    /// The Kubernetes API bearer token (written into the kubeconfig).
+    pub kube_token: String,
+    /// Delays of the simulated Argo CD and Kubernetes (poll interval, sync delay, stale health,
+    /// pod start, progress deadline scale).
+    pub timing: Timing,
 }
 
 impl Default for SandboxConfig {
@@ -59,7 +70,39 @@ impl Default for SandboxConfig {
             token: random_token(),
             read_only_token: random_token(),
             seed_demo: true,
+            argocd_token: random_jwt(),
+            kube_token: random_token(),
+            timing: Timing::default(),
         }
+    }
+}
+
+/// A random token shaped like a JWT (`header.payload.signature`, base64url), as Argo CD requires.
+pub fn random_jwt() -> String {
+    use base64::Engine;
+    let b64 = |s: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+    format!(
+        "{}.{}.{}",
+        b64(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64(format!(
+            r#"{{"iss":"argocd","sub":"admin:apiKey","jti":"{}"}}"#,
+            random_token()
+        )
+        .as_bytes()),
+        b64(random_token().as_bytes())
+    )
+}
+
+/// The Argo CD application the demo seeds.
+pub const DEMO_ARGOCD_APP: &str = "web-prod";
+
+/// Aborts a background task when dropped (the simulator and the controller loop).
+#[derive(Debug)]
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -77,11 +120,17 @@ pub struct Sandbox {
     // Field order is drop order: servers first (closing ports and killing children), the
     // temporary directory last.
     servers: Vec<HttpServer>,
+    _tasks: Vec<AbortOnDrop>,
     config: SandboxConfig,
     state_dir: PathBuf,
     gitea: Gitea,
     faults: Faults,
     requests: RequestLog,
+    kube: Kube,
+    argocd: ArgoCd,
+    argocd_url: String,
+    kube_url: String,
+    app_url: String,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -124,7 +173,7 @@ impl Sandbox {
             },
             faults.clone(),
         );
-        let servers = vec![gitea_listener
+        let mut servers = vec![gitea_listener
             .serve(
                 Server::Gitea,
                 gitea.router(),
@@ -137,13 +186,94 @@ impl Sandbox {
                 .await
                 .context("cannot seed the demo repository")?;
         }
+
+        // Kubernetes, Argo CD and the app (see the `kube`, `argocd` and `app` modules).
+        let kube = Kube::new(config.kube_token.clone(), config.timing.kube());
+        let kube_listener = Listener::bind()
+            .await
+            .context("cannot bind the Kubernetes port")?;
+        let kube_url = kube_listener.url();
+        kube.write_kubeconfig(&state_dir.join("kubeconfig"), &kube_url)?;
+        servers.push(
+            kube_listener
+                .serve(
+                    Server::Kube,
+                    kube::api::router(kube.clone()),
+                    faults.clone(),
+                    requests.clone(),
+                )
+                .context("cannot start the Kubernetes server")?,
+        );
+        let argocd = ArgoCd::new(
+            kube.clone(),
+            config.argocd_token.clone(),
+            config.timing.argo(),
+        );
+        if config.seed_demo {
+            let spec = AppSpec {
+                name: DEMO_ARGOCD_APP.into(),
+                project: "default".into(),
+                repo_url: format!("{}/{}.git", gitea.url(), demo::REPOSITORY),
+                repo_dir: gitea.repo_dir(demo::OWNER, demo::REPO),
+                path: demo::PATH.into(),
+                target_revision: demo::BRANCH.into(),
+                dest_namespace: demo::NAMESPACE.into(),
+                auto_sync: true,
+            };
+            let seeding = argocd.clone();
+            // Seeding renders with git and settles the rollout: keep it off the async workers.
+            tokio::task::spawn_blocking(move || seeding.add_app(spec, true))
+                .await
+                .context("seeding the Argo CD app panicked")?
+                .context("cannot seed the Argo CD app")?;
+        }
+        let tasks = vec![
+            AbortOnDrop(kube.spawn_simulator()),
+            AbortOnDrop(argocd.spawn_controller()),
+        ];
+        let argocd_listener = Listener::bind()
+            .await
+            .context("cannot bind the Argo CD port")?;
+        let argocd_url = argocd_listener.url();
+        servers.push(
+            argocd_listener
+                .serve(
+                    Server::ArgoCd,
+                    argocd::api::router(argocd.clone()),
+                    faults.clone(),
+                    requests.clone(),
+                )
+                .context("cannot start the Argo CD server")?,
+        );
+        let app_listener = Listener::bind().await.context("cannot bind the app port")?;
+        let app_url = app_listener.url();
+        let target = app::AppTarget {
+            namespace: demo::NAMESPACE.into(),
+            deployment: demo::WORKLOAD.into(),
+        };
+        servers.push(
+            app_listener
+                .serve(
+                    Server::App,
+                    app::router(kube.clone(), target),
+                    faults.clone(),
+                    requests.clone(),
+                )
+                .context("cannot start the app server")?,
+        );
         Ok(Sandbox {
             servers,
+            _tasks: tasks,
             config,
             state_dir,
             gitea,
             faults,
             requests,
+            kube,
+            argocd,
+            argocd_url,
+            kube_url,
+            app_url,
             _temp: temp,
         })
     }
@@ -193,6 +323,53 @@ impl Sandbox {
         &self.servers
     }
 
+    /// Argo CD's base URL (API under `/api/v1`, admin under `/_sandbox/`).
+    pub fn argocd_url(&self) -> &str {
+        &self.argocd_url
+    }
+
+    /// The Kubernetes API server's URL (`http://127.0.0.1:PORT`).
+    pub fn kube_url(&self) -> &str {
+        &self.kube_url
+    }
+
+    /// The app's base URL; its endpoint is `{app_url}/version`.
+    pub fn app_url(&self) -> &str {
+        &self.app_url
+    }
+
+    /// The kubeconfig file for the Kubernetes API (server URL and token, mode 0600).
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.state_dir.join("kubeconfig")
+    }
+
+    /// The Argo CD API token.
+    pub fn argocd_token(&self) -> &str {
+        &self.config.argocd_token
+    }
+
+    /// The Kubernetes API token.
+    pub fn kube_token(&self) -> &str {
+        &self.config.kube_token
+    }
+
+    /// The demo's Argo CD application name (`web-prod`).
+    pub fn argocd_app(&self) -> &str {
+        DEMO_ARGOCD_APP
+    }
+
+    /// The simulated Argo CD: apps, faults (`cut_streams_after`, `delay_next_sync`,
+    /// `fail_next_syncs`) and timing (`set_poll_interval`, `set_sync_delay`, `set_stale_health`).
+    pub fn argocd(&self) -> &ArgoCd {
+        &self.argocd
+    }
+
+    /// The simulated Kubernetes: objects, faults (`fail_next_watches_with_gone`, `compact`) and
+    /// timing (`set_pod_start_delay`, `set_progress_deadline_scale`).
+    pub fn kube(&self) -> &Kube {
+        &self.kube
+    }
+
     /// What `gitops-sandbox serve` prints: URLs, tokens and the demo's coordinates, as one JSON object.
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
@@ -204,6 +381,13 @@ impl Sandbox {
             "path": demo::PATH,
             "image": demo::IMAGE,
             "state_dir": self.state_dir(),
+            "argocd_url": self.argocd_url(),
+            "argocd_token": self.argocd_token(),
+            "argocd_app": self.argocd_app(),
+            "kube_url": self.kube_url(),
+            "kube_token": self.kube_token(),
+            "kubeconfig": self.kubeconfig(),
+            "app_url": self.app_url(),
         })
     }
 }

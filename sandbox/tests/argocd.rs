@@ -935,3 +935,152 @@ async fn app_answers_503_without_ready_pods() -> Result<()> {
     assert_eq!(resp.status(), 503);
     Ok(())
 }
+
+// ---- the whole sandbox -----------------------------------------------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sandbox_world_deploys_a_commit_end_to_end() -> Result<()> {
+    use gitops_sandbox::faults::{FaultKind, FaultRule, Server};
+    use gitops_sandbox::{demo, timing::Timing, Sandbox, SandboxConfig};
+
+    let sandbox = Sandbox::start(SandboxConfig {
+        timing: Timing {
+            sync_delay: Duration::from_millis(100),
+            stale_health: Duration::from_millis(300),
+            pod_start_delay: Duration::from_millis(100),
+            ..Timing::default()
+        },
+        ..SandboxConfig::default()
+    })
+    .await?;
+    let summary = sandbox.summary();
+    for key in [
+        "argocd_url",
+        "argocd_token",
+        "kube_url",
+        "kubeconfig",
+        "app_url",
+    ] {
+        assert!(
+            summary[key].as_str().is_some_and(|v| !v.is_empty()),
+            "{key} in {summary}"
+        );
+    }
+    assert_eq!(summary["argocd_app"], "web-prod");
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let app_url = format!("{}/api/v1/applications/web-prod", sandbox.argocd_url());
+    let get = |url: String| {
+        let http = http.clone();
+        let token = sandbox.argocd_token().to_owned();
+        async move {
+            anyhow::Ok(
+                http.get(url)
+                    .bearer_auth(token)
+                    .send()
+                    .await?
+                    .json::<Value>()
+                    .await?,
+            )
+        }
+    };
+
+    // Seeded: synced to the branch head and healthy, serving 1.0.0.
+    let head = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await?;
+    let app = get(app_url.clone()).await?;
+    assert_eq!(
+        Some(app["status"]["sync"]["revision"].as_str().unwrap_or("")),
+        head.as_deref()
+    );
+    assert_eq!(app["status"]["health"]["status"], "Healthy");
+    assert_eq!(
+        app["spec"]["source"]["repoURL"],
+        format!("{}/demo/gitops.git", sandbox.gitea_url())
+    );
+    let version: Value = http
+        .get(format!("{}/version", sandbox.app_url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(version, json!({"version": demo::TAG}));
+
+    // The core's fault hook applies to the Argo CD server too.
+    sandbox
+        .faults()
+        .inject(FaultRule::new(Server::ArgoCd, FaultKind::Status(503)).times(1));
+    let resp = http
+        .get(&app_url)
+        .bearer_auth(sandbox.argocd_token())
+        .send()
+        .await?;
+    assert_eq!(resp.status(), 503);
+
+    // A commit through Gitea, a refresh, the rollout seen by the real kubectl, the new version served.
+    let sha = sandbox
+        .gitea()
+        .commit_files(
+            demo::OWNER,
+            demo::REPO,
+            demo::BRANCH,
+            &[(
+                demo::KUSTOMIZATION,
+                &demo::PROD_KUSTOMIZATION.replace("1.0.0", "1.1.0"),
+            )],
+            "deploy 1.1.0",
+        )
+        .await?;
+    let app = get(format!("{app_url}?refresh=normal")).await?;
+    assert_eq!(app["status"]["sync"]["revision"], sha);
+    let cache = tempfile::tempdir()?;
+    let out = tokio::process::Command::new("kubectl")
+        .args([
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "web",
+            "--timeout",
+            "60s",
+            "--kubeconfig",
+        ])
+        .arg(sandbox.kubeconfig())
+        .arg("--cache-dir")
+        .arg(cache.path())
+        .kill_on_drop(true)
+        .output()
+        .await?;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let app = get(app_url.clone()).await?;
+        if succeeded_at(&app, &sha)
+            && reconciled_after_op(&app)
+            && app["status"]["health"]["status"] == "Healthy"
+        {
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("app never healthy at {sha}: {}", app["status"]);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let version: Value = http
+        .get(format!("{}/version", sandbox.app_url()))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(version, json!({"version": "1.1.0"}));
+    assert!(!sandbox.requests().for_server(Server::Kube).is_empty());
+    assert!(!sandbox.requests().for_server(Server::ArgoCd).is_empty());
+    Ok(())
+}

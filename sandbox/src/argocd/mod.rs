@@ -302,6 +302,15 @@ pub struct ArgoCd {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for ArgoCd {
+    // The token stays out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ArgoCd")
+            .field("apps", &self.app_names())
+            .finish_non_exhaustive()
+    }
+}
+
 /// Resolves a revision (branch, tag or SHA) in a bare repository; `None` if it does not exist.
 pub fn resolve_revision(repo: &std::path::Path, rev: &str) -> Option<String> {
     let out = std::process::Command::new("git")

@@ -322,6 +322,15 @@ pub struct Kube {
     inner: Arc<Inner>,
 }
 
+impl std::fmt::Debug for Kube {
+    // The token stays out of debug output.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Kube")
+            .field("rv", &self.store().rv)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Kube {
     /// A new, empty cluster whose API accepts `Authorization: Bearer <token>`.
     ///
