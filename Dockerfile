@@ -1,7 +1,7 @@
 # The gitops-deploy action image.
 #
 # Classic-builder compatible on purpose: Gitea's and Forgejo's runners build `runs.image: Dockerfile`
-# through the Docker Engine API without BuildKit, so no `# syntax=`, no `RUN --mount`, no heredocs.
+# through the Docker Engine API without BuildKit, so no syntax directive, no mount or heredoc RUN forms.
 # Prefer a prebuilt image (`runs.image: docker://…:<version>`, see the README) so jobs never build this.
 
 # --- build: a static musl binary -------------------------------------------------------------------

@@ -10,6 +10,7 @@ use crate::error::DeployError;
 use crate::report::Report;
 use crate::secret::Masker;
 
+pub mod action;
 pub mod run;
 pub mod set_image;
 pub mod verify;
@@ -70,7 +71,46 @@ pub async fn run(cli: Cli) -> ExitCode {
     let report = Report::stderr(masker).with_workflow_commands(runner.is_some());
     let result: Result<(), DeployError> = match cli.command {
         Command::SetImage(args) => set_image::execute(args, &report).await,
-        Command::Run(args) => run::execute(*args, &report).await.map(drop),
+        Command::Run(args) => {
+            let links = action::Links::default();
+            let status = match args.action.report_status() {
+                Ok(on) => on.then(|| action::StatusTarget {
+                    token: args
+                        .publish
+                        .token
+                        .as_deref()
+                        .filter(|t| !t.trim().is_empty())
+                        .map(crate::secret::Secret::new),
+                }),
+                Err(problem) => {
+                    let err =
+                        DeployError::input(crate::error::Phase::Inputs, anyhow::anyhow!(problem));
+                    report.error_command(err.phase, &format!("{:#}", err.source));
+                    report.line(&format!("gitops-deploy: error: {err:#}"));
+                    return err.exit_code();
+                }
+            };
+            let result = run::execute(*args, &report).await;
+            if let Err(err) = &result {
+                report.error_command(err.phase, &format!("{:#}", err.source));
+            }
+            action::finish(
+                &result,
+                &links,
+                &report,
+                runner.as_ref(),
+                cli.output,
+                status.as_ref(),
+            )
+            .await;
+            return match result {
+                Ok(_) => ExitCode::SUCCESS,
+                Err(err) => {
+                    report.line(&format!("gitops-deploy: error: {err:#}"));
+                    err.exit_code()
+                }
+            };
+        }
         Command::Wait(args) => wait::execute(*args, &report).await,
     };
     match result {

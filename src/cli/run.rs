@@ -19,6 +19,9 @@ pub struct RunArgs {
     /// How to verify the deploy (and roll it back).
     #[command(flatten)]
     pub verify: super::verify::VerifyArgs,
+    /// Reporting back to the workflow's forge.
+    #[command(flatten)]
+    pub action: crate::cli::action::ActionArgs,
 }
 
 /// Publish options: the GitOps repository, the image change and how to commit it.

@@ -79,6 +79,23 @@ impl<'c> RepoHandler<'c> {
         }
     }
 
+    /// `POST /repos/{o}/{r}/statuses/{sha}`: a commit status (`state` is one of `pending`,
+    /// `success`, `error`, `failure`, the values every Gitea and Forgejo version accepts).
+    pub fn create_status(
+        &self,
+        sha: impl Into<String>,
+        state: impl Into<String>,
+    ) -> CreateStatusBuilder<'_, 'c> {
+        CreateStatusBuilder {
+            repo: self,
+            sha: sha.into(),
+            state: state.into(),
+            target_url: None,
+            description: None,
+            context: None,
+        }
+    }
+
     /// `GET /repos/{o}/{r}/compare/{base}...{head}`: the commits in `head` that are not in `base`.
     pub fn compare(
         &self,
@@ -266,5 +283,55 @@ impl CompareBuilder<'_, '_> {
             .client
             .send(Method::GET, &segments, &[], None::<&()>)
             .await
+    }
+}
+
+/// `POST /repos/{o}/{r}/statuses/{sha}`; serialises as the `CreateStatusOption` body.
+#[derive(Debug, Serialize)]
+pub struct CreateStatusBuilder<'r, 'c> {
+    #[serde(skip)]
+    repo: &'r RepoHandler<'c>,
+    #[serde(skip)]
+    sha: String,
+    state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<String>,
+}
+
+impl CreateStatusBuilder<'_, '_> {
+    /// The link shown next to the status.
+    pub fn target_url(mut self, url: impl Into<String>) -> Self {
+        self.target_url = Some(url.into());
+        self
+    }
+
+    /// The one-line description.
+    pub fn description(mut self, text: impl Into<String>) -> Self {
+        self.description = Some(text.into());
+        self
+    }
+
+    /// The status's name; a later status with the same context replaces it.
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+
+    /// Sends the request; the created status is not read back.
+    ///
+    /// # Errors
+    /// See [`Error`]; 404 for an unknown commit, 403 without write access to the repository.
+    pub async fn send(self) -> Result<(), Error> {
+        let segments = self.repo.segments(&["statuses", &self.sha]);
+        let _: serde_json::Value = self
+            .repo
+            .client
+            .send(Method::POST, &segments, &[], Some(&self))
+            .await?;
+        Ok(())
     }
 }

@@ -1,0 +1,308 @@
+//! The end of a `run`: turning the pipeline's result into the action's [`Outputs`], the step summary,
+//! the `--output json` object and the exit code's `::error::` line.
+//!
+//! Owns the mapping from the steps' outcomes (publish, verify) to the outputs `action.yml` declares, so
+//! the steps never know about runners and [`crate::runner`] never knows about steps. It runs after the
+//! pipeline, on success and on failure alike: a failed deploy still writes `phase`, `result` and whatever
+//! the phases before the failure produced.
+
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::cli::OutputFormat;
+use crate::error::{DeployError, Phase};
+use crate::forge::gitea;
+use crate::pipeline::RunOutcome;
+use crate::report::Report;
+use crate::runner::{DeployResult, ImageChange, Outputs, PhaseRow, Runner, Summary};
+use crate::secret::Secret;
+
+/// Options about reporting back to the forge the workflow runs on.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Reporting")]
+pub struct ActionArgs {
+    /// Post a commit status (context `gitops-deploy`) on the source commit ($GITHUB_REPOSITORY at
+    /// $GITHUB_SHA), linking to the Argo CD app. Uses `token`. Accepts true/false [default: false].
+    #[arg(long, env = "INPUT_REPORT_STATUS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub report_status: Option<String>,
+}
+
+impl ActionArgs {
+    /// Whether to post a commit status.
+    ///
+    /// # Errors
+    /// A message naming `report_status` when the value is not a boolean.
+    pub fn report_status(&self) -> Result<bool, String> {
+        match self.report_status.as_deref().map(str::trim) {
+            None | Some("") => Ok(false),
+            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
+            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
+            Some(v) => Err(format!("report_status: expected true or false, got {v:?}")),
+        }
+    }
+}
+
+/// Where to post the commit status, when `report_status` is on.
+#[derive(Debug, Clone)]
+pub struct StatusTarget {
+    /// The token (the `token` input).
+    pub token: Option<Secret>,
+}
+
+/// Facts from the inputs the summary links to (read before the pipeline consumes the arguments).
+#[derive(Debug, Clone, Default)]
+pub struct Links {
+    /// The Argo CD application's name and its page in the Argo CD UI.
+    pub argocd_app: Option<(String, String)>,
+}
+
+impl Links {
+    /// Links from the raw `argocd_server`, `argocd_app` and `argocd_app_namespace` inputs.
+    pub fn from_inputs(server: Option<&str>, app: Option<&str>, namespace: Option<&str>) -> Self {
+        let argocd_app = match (given(server), given(app)) {
+            (Some(server), Some(app)) => {
+                let base = if server.contains("://") {
+                    server.trim_end_matches('/').to_owned()
+                } else {
+                    format!("https://{}", server.trim_end_matches('/'))
+                };
+                // Argo CD's UI addresses apps outside its own namespace as `/applications/<ns>/<app>`.
+                let url = match given(namespace) {
+                    Some(ns) => format!("{base}/applications/{ns}/{app}"),
+                    None => format!("{base}/applications/{app}"),
+                };
+                Some((app.to_owned(), url))
+            }
+            _ => None,
+        };
+        Links { argocd_app }
+    }
+}
+
+fn given(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// The outputs of a finished `run`.
+pub fn outputs(result: &Result<RunOutcome, DeployError>, report: &Report) -> Outputs {
+    let last_phase = report
+        .phase_durations()
+        .last()
+        .map(|(p, _)| *p)
+        .unwrap_or(Phase::Inputs);
+    let (phase, result_kind) = match result {
+        Ok(_) => (last_phase, DeployResult::Success),
+        Err(err) if err.invalid_input => (err.phase, DeployResult::InvalidInput),
+        Err(err) => (err.phase, DeployResult::Failed),
+    };
+    let mut out = Outputs::new(phase, result_kind, report.elapsed());
+    if let Ok(outcome) = result {
+        let publish = &outcome.publish;
+        out.changed = publish.changed && !publish.dry_run;
+        out.commit_sha = non_empty(&publish.commit_sha);
+        out.commit_url = non_empty(&publish.commit_url);
+        out.previous_tag = publish
+            .files
+            .iter()
+            .flat_map(|f| &f.images)
+            .find_map(|i| i.previous.as_deref())
+            .map(tag_of);
+    }
+    out
+}
+
+/// The step summary of a finished `run`.
+pub fn summary(
+    result: &Result<RunOutcome, DeployError>,
+    outputs: &Outputs,
+    links: &Links,
+    report: &Report,
+) -> Summary {
+    let failed = result.as_ref().err().filter(|e| !e.invalid_input);
+    let phases = report
+        .phase_durations()
+        .into_iter()
+        .map(|(phase, duration)| PhaseRow {
+            phase,
+            duration,
+            passed: failed.is_none_or(|e| e.phase != phase),
+        })
+        .collect();
+    let changes = match result {
+        Ok(outcome) => outcome
+            .publish
+            .files
+            .iter()
+            .flat_map(|f| {
+                f.images.iter().map(|i| ImageChange {
+                    file: f.path.clone(),
+                    image: i.name.clone(),
+                    old: i.previous.clone(),
+                    new: i.new.clone(),
+                })
+            })
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    Summary {
+        outputs: outputs.clone(),
+        phases,
+        changes,
+        argocd_app: links.argocd_app.clone(),
+        error: result.as_ref().err().map(|e| format!("{e:#}")),
+    }
+}
+
+/// Reports a finished `run` everywhere it goes: the commit status (if asked), `$GITHUB_OUTPUT`,
+/// `$GITHUB_STEP_SUMMARY`, and with `--output json` one JSON object on stdout. Failing to write any of
+/// them is a warning: the deploy itself already happened and its exit code must stand.
+pub async fn finish(
+    result: &Result<RunOutcome, DeployError>,
+    links: &Links,
+    report: &Report,
+    runner: Option<&Runner>,
+    format: OutputFormat,
+    status: Option<&StatusTarget>,
+) {
+    let outputs = outputs(result, report);
+    report.close_phase();
+    if let Some(target) = status {
+        let invalid = result.as_ref().is_err_and(|e| e.invalid_input);
+        if !invalid {
+            if let Err(why) = post_status(&outputs, links, runner, target).await {
+                report.line(&format!("gitops-deploy: warning: report_status: {why}"));
+            }
+        }
+    }
+    if let Some(runner) = runner {
+        let masker = report.masker();
+        if let Err(e) = runner.write_outputs(&outputs, masker) {
+            report.line(&format!(
+                "gitops-deploy: warning: {:#}",
+                anyhow::Error::new(e)
+            ));
+        }
+        let summary = summary(result, &outputs, links, report);
+        if let Err(e) = runner.write_summary(&summary, masker) {
+            report.line(&format!(
+                "gitops-deploy: warning: {:#}",
+                anyhow::Error::new(e)
+            ));
+        }
+    }
+    if format == OutputFormat::Json {
+        println!("{}", outputs.to_json(report.masker()));
+    }
+}
+
+/// Posts the `gitops-deploy` commit status on the source commit.
+async fn post_status(
+    outputs: &Outputs,
+    links: &Links,
+    runner: Option<&Runner>,
+    target: &StatusTarget,
+) -> Result<(), String> {
+    let runner = runner.ok_or("not running in a CI runner, so there is no source commit")?;
+    let missing = |v: &Option<String>, name: &str| {
+        v.clone()
+            .ok_or_else(|| format!("{name} is not set, so there is no source commit to mark"))
+    };
+    let server = missing(&runner.server_url, "GITHUB_SERVER_URL")?;
+    let repository = missing(&runner.repository, "GITHUB_REPOSITORY")?;
+    let sha = missing(&runner.sha, "GITHUB_SHA")?;
+    let (owner, name) = repository
+        .split_once('/')
+        .ok_or_else(|| format!("GITHUB_REPOSITORY {repository:?} is not owner/name"))?;
+    let client = gitea::Client::builder(server)
+        .token(target.token.clone())
+        .request_timeout(Duration::from_secs(20))
+        .build()
+        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
+    let (state, description) = match outputs.result {
+        DeployResult::Success if outputs.changed => ("success", "deployed".to_owned()),
+        DeployResult::Success => ("success", "already deployed".to_owned()),
+        _ => ("failure", format!("failed in {}", outputs.phase)),
+    };
+    let repo = client.repo(owner, name);
+    let mut request = repo
+        .create_status(sha, state)
+        .context("gitops-deploy")
+        .description(description);
+    let link = links
+        .argocd_app
+        .as_ref()
+        .map(|(_, url)| url.clone())
+        .or_else(|| outputs.commit_url.clone());
+    if let Some(url) = link {
+        request = request.target_url(url);
+    }
+    request
+        .send()
+        .await
+        .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
+}
+
+fn non_empty(s: &str) -> Option<String> {
+    (!s.is_empty()).then(|| s.to_owned())
+}
+
+/// The tag part of a kustomize image value as the publish step reports it (`1.0.0`, `1.0.0@sha256:…`,
+/// `newName:1.0.0`); digests are kept so `previous_tag` can be fed back as an input.
+fn tag_of(value: &str) -> String {
+    let (name_and_tag, digest) = match value.split_once('@') {
+        Some((a, d)) => (a, Some(d)),
+        None => (value, None),
+    };
+    // A `:` after the last `/` separates the tag; one before it is a registry port. A value with a `/`
+    // and no such `:` is a `newName` without a tag.
+    let tag = match name_and_tag.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') && !name.is_empty() => tag,
+        _ if name_and_tag.contains('/') => "",
+        _ => name_and_tag,
+    };
+    match digest {
+        Some(d) if tag.is_empty() => d.to_owned(),
+        Some(d) => format!("{tag}@{d}"),
+        None => tag.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn argocd_links_follow_the_ui_routes() {
+        let l = Links::from_inputs(Some("argocd.example.com/"), Some("web-prod"), None);
+        assert_eq!(
+            l.argocd_app,
+            Some((
+                "web-prod".into(),
+                "https://argocd.example.com/applications/web-prod".into()
+            ))
+        );
+        let l = Links::from_inputs(Some("http://127.0.0.1:9"), Some("web"), Some("team-a"));
+        assert_eq!(
+            l.argocd_app.unwrap().1,
+            "http://127.0.0.1:9/applications/team-a/web"
+        );
+        assert!(Links::from_inputs(Some(""), Some("web"), None)
+            .argocd_app
+            .is_none());
+    }
+
+    #[test]
+    fn previous_tag_is_the_tag_of_the_previous_value() {
+        for (value, want) in [
+            ("1.0.0", "1.0.0"),
+            ("registry:5000/demo/web:1.0.0", "1.0.0"),
+            ("1.0.0@sha256:abc", "1.0.0@sha256:abc"),
+            ("sha256:abc", "sha256:abc"),
+            ("registry.example.com/other/web", ""),
+            ("@sha256:abc", "sha256:abc"),
+        ] {
+            assert_eq!(tag_of(value), want, "{value}");
+        }
+    }
+}
