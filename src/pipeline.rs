@@ -137,6 +137,7 @@ pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, Depl
             DeployError::failed(Phase::Publish, e)
         }
     })?;
+    record_publish(report, &publish);
     if publish.dry_run || config.verify.is_empty() {
         return Ok(RunOutcome {
             publish,
@@ -168,6 +169,9 @@ pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, Depl
         Err(err) if rollback => {
             report.warn(err.phase, format_args!("{:#}; rolling back", err.source));
             let rb = run_rollback(config, &publish, report, overall).await;
+            if rb.is_ok() {
+                report.record("result", "rolled_back");
+            }
             let tail = match rb {
                 Ok(rb) => format!(
                     "rolled back to {} ({})",
@@ -182,6 +186,27 @@ pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, Depl
             ))
         }
         Err(err) => Err(err),
+    }
+}
+
+/// Records the publish outputs right away, so that a later failure still reports the commit.
+fn record_publish(report: &Report, publish: &publish::Outcome) {
+    report.record("changed", (publish.changed && !publish.dry_run).to_string());
+    report.record("commit_sha", publish.commit_sha.clone());
+    report.record("commit_url", publish.commit_url.clone());
+    let previous = publish
+        .files
+        .iter()
+        .flat_map(|f| &f.images)
+        .find_map(|i| i.previous_values.as_ref());
+    if let Some(v) = previous {
+        let tag = match (&v.new_tag, &v.digest) {
+            (Some(t), Some(d)) => format!("{t}@{d}"),
+            (Some(t), None) => t.clone(),
+            (None, Some(d)) => d.clone(),
+            (None, None) => String::new(),
+        };
+        report.record("previous_tag", tag);
     }
 }
 

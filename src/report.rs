@@ -28,6 +28,8 @@ pub struct Report {
     /// Whether to emit runner workflow commands (`::group::`, `::add-mask::`, `::error::`).
     commands: bool,
     phases: Arc<Mutex<PhaseLog>>,
+    /// Output values known so far (see [`Report::record`]).
+    facts: Arc<Mutex<Vec<(&'static str, String)>>>,
 }
 
 /// The phases seen so far, in order, and the one that is open.
@@ -89,6 +91,7 @@ impl Report {
             sink: Arc::new(Mutex::new(writer)),
             commands: false,
             phases: Arc::new(Mutex::new(PhaseLog::default())),
+            facts: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -178,6 +181,25 @@ impl Report {
             }
         }
         out
+    }
+
+    /// Records the value of an action output as soon as a phase knows it (`commit_sha` right after
+    /// publish, say), so that a deploy failing later still reports it. Names are
+    /// [`crate::runner::OUTPUT_NAMES`]; a later value replaces an earlier one.
+    pub fn record(&self, name: &'static str, value: impl Into<String>) {
+        debug_assert!(crate::runner::OUTPUT_NAMES.contains(&name), "{name}");
+        let mut facts = self.facts.lock().expect("facts lock");
+        facts.retain(|(n, _)| *n != name);
+        facts.push((name, value.into()));
+    }
+
+    /// The value recorded for an output, if any.
+    pub fn recorded(&self, name: &str) -> Option<String> {
+        let facts = self.facts.lock().expect("facts lock");
+        facts
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.clone())
     }
 
     /// Writes lines unmasked. Only for workflow commands whose content is already safe.

@@ -274,7 +274,7 @@ fn action_inputs_match_the_cli_run_options() {
                 "inputs.{name}.default vs the CLI's default"
             );
             assert!(
-                !(required && !want.is_empty()),
+                !required || want.is_empty(),
                 "inputs.{name} has a default, so it is not required"
             );
         }

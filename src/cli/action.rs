@@ -84,7 +84,8 @@ fn given(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// The outputs of a finished `run`.
+/// The outputs of a finished `run`: what the phases recorded as they went (so a failed deploy still
+/// reports its commit), then the verify outcome of a successful one.
 pub fn outputs(result: &Result<RunOutcome, DeployError>, report: &Report) -> Outputs {
     let last_phase = report
         .phase_durations()
@@ -94,20 +95,26 @@ pub fn outputs(result: &Result<RunOutcome, DeployError>, report: &Report) -> Out
     let (phase, result_kind) = match result {
         Ok(_) => (last_phase, DeployResult::Success),
         Err(err) if err.invalid_input => (err.phase, DeployResult::InvalidInput),
+        Err(err) if report.recorded("result").as_deref() == Some("rolled_back") => {
+            (err.phase, DeployResult::RolledBack)
+        }
         Err(err) => (err.phase, DeployResult::Failed),
     };
     let mut out = Outputs::new(phase, result_kind, report.elapsed());
-    if let Ok(outcome) = result {
-        let publish = &outcome.publish;
-        out.changed = publish.changed && !publish.dry_run;
-        out.commit_sha = non_empty(&publish.commit_sha);
-        out.commit_url = non_empty(&publish.commit_url);
-        out.previous_tag = publish
-            .files
-            .iter()
-            .flat_map(|f| &f.images)
-            .find_map(|i| i.previous.as_deref())
-            .map(tag_of);
+    let fact = |name: &str| report.recorded(name).filter(|v| !v.is_empty());
+    out.changed = fact("changed").as_deref() == Some("true");
+    out.commit_sha = fact("commit_sha");
+    out.commit_url = fact("commit_url");
+    out.previous_tag = fact("previous_tag");
+    out.synced_revision = fact("synced_revision");
+    out.health = fact("health");
+    if let Ok(RunOutcome {
+        verify: Some(verify),
+        ..
+    }) = result
+    {
+        out.synced_revision = verify.synced_revision().map(str::to_owned);
+        out.health = verify.app_health().map(str::to_owned);
     }
     out
 }
@@ -243,31 +250,6 @@ async fn post_status(
         .map_err(|e| format!("{:#}", anyhow::Error::new(e)))
 }
 
-fn non_empty(s: &str) -> Option<String> {
-    (!s.is_empty()).then(|| s.to_owned())
-}
-
-/// The tag part of a kustomize image value as the publish step reports it (`1.0.0`, `1.0.0@sha256:…`,
-/// `newName:1.0.0`); digests are kept so `previous_tag` can be fed back as an input.
-fn tag_of(value: &str) -> String {
-    let (name_and_tag, digest) = match value.split_once('@') {
-        Some((a, d)) => (a, Some(d)),
-        None => (value, None),
-    };
-    // A `:` after the last `/` separates the tag; one before it is a registry port. A value with a `/`
-    // and no such `:` is a `newName` without a tag.
-    let tag = match name_and_tag.rsplit_once(':') {
-        Some((name, tag)) if !tag.contains('/') && !name.is_empty() => tag,
-        _ if name_and_tag.contains('/') => "",
-        _ => name_and_tag,
-    };
-    match digest {
-        Some(d) if tag.is_empty() => d.to_owned(),
-        Some(d) => format!("{tag}@{d}"),
-        None => tag.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,19 +272,5 @@ mod tests {
         assert!(Links::from_inputs(Some(""), Some("web"), None)
             .argocd_app
             .is_none());
-    }
-
-    #[test]
-    fn previous_tag_is_the_tag_of_the_previous_value() {
-        for (value, want) in [
-            ("1.0.0", "1.0.0"),
-            ("registry:5000/demo/web:1.0.0", "1.0.0"),
-            ("1.0.0@sha256:abc", "1.0.0@sha256:abc"),
-            ("sha256:abc", "sha256:abc"),
-            ("registry.example.com/other/web", ""),
-            ("@sha256:abc", "sha256:abc"),
-        ] {
-            assert_eq!(tag_of(value), want, "{value}");
-        }
     }
 }

@@ -72,7 +72,11 @@ pub async fn run(cli: Cli) -> ExitCode {
     let result: Result<(), DeployError> = match cli.command {
         Command::SetImage(args) => set_image::execute(args, &report).await,
         Command::Run(args) => {
-            let links = action::Links::default();
+            let links = action::Links::from_inputs(
+                args.verify.argocd_server.as_deref(),
+                args.verify.argocd_app.as_deref(),
+                args.verify.argocd_app_namespace.as_deref(),
+            );
             let status = match args.action.report_status() {
                 Ok(on) => on.then(|| action::StatusTarget {
                     token: args
