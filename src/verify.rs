@@ -288,19 +288,6 @@ impl Config {
                     Err(e) => p.push(e.to_string()),
                 }
             }
-        } else {
-            for (name, v) in [
-                ("argocd_server", &a.argocd_server),
-                ("argocd_token", &a.argocd_token),
-                ("argocd_sync", &a.argocd_sync),
-                ("sync_timeout", &a.sync_timeout),
-            ] {
-                if given(v).is_some() {
-                    p.push(format!(
-                        "{name}: given without argocd_app (the app to wait for)"
-                    ));
-                }
-            }
         }
 
         // Rollout.
@@ -369,8 +356,6 @@ impl Config {
                     timeout: rollout_timeout,
                 });
             }
-        } else if namespace.is_some() {
-            p.push("namespace: given without rollout or kubeconfig".into());
         }
 
         // HTTP check.
@@ -421,15 +406,6 @@ impl Config {
                     },
                     timeout: health_timeout,
                 });
-            }
-        } else {
-            for (name, v) in [
-                ("health_expect_status", &a.health_expect_status),
-                ("health_expect_body", &a.health_expect_body),
-            ] {
-                if given(v).is_some() {
-                    p.push(format!("{name}: given without health_url"));
-                }
             }
         }
 

@@ -372,7 +372,12 @@ impl AppSource {
             Some(app) => app,
             None => self.next_app().await?,
         };
-        self.learn(&app).await;
+        if let Err(e) = self.learn(&app).await {
+            // Ask again shortly with the same snapshot: a stream may not send another event soon.
+            self.pending_first = Some(app);
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            return Err(e);
+        }
         let tree = if self.wants_tree(&app) {
             self.client
                 .apps()
@@ -398,9 +403,9 @@ impl AppSource {
     }
 
     /// Asks the oracle about revisions the target does not know yet.
-    async fn learn(&mut self, app: &Application) {
+    async fn learn(&mut self, app: &Application) -> Result<(), String> {
         let Some(oracle) = self.oracle.clone() else {
-            return;
+            return Ok(());
         };
         let (ours, unknown) = {
             let t = self.target.lock().expect("target lock");
@@ -417,14 +422,17 @@ impl AppSource {
             (t.commit.clone(), revs)
         };
         for rev in unknown {
-            if let Ok(rel) = oracle.relation(&ours, &rev).await {
-                self.target
-                    .lock()
-                    .expect("target lock")
-                    .known
-                    .insert(rev, rel);
-            }
+            let rel = oracle
+                .relation(&ours, &rev)
+                .await
+                .map_err(|e| format!("cannot tell whether {} contains our commit: {e}", short(&rev)))?;
+            self.target
+                .lock()
+                .expect("target lock")
+                .known
+                .insert(rev, rel);
         }
+        Ok(())
     }
 
     async fn next_app(&mut self) -> Result<Application, String> {
