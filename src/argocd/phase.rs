@@ -503,7 +503,13 @@ impl AppSource {
                                         .into(),
                                 );
                             }
-                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            if self.stream_failures > 1 {
+                                tokio::time::sleep(Duration::from_millis(200)).await;
+                            }
+                            return Err(format!(
+                                "application stream closed; resuming at resourceVersion {}",
+                                self.rv.as_deref().unwrap_or("0")
+                            ));
                         }
                     }
                 }
