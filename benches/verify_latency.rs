@@ -29,7 +29,13 @@ async fn ready_at(argo: ArgoCd, sha: String) -> Result<Instant> {
         let json = argo.app_json(APP).map_err(|e| anyhow::anyhow!("{e}"))?;
         let app: Application = serde_json::from_value(json)?;
         let snap = AppSnapshot { app, tree: None };
-        let v = app_verdict(&snap, &target, &VerdictState::default(), Duration::from_secs(30), Instant::now());
+        let v = app_verdict(
+            &snap,
+            &target,
+            &VerdictState::default(),
+            Duration::from_secs(30),
+            Instant::now(),
+        );
         if v.is_ready() {
             return Ok(Instant::now());
         }
@@ -42,18 +48,28 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[idx]
 }
 
-async fn measure(world: &World, mode: &str, runs: usize, tag_prefix: &str) -> Result<Vec<Duration>> {
+async fn measure(
+    world: &World,
+    mode: &str,
+    runs: usize,
+    tag_prefix: &str,
+) -> Result<Vec<Duration>> {
     let mut out = Vec::with_capacity(runs);
     for i in 0..runs {
         let sha = world.commit_tag(&format!("{tag_prefix}.{i}")).await?;
         let ready = tokio::spawn(ready_at(world.argo.clone(), sha.clone()));
         let mut cmd = world.cli("wait");
         cmd.args([
-            "--commit", &sha,
-            "--argocd-server", &world.argo_url,
-            "--argocd-app", APP,
-            "--argocd-watch", mode,
-            "--timeout", "60s",
+            "--commit",
+            &sha,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            APP,
+            "--argocd-watch",
+            mode,
+            "--timeout",
+            "60s",
         ])
         .stderr(std::process::Stdio::null());
         let status = cmd.status().await?;

@@ -24,26 +24,26 @@ const LIMIT: Duration = Duration::from_secs(90);
 
 fn assert_no_secrets(world: &World, text: &str) {
     for s in [world.sandbox.token(), ARGO_TOKEN, KUBE_TOKEN] {
-        assert!(!text.contains(s), "a secret leaked into the output:\n{text}");
+        assert!(
+            !text.contains(s),
+            "a secret leaked into the output:\n{text}"
+        );
     }
 }
 
 fn with_health(world: &World, mut args: Vec<String>) -> Vec<String> {
-    args.extend(
-        [
-            "--health-url".to_owned(),
-            format!("{}/version", world.app_url),
-            "--health-expect-body".into(),
-            r#""version":"{tag}""#.into(),
-            "--health-interval".into(),
-            "200ms".into(),
-            "--timeout".into(),
-            "60s".into(),
-            "--degraded-grace".into(),
-            "3s".into(),
-        ]
-        .into_iter(),
-    );
+    args.extend([
+        "--health-url".to_owned(),
+        format!("{}/version", world.app_url),
+        "--health-expect-body".into(),
+        r#""version":"{tag}""#.into(),
+        "--health-interval".into(),
+        "200ms".into(),
+        "--timeout".into(),
+        "60s".into(),
+        "--degraded-grace".into(),
+        "3s".into(),
+    ]);
     args
 }
 
@@ -52,17 +52,23 @@ async fn happy_path_rollout_through_argocd() -> Result<()> {
     let world = World::start(argo_timing(), kube_timing()).await?;
     let mut args = with_health(&world, world.run_args("1.1.0"));
     args.extend(["--rollout".into(), "auto".into()]);
-    let (out, err) = common::run({
-        let mut c = world.cli("run");
-        c.args(&args);
-        c
-    }, LIMIT)
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("run");
+            c.args(&args);
+            c
+        },
+        LIMIT,
+    )
     .await?;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     let head = world.head().await?;
     assert!(err.contains(&format!("Synced @ {}", &head[..7])), "{err}");
     assert!(err.contains("rollout: checking deployment/web"), "{err}");
-    assert!(err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"), "{err}");
+    assert!(
+        err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"),
+        "{err}"
+    );
     assert!(err.contains("health: HTTP 200 3 times in a row"), "{err}");
     assert_eq!(world.ready_tags(), vec!["1.1.0"; 3]);
     assert_no_secrets(&world, &err);
@@ -83,15 +89,26 @@ async fn happy_path_rollout_through_kubeconfig_survives_stream_cuts() -> Result<
         "--namespace".into(),
         "web".into(),
     ]);
-    let (out, err) = common::run({
-        let mut c = world.cli("run");
-        c.args(&args);
-        c
-    }, LIMIT)
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("run");
+            c.args(&args);
+            c
+        },
+        LIMIT,
+    )
     .await?;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
-    assert_eq!(err.matches("application stream closed; resuming at resourceVersion").count(), 2, "{err}");
-    assert!(err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"), "{err}");
+    assert_eq!(
+        err.matches("application stream closed; resuming at resourceVersion")
+            .count(),
+        2,
+        "{err}"
+    );
+    assert!(
+        err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"),
+        "{err}"
+    );
     assert_eq!(world.ready_tags(), vec!["1.2.0"; 3]);
     assert_no_secrets(&world, &err);
     Ok(())
@@ -106,16 +123,43 @@ async fn kube_watch_410_mid_rollout_is_survived() -> Result<()> {
     let sha = world.commit_tag("1.2.5").await?;
     // Kubernetes only: the rollout is watched while it happens.
     let mut cmd = world.cli("wait");
-    cmd.args(["--commit", &sha, "--expect-image", &format!("{}:1.2.5", demo::IMAGE)])
-        .arg("--kubeconfig").arg(&world.kubeconfig)
-        .args(["--rollout", "deployment/web", "--namespace", "web", "--timeout", "60s"]);
+    cmd.args([
+        "--commit",
+        &sha,
+        "--expect-image",
+        &format!("{}:1.2.5", demo::IMAGE),
+    ])
+    .arg("--kubeconfig")
+    .arg(&world.kubeconfig)
+    .args([
+        "--rollout",
+        "deployment/web",
+        "--namespace",
+        "web",
+        "--timeout",
+        "60s",
+    ]);
     let child = tokio::spawn(common::run(cmd, LIMIT));
-    argo_client(&world)?.apps().get(APP).refresh(gitops_deploy::argocd::Refresh::Normal).send().await?;
+    argo_client(&world)?
+        .apps()
+        .get(APP)
+        .refresh(gitops_deploy::argocd::Refresh::Normal)
+        .send()
+        .await?;
     let (out, err) = child.await??;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
-    assert!(err.contains("warning: watch interrupted"), "the 410 was seen: {err}");
-    assert!(err.contains("rollout: web: 1/3 updated") || err.contains("rollout: web: 2/3 updated"), "progress while rolling: {err}");
-    assert!(err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"), "{err}");
+    assert!(
+        err.contains("warning: watch interrupted"),
+        "the 410 was seen: {err}"
+    );
+    assert!(
+        err.contains("rollout: web: 1/3 updated") || err.contains("rollout: web: 2/3 updated"),
+        "progress while rolling: {err}"
+    );
+    assert!(
+        err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"),
+        "{err}"
+    );
     assert_eq!(world.ready_tags(), vec!["1.2.5"; 3]);
     Ok(())
 }
@@ -130,11 +174,23 @@ async fn stale_health_and_180s_poll_neither_fool_nor_slow_the_argocd_phase() -> 
     let world = World::start(timing, kt).await?;
     let sha = world.commit_tag("1.3.0").await?;
     let started = Instant::now();
-    let (out, err) = common::run({
-        let mut c = world.cli("wait");
-        c.args(["--commit", &sha, "--argocd-server", &world.argo_url, "--argocd-app", APP, "--timeout", "60s"]);
-        c
-    }, LIMIT)
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                &sha,
+                "--argocd-server",
+                &world.argo_url,
+                "--argocd-app",
+                APP,
+                "--timeout",
+                "60s",
+            ]);
+            c
+        },
+        LIMIT,
+    )
     .await?;
     let took = started.elapsed();
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
@@ -155,11 +211,14 @@ async fn broken_tag_fails_within_grace_naming_the_pod() -> Result<()> {
     let mut args = with_health(&world, world.run_args("broken-1"));
     args.extend(["--rollout".into(), "auto".into()]);
     let started = Instant::now();
-    let (out, err) = common::run({
-        let mut c = world.cli("run");
-        c.args(&args);
-        c
-    }, LIMIT)
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("run");
+            c.args(&args);
+            c
+        },
+        LIMIT,
+    )
     .await?;
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -168,7 +227,10 @@ async fn broken_tag_fails_within_grace_naming_the_pod() -> Result<()> {
     let last = err.lines().last().unwrap_or_default();
     assert!(last.starts_with("gitops-deploy: error: argocd: "), "{err}");
     assert!(last.contains("pod web/web-"), "names the pod: {last}");
-    assert!(last.contains("CrashLoopBackOff") || last.contains("back-off"), "with its message: {last}");
+    assert!(
+        last.contains("CrashLoopBackOff") || last.contains("back-off"),
+        "with its message: {last}"
+    );
     Ok(())
 }
 
@@ -176,37 +238,69 @@ async fn broken_tag_fails_within_grace_naming_the_pod() -> Result<()> {
 async fn app_serving_another_version_fails_the_http_phase_with_the_body() -> Result<()> {
     let world = World::start(argo_timing(), kube_timing()).await?;
     let sha = world.head().await?;
-    let (out, err) = common::run({
-        let mut c = world.cli("wait");
-        c.args([
-            "--commit", &sha,
-            "--expect-image", "registry.example.com/demo/web:2.0.0",
-            "--health-url", &format!("{}/version", world.app_url),
-            "--health-expect-body", r#""version":"{tag}""#,
-            "--health-interval", "200ms",
-            "--health-timeout", "3s",
-        ]);
-        c
-    }, LIMIT)
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                &sha,
+                "--expect-image",
+                "registry.example.com/demo/web:2.0.0",
+                "--health-url",
+                &format!("{}/version", world.app_url),
+                "--health-expect-body",
+                r#""version":"{tag}""#,
+                "--health-interval",
+                "200ms",
+                "--health-timeout",
+                "3s",
+            ]);
+            c
+        },
+        LIMIT,
+    )
     .await?;
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("gitops-deploy: error: health: timed out after 3s in phase health"), "{last}");
-    assert!(last.contains(r#"body "{\"version\":\"1.0.0\"}" is not containing"#), "{last}");
+    assert!(
+        last.starts_with("gitops-deploy: error: health: timed out after 3s in phase health"),
+        "{last}"
+    );
+    assert!(
+        last.contains(r#"body "{\"version\":\"1.0.0\"}" is not containing"#),
+        "{last}"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_exits_2_naming_every_input() -> Result<()> {
     let world = World::start(argo_timing(), kube_timing()).await?;
-    let (out, err) = common::run({
-        let mut c = world.cli("wait");
-        c.args(["--commit", "abc", "--argocd-app", APP, "--timeout", "soon", "--rollout", "job/x"]);
-        c
-    }, LIMIT)
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                "abc",
+                "--argocd-app",
+                APP,
+                "--timeout",
+                "soon",
+                "--rollout",
+                "job/x",
+            ]);
+            c
+        },
+        LIMIT,
+    )
     .await?;
     assert_eq!(out.status.code(), Some(2), "{err}");
-    for want in ["commit: \"abc\" is not a full 40-hex SHA", "argocd_server: required", "timeout: \"soon\"", "rollout: \"job/x\""] {
+    for want in [
+        "commit: \"abc\" is not a full 40-hex SHA",
+        "argocd_server: required",
+        "timeout: \"soon\"",
+        "rollout: \"job/x\"",
+    ] {
         assert!(err.contains(want), "missing {want:?}:\n{err}");
     }
     Ok(())
@@ -216,25 +310,38 @@ async fn bad_input_exits_2_naming_every_input() -> Result<()> {
 async fn rollback_restores_the_previous_tag_and_it_is_healthy() -> Result<()> {
     let world = World::start(argo_timing(), kube_timing()).await?;
     let mut args = with_health(&world, world.run_args("broken-2"));
-    args.extend(["--rollout".into(), "auto".into(), "--rollback-on-failure".into()]);
-    let (out, err) = common::run({
-        let mut c = world.cli("run");
-        c.args(&args);
-        c
-    }, LIMIT)
+    args.extend([
+        "--rollout".into(),
+        "auto".into(),
+        "--rollback-on-failure".into(),
+    ]);
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("run");
+            c.args(&args);
+            c
+        },
+        LIMIT,
+    )
     .await?;
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(last.starts_with("gitops-deploy: error: argocd: "), "{last}");
     assert!(last.ends_with("; rolled back to 1.0.0 (healthy)"), "{last}");
     let text = world.kustomization_at(demo::BRANCH).await?;
-    assert!(text.contains("newTag: \"1.0.0\" # set by CI"), "semantic revert keeps the line:\n{text}");
+    assert!(
+        text.contains("newTag: \"1.0.0\" # set by CI"),
+        "semantic revert keeps the line:\n{text}"
+    );
     assert_eq!(world.ready_tags(), vec!["1.0.0"; 3]);
     Ok(())
 }
 
 fn argo_client(world: &World) -> Result<Client> {
-    Ok(Client::new(ClientConfig::new(world.argo_url.parse()?, Secret::new(ARGO_TOKEN)))?)
+    Ok(Client::new(ClientConfig::new(
+        world.argo_url.parse()?,
+        Secret::new(ARGO_TOKEN),
+    ))?)
 }
 
 fn settings() -> ArgoSettings {
@@ -265,12 +372,21 @@ fn oracle(world: &World, tag: &str) -> Result<Arc<GiteaOracle>> {
 async fn a_newer_commit_containing_ours_passes() -> Result<()> {
     let world = World::start(argo_timing(), kube_timing()).await?;
     let ours = world.commit_tag("1.4.0").await?;
-    let newer = world.commit(&[("README.md", "someone else's change\n")], "docs").await?;
+    let newer = world
+        .commit(&[("README.md", "someone else's change\n")], "docs")
+        .await?;
     let (report, out) = Report::capture(Masker::new());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let got = phase::run(&argo_client(&world)?, &settings(), Target::new(&ours), Some(oracle(&world, "1.4.0")?), &report, deadline)
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}\n{}", out.text()))?;
+    let got = phase::run(
+        &argo_client(&world)?,
+        &settings(),
+        Target::new(&ours),
+        Some(oracle(&world, "1.4.0")?),
+        &report,
+        deadline,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", out.text()))?;
     assert_eq!(got.synced_revision, newer, "{}", out.text());
     assert_eq!(got.health, "Healthy");
     Ok(())
@@ -283,9 +399,16 @@ async fn a_newer_commit_overwriting_our_value_fails_saying_so() -> Result<()> {
     let other = world.commit_tag("1.5.1").await?;
     let (report, out) = Report::capture(Masker::new());
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let err = phase::run(&argo_client(&world)?, &settings(), Target::new(&ours), Some(oracle(&world, "1.5.0")?), &report, deadline)
-        .await
-        .expect_err("our value is gone");
+    let err = phase::run(
+        &argo_client(&world)?,
+        &settings(),
+        Target::new(&ours),
+        Some(oracle(&world, "1.5.0")?),
+        &report,
+        deadline,
+    )
+    .await
+    .expect_err("our value is gone");
     assert_eq!(
         err.to_string(),
         format!("our value was overwritten by commit {} (Argo CD synced {}, which contains our commit {})", &other[..7], &other[..7], &ours[..7]),
@@ -299,15 +422,34 @@ async fn a_newer_commit_overwriting_our_value_fails_saying_so() -> Result<()> {
 async fn kubectl_and_ours(world: &World, image: &str) -> Result<(bool, String, Verdict)> {
     let cache = tempfile::tempdir()?;
     let out = tokio::process::Command::new("kubectl")
-        .args(["rollout", "status", "deployment/web", "-n", "web", "--watch=false"])
-        .arg("--kubeconfig").arg(&world.kubeconfig)
-        .arg("--cache-dir").arg(cache.path())
+        .args([
+            "rollout",
+            "status",
+            "deployment/web",
+            "-n",
+            "web",
+            "--watch=false",
+        ])
+        .arg("--kubeconfig")
+        .arg(&world.kubeconfig)
+        .arg("--cache-dir")
+        .arg(cache.path())
         .output()
         .await
         .context("kubectl is required")?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    let obj = world.kube.get(gitops_sandbox::kube::Resource::Deployments, "web", "web").context("deployment")?;
-    let ours = rollout_verdict(&Workload::from_json(obj).map_err(anyhow::Error::msg)?, &[image.to_owned()]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let obj = world
+        .kube
+        .get(gitops_sandbox::kube::Resource::Deployments, "web", "web")
+        .context("deployment")?;
+    let ours = rollout_verdict(
+        &Workload::from_json(obj).map_err(anyhow::Error::msg)?,
+        &[image.to_owned()],
+    );
     Ok((out.status.success(), text.trim().to_owned(), ours))
 }
 
@@ -320,13 +462,21 @@ async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
 
     // Rolled out: both say done.
     let (ok, text, ours) = kubectl_and_ours(&world, &img("1.0.0")).await?;
-    assert!(ok && text == "deployment \"web\" successfully rolled out", "{text}");
+    assert!(
+        ok && text == "deployment \"web\" successfully rolled out",
+        "{text}"
+    );
     assert_eq!(ours, Verdict::Ready);
 
     // Mid-rollout (pods take 3 s each): the same waiting line.
     world.commit_tag("1.6.0").await?;
     let client = argo_client(&world)?;
-    client.apps().get(APP).refresh(gitops_deploy::argocd::Refresh::Normal).send().await?;
+    client
+        .apps()
+        .get(APP)
+        .refresh(gitops_deploy::argocd::Refresh::Normal)
+        .send()
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let (ok, text, ours) = kubectl_and_ours(&world, &img("1.6.0")).await?;
@@ -337,13 +487,21 @@ async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
                 break;
             }
         }
-        assert!(Instant::now() < deadline, "never saw a stable mid-rollout state: {text} / {ours:?}");
+        assert!(
+            Instant::now() < deadline,
+            "never saw a stable mid-rollout state: {text} / {ours:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // Broken: after the (scaled) progress deadline both fail with the same message.
     world.commit_tag("broken-3").await?;
-    client.apps().get(APP).refresh(gitops_deploy::argocd::Refresh::Normal).send().await?;
+    client
+        .apps()
+        .get(APP)
+        .refresh(gitops_deploy::argocd::Refresh::Normal)
+        .send()
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(40);
     loop {
         let (ok, text, ours) = kubectl_and_ours(&world, &img("broken-3")).await?;

@@ -422,10 +422,12 @@ impl AppSource {
             (t.commit.clone(), revs)
         };
         for rev in unknown {
-            let rel = oracle
-                .relation(&ours, &rev)
-                .await
-                .map_err(|e| format!("cannot tell whether {} contains our commit: {e}", short(&rev)))?;
+            let rel = oracle.relation(&ours, &rev).await.map_err(|e| {
+                format!(
+                    "cannot tell whether {} contains our commit: {e}",
+                    short(&rev)
+                )
+            })?;
             self.target
                 .lock()
                 .expect("target lock")
@@ -436,81 +438,73 @@ impl AppSource {
     }
 
     async fn next_app(&mut self) -> Result<Application, String> {
-        loop {
-            match self.mode {
-                Watch::Poll => {
-                    if self.polled_once {
-                        tokio::time::sleep(POLL_INTERVAL).await;
-                    }
-                    self.polled_once = true;
-                    return self.get().await;
+        match self.mode {
+            Watch::Poll => {
+                if self.polled_once {
+                    tokio::time::sleep(POLL_INTERVAL).await;
                 }
-                Watch::Stream => {
-                    if self.events.is_none() {
-                        let opened = self
-                            .client
-                            .apps()
-                            .stream(&self.settings.app)
-                            .app_namespace(self.settings.app_namespace.as_deref())
-                            .project(self.settings.project.as_deref())
-                            .resource_version(self.rv.as_deref())
-                            .send()
-                            .await;
-                        match opened {
-                            Ok(s) => self.events = Some(s),
-                            Err(e) => return Err(self.stream_failed(e).await),
-                        }
+                self.polled_once = true;
+                return self.get().await;
+            }
+            Watch::Stream => {
+                if self.events.is_none() {
+                    let opened = self
+                        .client
+                        .apps()
+                        .stream(&self.settings.app)
+                        .app_namespace(self.settings.app_namespace.as_deref())
+                        .project(self.settings.project.as_deref())
+                        .resource_version(self.rv.as_deref())
+                        .send()
+                        .await;
+                    match opened {
+                        Ok(s) => self.events = Some(s),
+                        Err(e) => return Err(self.stream_failed(e).await),
                     }
-                    let tree_due = self.last.as_ref().is_some_and(|a| self.wants_tree(a));
-                    let events = self.events.as_mut().expect("stream is open");
-                    let item = if tree_due {
-                        match tokio::time::timeout(POLL_INTERVAL, events.next()).await {
-                            Ok(item) => item,
-                            // Nothing new on the app; hand back the last one so the tree is re-read.
-                            Err(_) => {
-                                return Ok(self.last.clone().expect("tree_due needs a last app"))
-                            }
+                }
+                let tree_due = self.last.as_ref().is_some_and(|a| self.wants_tree(a));
+                let events = self.events.as_mut().expect("stream is open");
+                let item = if tree_due {
+                    match tokio::time::timeout(POLL_INTERVAL, events.next()).await {
+                        Ok(item) => item,
+                        // Nothing new on the app; hand back the last one so the tree is re-read.
+                        Err(_) => return Ok(self.last.clone().expect("tree_due needs a last app")),
+                    }
+                } else {
+                    events.next().await
+                };
+                match item {
+                    Some(Ok(ev)) => {
+                        self.stream_failures = 0;
+                        if let Some(rv) = &ev.application.metadata.resource_version {
+                            self.rv = Some(rv.clone());
                         }
-                    } else {
-                        events.next().await
-                    };
-                    match item {
-                        Some(Ok(ev)) => {
-                            self.stream_failures = 0;
-                            if let Some(rv) = &ev.application.metadata.resource_version {
-                                self.rv = Some(rv.clone());
-                            }
-                            if ev.type_.as_deref() == Some("DELETED") {
-                                return Err(format!(
-                                    "argocd_app {:?} was deleted",
-                                    self.settings.app
-                                ));
-                            }
-                            return Ok(ev.application);
+                        if ev.type_.as_deref() == Some("DELETED") {
+                            return Err(format!("argocd_app {:?} was deleted", self.settings.app));
                         }
-                        Some(Err(e)) => {
-                            self.events = None;
-                            return Err(self.stream_failed(e).await);
+                        Ok(ev.application)
+                    }
+                    Some(Err(e)) => {
+                        self.events = None;
+                        return Err(self.stream_failed(e).await);
+                    }
+                    None => {
+                        // A normal end (a proxy's idle timeout): reconnect from the last version.
+                        self.events = None;
+                        self.stream_failures += 1;
+                        if self.stream_failures >= STREAM_ATTEMPTS {
+                            self.mode = Watch::Poll;
+                            return Err(
+                                "application stream keeps closing; polling every 2s instead".into(),
+                            );
                         }
-                        None => {
-                            // A normal end (a proxy's idle timeout): reconnect from the last version.
-                            self.events = None;
-                            self.stream_failures += 1;
-                            if self.stream_failures >= STREAM_ATTEMPTS {
-                                self.mode = Watch::Poll;
-                                return Err(
-                                    "application stream keeps closing; polling every 2s instead"
-                                        .into(),
-                                );
-                            }
-                            if self.stream_failures > 1 {
-                                tokio::time::sleep(Duration::from_millis(200)).await;
-                            }
-                            return Err(format!(
-                                "application stream closed; resuming at resourceVersion {}",
-                                self.rv.as_deref().unwrap_or("0")
-                            ));
+                        if self.stream_failures > 1 {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
                         }
+                        Err(format!(
+                            "application stream closed; resuming at resourceVersion {}",
+                            self.rv.as_deref().unwrap_or("0")
+                        ))
                     }
                 }
             }

@@ -154,13 +154,20 @@ impl World {
     /// `run` arguments that publish `tag` to the demo overlay, with Argo CD.
     pub fn run_args(&self, tag: &str) -> Vec<String> {
         [
-            "--server-url", self.sandbox.gitea_url(),
-            "--repository", demo::REPOSITORY,
-            "--path", demo::PATH,
-            "--image", demo::IMAGE,
-            "--tag", tag,
-            "--argocd-server", &self.argo_url,
-            "--argocd-app", APP,
+            "--server-url",
+            self.sandbox.gitea_url(),
+            "--repository",
+            demo::REPOSITORY,
+            "--path",
+            demo::PATH,
+            "--image",
+            demo::IMAGE,
+            "--tag",
+            tag,
+            "--argocd-server",
+            &self.argo_url,
+            "--argocd-app",
+            APP,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -199,10 +206,14 @@ impl World {
     /// Commits the overlay with the image set to `tag`.
     pub async fn commit_tag(&self, tag: &str) -> Result<String> {
         let text = self.kustomization_at(demo::BRANCH).await?;
-        let setting = gitops_deploy::edit::ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?;
+        let setting =
+            gitops_deploy::edit::ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?;
         let edited = gitops_deploy::edit::set_images(&text, &[setting])?;
-        self.commit(&[(demo::KUSTOMIZATION, &edited.text)], &format!("web {tag}"))
-            .await
+        self.commit(
+            &[(demo::KUSTOMIZATION, &edited.text)],
+            &format!("web {tag}"),
+        )
+        .await
     }
 
     /// Tags of the ready pods of the demo Deployment.
