@@ -20,7 +20,7 @@ pub struct Timing {
     pub stale_health: Duration,
     /// A new pod becomes ready after this long.
     pub pod_start_delay: Duration,
-    /// Real seconds per `progressDeadlineSeconds` second (0.01: 600 s → 6 s).
+    /// Real seconds per `progressDeadlineSeconds` second (0.05: the demo's 60 s → 3 s).
     pub progress_deadline_scale: f64,
 }
 
@@ -31,7 +31,7 @@ impl Default for Timing {
             sync_delay: Duration::from_millis(200),
             stale_health: Duration::from_millis(500),
             pod_start_delay: Duration::from_millis(300),
-            progress_deadline_scale: 0.01,
+            progress_deadline_scale: 0.05,
         }
     }
 }

@@ -104,6 +104,42 @@ impl Cluster {
         Ok(out)
     }
 
+    /// Applies `obj` with the simulator frozen, starts `kubectl rollout status ARG`, and resumes the
+    /// simulator only once kubectl watches, so kubectl sees the whole rollout whatever its start-up time.
+    async fn watched_rollout(&self, obj: Value, arg: &str) -> Result<Output> {
+        self.kube.pause_simulator(true);
+        self.kube.apply(obj)?;
+        let before = self.kube.open_watches();
+        let child = tokio::process::Command::new("kubectl")
+            .args([
+                "rollout",
+                "status",
+                arg,
+                "-n",
+                "web",
+                "--timeout",
+                "60s",
+                "--kubeconfig",
+            ])
+            .arg(self.dir.path().join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("cache"))
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.kube.open_watches() <= before {
+            if Instant::now() > deadline {
+                self.kube.pause_simulator(false);
+                bail!("kubectl never watched {arg}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.kube.pause_simulator(false);
+        Ok(child.wait_with_output().await?)
+    }
+
     async fn rollout_status(&self) -> Result<Output> {
         self.kubectl(&[
             "rollout",
@@ -125,9 +161,12 @@ fn text(b: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_status_succeeds_after_a_good_image_change() -> Result<()> {
     let c = Cluster::start(600).await?;
-    c.kube
-        .apply(deployment("registry.example.com/demo/web:1.1.0", 600))?;
-    let out = c.rollout_status().await?;
+    let out = c
+        .watched_rollout(
+            deployment("registry.example.com/demo/web:1.1.0", 600),
+            "deployment/web",
+        )
+        .await?;
     let stdout = text(&out.stdout);
     assert!(
         out.status.success(),
@@ -139,7 +178,11 @@ async fn rollout_status_succeeds_after_a_good_image_change() -> Result<()> {
         "{stdout}"
     );
     assert!(
-        stdout.contains("Waiting for deployment \"web\" rollout to finish"),
+        stdout.contains("Waiting for deployment spec update to be observed..."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated..."),
         "{stdout}"
     );
     let dep = c
@@ -212,6 +255,51 @@ async fn rollout_status_survives_a_410_on_the_watch() -> Result<()> {
     let out = c.rollout_status().await?;
     assert!(out.status.success(), "{}", text(&out.stderr));
     assert!(text(&out.stdout).contains("successfully rolled out"));
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollout_status_of_statefulsets_and_daemonsets() -> Result<()> {
+    let c = Cluster::start(600).await?;
+    let workload = |kind: &str, image: &str| {
+        json!({
+            "apiVersion": "apps/v1", "kind": kind,
+            "metadata": {"name": "db", "namespace": "web"},
+            "spec": {"replicas": 2, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                "template": {"metadata": {"labels": {"app": "db"}},
+                    "spec": {"containers": [{"name": "db", "image": image}]}}},
+        })
+    };
+    for (kind, arg) in [
+        ("StatefulSet", "statefulset/db"),
+        ("DaemonSet", "daemonset/db"),
+    ] {
+        c.kube.apply(workload(kind, "postgres:16"))?;
+        let out = c
+            .kubectl(&["rollout", "status", arg, "-n", "web", "--timeout", "30s"])
+            .await?;
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        let out = c
+            .watched_rollout(workload(kind, "postgres:17"), arg)
+            .await?;
+        let stdout = text(&out.stdout);
+        assert!(out.status.success(), "{kind}: {}", text(&out.stderr));
+        assert!(
+            stdout.contains("Waiting for"),
+            "{kind} never waited: {stdout}"
+        );
+        // A broken image never finishes: kubectl times out.
+        c.kube.apply(workload(kind, "postgres:broken-1"))?;
+        let out = c
+            .kubectl(&["rollout", "status", arg, "-n", "web", "--timeout", "2s"])
+            .await?;
+        assert!(!out.status.success(), "{kind} finished with a broken image");
+        assert!(
+            text(&out.stderr).contains("timed out waiting for the condition"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
     Ok(())
 }
 

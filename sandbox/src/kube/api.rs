@@ -508,7 +508,9 @@ fn watch(
         };
         (initial, events, s.rv)
     };
+    let guard = kube.watch_guard();
     tokio::spawn(async move {
+        let _guard = guard;
         let lines = match initial {
             Ok(lines) => lines,
             Err(gone) => {

@@ -312,6 +312,8 @@ struct Inner {
     faults: Mutex<KubeFaults>,
     token: String,
     anonymous: std::sync::atomic::AtomicBool,
+    paused: std::sync::atomic::AtomicBool,
+    watches: std::sync::atomic::AtomicUsize,
     changed: watch::Receiver<u64>,
     tx: broadcast::Sender<Arc<Event>>,
 }
@@ -356,6 +358,8 @@ impl Kube {
                 faults: Mutex::new(KubeFaults::default()),
                 token: token.into(),
                 anonymous: std::sync::atomic::AtomicBool::new(true),
+                paused: std::sync::atomic::AtomicBool::new(false),
+                watches: std::sync::atomic::AtomicUsize::new(0),
                 changed,
                 tx,
             }),
@@ -619,8 +623,34 @@ impl Kube {
             .collect()
     }
 
-    /// Advances the simulator once (normally done by the background task).
+    /// Freezes (true) or resumes (false) the simulator: while frozen no controller acts, so a
+    /// changed workload stays at "spec update not observed" (deterministic tests of watchers).
+    pub fn pause_simulator(&self, paused: bool) {
+        self.inner
+            .paused
+            .store(paused, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many watch streams are open right now.
+    pub fn open_watches(&self) -> usize {
+        self.inner
+            .watches
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts an open watch until the returned guard drops.
+    pub(crate) fn watch_guard(&self) -> WatchGuard {
+        self.inner
+            .watches
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        WatchGuard(self.clone())
+    }
+
+    /// Advances the simulator once (normally done by the background task); no-op while paused.
     pub fn step(&self) {
+        if self.inner.paused.load(std::sync::atomic::Ordering::Relaxed) {
+            return;
+        }
         let timing = self.timing();
         let mut s = self.store();
         sim::step(&mut s, &timing, false);
@@ -668,6 +698,18 @@ impl Kube {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
         Ok(())
+    }
+}
+
+/// Keeps [`Kube::open_watches`] counting while a watch stream is open.
+pub(crate) struct WatchGuard(Kube);
+
+impl Drop for WatchGuard {
+    fn drop(&mut self) {
+        self.0
+            .inner
+            .watches
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

@@ -42,6 +42,8 @@ struct WorkloadSim {
     started: Instant,
     last_progress: Instant,
     broken: bool,
+    /// Some generation finished rolling out (StatefulSets/DaemonSets keep serving while updating).
+    ever_done: bool,
 }
 
 /// Is this image's tag one the simulator never starts (`broken-…`)?
@@ -246,6 +248,7 @@ fn step_deployment(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         started: now,
         last_progress: now,
         broken: false,
+        ever_done: false,
     });
     if sim.generation != generation {
         sim.generation = generation;
@@ -724,14 +727,16 @@ fn step_status_only(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool
         started: now,
         last_progress: now,
         broken: false,
+        ever_done: false,
     });
-    let first = sim.generation == 0;
     if sim.generation != generation {
         sim.generation = generation;
         sim.started = now;
         sim.broken = template_is_broken(&template);
     }
     let done = !sim.broken && (instant || now >= sim.started + timing.pod_start_delay);
+    let serving = sim.ever_done;
+    sim.ever_done |= done;
     let revision = format!("{}-{}", key.2, pod_template_hash(&template));
     let prev = &obj["status"];
     let status = if key.0 == Resource::StatefulSets {
@@ -749,7 +754,8 @@ fn step_status_only(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool
             st["updateRevision"] = json!(revision);
             st
         } else {
-            let ready = if first { 0 } else { (desired - 1).max(0) };
+            // One pod is being replaced; the others still run the previous revision.
+            let ready = if serving { (desired - 1).max(0) } else { 0 };
             let mut st = counts(&[
                 ("replicas", desired),
                 ("readyReplicas", ready),
@@ -765,15 +771,15 @@ fn step_status_only(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool
             st
         }
     } else {
-        let ready = i64::from(done || (!first && !sim_is_new(prev)));
-        let updated = i64::from(done);
+        // One node: its pod is either the new one (done), the old one (serving) or none yet.
+        let ready = i64::from(done || serving);
         let mut st = counts(&[
             ("currentNumberScheduled", 1),
             ("desiredNumberScheduled", 1),
-            ("numberReady", if done { 1 } else { ready.min(1) }),
-            ("numberAvailable", if done { 1 } else { ready.min(1) }),
-            ("updatedNumberScheduled", updated),
-            ("numberUnavailable", i64::from(!done && ready == 0)),
+            ("numberReady", ready),
+            ("numberAvailable", ready),
+            ("updatedNumberScheduled", i64::from(done)),
+            ("numberUnavailable", 1 - ready),
         ]);
         st["numberMisscheduled"] = json!(0);
         st["observedGeneration"] = json!(generation);
@@ -782,10 +788,6 @@ fn step_status_only(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool
     let mut next = obj.clone();
     next["status"] = status;
     put_if_changed(s, key.0, &obj, next);
-}
-
-fn sim_is_new(prev: &Value) -> bool {
-    prev.get("observedGeneration").is_none()
 }
 
 #[cfg(test)]
