@@ -109,7 +109,7 @@ impl Cluster {
     async fn watched_rollout(&self, obj: Value, arg: &str) -> Result<Output> {
         self.kube.pause_simulator(true);
         self.kube.apply(obj)?;
-        let before = self.kube.open_watches();
+        let before = self.kube.watches_started();
         let child = tokio::process::Command::new("kubectl")
             .args([
                 "rollout",
@@ -129,7 +129,7 @@ impl Cluster {
             .stderr(std::process::Stdio::piped())
             .spawn()?;
         let deadline = Instant::now() + Duration::from_secs(30);
-        while self.kube.open_watches() <= before {
+        while self.kube.watches_started() <= before {
             if Instant::now() > deadline {
                 self.kube.pause_simulator(false);
                 bail!("kubectl never watched {arg}");

@@ -508,9 +508,8 @@ fn watch(
         };
         (initial, events, s.rv)
     };
-    let guard = kube.watch_guard();
+    kube.count_watch();
     tokio::spawn(async move {
-        let _guard = guard;
         let lines = match initial {
             Ok(lines) => lines,
             Err(gone) => {

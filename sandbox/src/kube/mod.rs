@@ -631,19 +631,18 @@ impl Kube {
             .store(paused, std::sync::atomic::Ordering::Relaxed);
     }
 
-    /// How many watch streams are open right now.
-    pub fn open_watches(&self) -> usize {
+    /// How many watch requests have been served so far (monotonic; for tests that must know a
+    /// client is watching before the world moves on).
+    pub fn watches_started(&self) -> usize {
         self.inner
             .watches
             .load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// Counts an open watch until the returned guard drops.
-    pub(crate) fn watch_guard(&self) -> WatchGuard {
+    pub(crate) fn count_watch(&self) {
         self.inner
             .watches
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        WatchGuard(self.clone())
     }
 
     /// Advances the simulator once (normally done by the background task); no-op while paused.
@@ -698,18 +697,6 @@ impl Kube {
             std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
         }
         Ok(())
-    }
-}
-
-/// Keeps [`Kube::open_watches`] counting while a watch stream is open.
-pub(crate) struct WatchGuard(Kube);
-
-impl Drop for WatchGuard {
-    fn drop(&mut self) {
-        self.0
-            .inner
-            .watches
-            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
     }
 }
 
