@@ -479,3 +479,150 @@ fn broken_plain_values(view: &kustomization::View<'_>) -> Vec<(String, Which, St
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: &str = "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+    fn file(entry: &str) -> String {
+        format!("resources:\n- ../base\nimages:\n{entry}")
+    }
+
+    #[test]
+    fn deploy_a_tag_keeps_new_name_and_drops_a_stale_digest() {
+        let text = file(&format!(
+            "- name: web\n  newName: reg/web\n  newTag: v1\n  digest: {D}\n  tagSuffix: -x\n"
+        ));
+        let setting = ImageSetting::deploy("web", Some("v2"), None, None).unwrap();
+        let edited = set_images(&text, &[setting]).unwrap();
+        assert_eq!(
+            edited.text,
+            file("- name: web\n  newName: reg/web\n  newTag: v2\n  tagSuffix: -x\n")
+        );
+        assert_eq!(
+            edited.changes,
+            vec![ImageChange {
+                name: "web".into(),
+                before: Some(ImageValues {
+                    new_name: Some("reg/web".into()),
+                    new_tag: Some("v1".into()),
+                    digest: Some(D.into()),
+                }),
+                after: ImageValues {
+                    new_name: Some("reg/web".into()),
+                    new_tag: Some("v2".into()),
+                    digest: None,
+                },
+            }]
+        );
+    }
+
+    #[test]
+    fn deploy_a_digest_drops_the_tag_and_both_set_both() {
+        let text = file("- name: web\n  newName: reg/web\n  newTag: v1\n");
+        let digest_only = ImageSetting::deploy("web", None, Some(D), None).unwrap();
+        let edited = set_images(&text, &[digest_only]).unwrap();
+        assert_eq!(
+            edited.text,
+            file(&format!("- name: web\n  newName: reg/web\n  digest: {D}\n"))
+        );
+        let both = ImageSetting::deploy("web", Some("1.10"), Some(D), Some("reg/web2")).unwrap();
+        let edited = set_images(&text, &[both]).unwrap();
+        assert_eq!(
+            edited.text,
+            file(&format!(
+                "- name: web\n  newName: reg/web2\n  newTag: \"1.10\"\n  digest: {D}\n"
+            ))
+        );
+    }
+
+    #[test]
+    fn deploy_a_new_image_appends_an_entry() {
+        let text = file("- name: web\n  newTag: v1\n");
+        let setting = ImageSetting::deploy("api", Some("v3"), None, None).unwrap();
+        let edited = set_images(&text, &[setting]).unwrap();
+        assert_eq!(
+            edited.text,
+            file("- name: web\n  newTag: v1\n- name: api\n  newTag: v3\n")
+        );
+        assert_eq!(edited.changes[0].before, None);
+    }
+
+    #[test]
+    fn deploy_validates_its_values() {
+        for (tag, digest, new_name) in [
+            (Some("bad tag"), None, None),
+            (None, Some("sha256:abc"), None),
+            (Some("v1"), None, Some("Upper/Case")),
+            (None, None, None),
+        ] {
+            let err = ImageSetting::deploy("web", tag, digest, new_name).unwrap_err();
+            assert!(err.is_invalid_input(), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with("invalid image setting for \"web\""),
+                "{err}"
+            );
+        }
+        assert!(ImageSetting::deploy("Web", Some("v1"), None, None).is_err());
+    }
+
+    #[test]
+    fn a_setting_built_by_hand_is_validated_too() {
+        let setting = ImageSetting {
+            name: "web".into(),
+            new_name: FieldUpdate::Keep,
+            new_tag: FieldUpdate::Set("v1\nimages: []".into()),
+            digest: FieldUpdate::Keep,
+            tag_suffix: FieldUpdate::Keep,
+        };
+        let err = set_images("images: []\n", &[setting]).unwrap_err();
+        assert!(err.to_string().contains("control character"), "{err}");
+    }
+
+    #[test]
+    fn nothing_to_change_is_not_a_change() {
+        let text = file("- name: web\n  newTag: \"v1\" # pinned\n");
+        let setting = ImageSetting::deploy("web", Some("v1"), None, None).unwrap();
+        let edited = set_images(&text, &[setting]).unwrap();
+        assert!(!edited.is_changed());
+        assert!(edited.changes.is_empty());
+        assert_eq!(edited.text, text);
+    }
+
+    #[test]
+    fn images_of_reads_every_entry_in_file_order() {
+        let text = file(&format!(
+            "- name: b\n  newTag: ~\n- {{name: a, newName: x, digest: '{D}'}}\n"
+        ));
+        assert_eq!(
+            images_of(&text).unwrap(),
+            vec![
+                ("b".to_string(), ImageValues::default()),
+                (
+                    "a".to_string(),
+                    ImageValues {
+                        new_name: Some("x".into()),
+                        new_tag: None,
+                        digest: Some(D.into()),
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn io_errors_and_failed_self_checks_are_not_invalid_input() {
+        let io = EditError::Io {
+            action: "read",
+            path: "k.yaml".into(),
+            source: std::io::Error::other("disk on fire"),
+        };
+        assert!(!io.is_invalid_input());
+        assert_eq!(io.to_string(), "cannot read k.yaml");
+        assert!(!EditError::Verify { reason: "x".into() }.is_invalid_input());
+        assert!(EditError::NotKustomization { reason: "x".into() }.is_invalid_input());
+    }
+}
