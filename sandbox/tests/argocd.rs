@@ -1084,3 +1084,111 @@ async fn sandbox_world_deploys_a_commit_end_to_end() -> Result<()> {
     assert!(!sandbox.requests().for_server(Server::ArgoCd).is_empty());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn app_mixes_old_and_new_versions_during_a_rollout() -> Result<()> {
+    let w = World::start(fast_timing()).await?;
+    w.kube.set_pod_start_delay(Duration::from_millis(400));
+    w.commit_tag("6.0.0")?;
+    w.get("/api/v1/applications/web-prod?refresh=normal")
+        .await?;
+    // Freeze the cluster as soon as both versions have ready pods.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let tags = w.kube.ready_pod_tags("web", "web");
+        if tags.iter().any(|t| t == "1.0.0") && tags.iter().any(|t| t == "6.0.0") {
+            w.kube.pause_simulator(true);
+            break;
+        }
+        if Instant::now() > deadline {
+            bail!("never both versions ready: {tags:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let ready = w.kube.ready_pod_tags("web", "web");
+    let mut seen = std::collections::BTreeMap::new();
+    for _ in 0..120 {
+        let body: Value = w
+            .http
+            .get(format!("{}/version", w.app_http.url))
+            .send()
+            .await?
+            .json()
+            .await?;
+        *seen
+            .entry(body["version"].as_str().unwrap_or("").to_owned())
+            .or_insert(0) += 1;
+    }
+    w.kube.pause_simulator(false);
+    // Every answer comes from a ready pod, and both versions answer (each has ≥ 1 of ≤ 4 ready pods:
+    // missing one in 120 draws has probability below 1e-14).
+    assert!(
+        seen.keys().all(|v| ready.contains(v)),
+        "{seen:?} vs {ready:?}"
+    );
+    assert_eq!(seen.len(), 2, "{seen:?} from ready pods {ready:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn comparison_error_and_missing_health() -> Result<()> {
+    let w = World::start(fast_timing()).await?;
+    // A kustomization the renderer cannot build: the app reports a ComparisonError, sync Unknown.
+    let work = w.dir.path().join("work");
+    std::fs::write(
+        work.join("apps/web/overlays/prod/kustomization.yaml"),
+        "resources:\n- ../../base\n- missing.yaml\n",
+    )?;
+    git(&work, &["commit", "-q", "-am", "break it"])?;
+    git(&work, &["push", "-q", "origin", "main"])?;
+    let (_, app) = w
+        .get("/api/v1/applications/web-prod?refresh=normal")
+        .await?;
+    assert_eq!(app["status"]["sync"]["status"], "Unknown");
+    let cond = &app["status"]["conditions"][0];
+    assert_eq!(cond["type"], "ComparisonError");
+    assert!(
+        cond["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("apps/web/overlays/prod/missing.yaml: not found"),
+        "{cond}"
+    );
+    assert!(
+        app["operation"].is_null(),
+        "no auto-sync without a target state"
+    );
+
+    // A managed workload deleted from the cluster: Missing, OutOfSync.
+    w.commit_tag("7.0.0")?;
+    w.get("/api/v1/applications/web-prod?refresh=normal")
+        .await?;
+    w.wait_app("web-prod", Duration::from_secs(10), |a| {
+        a["status"]["health"]["status"] == "Healthy" && a["status"]["sync"]["status"] == "Synced"
+    })
+    .await?;
+    w.kube.delete(kube::Resource::Deployments, "web", "web");
+    let app = w
+        .wait_app("web-prod", Duration::from_secs(10), |a| {
+            a["status"]["health"]["status"] == "Missing"
+        })
+        .await?;
+    assert_eq!(app["status"]["sync"]["status"], "OutOfSync");
+    assert!(app["status"]["conditions"].is_null());
+    let res = app["status"]["resources"]
+        .as_array()
+        .context("resources")?
+        .iter()
+        .find(|r| r["kind"] == "Deployment")
+        .cloned()
+        .context("deployment resource")?;
+    assert_eq!(
+        (res["status"].clone(), res["health"]["status"].clone()),
+        (json!("OutOfSync"), json!("Missing"))
+    );
+    assert!(
+        w.kube.list(kube::Resource::Pods, Some("web")).is_empty(),
+        "pods go with the deployment"
+    );
+    Ok(())
+}

@@ -303,6 +303,68 @@ async fn rollout_status_of_statefulsets_and_daemonsets() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admin_routes_inject_watch_faults_and_change_time() -> Result<()> {
+    let c = Cluster::start(600).await?;
+    let http = reqwest::Client::new();
+    let admin = |path: &str| format!("{}/_sandbox/{path}", c.served.url);
+    let t: Value = http
+        .post(admin("time"))
+        .json(&json!({"pod_start_delay_ms": 50, "progress_deadline_scale": 0.5}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(
+        t,
+        json!({"pod_start_delay_ms": 50, "progress_deadline_scale": 0.5})
+    );
+    assert_eq!(c.kube.timing().pod_start_delay, Duration::from_millis(50));
+
+    let base = format!("{}/apis/apps/v1/namespaces/web/deployments", c.served.url);
+    let rv: u64 = {
+        let list: Value = http
+            .get(&base)
+            .bearer_auth(TOKEN)
+            .send()
+            .await?
+            .json()
+            .await?;
+        list["metadata"]["resourceVersion"]
+            .as_str()
+            .context("rv")?
+            .parse()?
+    };
+    let status = http
+        .post(admin("faults/watch-gone"))
+        .json(&json!({"count": 1}))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status, 204);
+    let events = watch_lines(&format!(
+        "{base}?watch=true&resourceVersion={rv}&timeoutSeconds=1"
+    ))
+    .await?;
+    assert_eq!(events[0]["object"]["code"], 410);
+    let events = watch_lines(&format!(
+        "{base}?watch=true&resourceVersion={rv}&timeoutSeconds=1"
+    ))
+    .await?;
+    assert!(events.iter().all(|e| e["type"] != "ERROR"), "{events:?}");
+
+    c.kube
+        .apply(deployment("registry.example.com/demo/web:9.0.0", 600))?;
+    let status = http.post(admin("faults/compact")).send().await?.status();
+    assert_eq!(status, 204);
+    let events = watch_lines(&format!(
+        "{base}?watch=true&resourceVersion={rv}&timeoutSeconds=1"
+    ))
+    .await?;
+    assert_eq!(events[0]["object"]["reason"], "Expired");
+    Ok(())
+}
+
 /// Reads a whole watch response (it ends after the server's timeout).
 async fn watch_lines(url: &str) -> Result<Vec<Value>> {
     let body = reqwest::Client::new()
