@@ -200,6 +200,32 @@ async fn rollout_status_succeeds_after_a_good_image_change() -> Result<()> {
     let out = c.kubectl(&["get", "deploy,rs,pods", "-n", "web"]).await?;
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{}", text(&out.stderr));
+    // Server-side printing (Table): the columns kubectl shows for a real cluster.
+    for want in [
+        "READY",
+        "UP-TO-DATE",
+        "AVAILABLE",
+        "DESIRED",
+        "CURRENT",
+        "STATUS",
+        "RESTARTS",
+    ] {
+        assert!(stdout.contains(want), "{want} missing in:\n{stdout}");
+    }
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("deployment.apps/web") && l.contains("3/3")),
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout
+            .lines()
+            .filter(|l| l.starts_with("pod/") && l.contains("Running"))
+            .count(),
+        3,
+        "{stdout}"
+    );
     let pods = c.kube.list(Resource::Pods, Some("web"));
     assert_eq!(pods.len(), 3);
     for p in &pods {
@@ -239,6 +265,17 @@ async fn rollout_status_fails_on_progress_deadline_for_a_broken_tag() -> Result<
         })
         .collect();
     assert_eq!(crashing.len(), 1);
+    let out = c
+        .kubectl(&["get", "pods", "-n", "web", "-o", "wide"])
+        .await?;
+    let listing = text(&out.stdout);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.contains("CrashLoopBackOff") && l.contains("0/1")),
+        "{listing}"
+    );
+    assert!(listing.contains("sandbox-node"), "{listing}");
     let msg = crashing[0]["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
         .as_str()
         .unwrap_or_default();

@@ -190,48 +190,85 @@ fn resource_list(group_version: &str) -> Response {
 
 type Params = Query<HashMap<String, String>>;
 
-async fn core_all(State(k): State<Kube>, Path(plural): Path<String>, q: Params) -> Response {
-    collection(k, "v1", None, &plural, q.0).await
+/// Did the client ask for a Table (`kubectl get`)?
+fn table_wanted(h: &HeaderMap) -> bool {
+    super::table::wants_table(h.get(header::ACCEPT).and_then(|v| v.to_str().ok()))
+}
+
+async fn core_all(
+    State(k): State<Kube>,
+    Path(plural): Path<String>,
+    h: HeaderMap,
+    q: Params,
+) -> Response {
+    collection(k, "v1", None, &plural, q.0, table_wanted(&h)).await
 }
 async fn core_ns(
     State(k): State<Kube>,
     Path((ns, plural)): Path<(String, String)>,
+    h: HeaderMap,
     q: Params,
 ) -> Response {
-    collection(k, "v1", Some(ns), &plural, q.0).await
+    collection(k, "v1", Some(ns), &plural, q.0, table_wanted(&h)).await
 }
 async fn core_one(
     State(k): State<Kube>,
     Path((ns, plural, name)): Path<(String, String, String)>,
+    h: HeaderMap,
+    q: Params,
 ) -> Response {
-    one(k, "v1", &ns, &plural, &name)
+    one(k, "v1", &ns, &plural, &name, table_wanted(&h), &q.0)
 }
-async fn apps_all(State(k): State<Kube>, Path(plural): Path<String>, q: Params) -> Response {
-    collection(k, "apps/v1", None, &plural, q.0).await
+async fn apps_all(
+    State(k): State<Kube>,
+    Path(plural): Path<String>,
+    h: HeaderMap,
+    q: Params,
+) -> Response {
+    collection(k, "apps/v1", None, &plural, q.0, table_wanted(&h)).await
 }
 async fn apps_ns(
     State(k): State<Kube>,
     Path((ns, plural)): Path<(String, String)>,
+    h: HeaderMap,
     q: Params,
 ) -> Response {
-    collection(k, "apps/v1", Some(ns), &plural, q.0).await
+    collection(k, "apps/v1", Some(ns), &plural, q.0, table_wanted(&h)).await
 }
 async fn apps_one(
     State(k): State<Kube>,
     Path((ns, plural, name)): Path<(String, String, String)>,
+    h: HeaderMap,
+    q: Params,
 ) -> Response {
-    one(k, "apps/v1", &ns, &plural, &name)
+    one(k, "apps/v1", &ns, &plural, &name, table_wanted(&h), &q.0)
+}
+
+fn include_object(q: &HashMap<String, String>) -> bool {
+    q.get("includeObject").is_some_and(|v| v == "Object")
 }
 
 fn resolve(group_version: &str, plural: &str) -> Option<Resource> {
     Resource::from_plural(plural).filter(|r| r.api_version() == group_version)
 }
 
-fn one(kube: Kube, gv: &str, ns: &str, plural: &str, name: &str) -> Response {
+fn one(
+    kube: Kube,
+    gv: &str,
+    ns: &str,
+    plural: &str,
+    name: &str,
+    as_table: bool,
+    q: &HashMap<String, String>,
+) -> Response {
     let Some(resource) = resolve(gv, plural) else {
         return not_found_path();
     };
     match kube.get(resource, ns, name) {
+        Some(obj) if as_table => {
+            let rv = kube.store().rv;
+            json_ok(super::table::table(resource, &[obj], rv, include_object(q)))
+        }
         Some(obj) => json_ok(obj),
         None => {
             let group = resource.group();
@@ -383,6 +420,7 @@ async fn collection(
     ns: Option<String>,
     plural: &str,
     q: HashMap<String, String>,
+    as_table: bool,
 ) -> Response {
     let Some(resource) = resolve(gv, plural) else {
         return not_found_path();
@@ -402,10 +440,16 @@ async fn collection(
             .map_or(DEFAULT_WATCH_TIMEOUT, Duration::from_secs);
         return watch(kube, resource, filter, rv, timeout);
     }
-    list(&kube, resource, &filter, &q)
+    list(&kube, resource, &filter, &q, as_table)
 }
 
-fn list(kube: &Kube, resource: Resource, filter: &Filter, q: &HashMap<String, String>) -> Response {
+fn list(
+    kube: &Kube,
+    resource: Resource,
+    filter: &Filter,
+    q: &HashMap<String, String>,
+    as_table: bool,
+) -> Response {
     let s = kube.store();
     let items: Vec<Value> = s
         .objects
@@ -430,6 +474,13 @@ fn list(kube: &Kube, resource: Resource, filter: &Filter, q: &HashMap<String, St
         .get(offset.min(items.len())..end)
         .unwrap_or(&[])
         .to_vec();
+    if as_table {
+        let mut t = super::table::table(resource, &page, rv, include_object(q));
+        if end < items.len() {
+            t["metadata"]["continue"] = json!(format!("{rv}:{end}"));
+        }
+        return json_ok(t);
+    }
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if end < items.len() {
         meta["continue"] = json!(format!("{rv}:{end}"));

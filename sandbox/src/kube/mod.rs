@@ -8,6 +8,7 @@
 
 pub mod api;
 mod sim;
+mod table;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
