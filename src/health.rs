@@ -175,6 +175,7 @@ pub async fn run(
     let probe = wait_until(
         WaitSpec {
             phase: Phase::Health,
+            started: Instant::now(),
             deadline,
         },
         report,

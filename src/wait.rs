@@ -92,6 +92,8 @@ impl WaitError {
 pub struct WaitSpec {
     /// The phase, for reports and errors.
     pub phase: Phase,
+    /// When the phase started (timeouts report the time since then).
+    pub started: Instant,
     /// Stop here with [`WaitError::Timeout`].
     pub deadline: Instant,
 }
@@ -117,7 +119,7 @@ where
     V: FnMut(&S, std::time::Instant) -> Verdict,
     D: Fn(&S) -> Vec<Fact>,
 {
-    let started = Instant::now();
+    let started = spec.started;
     let mut snapshots = std::pin::pin!(snapshots.fuse());
     let mut facts: BTreeMap<String, String> = BTreeMap::new();
     let mut last: Option<S> = None;
@@ -133,7 +135,7 @@ where
         let judge_last = tokio::select! {
             biased;
             () = &mut deadline => {
-                let elapsed = Duration::from_secs(started.elapsed().as_secs());
+                let elapsed = Duration::from_secs(started.elapsed().as_secs_f64().round() as u64);
                 return Err(WaitError::Timeout { phase: spec.phase, elapsed, why: last_why });
             }
             item = snapshots.next() => match item {
@@ -227,6 +229,7 @@ mod tests {
     fn spec(secs: u64) -> WaitSpec {
         WaitSpec {
             phase: Phase::Rollout,
+            started: Instant::now(),
             deadline: Instant::now() + Duration::from_secs(secs),
         }
     }

@@ -516,3 +516,119 @@ async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
     }
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_always_waits_out_a_running_operation() -> Result<()> {
+    let world = World::start(argo_timing(), kube_timing()).await?;
+    // Auto-sync starts an operation on our refresh; it stays Running for 2 s, so our own sync
+    // request meets "another operation is already in progress" first.
+    world.argo.set_sync_delay(Duration::from_secs(2));
+    let sha = world.commit_tag("1.7.0").await?;
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                &sha,
+                "--argocd-server",
+                &world.argo_url,
+                "--argocd-app",
+                APP,
+                "--argocd-sync",
+                "always",
+                "--timeout",
+                "60s",
+            ]);
+            c
+        },
+        LIMIT,
+    )
+    .await?;
+    assert!(out.status.success(), "exit {:?}\n{err}", out.status);
+    assert!(
+        err.contains("another operation is already in progress); retrying"),
+        "{err}"
+    );
+    assert!(err.contains("argocd: sync requested"), "{err}");
+    assert!(
+        err.contains(&format!("Synced Healthy at {}", &sha[..7])),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_sync_app_is_synced_by_us() -> Result<()> {
+    let world = World::start(argo_timing(), kube_timing()).await?;
+    world.argo.add_app(
+        gitops_sandbox::argocd::AppSpec {
+            name: "web-manual".into(),
+            project: "default".into(),
+            repo_url: format!("{}/{}.git", world.sandbox.gitea_url(), demo::REPOSITORY),
+            repo_dir: world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
+            path: demo::PATH.into(),
+            target_revision: demo::BRANCH.into(),
+            dest_namespace: demo::NAMESPACE.into(),
+            auto_sync: false,
+        },
+        true,
+    )?;
+    let sha = world.commit_tag("1.8.0").await?;
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                &sha,
+                "--argocd-server",
+                &world.argo_url,
+                "--argocd-app",
+                "web-manual",
+                "--timeout",
+                "60s",
+            ]);
+            c
+        },
+        LIMIT,
+    )
+    .await?;
+    assert!(out.status.success(), "exit {:?}\n{err}", out.status);
+    assert!(err.contains("argocd: sync requested"), "{err}");
+    assert!(
+        err.contains(&format!("Synced Healthy at {}", &sha[..7])),
+        "{err}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timeout_names_the_phase_and_last_state_and_exits_in_time() -> Result<()> {
+    let world = World::start(argo_timing(), kube_timing()).await?;
+    let never = "0123456789abcdef0123456789abcdef01234567";
+    let started = Instant::now();
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                never,
+                "--argocd-server",
+                &world.argo_url,
+                "--argocd-app",
+                APP,
+                "--timeout",
+                "3s",
+            ]);
+            c
+        },
+        LIMIT,
+    )
+    .await?;
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < Duration::from_secs(3 + 5), "took {took:?}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.starts_with("gitops-deploy: error: argocd: timed out after 3s in phase argocd; last state: Argo CD is still at "), "{last}");
+    assert!(last.ends_with(", waiting for 0123456"), "{last}");
+    Ok(())
+}

@@ -128,6 +128,7 @@ pub async fn run(
     deadline: Instant,
 ) -> Result<ArgoOutcome, PhaseError> {
     let phase = Phase::Argocd;
+    let started = Instant::now();
     let apps = || client.apps();
     let get = |refresh: Option<Refresh>, timeout: Duration| {
         let mut b = apps()
@@ -180,6 +181,8 @@ pub async fn run(
     }
 
     // 3. Wait.
+    let mut target = target;
+    target.ancestry = oracle.is_some();
     let target = Arc::new(Mutex::new(target));
     let at_ours = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let refresher = {
@@ -230,7 +233,11 @@ pub async fn run(
     let grace = settings.degraded_grace;
     let describe_target = target.clone();
     let snap = wait_until(
-        WaitSpec { phase, deadline },
+        WaitSpec {
+            phase,
+            started,
+            deadline,
+        },
         report,
         snapshots,
         |snap: &AppSnapshot, now| {

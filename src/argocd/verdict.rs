@@ -42,6 +42,8 @@ pub struct Target {
     pub images: Vec<String>,
     /// Facts about other revisions, filled by the wait loop.
     pub known: BTreeMap<String, Relation>,
+    /// True when an oracle answers for unknown revisions (else they stay unknown).
+    pub ancestry: bool,
 }
 
 impl Target {
@@ -233,7 +235,7 @@ pub fn app_verdict(
                 return Verdict::failed(condition_message(c));
             }
             let why = match other {
-                Some((r, Relation::Unknown)) => {
+                Some((r, Relation::Unknown)) if target.ancestry => {
                     format!(
                         "Argo CD is at {}; checking whether it contains {s}",
                         short(r)

@@ -76,6 +76,7 @@ pub async fn run(
     deadline: Instant,
 ) -> Result<RolloutOutcome, PhaseError> {
     let phase = Phase::Rollout;
+    let started = Instant::now();
     let discover_with = match &settings.via {
         RolloutVia::Argo(a) => Some(a),
         RolloutVia::Kube { argo, .. } => argo.as_ref(),
@@ -123,7 +124,11 @@ pub async fn run(
     let images = settings.images.clone();
     let grace = settings.stuck_grace;
     let snap = wait_until(
-        WaitSpec { phase, deadline },
+        WaitSpec {
+            phase,
+            started,
+            deadline,
+        },
         report,
         snapshots,
         |snap: &RolloutSnapshot, now| {

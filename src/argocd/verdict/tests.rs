@@ -53,6 +53,7 @@ fn target() -> Target {
     );
     t.known.insert(OTHER.into(), Relation::Unrelated);
     t.images = vec!["registry.local/web:1.4.2".into()];
+    t.ancestry = true;
     t
 }
 
@@ -326,4 +327,26 @@ fn auto_sync_detection() {
     v["spec"].as_object_mut().unwrap().remove("syncPolicy");
     let none: Application = serde_json::from_value(v).unwrap();
     assert!(!none.spec.is_auto_sync());
+}
+
+#[test]
+fn without_an_oracle_an_unknown_revision_is_just_not_ours() {
+    let mut t = target();
+    t.ancestry = false;
+    let s = snap(|v| {
+        *v.pointer_mut("/status/sync/revision").unwrap() =
+            json!("abcdef0000000000000000000000000000000000")
+    });
+    let got = app_verdict(
+        &s,
+        &t,
+        &VerdictState::default(),
+        Duration::from_secs(30),
+        Instant::now(),
+    );
+    check(
+        "no oracle",
+        &got,
+        &Want::Waiting("Argo CD is still at abcdef0, waiting for 4d5e6f0"),
+    );
 }
