@@ -278,8 +278,9 @@ impl World {
         }
     }
 
-    /// Reads a whole stream response (until the server ends it or `within` passes).
-    async fn stream_lines(&self, query: &str, within: Duration) -> Result<Vec<Value>> {
+    /// Reads stream lines until `want` complete lines arrived (or the server ends the stream);
+    /// fails at the deadline.
+    async fn stream_lines(&self, query: &str, want: usize, within: Duration) -> Result<Vec<Value>> {
         let mut resp = self
             .http
             .get(self.url(&format!("/api/v1/stream/applications?{query}")))
@@ -289,9 +290,9 @@ impl World {
         let mut buf = Vec::new();
         let deadline = tokio::time::sleep(within);
         tokio::pin!(deadline);
-        loop {
+        while buf.iter().filter(|b| **b == b'\n').count() < want {
             tokio::select! {
-                _ = &mut deadline => break,
+                _ = &mut deadline => bail!("fewer than {want} stream lines within {within:?}"),
                 chunk = resp.chunk() => match chunk? {
                     Some(c) => buf.extend_from_slice(&c),
                     None => break,
@@ -436,7 +437,7 @@ async fn contract_every_response_validates_against_the_swagger() -> Result<()> {
     assert_eq!(who["loggedIn"], true);
 
     let lines = w
-        .stream_lines("name=web-prod", Duration::from_millis(300))
+        .stream_lines("name=web-prod", 1, Duration::from_secs(10))
         .await?;
     assert_eq!(lines[0]["result"]["type"], "ADDED");
     for line in &lines {
@@ -800,13 +801,18 @@ async fn stream_is_cut_after_n_events_and_resumes_with_resource_version() -> Res
         .context("rv")?
         .to_owned();
     // Resuming: the current state first (never older than asked), and the stream is no longer cut.
-    let resumed = w
-        .stream_lines(
-            &format!("name=web-prod&resourceVersion={last_rv}"),
-            Duration::from_millis(500),
-        )
-        .await?;
-    assert!(resumed.len() >= 2, "{resumed:?}");
+    let query = format!("name=web-prod&resourceVersion={last_rv}");
+    let reading = w.stream_lines(&query, 2, Duration::from_secs(10));
+    tokio::pin!(reading);
+    // Refreshes make changes until the resumed stream has delivered two lines.
+    let resumed = loop {
+        tokio::select! {
+            lines = &mut reading => break lines?,
+            refreshed = w.get("/api/v1/applications/web-prod?refresh=normal") => { refreshed?; }
+        }
+    };
+    assert_eq!(resumed.len(), 2, "{resumed:?}");
+    assert_eq!(resumed[1]["result"]["type"], "MODIFIED");
     assert_eq!(resumed[0]["result"]["type"], "ADDED");
     let rv0: u64 = resumed[0]["result"]["application"]["metadata"]["resourceVersion"]
         .as_str()
