@@ -142,13 +142,12 @@ struct Operation {
 }
 
 impl Operation {
-    fn to_json(&self, source: &Value) -> Value {
+    fn to_json(&self) -> Value {
         let initiated = if self.automated {
             json!({"automated": true})
         } else {
             json!({"username": "admin"})
         };
-        let _ = source;
         json!({
             "sync": {"revision": self.revision, "prune": self.prune, "syncStrategy": {"hook": {}}},
             "initiatedBy": initiated,
@@ -252,7 +251,7 @@ impl App {
         }
         if let Some(op) = &self.op_state {
             let mut os = json!({
-                "operation": op.operation.to_json(&self.source()),
+                "operation": op.operation.to_json(),
                 "phase": op.phase,
                 "message": op.message,
                 "startedAt": k8s_time(op.started_at),
@@ -277,7 +276,7 @@ impl App {
             "status": status,
         });
         if let Some(op) = &self.operation {
-            app["operation"] = op.to_json(&self.source());
+            app["operation"] = op.to_json();
         }
         app
     }

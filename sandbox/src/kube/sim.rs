@@ -675,13 +675,11 @@ fn advance_pod(s: &mut Store, pod: Value, instant: bool, now: Instant) -> bool {
             false,
             restarts,
         );
-        for (i, cs) in next["status"]["containerStatuses"]
+        for cs in next["status"]["containerStatuses"]
             .as_array_mut()
             .into_iter()
             .flatten()
-            .enumerate()
         {
-            let _ = i;
             cs["lastState"] = json!({"terminated": {"exitCode": 1, "reason": "Error",
                 "startedAt": stamp, "finishedAt": stamp}});
         }
