@@ -63,7 +63,8 @@ pub struct PublishArgs {
     #[arg(long, env = "INPUT_TRANSPORT", value_name = "api|git|auto")]
     pub transport: Option<String>,
     /// Commit message template. Placeholders: {image} {old} {new} {paths} {source_repo} {source_sha}
-    /// {run_url}; `{{`/`}}` are literal braces. A `Deploy-Id:` trailer is always appended. The default
+    /// {run_url}; `{{`/`}}` are literal braces; a line whose placeholders are all unavailable (the
+    /// source and run outside a runner) is left out. A `Deploy-Id:` trailer is always appended. The default
     /// names the image, old and new values and paths, and ends in `[skip ci]`.
     #[arg(long, env = "INPUT_COMMIT_MESSAGE", value_name = "TEMPLATE")]
     pub commit_message: Option<String>,

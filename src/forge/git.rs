@@ -48,7 +48,7 @@ pub enum Error {
         detail: String,
     },
     /// The server refused the credentials (HTTP 401), or there were none.
-    #[error("the server refused the credentials (401); check `token`: {detail}")]
+    #[error("authentication failed: {detail}")]
     Unauthorized {
         /// git's explanation.
         detail: String,

@@ -41,7 +41,8 @@ source: {source_repo}@{source_sha}\nrun: {run_url}\n\n[skip ci]";
 /// The trailer that identifies a run's commit; it is appended to every message.
 pub const DEPLOY_ID_TRAILER: &str = "Deploy-Id";
 /// Placeholders of the commit message template, with what each stands for. `{{` and `}}` are literal
-/// braces.
+/// braces. `{source_repo}`, `{source_sha}` and `{run_url}` are unavailable outside a runner: a line whose
+/// placeholders are all unavailable is left out.
 pub const PLACEHOLDERS: &[(&str, &str)] = &[
     ("image", "the image name (the `image` input)"),
     (
@@ -515,46 +516,62 @@ fn check_template(template: &str) -> Result<(), String> {
         PLACEHOLDERS
             .iter()
             .any(|(n, _)| *n == name)
-            .then(String::new)
+            .then(|| Some(String::new()))
     })
     .map(drop)
 }
 
-/// Renders a template; `value(name)` returns `None` for an unknown placeholder.
-fn render(template: &str, value: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+/// Renders a template line by line. `value(name)` is `None` for an unknown placeholder and `Some(None)`
+/// for one whose value is unavailable (`{run_url}` outside a runner); a line whose placeholders are all
+/// unavailable is left out, so the default message carries no `unknown` filler.
+fn render(
+    template: &str,
+    value: impl Fn(&str) -> Option<Option<String>>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 64);
-    let mut rest = template;
-    while let Some(i) = rest.find(['{', '}']) {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        if let Some(t) = tail.strip_prefix("{{") {
-            out.push('{');
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix("}}") {
-            out.push('}');
-            rest = t;
-        } else if let Some(t) = tail.strip_prefix('{') {
-            let end = t
-                .find('}')
-                .ok_or("unclosed `{` (write `{{` for a literal brace)")?;
-            let name = &t[..end];
-            let v = value(name).ok_or_else(|| {
-                let known: Vec<String> = PLACEHOLDERS
-                    .iter()
-                    .map(|(n, _)| format!("{{{n}}}"))
-                    .collect();
-                format!(
-                    "unknown placeholder {{{name}}} (known: {})",
-                    known.join(" ")
-                )
-            })?;
-            out.push_str(&v);
-            rest = &t[end + 1..];
-        } else {
-            return Err("unmatched `}` (write `}}` for a literal brace)".to_owned());
+    for line in template.split_inclusive('\n') {
+        let (mut used, mut missing) = (0, 0);
+        let mut rendered = String::with_capacity(line.len());
+        let mut rest = line;
+        while let Some(i) = rest.find(['{', '}']) {
+            rendered.push_str(&rest[..i]);
+            let tail = &rest[i..];
+            if let Some(t) = tail.strip_prefix("{{") {
+                rendered.push('{');
+                rest = t;
+            } else if let Some(t) = tail.strip_prefix("}}") {
+                rendered.push('}');
+                rest = t;
+            } else if let Some(t) = tail.strip_prefix('{') {
+                let end = t
+                    .find('}')
+                    .ok_or("unclosed `{` (write `{{` for a literal brace)")?;
+                let name = &t[..end];
+                let v = value(name).ok_or_else(|| {
+                    let known: Vec<String> = PLACEHOLDERS
+                        .iter()
+                        .map(|(n, _)| format!("{{{n}}}"))
+                        .collect();
+                    format!(
+                        "unknown placeholder {{{name}}} (known: {})",
+                        known.join(" ")
+                    )
+                })?;
+                used += 1;
+                match v {
+                    Some(v) => rendered.push_str(&v),
+                    None => missing += 1,
+                }
+                rest = &t[end + 1..];
+            } else {
+                return Err("unmatched `}` (write `}}` for a literal brace)".to_owned());
+            }
+        }
+        rendered.push_str(rest);
+        if used == 0 || missing < used {
+            out.push_str(&rendered);
         }
     }
-    out.push_str(rest);
     Ok(out)
 }
 
@@ -906,22 +923,19 @@ fn message(config: &Config, applied: &Applied, deploy_id: &str) -> String {
         }
     }
     let paths: BTreeSet<&str> = config.paths.iter().map(String::as_str).collect();
-    let unknown = || "unknown".to_owned();
     let body = render(&config.message_template, |name| {
         Some(match name {
-            "image" => config.image.clone(),
-            "old" => {
-                if old.is_empty() {
-                    "none".to_owned()
-                } else {
-                    old.join(", ")
-                }
-            }
-            "new" => config.new_value.clone(),
-            "paths" => paths.iter().copied().collect::<Vec<_>>().join(", "),
-            "source_repo" => config.source_repo.clone().unwrap_or_else(unknown),
-            "source_sha" => config.source_sha.clone().unwrap_or_else(unknown),
-            "run_url" => config.run_url.clone().unwrap_or_else(unknown),
+            "image" => Some(config.image.clone()),
+            "old" => Some(if old.is_empty() {
+                "none".to_owned()
+            } else {
+                old.join(", ")
+            }),
+            "new" => Some(config.new_value.clone()),
+            "paths" => Some(paths.iter().copied().collect::<Vec<_>>().join(", ")),
+            "source_repo" => config.source_repo.clone(),
+            "source_sha" => config.source_sha.clone(),
+            "run_url" => config.run_url.clone(),
             _ => return None,
         })
     })
@@ -962,379 +976,7 @@ fn retry_note(report: &Report, attempt: u32, wait: Duration, why: &dyn std::fmt:
 }
 
 /// The API transport.
-mod api {
-    use super::*;
-    use crate::forge::gitea::models::Contents;
-
-    fn map(config: &Config, branch: &str, action: String, e: gitea::Error) -> Error {
-        use reqwest::StatusCode;
-        match e.api() {
-            Some(a) if a.status == StatusCode::UNAUTHORIZED => Error::Unauthorized {
-                source: Box::new(e),
-            },
-            Some(a) if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::LOCKED => {
-                Error::Forbidden {
-                    repository: config.repository(),
-                    branch: branch.to_owned(),
-                    message: if a.message.is_empty() {
-                        a.status.to_string()
-                    } else {
-                        a.message.clone()
-                    },
-                }
-            }
-            _ => Error::Api { action, source: e },
-        }
-    }
-
-    /// Retries an idempotent read on retryable failures.
-    async fn read<T, F, Fut>(
-        config: &Config,
-        report: &Report,
-        deadline: Deadline,
-        what: &dyn Fn() -> String,
-        op: F,
-    ) -> Result<T, gitea::Error>
-    where
-        F: FnMut() -> Fut,
-        Fut: std::future::Future<Output = Result<T, gitea::Error>>,
-    {
-        crate::retry::run(
-            &config.retry,
-            deadline,
-            gitea::Error::is_retryable,
-            |attempt, wait, e| retry_note(report, attempt, wait, &format_args!("{}: {e}", what())),
-            op,
-        )
-        .await
-    }
-
-    /// Finds the kustomization file of each path at `reference`.
-    async fn locate(
-        config: &Config,
-        report: &Report,
-        deadline: Deadline,
-        repo: &gitea::RepoHandler<'_>,
-        branch: &str,
-        reference: &str,
-    ) -> Result<Vec<String>, Error> {
-        let mut files = Vec::new();
-        for path in &config.paths {
-            let p = if path == "." { "" } else { path.as_str() };
-            let got = read(
-                config,
-                report,
-                deadline,
-                &|| format!("reading {path}"),
-                || repo.contents(p).at_ref(reference).get(),
-            )
-            .await;
-            let found = match got {
-                Ok(Contents::Dir(entries)) => edit::KUSTOMIZATION_FILE_NAMES
-                    .iter()
-                    .find_map(|n| entries.iter().find(|e| e.name == *n && e.is_file()))
-                    .map(|e| e.path.clone())
-                    .ok_or_else(|| Error::NoKustomization { path: path.clone() })?,
-                Ok(Contents::File(f))
-                    if edit::KUSTOMIZATION_FILE_NAMES.contains(&f.name.as_str()) =>
-                {
-                    f.path.clone()
-                }
-                Ok(Contents::File(_)) => return Err(Error::NoKustomization { path: path.clone() }),
-                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
-                    return Err(Error::PathNotFound {
-                        path: path.clone(),
-                        branch: branch.to_owned(),
-                    })
-                }
-                Err(e) => return Err(map(config, branch, format!("cannot read {path}"), e)),
-            };
-            files.push(found);
-        }
-        Ok(files)
-    }
-
-    /// Looks for our commit (by its `Deploy-Id` trailer) among the commits since `base`.
-    async fn find_landed(
-        repo: &gitea::RepoHandler<'_>,
-        base: &str,
-        head: &str,
-        deploy_id: &str,
-    ) -> Result<Option<(String, Option<String>)>, gitea::Error> {
-        if base == head {
-            return Ok(None);
-        }
-        let needle = format!("{DEPLOY_ID_TRAILER}: {deploy_id}");
-        match repo.compare(base, head).send().await {
-            Ok(cmp) => Ok(cmp
-                .commits
-                .into_iter()
-                .find(|c| c.commit.message.contains(&needle))
-                .map(|c| (c.sha, c.html_url))),
-            // Older servers have no compare endpoint: walk first parents from the head (a handful of
-            // commits at most: only those made since our read).
-            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
-                let mut sha = head.to_owned();
-                for _ in 0..200 {
-                    if sha == base {
-                        return Ok(None);
-                    }
-                    let c = repo.commit(&sha).send().await?;
-                    if c.commit.message.contains(&needle) {
-                        return Ok(Some((c.sha, c.html_url)));
-                    }
-                    match c.parents.first() {
-                        Some(p) => sha = p.sha.clone(),
-                        None => return Ok(None),
-                    }
-                }
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    pub(super) async fn publish(
-        config: &Config,
-        report: &Report,
-        deadline: Deadline,
-        deploy_id: &str,
-    ) -> Result<Outcome, Error> {
-        let client = gitea::Client::builder(config.server_url.as_str())
-            .token(config.token.clone())
-            .read_timeout(config.request_timeout)
-            .request_timeout(config.request_timeout)
-            .build()
-            .map_err(|e| Error::Api {
-                action: "cannot create the API client".to_owned(),
-                source: e,
-            })?;
-        let repo = client.repo(&config.owner, &config.name);
-        let repository = config.repository();
-        let not_found_repo = || Error::RepoNotFound {
-            repository: repository.clone(),
-            server: config.server_url.to_string(),
-        };
-
-        let branch = match &config.branch {
-            Some(b) => b.clone(),
-            None => match read(
-                config,
-                report,
-                deadline,
-                &|| "reading the repository".into(),
-                || repo.get(),
-            )
-            .await
-            {
-                Ok(r) => r.default_branch,
-                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
-                    return Err(not_found_repo())
-                }
-                Err(e) => return Err(map(config, "", "cannot read the repository".into(), e)),
-            },
-        };
-        let head_of = || async {
-            match read(
-                config,
-                report,
-                deadline,
-                &|| format!("reading branch {branch}"),
-                || repo.branch(&branch).send(),
-            )
-            .await
-            {
-                Ok(b) => Ok(b.commit.id),
-                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
-                    // Tell a missing repository from a missing branch.
-                    match repo.get().await {
-                        Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
-                            Err(not_found_repo())
-                        }
-                        _ => Err(Error::BranchNotFound {
-                            repository: repository.clone(),
-                            branch: branch.clone(),
-                        }),
-                    }
-                }
-                Err(e) => Err(map(
-                    config,
-                    &branch,
-                    format!("cannot read branch {branch}"),
-                    e,
-                )),
-            }
-        };
-
-        let head = head_of().await?;
-        let files = locate(config, report, deadline, &repo, &branch, &head).await?;
-
-        let mut backoff = config.retry.start(deadline);
-        // The head our first ambiguous write was based on: our commit, if it landed, comes after it.
-        let mut ambiguous_base: Option<String> = None;
-        let mut head = Some(head);
-        loop {
-            let attempt = async {
-                let head = match head.take() {
-                    Some(h) => h,
-                    None => head_of().await?,
-                };
-                if let Some(base) = &ambiguous_base {
-                    let landed = find_landed(&repo, base, &head, deploy_id)
-                        .await
-                        .map_err(|e| {
-                            map(config, &branch, "cannot look for our commit".into(), e)
-                        })?;
-                    if let Some((sha, url)) = landed {
-                        report.info(
-                            Phase::Publish,
-                            "the earlier write landed despite the error; not writing again",
-                        );
-                        // Describe the change our commit made (from the base it was written on).
-                        let base_reads =
-                            read_files(config, report, deadline, &repo, &branch, &files, base)
-                                .await?;
-                        let applied = apply(config, &base_reads)?;
-                        let msg = message(config, &applied, deploy_id);
-                        return Ok(Err(outcome(
-                            config,
-                            UsedTransport::Api,
-                            &branch,
-                            applied,
-                            sha,
-                            url,
-                            msg,
-                        )));
-                    }
-                }
-                let reads =
-                    read_files(config, report, deadline, &repo, &branch, &files, &head).await?;
-                let applied = apply(config, &reads)?;
-                let msg = message(config, &applied, deploy_id);
-                if applied.changed.is_empty() || config.dry_run {
-                    return Ok(Err(outcome(
-                        config,
-                        UsedTransport::Api,
-                        &branch,
-                        applied,
-                        head,
-                        None,
-                        msg,
-                    )));
-                }
-                let mut req = repo
-                    .change_files(msg.clone())
-                    .branch(&branch)
-                    .author(&config.author.name, &config.author.email)
-                    .committer(&config.author.name, &config.author.email);
-                for (path, text) in &applied.changed {
-                    let sha = &reads
-                        .iter()
-                        .find(|r| &r.path == path)
-                        .expect("read before")
-                        .sha;
-                    req = req.update(path, text.as_bytes(), sha);
-                }
-                match req.send().await {
-                    Ok(resp) => Ok(Err(outcome(
-                        config,
-                        UsedTransport::Api,
-                        &branch,
-                        applied,
-                        resp.commit.sha,
-                        resp.commit.html_url,
-                        msg,
-                    ))),
-                    Err(e) => {
-                        if e.is_ambiguous() && ambiguous_base.is_none() {
-                            ambiguous_base = Some(head.clone());
-                        }
-                        Ok(Ok(map(
-                            config,
-                            &branch,
-                            format!("cannot commit to {branch}"),
-                            e,
-                        )))
-                    }
-                }
-            };
-            // Ok(Err(outcome)) ends the loop; Ok(Ok(error)) and Err(error) are failures of this attempt.
-            let failure = match attempt.await {
-                Ok(Err(mut done)) => {
-                    done.attempts = backoff.attempts();
-                    return Ok(done);
-                }
-                Ok(Ok(e)) | Err(e) => e,
-            };
-            if !failure.is_retryable() {
-                return Err(failure);
-            }
-            match backoff.next_wait() {
-                Some(wait) => {
-                    retry_note(
-                        report,
-                        backoff.attempts(),
-                        wait,
-                        &format_args!("{}", chain(&failure)),
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                None => {
-                    return Err(Error::GaveUp {
-                        attempts: backoff.attempts(),
-                        elapsed: backoff.elapsed(),
-                        last: Box::new(failure),
-                    })
-                }
-            }
-        }
-    }
-
-    async fn read_files(
-        config: &Config,
-        report: &Report,
-        deadline: Deadline,
-        repo: &gitea::RepoHandler<'_>,
-        branch: &str,
-        files: &[String],
-        reference: &str,
-    ) -> Result<Vec<Read>, Error> {
-        let mut reads = Vec::with_capacity(files.len());
-        for path in files {
-            let got = read(
-                config,
-                report,
-                deadline,
-                &|| format!("reading {path}"),
-                || repo.contents(path).at_ref(reference).get(),
-            )
-            .await;
-            let file = match got {
-                Ok(Contents::File(f)) => f,
-                Ok(Contents::Dir(_)) => return Err(Error::Unreadable { path: path.clone() }),
-                Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
-                    return Err(Error::PathNotFound {
-                        path: path.clone(),
-                        branch: branch.to_owned(),
-                    })
-                }
-                Err(e) => return Err(map(config, branch, format!("cannot read {path}"), e)),
-            };
-            let bytes = match file.decoded() {
-                Some(Ok(b)) => b,
-                _ => return Err(Error::Unreadable { path: path.clone() }),
-            };
-            let text =
-                String::from_utf8(bytes).map_err(|_| Error::Unreadable { path: path.clone() })?;
-            reads.push(Read {
-                path: path.clone(),
-                text,
-                sha: file.sha.clone(),
-            });
-        }
-        Ok(reads)
-    }
-}
+mod api;
 
 /// The error chain on one line.
 fn chain(e: &Error) -> String {
@@ -1342,264 +984,7 @@ fn chain(e: &Error) -> String {
 }
 
 /// The git transport.
-mod via_git {
-    use super::*;
-
-    fn map(config: &Config, branch: &str, action: String, e: git::Error) -> Error {
-        match e {
-            git::Error::Unauthorized { .. } => Error::Unauthorized {
-                source: Box::new(e),
-            },
-            git::Error::Denied { detail } => Error::Forbidden {
-                repository: config.repository(),
-                branch: branch.to_owned(),
-                message: detail,
-            },
-            git::Error::NotFound { .. }
-                if branch.is_empty() || action.starts_with("cannot clone") =>
-            {
-                if config.branch.is_some()
-                    && matches!(&e, git::Error::NotFound { detail } if detail.contains("Remote branch"))
-                {
-                    Error::BranchNotFound {
-                        repository: config.repository(),
-                        branch: config.branch.clone().unwrap_or_default(),
-                    }
-                } else {
-                    Error::RepoNotFound {
-                        repository: config.repository(),
-                        server: config.server_url.to_string(),
-                    }
-                }
-            }
-            other => Error::Git {
-                action,
-                source: other,
-            },
-        }
-    }
-
-    fn locate(config: &Config, checkout: &git::Checkout) -> Result<Vec<String>, Error> {
-        let mut files = Vec::new();
-        for path in &config.paths {
-            let dir = if path == "." {
-                checkout.root().to_owned()
-            } else {
-                checkout.root().join(path)
-            };
-            if dir.is_file() {
-                let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-                if edit::KUSTOMIZATION_FILE_NAMES.contains(&name) {
-                    files.push(path.clone());
-                    continue;
-                }
-                return Err(Error::NoKustomization { path: path.clone() });
-            }
-            if !dir.is_dir() {
-                return Err(Error::PathNotFound {
-                    path: path.clone(),
-                    branch: checkout.branch().to_owned(),
-                });
-            }
-            let name = edit::KUSTOMIZATION_FILE_NAMES
-                .iter()
-                .find(|n| dir.join(n).is_file())
-                .ok_or_else(|| Error::NoKustomization { path: path.clone() })?;
-            files.push(if path == "." {
-                (*name).to_owned()
-            } else {
-                format!("{path}/{name}")
-            });
-        }
-        Ok(files)
-    }
-
-    fn read_files(checkout: &git::Checkout, files: &[String]) -> Result<Vec<Read>, Error> {
-        files
-            .iter()
-            .map(|f| {
-                let text = std::fs::read_to_string(checkout.root().join(f))
-                    .map_err(|_| Error::Unreadable { path: f.clone() })?;
-                Ok(Read {
-                    path: f.clone(),
-                    text,
-                    sha: String::new(),
-                })
-            })
-            .collect()
-    }
-
-    fn write_files(checkout: &git::Checkout, applied: &Applied) -> Result<(), Error> {
-        for (path, text) in &applied.changed {
-            let full = checkout.root().join(path);
-            std::fs::write(&full, text).map_err(|source| Error::Git {
-                action: format!("cannot write {path}"),
-                source: git::Error::Io { path: full, source },
-            })?;
-        }
-        Ok(())
-    }
-
-    pub(super) async fn publish(
-        config: &Config,
-        report: &Report,
-        deadline: Deadline,
-        deploy_id: &str,
-    ) -> Result<Outcome, Error> {
-        let remote = git::Remote {
-            url: config.clone_url(),
-            token: config.token.clone(),
-            stall_timeout: config.request_timeout,
-        };
-        let dirs: Vec<String> = config.paths.clone();
-        let branch_name = config.branch.clone().unwrap_or_default();
-        let checkout = crate::retry::run(
-            &config.retry,
-            deadline,
-            git::Error::is_retryable,
-            |attempt, wait, e| retry_note(report, attempt, wait, &format_args!("clone: {e}")),
-            || {
-                git::Checkout::clone_sparse(
-                    remote.clone(),
-                    config.branch.as_deref(),
-                    &dirs,
-                    deadline,
-                )
-            },
-        )
-        .await
-        .map_err(|e| {
-            map(
-                config,
-                &branch_name,
-                format!("cannot clone {}", config.repository()),
-                e,
-            )
-        })?;
-        let branch = checkout.branch().to_owned();
-        let files = locate(config, &checkout)?;
-
-        let mut backoff = config.retry.start(deadline);
-        let mut ours: Vec<String> = Vec::new();
-        let mut ambiguous = false;
-        let mut first = true;
-        loop {
-            let attempt = async {
-                if !first {
-                    let tip = checkout
-                        .fetch()
-                        .await
-                        .map_err(|e| map(config, &branch, format!("cannot fetch {branch}"), e))?;
-                    if ambiguous {
-                        for c in &ours {
-                            let landed = checkout.is_ancestor(c, &tip).await.map_err(|e| {
-                                map(config, &branch, "cannot look for our commit".into(), e)
-                            })?;
-                            if landed {
-                                report.info(
-                                    Phase::Publish,
-                                    "the earlier push landed despite the error; not pushing again",
-                                );
-                                // Describe the change our commit made: reset to its parent and re-apply.
-                                checkout
-                                    .reset_to(&format!("{c}~1"))
-                                    .await
-                                    .map_err(|e| map(config, &branch, "cannot reset".into(), e))?;
-                                let applied = apply(config, &read_files(&checkout, &files)?)?;
-                                let msg = message(config, &applied, deploy_id);
-                                return Ok(Err(outcome(
-                                    config,
-                                    UsedTransport::Git,
-                                    &branch,
-                                    applied,
-                                    c.clone(),
-                                    None,
-                                    msg,
-                                )));
-                            }
-                        }
-                    }
-                    checkout.reset_to(&tip).await.map_err(|e| {
-                        map(config, &branch, format!("cannot reset to {branch}"), e)
-                    })?;
-                }
-                let head = checkout
-                    .head()
-                    .await
-                    .map_err(|e| map(config, &branch, "cannot read HEAD".into(), e))?;
-                let applied = apply(config, &read_files(&checkout, &files)?)?;
-                let msg = message(config, &applied, deploy_id);
-                if applied.changed.is_empty() || config.dry_run {
-                    return Ok(Err(outcome(
-                        config,
-                        UsedTransport::Git,
-                        &branch,
-                        applied,
-                        head,
-                        None,
-                        msg,
-                    )));
-                }
-                write_files(&checkout, &applied)?;
-                let changed: Vec<String> = applied.changed.iter().map(|(p, _)| p.clone()).collect();
-                let sha = checkout
-                    .commit(&changed, &msg, &config.author)
-                    .await
-                    .map_err(|e| map(config, &branch, "cannot commit".into(), e))?;
-                ours.push(sha.clone());
-                match checkout.push().await {
-                    Ok(()) => Ok(Err(outcome(
-                        config,
-                        UsedTransport::Git,
-                        &branch,
-                        applied,
-                        sha,
-                        None,
-                        msg,
-                    ))),
-                    Err(e) => {
-                        ambiguous |= e.is_ambiguous();
-                        Ok(Ok(map(
-                            config,
-                            &branch,
-                            format!("cannot push to {branch}"),
-                            e,
-                        )))
-                    }
-                }
-            };
-            let failure = match attempt.await {
-                Ok(Err(mut done)) => {
-                    done.attempts = backoff.attempts();
-                    return Ok(done);
-                }
-                Ok(Ok(e)) | Err(e) => e,
-            };
-            first = false;
-            if !failure.is_retryable() {
-                return Err(failure);
-            }
-            match backoff.next_wait() {
-                Some(wait) => {
-                    retry_note(
-                        report,
-                        backoff.attempts(),
-                        wait,
-                        &format_args!("{}", chain(&failure)),
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                None => {
-                    return Err(Error::GaveUp {
-                        attempts: backoff.attempts(),
-                        elapsed: backoff.elapsed(),
-                        last: Box::new(failure),
-                    })
-                }
-            }
-        }
-    }
-}
+mod via_git;
 
 #[cfg(test)]
 mod tests {
@@ -1738,8 +1123,16 @@ mod tests {
 
     #[test]
     fn renders_templates() {
-        let v = |n: &str| (n == "x").then(|| "X".to_owned());
+        let v = |n: &str| match n {
+            "x" => Some(Some("X".to_owned())),
+            "gone" => Some(None),
+            _ => None,
+        };
         assert_eq!(render("a {x} {{lit}} b", v).unwrap(), "a X {lit} b");
+        assert_eq!(
+            render("a\nrun: {gone}\nb {x}{gone}\n", v).unwrap(),
+            "a\nb X\n"
+        );
         assert!(render("{y}", v)
             .unwrap_err()
             .contains("unknown placeholder {y}"));

@@ -1,0 +1,369 @@
+//! The API transport of the publish step (Gitea/Forgejo contents API): read at the branch head, edit,
+//! write all files in one `POST /contents` guarded by blob SHAs, and after an ambiguous failure look for our
+//! `Deploy-Id` trailer before writing again.
+
+use super::*;
+use crate::forge::gitea::models::Contents;
+
+fn map(config: &Config, branch: &str, action: String, e: gitea::Error) -> Error {
+    use reqwest::StatusCode;
+    match e.api() {
+        Some(a) if a.status == StatusCode::UNAUTHORIZED => Error::Unauthorized {
+            source: Box::new(e),
+        },
+        Some(a) if a.status == StatusCode::FORBIDDEN || a.status == StatusCode::LOCKED => {
+            Error::Forbidden {
+                repository: config.repository(),
+                branch: branch.to_owned(),
+                message: if a.message.is_empty() {
+                    a.status.to_string()
+                } else {
+                    a.message.clone()
+                },
+            }
+        }
+        _ => Error::Api { action, source: e },
+    }
+}
+
+/// Retries an idempotent read on retryable failures.
+async fn read<T, F, Fut>(
+    config: &Config,
+    report: &Report,
+    deadline: Deadline,
+    what: &(dyn Fn() -> String + Sync),
+    op: F,
+) -> Result<T, gitea::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, gitea::Error>>,
+{
+    crate::retry::run(
+        &config.retry,
+        deadline,
+        gitea::Error::is_retryable,
+        |attempt, wait, e| retry_note(report, attempt, wait, &format_args!("{}: {e}", what())),
+        op,
+    )
+    .await
+}
+
+/// Finds the kustomization file of each path at `reference`.
+async fn locate(
+    config: &Config,
+    report: &Report,
+    deadline: Deadline,
+    repo: &gitea::RepoHandler<'_>,
+    branch: &str,
+    reference: &str,
+) -> Result<Vec<String>, Error> {
+    let mut files = Vec::new();
+    for path in &config.paths {
+        let p = if path == "." { "" } else { path.as_str() };
+        let got = read(
+            config,
+            report,
+            deadline,
+            &|| format!("reading {path}"),
+            || repo.contents(p).at_ref(reference).get(),
+        )
+        .await;
+        let found = match got {
+            Ok(Contents::Dir(entries)) => edit::KUSTOMIZATION_FILE_NAMES
+                .iter()
+                .find_map(|n| entries.iter().find(|e| e.name == *n && e.is_file()))
+                .map(|e| e.path.clone())
+                .ok_or_else(|| Error::NoKustomization { path: path.clone() })?,
+            Ok(Contents::File(f)) if edit::KUSTOMIZATION_FILE_NAMES.contains(&f.name.as_str()) => {
+                f.path.clone()
+            }
+            Ok(Contents::File(_)) => return Err(Error::NoKustomization { path: path.clone() }),
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                return Err(Error::PathNotFound {
+                    path: path.clone(),
+                    branch: branch.to_owned(),
+                })
+            }
+            Err(e) => return Err(map(config, branch, format!("cannot read {path}"), e)),
+        };
+        files.push(found);
+    }
+    Ok(files)
+}
+
+/// Looks for our commit (by its `Deploy-Id` trailer) among the commits since `base`.
+async fn find_landed(
+    repo: &gitea::RepoHandler<'_>,
+    base: &str,
+    head: &str,
+    deploy_id: &str,
+) -> Result<Option<(String, Option<String>)>, gitea::Error> {
+    if base == head {
+        return Ok(None);
+    }
+    let needle = format!("{DEPLOY_ID_TRAILER}: {deploy_id}");
+    match repo.compare(base, head).send().await {
+        Ok(cmp) => Ok(cmp
+            .commits
+            .into_iter()
+            .find(|c| c.commit.message.contains(&needle))
+            .map(|c| (c.sha, c.html_url))),
+        // Older servers have no compare endpoint: walk first parents from the head (a handful of
+        // commits at most: only those made since our read).
+        Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+            let mut sha = head.to_owned();
+            for _ in 0..200 {
+                if sha == base {
+                    return Ok(None);
+                }
+                let c = repo.commit(&sha).send().await?;
+                if c.commit.message.contains(&needle) {
+                    return Ok(Some((c.sha, c.html_url)));
+                }
+                match c.parents.first() {
+                    Some(p) => sha = p.sha.clone(),
+                    None => return Ok(None),
+                }
+            }
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+pub(super) async fn publish(
+    config: &Config,
+    report: &Report,
+    deadline: Deadline,
+    deploy_id: &str,
+) -> Result<Outcome, Error> {
+    let client = gitea::Client::builder(config.server_url.as_str())
+        .token(config.token.clone())
+        .read_timeout(config.request_timeout)
+        .request_timeout(config.request_timeout)
+        .build()
+        .map_err(|e| Error::Api {
+            action: "cannot create the API client".to_owned(),
+            source: e,
+        })?;
+    let repo = client.repo(&config.owner, &config.name);
+    let repository = config.repository();
+    let not_found_repo = || Error::RepoNotFound {
+        repository: repository.clone(),
+        server: config.server_url.to_string(),
+    };
+
+    let branch = match &config.branch {
+        Some(b) => b.clone(),
+        None => match read(
+            config,
+            report,
+            deadline,
+            &|| "reading the repository".into(),
+            || repo.get(),
+        )
+        .await
+        {
+            Ok(r) => r.default_branch,
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                return Err(not_found_repo())
+            }
+            Err(e) => return Err(map(config, "", "cannot read the repository".into(), e)),
+        },
+    };
+    let head_of = || async {
+        match read(
+            config,
+            report,
+            deadline,
+            &|| format!("reading branch {branch}"),
+            || repo.branch(&branch).send(),
+        )
+        .await
+        {
+            Ok(b) => Ok(b.commit.id),
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                // Tell a missing repository from a missing branch.
+                match repo.get().await {
+                    Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                        Err(not_found_repo())
+                    }
+                    _ => Err(Error::BranchNotFound {
+                        repository: repository.clone(),
+                        branch: branch.clone(),
+                    }),
+                }
+            }
+            Err(e) => Err(map(
+                config,
+                &branch,
+                format!("cannot read branch {branch}"),
+                e,
+            )),
+        }
+    };
+
+    let head = head_of().await?;
+    let files = locate(config, report, deadline, &repo, &branch, &head).await?;
+
+    let mut backoff = config.retry.start(deadline);
+    // The head our first ambiguous write was based on: our commit, if it landed, comes after it.
+    let mut ambiguous_base: Option<String> = None;
+    let mut head = Some(head);
+    loop {
+        let attempt = async {
+            let head = match head.take() {
+                Some(h) => h,
+                None => head_of().await?,
+            };
+            if let Some(base) = &ambiguous_base {
+                let landed = find_landed(&repo, base, &head, deploy_id)
+                    .await
+                    .map_err(|e| map(config, &branch, "cannot look for our commit".into(), e))?;
+                if let Some((sha, url)) = landed {
+                    report.info(
+                        Phase::Publish,
+                        "the earlier write landed despite the error; not writing again",
+                    );
+                    // Describe the change our commit made (from the base it was written on).
+                    let base_reads =
+                        read_files(config, report, deadline, &repo, &branch, &files, base).await?;
+                    let applied = apply(config, &base_reads)?;
+                    let msg = message(config, &applied, deploy_id);
+                    return Ok(Err(outcome(
+                        config,
+                        UsedTransport::Api,
+                        &branch,
+                        applied,
+                        sha,
+                        url,
+                        msg,
+                    )));
+                }
+            }
+            let reads = read_files(config, report, deadline, &repo, &branch, &files, &head).await?;
+            let applied = apply(config, &reads)?;
+            let msg = message(config, &applied, deploy_id);
+            if applied.changed.is_empty() || config.dry_run {
+                return Ok(Err(outcome(
+                    config,
+                    UsedTransport::Api,
+                    &branch,
+                    applied,
+                    head,
+                    None,
+                    msg,
+                )));
+            }
+            let mut req = repo
+                .change_files(msg.clone())
+                .branch(&branch)
+                .author(&config.author.name, &config.author.email)
+                .committer(&config.author.name, &config.author.email);
+            for (path, text) in &applied.changed {
+                let sha = &reads
+                    .iter()
+                    .find(|r| &r.path == path)
+                    .expect("read before")
+                    .sha;
+                req = req.update(path, text.as_bytes(), sha);
+            }
+            match req.send().await {
+                Ok(resp) => Ok(Err(outcome(
+                    config,
+                    UsedTransport::Api,
+                    &branch,
+                    applied,
+                    resp.commit.sha,
+                    resp.commit.html_url,
+                    msg,
+                ))),
+                Err(e) => {
+                    if e.is_ambiguous() && ambiguous_base.is_none() {
+                        ambiguous_base = Some(head.clone());
+                    }
+                    Ok(Ok(map(
+                        config,
+                        &branch,
+                        format!("cannot commit to {branch}"),
+                        e,
+                    )))
+                }
+            }
+        };
+        // Ok(Err(outcome)) ends the loop; Ok(Ok(error)) and Err(error) are failures of this attempt.
+        let failure = match attempt.await {
+            Ok(Err(mut done)) => {
+                done.attempts = backoff.attempts();
+                return Ok(done);
+            }
+            Ok(Ok(e)) | Err(e) => e,
+        };
+        if !failure.is_retryable() {
+            return Err(failure);
+        }
+        match backoff.next_wait() {
+            Some(wait) => {
+                retry_note(
+                    report,
+                    backoff.attempts(),
+                    wait,
+                    &format_args!("{}", chain(&failure)),
+                );
+                tokio::time::sleep(wait).await;
+            }
+            None => {
+                return Err(Error::GaveUp {
+                    attempts: backoff.attempts(),
+                    elapsed: backoff.elapsed(),
+                    last: Box::new(failure),
+                })
+            }
+        }
+    }
+}
+
+async fn read_files(
+    config: &Config,
+    report: &Report,
+    deadline: Deadline,
+    repo: &gitea::RepoHandler<'_>,
+    branch: &str,
+    files: &[String],
+    reference: &str,
+) -> Result<Vec<Read>, Error> {
+    let mut reads = Vec::with_capacity(files.len());
+    for path in files {
+        let got = read(
+            config,
+            report,
+            deadline,
+            &|| format!("reading {path}"),
+            || repo.contents(path).at_ref(reference).get(),
+        )
+        .await;
+        let file = match got {
+            Ok(Contents::File(f)) => f,
+            Ok(Contents::Dir(_)) => return Err(Error::Unreadable { path: path.clone() }),
+            Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
+                return Err(Error::PathNotFound {
+                    path: path.clone(),
+                    branch: branch.to_owned(),
+                })
+            }
+            Err(e) => return Err(map(config, branch, format!("cannot read {path}"), e)),
+        };
+        let bytes = match file.decoded() {
+            Some(Ok(b)) => b,
+            _ => return Err(Error::Unreadable { path: path.clone() }),
+        };
+        let text =
+            String::from_utf8(bytes).map_err(|_| Error::Unreadable { path: path.clone() })?;
+        reads.push(Read {
+            path: path.clone(),
+            text,
+            sha: file.sha.clone(),
+        });
+    }
+    Ok(reads)
+}
