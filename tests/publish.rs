@@ -72,7 +72,7 @@ async fn each_transport_lands_one_commit_and_a_rerun_is_a_no_op() {
         );
         assert_eq!(
             commits_since(&dir, &before),
-            [out.commit_sha.clone()],
+            std::slice::from_ref(&out.commit_sha),
             "{transport}: one commit"
         );
         assert_eq!(
@@ -333,7 +333,7 @@ async fn injected_errors_on_reads_and_writes_are_survived() {
         );
         assert_eq!(
             commits_since(&dir, &before),
-            [out.commit_sha.clone()],
+            std::slice::from_ref(&out.commit_sha),
             "{transport}: exactly one commit"
         );
         assert!(show(&dir, "refs/heads/main", KUSTOMIZATION).contains(&format!("newTag: {tag}")));
@@ -372,7 +372,7 @@ async fn a_write_that_landed_despite_an_error_is_not_repeated() {
         );
         assert_eq!(
             commits_since(&dir, &before),
-            [out.commit_sha.clone()],
+            std::slice::from_ref(&out.commit_sha),
             "{transport}: no duplicate commit"
         );
         assert!(out.changed);
