@@ -593,19 +593,37 @@ async fn the_token_appears_nowhere() {
     let mut outputs = String::new();
     for (transport, tag, kind) in [
         ("git", "5.0.0", "real"),
-        ("api", "5.0.1", "real"),
+        ("auto", "5.0.1", "real"),
         ("git", "5.0.2", "dry"),
         ("git", "5.0.3", "fail"),
     ] {
         let mut args = base_args(&url, transport);
         args[10] = tag;
+        let mut env = vec![("INPUT_TOKEN", TOKEN)];
         match kind {
-            "dry" => args.push("--dry-run"),
+            // Action mode: every input from INPUT_*, empty ones count as not given.
+            "dry" => {
+                args.truncate(1);
+                env.extend([
+                    ("INPUT_SERVER_URL", url.as_str()),
+                    ("INPUT_REPOSITORY", "team/guarded"),
+                    ("INPUT_PATH", OVERLAY),
+                    ("INPUT_IMAGE", "registry.example.com/team/app-00"),
+                    ("INPUT_TAG", tag),
+                    ("INPUT_DIGEST", ""),
+                    ("INPUT_BRANCH", ""),
+                    ("INPUT_TRANSPORT", transport),
+                    ("INPUT_DRY_RUN", "true"),
+                ]);
+            }
             // A failing run: a missing path, noticed after the clone.
             "fail" => args[6] = "apps/missing",
             _ => {}
         }
-        let r = run_bin(&args, &[("INPUT_TOKEN", TOKEN)], Some(shim.path())).await;
+        let r = run_bin(&args, &env, Some(shim.path())).await;
+        if transport == "auto" {
+            assert!(r.stderr.contains("via api"), "auto picks the API on Gitea: {}", r.stderr);
+        }
         match kind {
             "real" => {
                 assert_eq!(r.code, 0, "{transport}: {}", r.stderr);

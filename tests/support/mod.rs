@@ -243,23 +243,52 @@ async fn pump(
     };
     let down = async {
         let mut buf = vec![0u8; 64 * 1024];
+        let mut withheld: Vec<u8> = Vec::new();
         loop {
             let n = match sr.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => n,
             };
             if drop_next.load(Ordering::SeqCst) {
-                // The server has handled the request: cut the client off without its answer.
-                fired.store(true, Ordering::SeqCst);
-                break;
+                // Withhold the answer until the server has finished it (so the write is complete,
+                // e.g. a push's ref update), then cut the client off without it.
+                withheld.extend_from_slice(&buf[..n]);
+                if is_complete_response(&withheld) {
+                    fired.store(true, Ordering::SeqCst);
+                    break;
+                }
+                continue;
             }
             if cw.write_all(&buf[..n]).await.is_err() {
                 break;
             }
+        }
+        if !withheld.is_empty() {
+            fired.store(true, Ordering::SeqCst);
         }
     };
     tokio::select! {
         _ = up => {}
         _ = down => {}
     }
+}
+
+/// True when `bytes` hold a whole HTTP response (by `Content-Length`, or the last chunk).
+fn is_complete_response(bytes: &[u8]) -> bool {
+    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&bytes[..end]).to_ascii_lowercase();
+    let body = bytes.len() - end - 4;
+    if let Some(len) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        return body >= len;
+    }
+    if head.contains("transfer-encoding: chunked") {
+        return bytes.ends_with(b"0\r\n\r\n");
+    }
+    false
 }
