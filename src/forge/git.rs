@@ -321,16 +321,25 @@ impl Checkout {
             .map(drop)
     }
 
-    /// Fetches the branch's current tip (the commits since our shallow base, without blobs) into
-    /// `refs/remotes/origin/<branch>` and returns its SHA.
+    /// Fetches the branch's current tip (the commits since our shallow base, with their blobs up to
+    /// 256 KiB) into `refs/remotes/origin/<branch>` and returns its SHA.
     ///
     /// # Errors
     /// When git fails.
     pub async fn fetch(&self) -> Result<String, Error> {
         let tracking = format!("refs/remotes/origin/{}", self.branch);
         let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
-        self.run(&["fetch", "--quiet", "--no-tags", "origin", &refspec])
-            .await?;
+        // Small blobs come along (the new versions of the files we edit, changed by the commits we raced
+        // against), so the reset that follows needs no second round trip for them.
+        self.run(&[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--filter=blob:limit=256k",
+            "origin",
+            &refspec,
+        ])
+        .await?;
         Ok(self.run(&["rev-parse", &tracking]).await?.trim().to_owned())
     }
 
@@ -342,6 +351,20 @@ impl Checkout {
         self.run(&["reset", "--quiet", "--hard", commit])
             .await
             .map(drop)
+    }
+
+    /// The commits in `base..tip`, newest first (both must be local, e.g. after [`Checkout::fetch`]).
+    ///
+    /// # Errors
+    /// When git fails.
+    pub async fn commits_between(&self, base: &str, tip: &str) -> Result<Vec<String>, Error> {
+        let range = format!("{base}..{tip}");
+        Ok(self
+            .run(&["rev-list", &range])
+            .await?
+            .lines()
+            .map(str::to_owned)
+            .collect())
     }
 
     /// True when `ancestor` is reachable from `descendant` (both must be local, e.g. after [`fetch`]).

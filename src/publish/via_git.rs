@@ -1,6 +1,6 @@
 //! The git transport of the publish step: minimal sparse clone, edit, commit, push; on a rejected push
-//! fetch, reset and re-apply; after an ambiguous push failure check whether our commit is already an
-//! ancestor of the branch tip.
+//! fetch, reset and re-apply; after any failed push first check whether one of our commits is already in
+//! the branch's history.
 
 use super::*;
 
@@ -131,8 +131,12 @@ pub(super) async fn publish(
 
     let mut backoff = config.retry.start(deadline);
     let mut ours: Vec<String> = Vec::new();
-    let mut ambiguous = false;
     let mut first = true;
+    // The clone's tip: any commit of ours that landed comes after it.
+    let base = checkout
+        .head()
+        .await
+        .map_err(|e| map(config, &branch, "cannot read HEAD".into(), e))?;
     loop {
         let attempt = async {
             if !first {
@@ -140,33 +144,34 @@ pub(super) async fn publish(
                     .fetch()
                     .await
                     .map_err(|e| map(config, &branch, format!("cannot fetch {branch}"), e))?;
-                if ambiguous {
-                    for c in &ours {
-                        let landed = checkout.is_ancestor(c, &tip).await.map_err(|e| {
-                            map(config, &branch, "cannot look for our commit".into(), e)
-                        })?;
-                        if landed {
-                            report.info(
-                                Phase::Publish,
-                                "the earlier push landed despite the error; not pushing again",
-                            );
-                            // Describe the change our commit made: reset to its parent and re-apply.
-                            checkout
-                                .reset_to(&format!("{c}~1"))
-                                .await
-                                .map_err(|e| map(config, &branch, "cannot reset".into(), e))?;
-                            let applied = apply(config, &read_files(&checkout, &files)?)?;
-                            let msg = message(config, &applied, deploy_id);
-                            return Ok(Err(outcome(
-                                config,
-                                UsedTransport::Git,
-                                &branch,
-                                applied,
-                                c.clone(),
-                                None,
-                                msg,
-                            )));
-                        }
+                // Any failed push may have landed: an ambiguous error, but also a rejection, because
+                // curl silently re-sends a request whose answer was lost and the second one is then
+                // refused ("cannot lock ref") although the first one updated the branch.
+                if !ours.is_empty() {
+                    let since = checkout.commits_between(&base, &tip).await.map_err(|e| {
+                        map(config, &branch, "cannot look for our commit".into(), e)
+                    })?;
+                    if let Some(c) = ours.iter().find(|c| since.contains(c)) {
+                        report.info(
+                            Phase::Publish,
+                            "the earlier push landed despite the error; not pushing again",
+                        );
+                        // Describe the change our commit made: reset to its parent and re-apply.
+                        checkout
+                            .reset_to(&format!("{c}~1"))
+                            .await
+                            .map_err(|e| map(config, &branch, "cannot reset".into(), e))?;
+                        let applied = apply(config, &read_files(&checkout, &files)?)?;
+                        let msg = message(config, &applied, deploy_id);
+                        return Ok(Err(outcome(
+                            config,
+                            UsedTransport::Git,
+                            &branch,
+                            applied,
+                            c.clone(),
+                            None,
+                            msg,
+                        )));
                     }
                 }
                 checkout
@@ -208,15 +213,12 @@ pub(super) async fn publish(
                     None,
                     msg,
                 ))),
-                Err(e) => {
-                    ambiguous |= e.is_ambiguous();
-                    Ok(Ok(map(
-                        config,
-                        &branch,
-                        format!("cannot push to {branch}"),
-                        e,
-                    )))
-                }
+                Err(e) => Ok(Ok(map(
+                    config,
+                    &branch,
+                    format!("cannot push to {branch}"),
+                    e,
+                ))),
             }
         };
         let failure = match attempt.await {
