@@ -36,6 +36,18 @@ async fn world(repo: &str, images: usize) -> (Sandbox, String) {
     (sandbox, head)
 }
 
+/// An error with its causes, on one line.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        cur = c.source();
+    }
+    s
+}
+
 fn quiet() -> Report {
     Report::capture(Masker::new()).0
 }
@@ -136,8 +148,12 @@ async fn each_transport_lands_one_commit_and_a_rerun_is_a_no_op() {
 /// 32 concurrent runs (16 per transport) in one repository. `same_file`: each sets a different image
 /// in one file; otherwise each sets the same image in its own overlay. With `race`, the sandbox lands
 /// a racing commit on the edited file before each of the first 32 writes.
+/// The concurrent scenarios run one at a time: each already loads the machine with 32 runs.
+static HEAVY: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn concurrent(same_file: bool, race: bool) {
     const RUNS: usize = 32;
+    let _one_at_a_time = HEAVY.lock().await;
     let sandbox = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
@@ -193,7 +209,7 @@ async fn concurrent(same_file: bool, race: bool) {
         outcomes.push(
             t.await
                 .unwrap()
-                .unwrap_or_else(|e| panic!("run {i}: {e:#}")),
+                .unwrap_or_else(|e| panic!("run {i}: {}", chain(&e))),
         );
     }
     let head = head(&dir);
@@ -314,7 +330,7 @@ async fn injected_errors_on_reads_and_writes_are_survived() {
             faults.inject(r);
         }
         let tag = format!("3.0.{i}");
-        let config = config(
+        let mut config = config(
             sandbox.gitea_url(),
             "flaky",
             sandbox.token(),
@@ -323,10 +339,12 @@ async fn injected_errors_on_reads_and_writes_are_survived() {
             &tag,
             transport,
         );
+        // The injected stall must turn into a timeout quickly.
+        config.request_timeout = Duration::from_secs(3);
         let (report, log) = Report::capture(Masker::new());
         let out = publish::run(&config, &report)
             .await
-            .unwrap_or_else(|e| panic!("{transport}: {e:#}\n{}", log.text()));
+            .unwrap_or_else(|e| panic!("{transport}: {}\n{}", chain(&e), log.text()));
         assert!(
             faults.pending().is_empty(),
             "{transport}: every fault fired: {:?}",
@@ -369,7 +387,7 @@ async fn a_write_that_landed_despite_an_error_is_not_repeated() {
         let (report, log) = Report::capture(Masker::new());
         let out = publish::run(&config, &report)
             .await
-            .unwrap_or_else(|e| panic!("{transport}: {e:#}\n{}", log.text()));
+            .unwrap_or_else(|e| panic!("{transport}: {}\n{}", chain(&e), log.text()));
         assert!(proxy.fired(), "{transport}: the answer was dropped");
         assert!(
             log.text().contains("landed despite the error"),

@@ -72,7 +72,8 @@ pub fn config(
         ..Args::default()
     };
     let mut c = Config::from_args(&args, &RunnerEnv::default()).expect("valid config");
-    c.request_timeout = Duration::from_secs(3);
+    // Generous: 32 concurrent runs on a busy 2-core machine make the sandbox slow to answer.
+    c.request_timeout = Duration::from_secs(20);
     c.timeout = Duration::from_secs(240);
     c.retry = RetryPolicy {
         initial_delay: Duration::from_millis(20),
