@@ -1198,3 +1198,61 @@ async fn comparison_error_and_missing_health() -> Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_retry_keeps_the_operation_running_with_finished_at() -> Result<()> {
+    let w = World::start(fast_timing()).await?;
+    w.argo
+        .set_sync_retry("web-prod", 2, Duration::from_millis(400))?;
+    // One failure, then success on the first retry.
+    w.argo.fail_next_syncs(1, "etcdserver: request timed out");
+    let sha = w.commit_tag("8.0.0")?;
+    w.get("/api/v1/applications/web-prod?refresh=normal")
+        .await?;
+    let retrying = w
+        .wait_app("web-prod", Duration::from_secs(10), |a| {
+            a["status"]["operationState"]["retryCount"] == 1
+        })
+        .await?;
+    let state = &retrying["status"]["operationState"];
+    assert_valid(&def("v1alpha1Application"), &retrying);
+    assert_eq!(state["phase"], "Running", "{state}");
+    assert!(
+        state["finishedAt"].is_string(),
+        "finishedAt is set while a retry is pending: {state}"
+    );
+    let message = state["message"].as_str().unwrap_or("");
+    assert!(
+        message.starts_with("one or more objects failed to apply, reason: etcdserver: request timed out. Retrying attempt #1 at "),
+        "{message}"
+    );
+    assert_eq!(
+        retrying["operation"]["sync"]["revision"], sha,
+        "the operation stays requested"
+    );
+    assert_eq!(retrying["spec"]["syncPolicy"]["retry"]["limit"], 2);
+    let done = w
+        .wait_app("web-prod", Duration::from_secs(10), |a| {
+            succeeded_at(a, &sha)
+        })
+        .await?;
+    assert_eq!(done["status"]["operationState"]["retryCount"], 1);
+
+    // Every attempt fails: Failed after the retries, with Argo CD's suffix.
+    w.argo.fail_next_syncs(3, "denied");
+    let bad = w.commit_tag("8.1.0")?;
+    w.get("/api/v1/applications/web-prod?refresh=normal")
+        .await?;
+    let failed = w
+        .wait_app("web-prod", Duration::from_secs(10), |a| {
+            a["status"]["operationState"]["phase"] == "Failed"
+                && a["status"]["operationState"]["operation"]["sync"]["revision"] == bad
+        })
+        .await?;
+    assert_eq!(
+        failed["status"]["operationState"]["message"],
+        "one or more objects failed to apply, reason: denied (retried 2 times)."
+    );
+    assert!(failed["operation"].is_null());
+    Ok(())
+}

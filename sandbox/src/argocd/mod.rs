@@ -168,6 +168,8 @@ struct OpState {
     due: Instant,
     result_resources: Vec<Value>,
     result_revision: Option<String>,
+    /// Failed attempts retried so far (`status.operationState.retryCount`).
+    retry_count: u32,
 }
 
 /// One application's state.
@@ -197,6 +199,8 @@ struct App {
     /// A full reconcile is owed (after an operation).
     reconcile_owed: bool,
     last_auto_synced: Option<String>,
+    /// `spec.syncPolicy.retry`: attempts after the first, and the (fixed) backoff.
+    retry: Option<(u32, Duration)>,
 }
 
 impl App {
@@ -219,11 +223,14 @@ impl App {
         if let Some(r) = &self.refresh {
             metadata["annotations"] = json!({"argocd.argoproj.io/refresh": r});
         }
-        let sync_policy = if self.spec.auto_sync {
+        let mut sync_policy = if self.spec.auto_sync {
             json!({"automated": {"prune": false, "selfHeal": false}})
         } else {
             json!({})
         };
+        if let Some((limit, backoff)) = self.retry {
+            sync_policy["retry"] = retry_json(limit, backoff);
+        }
         let mut sync = json!({"status": self.sync_status,
             "comparedTo": {"source": self.source(), "destination": self.destination()}});
         if let Some(rev) = &self.sync_revision {
@@ -259,6 +266,9 @@ impl App {
             if let Some(f) = op.finished_at {
                 os["finishedAt"] = json!(k8s_time(f));
             }
+            if op.retry_count > 0 {
+                os["retryCount"] = json!(op.retry_count);
+            }
             if let Some(rev) = &op.result_revision {
                 os["syncResult"] = json!({"resources": op.result_resources, "revision": rev,
                     "source": self.source()});
@@ -280,6 +290,17 @@ impl App {
         }
         app
     }
+}
+
+/// `syncPolicy.retry` / `operation.retry` as Argo CD writes it.
+fn retry_json(limit: u32, backoff: Duration) -> Value {
+    json!({"limit": limit, "backoff": {"duration": format!("{}ms", backoff.as_millis()),
+        "factor": 1, "maxDuration": format!("{}ms", backoff.as_millis())}})
+}
+
+/// Go's `time.Kitchen` layout (`3:04PM`), which Argo CD uses in "Retrying attempt #N at …".
+fn kitchen(ts: Timestamp) -> String {
+    ts.strftime("%-I:%M%p").to_string()
 }
 
 /// Shared state behind an [`ArgoCd`] handle.
@@ -447,6 +468,20 @@ impl ArgoCd {
         self.faults().fail_syncs = (count > 0).then(|| (count, message.into()));
     }
 
+    /// Gives the app a sync retry policy (`spec.syncPolicy.retry`): a failed attempt is retried up
+    /// to `limit` times after `backoff`; meanwhile the operation stays `Running` with `finishedAt`
+    /// set and a "Retrying attempt #N" message, as Argo CD does (research §A3).
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] if the app does not exist.
+    pub fn set_sync_retry(&self, name: &str, limit: u32, backoff: Duration) -> Result<(), Error> {
+        let mut apps = self.apps();
+        let app = apps.get_mut(name).ok_or(Error::PermissionDenied)?;
+        app.retry = (limit > 0).then_some((limit, backoff));
+        self.publish(app);
+        Ok(())
+    }
+
     /// Takes one use of the stream-cut fault: `Some(events)` if this stream is to be cut.
     pub(crate) fn take_stream_cut(&self) -> Option<u32> {
         let mut f = self.faults();
@@ -524,6 +559,7 @@ impl ArgoCd {
             stale_until: None,
             reconcile_owed: false,
             last_auto_synced: None,
+            retry: None,
             spec,
         };
         if synced {
@@ -548,6 +584,7 @@ impl ArgoCd {
                 due: Instant::now(),
                 result_resources: resources,
                 result_revision: Some(sha.clone()),
+                retry_count: 0,
             });
             app.last_auto_synced = Some(sha);
         }
@@ -920,6 +957,7 @@ impl ArgoCd {
                         due: now + timing.sync_delay + extra,
                         result_resources: Vec::new(),
                         result_revision: None,
+                        retry_count: 0,
                     });
                     changed = true;
                 }
@@ -966,8 +1004,34 @@ impl ArgoCd {
             };
             state.finished_at = Some(finished);
             if let Some(msg) = failure {
-                state.phase = "Failed";
-                state.message = format!("one or more objects failed to apply, reason: {msg}");
+                let message = format!("one or more objects failed to apply, reason: {msg}");
+                match app.retry {
+                    Some((limit, backoff)) if state.retry_count < limit => {
+                        // Argo CD keeps the operation: Running, finishedAt set, retry scheduled.
+                        state.retry_count += 1;
+                        let at = finished
+                            .checked_add(
+                                jiff::SignedDuration::try_from(backoff).unwrap_or_default(),
+                            )
+                            .unwrap_or(finished);
+                        state.message = format!(
+                            "{message}. Retrying attempt #{} at {}.",
+                            state.retry_count,
+                            kitchen(at)
+                        );
+                        state.due = Instant::now() + backoff;
+                        self.publish(app);
+                        return;
+                    }
+                    Some(_) => {
+                        state.phase = "Failed";
+                        state.message = format!("{message} (retried {} times).", state.retry_count);
+                    }
+                    None => {
+                        state.phase = "Failed";
+                        state.message = message;
+                    }
+                }
             } else if let Some(e) = render_error {
                 state.phase = "Error";
                 state.message =
