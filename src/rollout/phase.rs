@@ -123,6 +123,7 @@ pub async fn run(
     let mut state = RolloutState::default();
     let images = settings.images.clone();
     let grace = settings.stuck_grace;
+    let images_for_describe = settings.images.clone();
     let snap = wait_until(
         WaitSpec {
             phase,
@@ -135,7 +136,7 @@ pub async fn run(
             state.observe(snap, now);
             snapshot_verdict(snap, &images, &state, grace, now)
         },
-        describe,
+        |snap| describe(snap, &images_for_describe),
     )
     .await?;
     Ok(RolloutOutcome {
@@ -152,17 +153,23 @@ pub async fn run(
     })
 }
 
-fn describe(snap: &RolloutSnapshot) -> Vec<Fact> {
+/// Per workload its progress, or that the template does not carry our image yet.
+fn describe(snap: &RolloutSnapshot, images: &[String]) -> Vec<Fact> {
     let mut facts: Vec<Fact> = snap
         .workloads
         .iter()
         .map(|(r, w)| {
-            Fact::status(
-                r.name.clone(),
-                w.as_ref()
-                    .map(|w| w.progress())
-                    .unwrap_or_else(|| "not found".into()),
-            )
+            let value = match w {
+                None => "not found".to_owned(),
+                Some(w) => match super::template_verdict(w, images) {
+                    crate::verdict::Verdict::Waiting { .. } => format!(
+                        "waiting for the new template (still {})",
+                        w.template_images().join(", ")
+                    ),
+                    _ => w.progress(),
+                },
+            };
+            Fact::status(r.name.clone(), value)
         })
         .collect();
     for p in &snap.stuck {
