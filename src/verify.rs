@@ -742,4 +742,26 @@ mod tests {
         c.register_secrets(&m);
         assert_eq!(m.mask("auth kube-secret-token"), "auth ***");
     }
+
+    #[test]
+    fn argocd_ca_problems_are_input_problems() {
+        let mut a = args();
+        a.argocd_server = s("https://argocd.example.com");
+        a.argocd_token = s("a.b.c");
+        a.argocd_app = s("web");
+        a.argocd_ca =
+            s("-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n");
+        let p = Config::from_args(&a, &Expect::default()).unwrap_err();
+        assert!(p.iter().any(|m| m.starts_with("argocd_ca: ")), "{p:?}");
+        a.argocd_ca = s("/nonexistent/ca.pem");
+        let p = Config::from_args(&a, &Expect::default()).unwrap_err();
+        assert!(
+            p.iter()
+                .any(|m| m.starts_with("argocd_ca: cannot read file \"/nonexistent/ca.pem\"")),
+            "{p:?}"
+        );
+        a.argocd_ca = None;
+        a.argocd_insecure = s("true");
+        assert!(Config::from_args(&a, &Expect::default()).is_ok());
+    }
 }

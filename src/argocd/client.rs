@@ -98,7 +98,15 @@ impl Client {
                 builder = builder.add_root_certificate(cert);
             }
         }
-        let http = builder.build().map_err(|source| Error::Build { source })?;
+        // A bad certificate only surfaces when the TLS config is built.
+        let has_ca = config.ca_pem.is_some();
+        let http = builder.build().map_err(|source| {
+            if has_ca {
+                Error::Ca { source }
+            } else {
+                Error::Build { source }
+            }
+        })?;
         let mut base = config.server;
         // A base without a trailing slash would make `join` drop its last segment (a root path).
         if !base.path().ends_with('/') {
