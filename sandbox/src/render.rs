@@ -261,7 +261,21 @@ fn render_dir(tree: &Tree<'_>, dir: &str, depth: usize) -> Result<Vec<Value>, Er
                         path: rpath.clone(),
                         source: Box::new(source),
                     })?;
-                out.extend(docs.into_iter().filter(|d| !d.is_null()));
+                for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
+                    let named = doc["metadata"]["name"]
+                        .as_str()
+                        .is_some_and(|n| !n.is_empty());
+                    if !doc.is_object() || doc["kind"].as_str().is_none() || !named {
+                        return Err(Error::Invalid {
+                            path: rpath,
+                            what: format!(
+                                "document {} is not a Kubernetes object (kind and metadata.name needed)",
+                                i + 1
+                            ),
+                        });
+                    }
+                    out.push(doc);
+                }
             }
             Entry::Missing => {
                 return Err(Error::NotFound {

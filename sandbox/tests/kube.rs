@@ -711,6 +711,11 @@ fn renderer_rejects_bad_input_with_the_path() -> Result<()> {
             "images:\n- name: x\n  newTag: 1.10\n",
         ),
         ("d/readme", "no kustomization here"),
+        ("e/kustomization.yaml", "resources:\n- list.yaml\n"),
+        (
+            "e/list.yaml",
+            "kind: ConfigMap\nmetadata: {name: a}\n---\n- not\n- an object\n",
+        ),
     ])?;
     let err = |p: &str| {
         gitops_sandbox::render::render(&bare, "main", p)
@@ -728,6 +733,10 @@ fn renderer_rejects_bad_input_with_the_path() -> Result<()> {
         err("d").starts_with("d: no kustomization.yaml"),
         "{}",
         err("d")
+    );
+    assert_eq!(
+        err("e"),
+        "e/list.yaml: document 2 is not a Kubernetes object (kind and metadata.name needed)"
     );
     Ok(())
 }

@@ -1110,9 +1110,10 @@ impl ArgoCd {
                 let tick = argo.timing().tick;
                 tokio::time::sleep(tick).await;
                 let a = argo.clone();
-                // Rendering runs git: keep it off the async workers.
-                if tokio::task::spawn_blocking(move || a.tick()).await.is_err() {
-                    return;
+                // Rendering runs git: keep it off the async workers. A panicking pass is a bug;
+                // the loop goes on so the other apps keep being served.
+                if let Err(e) = tokio::task::spawn_blocking(move || a.tick()).await {
+                    tracing::error!("argo cd controller pass failed: {e}");
                 }
             }
         })
