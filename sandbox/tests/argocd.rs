@@ -444,6 +444,16 @@ async fn contract_every_response_validates_against_the_swagger() -> Result<()> {
         assert_valid(STREAM_RESULT, line);
     }
 
+    // Without a name: every app, each with its current state first.
+    let all = w.stream_lines("", 2, Duration::from_secs(10)).await?;
+    let mut names: Vec<&str> = all
+        .iter()
+        .filter(|l| l["result"]["type"] == "ADDED")
+        .filter_map(|l| l["result"]["application"]["metadata"]["name"].as_str())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["web-manual", "web-prod"]);
+
     // Errors: every body is a runtimeError with the code and status of research §A2.2.
     let mut errors = Vec::new();
     let resp = w

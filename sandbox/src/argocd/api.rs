@@ -233,7 +233,8 @@ async fn stream(State(argo): State<ArgoCd>, q: Params) -> Response {
     // Subscribe before the snapshot so no change falls in between.
     let mut updates = argo.subscribe();
     let mut initial = Vec::new();
-    let mut last_rv = 0;
+    // Per app: the version already sent in the snapshot (updates at or below it are stale).
+    let mut seen: HashMap<String, u64> = HashMap::new();
     for app_name in argo.app_names() {
         if name.as_ref().is_some_and(|n| *n != app_name) {
             continue;
@@ -243,7 +244,7 @@ async fn stream(State(argo): State<ArgoCd>, q: Params) -> Response {
                 .as_str()
                 .and_then(|r| r.parse().ok())
                 .unwrap_or(0);
-            last_rv = last_rv.max(rv);
+            seen.insert(app_name.clone(), rv);
             // Argo CD sends the current state first unless it is older than the requested version.
             if rv >= min_rv {
                 initial.push(stream_line("ADDED", &app));
@@ -273,7 +274,9 @@ async fn stream(State(argo): State<ArgoCd>, q: Params) -> Response {
                 },
             };
             let (rv, app_name, app) = &*update;
-            if *rv <= last_rv || name.as_ref().is_some_and(|n| n != app_name) {
+            if name.as_ref().is_some_and(|n| n != app_name)
+                || seen.get(app_name).is_some_and(|s| rv <= s)
+            {
                 continue;
             }
             if tx.send(Ok(stream_line("MODIFIED", app))).await.is_err() {
