@@ -26,7 +26,8 @@ use health::Health;
 /// Namespace the Application objects live in.
 pub const APP_NAMESPACE: &str = "argocd";
 
-/// Errors of the Argo CD part, each with the gRPC code Argo CD would answer.
+/// Errors of the Argo CD part, each with the gRPC code Argo CD would answer. The messages are Argo
+/// CD's own, verbatim (clients match on them), hence the capital in "Cannot sync".
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No such application (Argo CD hides existence: permission denied).
