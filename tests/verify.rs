@@ -632,3 +632,53 @@ async fn timeout_names_the_phase_and_last_state_and_exits_in_time() -> Result<()
     assert!(last.ends_with(", waiting for 0123456"), "{last}");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_sync_after_retries_fails_with_message_not_during_a_retry() -> Result<()> {
+    let world = World::start(argo_timing(), kube_timing()).await?;
+    // Two retries 500 ms apart: while a retry is pending the operation is Running with finishedAt
+    // set, which must not count as finished; after the last attempt it is Failed.
+    world
+        .argo
+        .set_sync_retry(APP, 2, Duration::from_millis(500))?;
+    world
+        .argo
+        .fail_next_syncs(3, "one or more objects failed to apply");
+    let sha = world.commit_tag("1.9.0").await?;
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                &sha,
+                "--argocd-server",
+                &world.argo_url,
+                "--argocd-app",
+                APP,
+                "--timeout",
+                "60s",
+            ]);
+            c
+        },
+        LIMIT,
+    )
+    .await?;
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("(retried 2 times)"),
+        "waited through the retries: {last}"
+    );
+    assert!(
+        last.starts_with(&format!(
+            "gitops-deploy: error: argocd: sync of {} failed: ",
+            &sha[..7]
+        )),
+        "{last}"
+    );
+    assert!(
+        last.contains("one or more objects failed to apply"),
+        "{last}"
+    );
+    Ok(())
+}
