@@ -91,6 +91,9 @@ pub async fn execute(args: SetImageArgs, report: &Report) -> Result<(), DeployEr
             ),
         }
     }
+    for warning in &edited.warnings {
+        report.warn(Phase::Edit, format_args!("{}: {warning}", path.display()));
+    }
     let shown_path = path.display();
     if !edited.is_changed() {
         report.info(Phase::Edit, format_args!("{shown_path}: unchanged"));

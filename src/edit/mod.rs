@@ -151,6 +151,9 @@ pub struct Edited {
     pub text: String,
     /// The entries whose values changed, in the order of the settings.
     pub changes: Vec<ImageChange>,
+    /// Problems kustomize will have with the result that the edit did not cause, e.g. another
+    /// entry's plain `newTag: 1.10`, which kustomize cannot read as a string.
+    pub warnings: Vec<String>,
     /// True when `text` differs from the input (a value can be re-quoted without changing).
     changed: bool,
 }
@@ -410,24 +413,38 @@ pub fn set_images(text: &str, settings: &[ImageSetting]) -> Result<Edited, EditE
     }
     let new_text = splice::apply(text, splices)?;
     expected.extend(appended);
-    verify(text, &view, &new_text, &expected)?;
+    let warnings = verify(text, &view, &new_text, &expected)?;
     Ok(Edited {
         changed: new_text != text,
         text: new_text,
         changes,
+        warnings,
     })
 }
 
 /// Parses the new text again and checks it means `expected` images and the same other fields.
+/// Returns warnings about values kustomize cannot read that were there before the edit.
 fn verify(
     old_text: &str,
     old: &kustomization::View<'_>,
     new_text: &str,
     expected: &[(String, Fields)],
-) -> Result<(), EditError> {
+) -> Result<Vec<String>, EditError> {
     let fail = |reason: String| EditError::Verify { reason };
+    let warn = |broken: Vec<(String, Which, String)>| {
+        broken
+            .into_iter()
+            .map(|(name, which, value)| {
+                format!(
+                    "{} of image {name:?} is the plain {value}, which kustomize reads as a number or \
+                     boolean and rejects; write it \"{value}\"",
+                    which.key()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
     if new_text == old_text {
-        return Ok(());
+        return Ok(warn(broken_plain_values(old)));
     }
     let doc =
         locate::parse(new_text).map_err(|e| fail(format!("the result does not parse: {e}")))?;
@@ -458,7 +475,7 @@ fn verify(
             which.key()
         )));
     }
-    Ok(())
+    Ok(warn(broken_plain_values(&new)))
 }
 
 /// Every plain `images` value that YAML 1.1 does not read as a string: (entry name, field, value).
@@ -580,6 +597,25 @@ mod tests {
         };
         let err = set_images("images: []\n", &[setting]).unwrap_err();
         assert!(err.to_string().contains("control character"), "{err}");
+    }
+
+    #[test]
+    fn values_kustomize_cannot_read_are_reported() {
+        let text = file("- name: web\n  newTag: 1.10\n- name: api\n  newTag: v1\n");
+        let setting = ImageSetting::deploy("api", Some("v2"), None, None).unwrap();
+        let edited = set_images(&text, &[setting]).unwrap();
+        assert_eq!(
+            edited.warnings,
+            vec![
+                "newTag of image \"web\" is the plain 1.10, which kustomize reads as a number or \
+                 boolean and rejects; write it \"1.10\""
+            ]
+        );
+        let repair = ImageSetting::deploy("web", Some("1.10"), None, None).unwrap();
+        let edited = set_images(&text, &[repair]).unwrap();
+        assert!(edited.warnings.is_empty(), "{:?}", edited.warnings);
+        assert!(edited.text.contains("newTag: \"1.10\""));
+        assert!(edited.is_changed() && edited.changes.is_empty());
     }
 
     #[test]
