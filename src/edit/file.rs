@@ -81,10 +81,14 @@ pub fn read_kustomization(path: &Path) -> Result<String, EditError> {
 /// Replaces the file at `path` with `text` atomically: the text goes to a temporary file in the same
 /// directory, which takes the old file's permissions, is flushed to disk and renamed over the old one.
 /// A reader sees either the old or the new file, never a mix; on error the old file is untouched.
+/// A symlink is followed: its target is replaced and the link stays.
 ///
 /// # Errors
 /// [`EditError::Io`] naming the step that failed.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
+    // Through a symlink, replace its target (as kustomize's plain write does), not the link.
+    let resolved = std::fs::canonicalize(path).ok();
+    let path = resolved.as_deref().unwrap_or(path);
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
@@ -178,6 +182,22 @@ mod tests {
         assert_eq!(mode, 0o640);
         let leftovers = std::fs::read_dir(dir.path()).unwrap().count();
         assert_eq!(leftovers, 1, "no temporary file is left behind");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn write_atomic_follows_a_symlink() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("shared.yaml");
+        let link = dir.path().join("kustomization.yaml");
+        std::fs::write(&target, "old\n").unwrap();
+        std::os::unix::fs::symlink("shared.yaml", &link).unwrap();
+        write_atomic(&link, "new\n").unwrap();
+        assert!(std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new\n");
     }
 
     #[test]
