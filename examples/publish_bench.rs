@@ -17,9 +17,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use base64::Engine as _;
+use gitops_deploy::forge::gitea;
 use gitops_deploy::publish;
 use gitops_deploy::report::Report;
 use gitops_deploy::secret::Masker;
+use gitops_deploy::secret::Secret;
 use gitops_sandbox::{Sandbox, SandboxConfig};
 use support::*;
 
@@ -293,6 +295,75 @@ async fn main() -> Result<()> {
         "api large vs small: {:+.1}%",
         (ms(api) / ms(small) - 1.0) * 100.0
     );
+
+    // Where the api time goes: each request of one publish, timed alone on both repositories.
+    let client = gitea::Client::builder(server.as_str())
+        .token(Some(Secret::new(&token)))
+        .build()?;
+    println!("| request (median of {reps}) | small | large |");
+    println!("| --- | ---: | ---: |");
+    let file = format!("{TARGET}/kustomization.yaml");
+    let mut rows: Vec<(&str, Vec<Duration>, Vec<Duration>)> = [
+        "GET branch",
+        "GET contents (dir)",
+        "GET contents (file)",
+        "POST contents (1 file)",
+    ]
+    .into_iter()
+    .map(|n| (n, Vec::new(), Vec::new()))
+    .collect();
+    for r in 0..reps {
+        for (col, name) in [(1, "small"), (2, "large")] {
+            let repo = client.repo(OWNER, name);
+            let mut times = Vec::new();
+            let t = Instant::now();
+            repo.branch("main").send().await?;
+            times.push(t.elapsed());
+            let t = Instant::now();
+            repo.contents(TARGET).at_ref("main").get().await?;
+            times.push(t.elapsed());
+            let t = Instant::now();
+            let got = repo.contents(&file).at_ref("main").get().await?;
+            times.push(t.elapsed());
+            let gitea::models::Contents::File(f) = got else {
+                anyhow::bail!("not a file")
+            };
+            let text = String::from_utf8(f.decoded().unwrap()?)?;
+            let edited: String = text
+                .lines()
+                .map(|l| {
+                    if l.trim_start().starts_with("newTag:") {
+                        format!("    newTag: 9.{r}.0")
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+                + "\n";
+            let t = Instant::now();
+            repo.change_files("bench [skip ci]")
+                .branch("main")
+                .update(&file, edited.as_bytes(), &f.sha)
+                .send()
+                .await?;
+            times.push(t.elapsed());
+            for (row, d) in rows.iter_mut().zip(times) {
+                if col == 1 {
+                    row.1.push(d)
+                } else {
+                    row.2.push(d)
+                }
+            }
+        }
+    }
+    for (name, small, large) in rows {
+        println!(
+            "| {name} | {:.0} ms | {:.0} ms |",
+            ms(median(small)),
+            ms(median(large))
+        );
+    }
 
     // 32 concurrent runs, 16 per transport, each setting its own image in one shared file.
     let k = many_images_kustomization(32);
