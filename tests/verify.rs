@@ -682,3 +682,41 @@ async fn failed_sync_after_retries_fails_with_message_not_during_a_retry() -> Re
     );
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_with_the_forge_accepts_a_newer_commit_containing_ours() -> Result<()> {
+    let world = World::start(argo_timing(), kube_timing()).await?;
+    let ours = world.commit_tag("1.9.5").await?;
+    let newer = world
+        .commit(&[("NOTES.md", "unrelated\n")], "notes")
+        .await?;
+    let (out, err) = common::run(
+        {
+            let mut c = world.cli("wait");
+            c.args([
+                "--commit",
+                &ours,
+                "--server-url",
+                world.sandbox.gitea_url(),
+                "--repository",
+                demo::REPOSITORY,
+                "--argocd-server",
+                &world.argo_url,
+                "--argocd-app",
+                APP,
+                "--timeout",
+                "60s",
+            ]);
+            c
+        },
+        LIMIT,
+    )
+    .await?;
+    assert!(out.status.success(), "exit {:?}\n{err}", out.status);
+    assert!(
+        err.contains(&format!("Synced Healthy at {}", &newer[..7])),
+        "{err}"
+    );
+    assert_no_secrets(&world, &err);
+    Ok(())
+}

@@ -1,10 +1,16 @@
 //! `gitops-deploy wait`: the verification phases alone, for a commit pushed by someone else.
 
+use std::sync::Arc;
+
 use clap::Args;
 
 use super::verify::VerifyArgs;
+use crate::ancestry::GiteaOracle;
+use crate::argocd::phase::RevisionOracle;
+use crate::edit::ImageSetting;
 use crate::error::{DeployError, Phase};
 use crate::report::Report;
+use crate::secret::Secret;
 use crate::verify::{Config, Expect};
 
 /// Options of `wait`.
@@ -21,6 +27,16 @@ pub struct WaitArgs {
         value_name = "IMAGE"
     )]
     pub images: Vec<String>,
+    /// Base URL of the Gitea/Forgejo server holding the GitOps repository; with `repository` it lets
+    /// a newer commit that contains ours count (ancestry from the compare API).
+    #[arg(long, env = "INPUT_SERVER_URL", value_name = "URL")]
+    pub server_url: Option<String>,
+    /// GitOps repository, `owner/name`.
+    #[arg(long, env = "INPUT_REPOSITORY", value_name = "OWNER/NAME")]
+    pub repository: Option<String>,
+    /// Token with read access to the repository. Prefer the environment variable.
+    #[arg(long, env = "INPUT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
     /// The verification options.
     #[command(flatten)]
     pub verify: VerifyArgs,
@@ -47,6 +63,48 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
         _ => {}
     }
     let images: Vec<String> = crate::verify::split_list(&args.images);
+    let given = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+    };
+    if let Some(t) = given(&args.token) {
+        report.masker().add(&Secret::new(t));
+    }
+    let oracle = match (given(&args.server_url), given(&args.repository)) {
+        (Some(server), Some(repo)) => match repo.split_once('/') {
+            Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+                match crate::forge::gitea::Client::builder(server.as_str())
+                    .token(given(&args.token).map(Secret::new))
+                    .request_timeout(std::time::Duration::from_secs(15))
+                    .build()
+                {
+                    Ok(client) => {
+                        let oracle: Arc<dyn RevisionOracle> = Arc::new(GiteaOracle {
+                            client,
+                            owner: owner.to_owned(),
+                            name: name.trim_end_matches(".git").to_owned(),
+                            // Without the deploy's setting, "our value survived" cannot be checked.
+                            files: Vec::new(),
+                            setting: ImageSetting::deploy("unused", Some("unused"), None, None)
+                                .expect("a constant setting is valid"),
+                        });
+                        Some(oracle)
+                    }
+                    Err(e) => {
+                        problems.push(format!("server_url: {e}"));
+                        None
+                    }
+                }
+            }
+            _ => {
+                problems.push(format!("repository: {repo:?} is not owner/name"));
+                None
+            }
+        },
+        _ => None,
+    };
     let expect = Expect::from_images(&images);
     let config = match Config::from_args(&args.verify, &expect) {
         Ok(c) => Some(c),
@@ -64,7 +122,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
     let config = config.expect("no problems means a config");
     config.register_secrets(report.masker());
     let commit = commit.expect("checked above");
-    let outcome = crate::verify::run(&config, &commit, &expect, None, report, started).await?;
+    let outcome = crate::verify::run(&config, &commit, &expect, oracle, report, started).await?;
     report.line(&format!("verified: {}", outcome.summary()));
     Ok(())
 }
