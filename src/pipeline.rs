@@ -282,7 +282,7 @@ async fn run_rollback(
         c.timeout = c.timeout.min(
             overall
                 .saturating_duration_since(tokio::time::Instant::now())
-                .max(Duration::from_secs(10)),
+                .max(Duration::from_secs(2)),
         );
         let o = publish::run(&c, report).await?;
         report.info(
@@ -295,8 +295,10 @@ async fn run_rollback(
     let last = commits.last().cloned().unwrap_or_default();
     let healthy = match &config.verify.argocd {
         Some(a) => {
-            let deadline = overall.max(tokio::time::Instant::now() + Duration::from_secs(5));
-            // No ancestry oracle: it knows the deploy's value, not the one written back.
+            let deadline = overall.max(tokio::time::Instant::now() + Duration::from_secs(2));
+            // Bounded by the overall deadline (the reserve kept for the rollback), so that the
+            // process still ends within `timeout` + 5 s. No ancestry oracle: it knows the
+            // deploy's value, not the one written back.
             let wait = crate::argocd::phase::run(
                 &a.client,
                 &a.settings,
