@@ -125,10 +125,10 @@ fn expect_of(c: &publish::Config) -> verify::Expect {
 /// # Errors
 /// A [`DeployError`] naming the failed phase.
 pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, DeployError> {
-    for secret in config.secrets() {
-        report.masker().add(&secret);
+    // Announced to the runner (`::add-mask::`) before anything else is printed.
+    for secret in config.secrets().iter().chain(&config.verify.secrets()) {
+        report.add_secret(secret);
     }
-    config.verify.register_secrets(report.masker());
     let started = tokio::time::Instant::now();
     let publish = publish::run(&config.publish, report).await.map_err(|e| {
         if e.is_invalid_input() {

@@ -430,11 +430,20 @@ impl Config {
 
     /// Registers the Argo CD token, the kubeconfig and any token inside it with the masker.
     pub fn register_secrets(&self, masker: &Masker) {
+        for secret in self.secrets() {
+            masker.add(&secret);
+        }
+    }
+
+    /// Every secret of the verify phases: the Argo CD token, the kubeconfig, and the credentials
+    /// inside the kubeconfig on their own (so they are masked wherever they travel alone).
+    pub fn secrets(&self) -> Vec<Secret> {
+        let mut out = Vec::new();
         if let Some(a) = &self.argocd {
-            masker.add(&a.token);
+            out.push(a.token.clone());
         }
         if let Some(k) = &self.kubeconfig {
-            masker.add(k);
+            out.push(k.clone());
             for line in k.expose().lines() {
                 let l = line.trim();
                 for key in [
@@ -444,11 +453,12 @@ impl Config {
                     "password:",
                 ] {
                     if let Some(v) = l.strip_prefix(key) {
-                        masker.add(&Secret::new(v.trim().trim_matches('"')));
+                        out.push(Secret::new(v.trim().trim_matches('"')));
                     }
                 }
             }
         }
+        out
     }
 }
 

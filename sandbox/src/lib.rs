@@ -27,6 +27,7 @@ pub mod gitea;
 pub mod http;
 pub mod kube;
 pub mod render;
+pub mod showcase;
 pub mod timing;
 
 use std::path::{Path, PathBuf};

@@ -3,6 +3,8 @@
 //! `gitops-sandbox serve [--state-dir DIR]` starts every server, prints one JSON line on stdout with
 //! the URLs, tokens and the demo's coordinates, and runs until SIGINT or SIGTERM, then shuts down
 //! cleanly (ports closed, child processes gone).
+//!
+//! `gitops-sandbox demo` runs the README's first command: see [`gitops_sandbox::showcase`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -30,6 +32,9 @@ enum Command {
         #[arg(long)]
         no_demo: bool,
     },
+    /// Start the sandbox and deploy through the real `gitops-deploy` binary as a Gitea runner would:
+    /// 1.1.0 end to end, then a broken release that is rolled back. Needs no setup.
+    Demo,
 }
 
 #[tokio::main]
@@ -49,6 +54,18 @@ async fn main() -> anyhow::Result<()> {
             drop(stdout);
             wait_for_signal().await?;
             drop(sandbox);
+            Ok(())
+        }
+        Command::Demo => {
+            let bin = gitops_sandbox::showcase::locate_deploy_binary()?;
+            let mut stdout = std::io::stdout();
+            let report = gitops_sandbox::showcase::run(&bin, &mut stdout).await?;
+            anyhow::ensure!(
+                report.good.exit_code == Some(0) && report.broken.exit_code == Some(1),
+                "the demo did not go as planned (exit codes {:?} and {:?})",
+                report.good.exit_code,
+                report.broken.exit_code
+            );
             Ok(())
         }
     }

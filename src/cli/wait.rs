@@ -120,7 +120,9 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
         ));
     }
     let config = config.expect("no problems means a config");
-    config.register_secrets(report.masker());
+    for secret in config.secrets() {
+        report.add_secret(&secret);
+    }
     let commit = commit.expect("checked above");
     let outcome = crate::verify::run(&config, &commit, &expect, oracle, report, started).await?;
     report.line(&format!("verified: {}", outcome.summary()));

@@ -1,0 +1,345 @@
+//! The binary as a CI runner runs it: no arguments, only `INPUT_*` and the runner's variables (Gitea's
+//! paths), against the sandbox. Checks every output line, the step summary, the workflow commands
+//! (masks first, one group per phase, `::error::` naming the phase) and that no secret leaks.
+//! `container_*` does the same inside a `FROM scratch` image run with buildah.
+
+mod runner_support;
+use runner_support as support;
+
+use std::path::Path;
+
+use gitops_sandbox::{demo, Sandbox, SandboxConfig};
+use support::{outputs_of, Deploy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_mode_deploys_with_only_input_env() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let source_sha = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .unwrap();
+    let deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
+    let run = deploy.run_binary(Path::new(env!("CARGO_BIN_EXE_gitops-deploy")));
+    let log = &run.stderr;
+    assert_eq!(run.code, Some(0), "exit code; log:\n{log}");
+
+    // Masks come first, before any other line, for every secret, raw and base64.
+    let lines: Vec<&str> = log.lines().collect();
+    let first_other = lines
+        .iter()
+        .position(|l| !l.starts_with("::add-mask::"))
+        .unwrap();
+    let masks = &lines[..first_other];
+    for secret in deploy.secrets() {
+        assert!(
+            masks.contains(&format!("::add-mask::{secret}").as_str()),
+            "no mask for a secret; masks: {}",
+            masks.len()
+        );
+    }
+    // Nothing but the mask commands may carry a secret.
+    let rest = lines[first_other..].join("\n");
+    support::assert_no_secret(&deploy, &rest);
+    support::assert_no_secret(&deploy, &run.stdout);
+
+    // One group per phase, each closed, in pipeline order.
+    let groups: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("::group::gitops-deploy: "))
+        .collect();
+    assert_eq!(groups, ["publish", "argocd", "rollout", "health"], "{log}");
+    let opens = lines.iter().filter(|l| l.starts_with("::group::")).count();
+    let closes = lines.iter().filter(|l| **l == "::endgroup::").count();
+    assert_eq!(opens, closes, "{log}");
+    assert!(!log.contains("::error"), "{log}");
+
+    // Every output, in order.
+    let outputs = outputs_of(&deploy.output_file());
+    let names: Vec<&str> = outputs.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, gitops_deploy::runner::OUTPUT_NAMES);
+    let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    let head = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(head, source_sha);
+    assert_eq!(get("changed"), "true");
+    assert_eq!(get("commit_sha"), head);
+    assert_eq!(
+        get("commit_url"),
+        format!("{}/demo/gitops/commit/{head}", sandbox.gitea_url())
+    );
+    assert_eq!(get("previous_tag"), "1.0.0");
+    assert_eq!(get("synced_revision"), head);
+    assert_eq!(get("health"), "Healthy");
+    assert_eq!(get("phase"), "health");
+    assert_eq!(get("result"), "success");
+    let secs: f64 = get("duration_seconds").parse().unwrap();
+    assert!(secs > 0.0 && secs < 60.0, "{secs}");
+
+    // The summary: phases with durations, old → new, commit and Argo CD links.
+    let summary = std::fs::read_to_string(deploy.summary_file()).unwrap();
+    assert!(
+        summary.starts_with("### ✅ gitops-deploy: deployed ("),
+        "{summary}"
+    );
+    for phase in ["publish", "argocd", "rollout", "health"] {
+        assert!(
+            summary.contains(&format!("| {phase} | ✅ passed | ")),
+            "{phase}: {summary}"
+        );
+    }
+    assert!(
+        summary.contains("| `apps/web/overlays/prod/kustomization.yaml` | `registry.example.com/demo/web` | `1.0.0` → | `1.1.0` |"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "- Commit: [`{}`]({})",
+            &head[..12],
+            get("commit_url")
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!(
+            "- Argo CD: [web-prod]({}/applications/web-prod)",
+            sandbox.argocd_url()
+        )),
+        "{summary}"
+    );
+    support::assert_no_secret(&deploy, &summary);
+
+    // report_status: the source commit got a status linking to the Argo CD app.
+    let statuses = sandbox
+        .gitea()
+        .statuses(demo::OWNER, demo::REPO, &source_sha);
+    assert_eq!(statuses.len(), 1, "{statuses:?}");
+    assert_eq!(statuses[0]["status"], "success", "{statuses:?}");
+    assert_eq!(statuses[0]["context"], "gitops-deploy");
+    assert_eq!(
+        statuses[0]["target_url"],
+        format!("{}/applications/web-prod", sandbox.argocd_url())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_mode_failure_names_the_phase_and_rolls_back() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let source_sha = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut deploy = Deploy::new(&sandbox, "broken-1.1.0", &source_sha);
+    deploy.set("INPUT_ROLLBACK_ON_FAILURE", "true");
+    deploy.set("INPUT_DEGRADED_GRACE", "2s");
+    let run = deploy.run_binary(Path::new(env!("CARGO_BIN_EXE_gitops-deploy")));
+    let log = &run.stderr;
+    assert_eq!(run.code, Some(1), "exit code; log:\n{log}");
+    let outputs = outputs_of(&deploy.output_file());
+    let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    let failed_phase = get("phase");
+    assert!(
+        ["argocd", "rollout"].contains(&failed_phase.as_str()),
+        "{failed_phase}"
+    );
+    assert_eq!(get("result"), "rolled_back", "{log}");
+    assert_eq!(get("changed"), "true");
+    assert_eq!(get("previous_tag"), "1.0.0");
+    assert_eq!(get("commit_sha").len(), 40);
+    let error_line = log
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap_or_else(|| panic!("no ::error line:\n{log}"));
+    assert!(
+        error_line.starts_with(&format!(
+            "::error title=gitops-deploy%3A {failed_phase} failed::"
+        )),
+        "{error_line}"
+    );
+    assert!(
+        !error_line.contains('\n') && !error_line.contains('\r'),
+        "{error_line}"
+    );
+    let groups: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("::group::gitops-deploy: "))
+        .collect();
+    assert!(groups.contains(&"rollback"), "{log}");
+    // The file is back at 1.0.0.
+    let text = sandbox
+        .gitea()
+        .read_file(demo::OWNER, demo::REPO, demo::BRANCH, demo::KUSTOMIZATION)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8(text)
+        .unwrap()
+        .contains("newTag: \"1.0.0\""));
+    let summary = std::fs::read_to_string(deploy.summary_file()).unwrap();
+    assert!(
+        summary.starts_with(&format!(
+            "### ↩\u{fe0f} gitops-deploy: failed in {failed_phase}, rolled back ("
+        )),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("| {failed_phase} | ❌ failed | ")),
+        "{summary}"
+    );
+    support::assert_no_secret(&deploy, log.split_once("::group::").unwrap().1);
+    let statuses = sandbox
+        .gitea()
+        .statuses(demo::OWNER, demo::REPO, &source_sha);
+    assert_eq!(statuses[0]["status"], "failure", "{statuses:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn action_mode_invalid_input_writes_nothing_and_exits_2() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let before = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap();
+    let mut deploy = Deploy::new(
+        &sandbox,
+        "1.1.0",
+        "0000000000000000000000000000000000000000",
+    );
+    deploy.set("INPUT_IMAGE", "");
+    deploy.set("INPUT_TIMEOUT", "soon");
+    let run = deploy.run_binary(Path::new(env!("CARGO_BIN_EXE_gitops-deploy")));
+    assert_eq!(run.code, Some(2), "{}", run.stderr);
+    let error_line = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("::error "))
+        .unwrap();
+    assert!(error_line.contains("image"), "{error_line}");
+    assert!(error_line.contains("timeout"), "{error_line}");
+    let outputs = outputs_of(&deploy.output_file());
+    let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    assert_eq!(get("result"), "invalid_input");
+    assert_eq!(get("phase"), "inputs");
+    assert_eq!(get("changed"), "false");
+    assert_eq!(get("commit_sha"), "");
+    let after = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "nothing written");
+}
+
+/// The runtime image the way the Dockerfile's last stage lays it out, built with buildah `FROM scratch`
+/// (the static binary, a CA bundle and a sticky `/tmp`), then run the way a runner runs a Docker action:
+/// its entrypoint with no arguments, `INPUT_*` and runner variables, the file-command directory and the
+/// workspace mounted at Gitea's paths. There is no git in this image, so it publishes over the API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn container_image_runs_like_a_runner() {
+    let bin = tokio::task::spawn_blocking(support::static_binary)
+        .await
+        .unwrap();
+    let buildah = support::Buildah::new();
+    let tmp = buildah.scratch("tmp");
+    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+    let ctr = buildah.run(&["from", "scratch"]);
+    buildah.run(&[
+        "copy",
+        &ctr,
+        bin.to_str().unwrap(),
+        "/usr/bin/gitops-deploy",
+    ]);
+    buildah.run(&[
+        "copy",
+        &ctr,
+        "/etc/ssl/certs/ca-certificates.crt",
+        "/etc/ssl/certs/ca-certificates.crt",
+    ]);
+    buildah.run(&["copy", &ctr, tmp.to_str().unwrap(), "/tmp"]);
+    buildah.run(&[
+        "config",
+        "--entrypoint",
+        r#"["/usr/bin/gitops-deploy"]"#,
+        "--env",
+        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+        &ctr,
+    ]);
+    buildah.run(&["commit", "-q", &ctr, "localhost/gitops-deploy:test"]);
+
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let source_sha = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .unwrap();
+    let deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
+    let job = buildah.run(&["from", "localhost/gitops-deploy:test"]);
+    let config: serde_json::Value = serde_json::from_str(&buildah.run(&["inspect", &job])).unwrap();
+    let entrypoint: Vec<String> =
+        serde_json::from_value(config["OCIv1"]["config"]["Entrypoint"].clone()).unwrap();
+    assert_eq!(entrypoint, ["/usr/bin/gitops-deploy"]);
+
+    let act = Path::new(support::ACT_DIR);
+    let workspace = Path::new(support::WORKSPACE);
+    let mut args: Vec<String> = ["run", "--isolation", "chroot", "--workingdir"]
+        .map(String::from)
+        .into();
+    args.push(support::WORKSPACE.to_owned());
+    args.push("-v".to_owned());
+    args.push(format!(
+        "{}:{}",
+        deploy.act_dir().display(),
+        support::ACT_DIR
+    ));
+    args.push("-v".to_owned());
+    args.push(format!(
+        "{}:{}",
+        deploy.workspace_dir().display(),
+        support::WORKSPACE
+    ));
+    // The sandbox's throwaway tokens reach buildah's argv here; a real runner passes them the same
+    // way to `docker run -e`. The product itself never puts a secret on a command line.
+    for (k, v) in deploy.env(act, workspace) {
+        args.push("-e".to_owned());
+        args.push(format!("{k}={v}"));
+    }
+    args.push(job.clone());
+    args.push("--".to_owned());
+    args.extend(entrypoint);
+    let out = tokio::task::spawn_blocking(move || buildah.output(&args))
+        .await
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}; log:\n{log}", out.status);
+    let rest = log.split_once("::group::").map_or("", |(_, r)| r);
+    support::assert_no_secret(&deploy, rest);
+
+    let outputs = outputs_of(&deploy.output_file());
+    let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
+    let head = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(get("result"), "success", "{log}");
+    assert_eq!(get("changed"), "true");
+    assert_eq!(get("commit_sha"), head);
+    assert_eq!(get("synced_revision"), head);
+    assert_eq!(get("health"), "Healthy");
+    assert_eq!(get("previous_tag"), "1.0.0");
+    let summary = std::fs::read_to_string(deploy.summary_file()).unwrap();
+    assert!(
+        summary.starts_with("### ✅ gitops-deploy: deployed ("),
+        "{summary}"
+    );
+}
