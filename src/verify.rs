@@ -600,6 +600,9 @@ async fn run_phases(
         )
         .await;
         let o = r.map_err(|e| DeployError::failed(Phase::Argocd, e))?;
+        // Outputs are recorded as soon as known, so a later failure still reports them.
+        report.record("synced_revision", o.synced_revision.clone());
+        report.record("health", o.health.clone());
         report.info(
             Phase::Argocd,
             format_args!(

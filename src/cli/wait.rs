@@ -70,7 +70,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
             .map(str::to_owned)
     };
     if let Some(t) = given(&args.token) {
-        report.masker().add(&Secret::new(t));
+        report.add_secret(&Secret::new(t));
     }
     let oracle = match (given(&args.server_url), given(&args.repository)) {
         (Some(server), Some(repo)) => match repo.split_once('/') {
