@@ -359,3 +359,86 @@ fn dockerfile_works_with_the_classic_builder_and_copies_only_what_exists() {
         "the context starts empty"
     );
 }
+
+/// The Dockerfile's dependency layer, replayed on the host: copy what its `COPY` lines copy (as the
+/// `.dockerignore` allows), run its `RUN` lines with a `cargo` that only loads the workspace offline
+/// (`cargo fetch --locked`, which parses every manifest and target as a build does), so a target
+/// declared in a manifest but missing from the layer fails here, not in a runner's image build.
+#[test]
+fn dockerfile_dependency_layer_has_every_declared_target() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dockerfile = repo_file("Dockerfile");
+    let allowed: Vec<String> = repo_file(".dockerignore")
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix('!'))
+        .map(|l| l.trim_end_matches('/').to_owned())
+        .collect();
+    // The instructions of the build stage, up to the source layer; continuation lines joined.
+    let joined = dockerfile.replace("\\\n", " ");
+    let stage: Vec<&str> = joined
+        .lines()
+        .skip_while(|l| !l.starts_with("FROM ") || !l.contains(" AS build"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("COPY src "))
+        .filter(|l| l.starts_with("COPY ") || l.starts_with("RUN "))
+        .collect();
+    assert!(stage.iter().any(|l| l.contains("cargo build")), "{stage:?}");
+    let work = tempfile::tempdir().unwrap();
+    let bin = tempfile::tempdir().unwrap();
+    let real_cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let fake = format!(
+        "#!/bin/sh\nexec '{real_cargo}' fetch --locked --offline --target x86_64-unknown-linux-gnu\n"
+    );
+    for (name, script) in [("cargo", fake.as_str()), ("apk", "#!/bin/sh\n")] {
+        let path = bin.path().join(name);
+        std::fs::write(&path, script).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+    }
+    for line in stage {
+        if let Some(args) = line.strip_prefix("COPY ") {
+            let parts: Vec<&str> = args.split_whitespace().collect();
+            let (dst, srcs) = parts.split_last().unwrap();
+            for src in srcs {
+                assert!(
+                    allowed.iter().any(|a| a == src),
+                    "{src} is not in the build context (.dockerignore)"
+                );
+                let target = if dst.ends_with('/') || *dst == "." || *dst == "./" {
+                    work.path().join(dst).join(src)
+                } else {
+                    work.path().join(dst)
+                };
+                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+                let status = std::process::Command::new("cp")
+                    .arg("-r")
+                    .arg(root.join(src))
+                    .arg(&target)
+                    .status()
+                    .unwrap();
+                assert!(status.success());
+            }
+        } else {
+            let script = line.strip_prefix("RUN ").unwrap();
+            let out = std::process::Command::new("sh")
+                .args(["-ec", script])
+                .current_dir(work.path())
+                .env(
+                    "PATH",
+                    format!(
+                        "{}:{}",
+                        bin.path().display(),
+                        std::env::var("PATH").unwrap()
+                    ),
+                )
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "RUN {script}\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
