@@ -320,9 +320,6 @@ async fn main() -> Result<()> {
             repo.branch("main").send().await?;
             times.push(t.elapsed());
             let t = Instant::now();
-            repo.contents(TARGET).at_ref("main").get().await?;
-            times.push(t.elapsed());
-            let t = Instant::now();
             let got = repo.contents(&file).at_ref("main").get().await?;
             times.push(t.elapsed());
             let gitea::models::Contents::File(f) = got else {

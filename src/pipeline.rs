@@ -49,11 +49,15 @@ impl RunConfig {
             .map_err(|p| problems.extend(p))
             .ok();
         match (publish, verify) {
-            (Some(publish), Some(verify)) if problems.is_empty() => Ok(RunConfig {
-                publish,
-                verify,
-                expect,
-            }),
+            (Some(mut publish), Some(verify)) if problems.is_empty() => {
+                // The publish step's own budget is capped by the overall deadline.
+                publish.timeout = publish.timeout.min(verify.timeout);
+                Ok(RunConfig {
+                    publish,
+                    verify,
+                    expect,
+                })
+            }
             _ => Err(DeployError::input(
                 Phase::Inputs,
                 InvalidInputs { problems },

@@ -139,6 +139,8 @@ pub(super) async fn publish(
         .map_err(|e| map(config, &branch, "cannot read HEAD".into(), e))?;
     loop {
         let attempt = async {
+            // The commit the edit applies to: the clone's tip, then each newly fetched tip.
+            let mut head = base.clone();
             if !first {
                 let tip = checkout
                     .fetch()
@@ -178,11 +180,8 @@ pub(super) async fn publish(
                     .reset_to(&tip)
                     .await
                     .map_err(|e| map(config, &branch, format!("cannot reset to {branch}"), e))?;
+                head = tip;
             }
-            let head = checkout
-                .head()
-                .await
-                .map_err(|e| map(config, &branch, "cannot read HEAD".into(), e))?;
             let applied = apply(config, &read_files(&checkout, &files)?)?;
             let msg = message(config, &applied, deploy_id);
             if applied.changed.is_empty() || config.dry_run {
