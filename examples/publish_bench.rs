@@ -305,7 +305,6 @@ async fn main() -> Result<()> {
     let file = format!("{TARGET}/kustomization.yaml");
     let mut rows: Vec<(&str, Vec<Duration>, Vec<Duration>)> = [
         "GET branch",
-        "GET contents (dir)",
         "GET contents (file)",
         "POST contents (1 file)",
     ]
