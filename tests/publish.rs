@@ -706,3 +706,33 @@ async fn the_token_appears_nowhere() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn auto_picks_git_when_the_server_is_not_gitea() {
+    let (sandbox, _) = world("plain", 1).await;
+    let dir = repo_dir(&sandbox, "plain");
+    let before = head(&dir);
+    // A git host without the Gitea API: /api/v1/version is not found.
+    sandbox.faults().inject(
+        FaultRule::new(Server::Gitea, FaultKind::Status(404)).path_contains("/api/v1/version"),
+    );
+    let config = config(
+        sandbox.gitea_url(),
+        "plain",
+        sandbox.token(),
+        OVERLAY,
+        &app_image(0),
+        "6.0.0",
+        "auto",
+    );
+    let out = publish::run(&config, &quiet()).await.expect("publish");
+    assert!(
+        sandbox.faults().pending().is_empty(),
+        "the version was probed"
+    );
+    assert_eq!(out.transport, UsedTransport::Git);
+    assert_eq!(
+        commits_since(&dir, &before),
+        std::slice::from_ref(&out.commit_sha)
+    );
+}
