@@ -266,8 +266,8 @@ impl Checkout {
         Ok(self.run(&["rev-parse", "HEAD"]).await?.trim().to_owned())
     }
 
-    /// Stages `files` and commits them with `message` (verbatim) as `author` (also the committer);
-    /// returns the new commit's SHA.
+    /// Commits the work-tree state of `files` (nothing else) with `message` (verbatim) as `author` (also
+    /// the committer); returns the new commit's SHA.
     ///
     /// # Errors
     /// When git fails.
@@ -277,25 +277,26 @@ impl Checkout {
         message: &str,
         author: &Identity,
     ) -> Result<String, Error> {
-        let mut add = vec!["add", "--sparse", "--"];
-        add.extend(files.iter().map(String::as_str));
-        self.run(&add).await?;
         let ident: [(OsString, OsString); 4] = [
             ("GIT_AUTHOR_NAME".into(), author.name.clone().into()),
             ("GIT_AUTHOR_EMAIL".into(), author.email.clone().into()),
             ("GIT_COMMITTER_NAME".into(), author.name.clone().into()),
             ("GIT_COMMITTER_EMAIL".into(), author.email.clone().into()),
         ];
-        let args: Vec<OsString> = [
+        // `--only` stages exactly these paths as part of the commit: no separate `git add`.
+        let mut args: Vec<OsString> = [
             "commit",
             "--quiet",
             "--no-verify",
             "--no-gpg-sign",
             "--cleanup=verbatim",
             "--file=-",
+            "--only",
+            "--",
         ]
         .map(OsString::from)
         .to_vec();
+        args.extend(files.iter().map(OsString::from));
         git_with(
             &self.remote,
             &self.root,

@@ -131,6 +131,8 @@ pub(super) async fn publish(
 
     let mut backoff = config.retry.start(deadline);
     let mut ours: Vec<String> = Vec::new();
+    // Set once a push failed in a way that does not prove it changed nothing.
+    let mut maybe_landed = false;
     let mut first = true;
     // The clone's tip: any commit of ours that landed comes after it.
     let base = checkout
@@ -149,7 +151,7 @@ pub(super) async fn publish(
                 // Any failed push may have landed: an ambiguous error, but also a rejection, because
                 // curl silently re-sends a request whose answer was lost and the second one is then
                 // refused ("cannot lock ref") although the first one updated the branch.
-                if !ours.is_empty() {
+                if maybe_landed {
                     let since = checkout.commits_between(&base, &tip).await.map_err(|e| {
                         map(config, &branch, "cannot look for our commit".into(), e)
                     })?;
@@ -212,12 +214,18 @@ pub(super) async fn publish(
                     None,
                     msg,
                 ))),
-                Err(e) => Ok(Ok(map(
-                    config,
-                    &branch,
-                    format!("cannot push to {branch}"),
-                    e,
-                ))),
+                Err(e) => {
+                    // Only git's own check against the advertised tip ("[rejected] (fetch first)",
+                    // "non-fast-forward") proves that nothing was sent.
+                    maybe_landed |= !matches!(&e, git::Error::Rejected { detail }
+                        if detail.contains("[rejected]") && !detail.contains("remote rejected"));
+                    Ok(Ok(map(
+                        config,
+                        &branch,
+                        format!("cannot push to {branch}"),
+                        e,
+                    )))
+                }
             }
         };
         let failure = match attempt.await {

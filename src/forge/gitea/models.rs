@@ -16,18 +16,9 @@ pub struct ServerVersion {
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Repository {
-    /// `owner/name`.
-    #[serde(default)]
-    pub full_name: String,
     /// The default branch, used when no branch is given.
     #[serde(default)]
     pub default_branch: String,
-    /// Web URL of the repository.
-    #[serde(default)]
-    pub html_url: Option<String>,
-    /// True for an archived repository (writes answer 423).
-    #[serde(default)]
-    pub archived: bool,
 }
 
 /// `Branch` (the fields we read).
@@ -38,12 +29,6 @@ pub struct Branch {
     pub name: String,
     /// The head commit.
     pub commit: PayloadCommit,
-    /// True when a protection rule matches the branch.
-    #[serde(default)]
-    pub protected: bool,
-    /// Whether the authenticated user may push (absent on old servers).
-    #[serde(default)]
-    pub user_can_push: Option<bool>,
 }
 
 /// `PayloadCommit`: a commit as embedded in a branch.
@@ -52,12 +37,6 @@ pub struct Branch {
 pub struct PayloadCommit {
     /// The commit SHA.
     pub id: String,
-    /// Commit message.
-    #[serde(default)]
-    pub message: String,
-    /// Web URL of the commit.
-    #[serde(default)]
-    pub url: Option<String>,
 }
 
 /// `ContentsResponse`: a file or directory entry.
@@ -73,12 +52,6 @@ pub struct ContentsResponse {
     /// `file`, `dir`, `symlink` or `submodule`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// Size in bytes.
-    #[serde(default)]
-    pub size: u64,
-    /// Encoding of `content`, normally `base64`.
-    #[serde(default)]
-    pub encoding: Option<String>,
     /// Content (files only; omitted above the server's blob-size limit and in directory listings).
     #[serde(default)]
     pub content: Option<String>,
@@ -149,9 +122,6 @@ pub struct FileCommitResponse {
     /// Web URL of the commit.
     #[serde(default)]
     pub html_url: Option<String>,
-    /// Parents of the commit.
-    #[serde(default)]
-    pub parents: Vec<CommitMeta>,
 }
 
 /// `CommitMeta`: a reference to a commit.
