@@ -198,6 +198,16 @@ fn record_publish(report: &Report, publish: &publish::Outcome) {
     report.record("changed", (publish.changed && !publish.dry_run).to_string());
     report.record("commit_sha", publish.commit_sha.clone());
     report.record("commit_url", publish.commit_url.clone());
+    for f in publish.files.iter().filter(|f| f.changed) {
+        for i in &f.images {
+            report.record_change(crate::runner::ImageChange {
+                file: f.path.clone(),
+                image: i.name.clone(),
+                old: i.previous.clone(),
+                new: i.new.clone(),
+            });
+        }
+    }
     let previous = publish
         .files
         .iter()

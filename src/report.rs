@@ -30,6 +30,8 @@ pub struct Report {
     phases: Arc<Mutex<PhaseLog>>,
     /// Output values known so far (see [`Report::record`]).
     facts: Arc<Mutex<Vec<(&'static str, String)>>>,
+    /// Image changes the deploy made, for the summary (see [`Report::record_change`]).
+    changes: Arc<Mutex<Vec<crate::runner::ImageChange>>>,
 }
 
 /// The phases seen so far, in order, and the one that is open.
@@ -92,6 +94,7 @@ impl Report {
             commands: false,
             phases: Arc::new(Mutex::new(PhaseLog::default())),
             facts: Arc::new(Mutex::new(Vec::new())),
+            changes: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
@@ -200,6 +203,17 @@ impl Report {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.clone())
+    }
+
+    /// Records an image change the deploy made (old → new), for the step summary, also when a later
+    /// phase fails.
+    pub fn record_change(&self, change: crate::runner::ImageChange) {
+        self.changes.lock().expect("changes lock").push(change);
+    }
+
+    /// The image changes recorded so far.
+    pub fn changes(&self) -> Vec<crate::runner::ImageChange> {
+        self.changes.lock().expect("changes lock").clone()
     }
 
     /// Writes lines unmasked. Only for workflow commands whose content is already safe.

@@ -193,6 +193,10 @@ async fn action_mode_failure_names_the_phase_and_rolls_back() {
         summary.contains(&format!("| {failed_phase} | ❌ failed | ")),
         "{summary}"
     );
+    assert!(
+        summary.contains("| `registry.example.com/demo/web` | `1.0.0` → | `broken-1.1.0` |"),
+        "{summary}"
+    );
     support::assert_no_secret(&deploy, log.split_once("::group::").unwrap().1);
     let statuses = sandbox
         .gitea()

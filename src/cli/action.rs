@@ -15,7 +15,7 @@ use crate::error::{DeployError, Phase};
 use crate::forge::gitea;
 use crate::pipeline::RunOutcome;
 use crate::report::Report;
-use crate::runner::{DeployResult, ImageChange, Outputs, PhaseRow, Runner, Summary};
+use crate::runner::{DeployResult, Outputs, PhaseRow, Runner, Summary};
 use crate::secret::Secret;
 
 /// Options about reporting back to the forge the workflow runs on.
@@ -136,22 +136,7 @@ pub fn summary(
             passed: failed.is_none_or(|e| e.phase != phase),
         })
         .collect();
-    let changes = match result {
-        Ok(outcome) => outcome
-            .publish
-            .files
-            .iter()
-            .flat_map(|f| {
-                f.images.iter().map(|i| ImageChange {
-                    file: f.path.clone(),
-                    image: i.name.clone(),
-                    old: i.previous.clone(),
-                    new: i.new.clone(),
-                })
-            })
-            .collect(),
-        Err(_) => Vec::new(),
-    };
+    let changes = report.changes();
     Summary {
         outputs: outputs.clone(),
         phases,
