@@ -4,7 +4,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gitops_deploy::edit::{set_images, ImageSetting};
+use gitops_deploy::edit::{images_of, set_images, ImageSetting};
 
 /// A realistic kustomization with `n` image entries: comments, quoted and plain values, newNames.
 fn kustomization(n: usize) -> String {
@@ -45,5 +45,18 @@ fn edit_one_entry(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, edit_one_entry);
+/// Reading the same files (one parse, no edit): the part of an edit that is parsing.
+fn read_images(c: &mut Criterion) {
+    let mut group = c.benchmark_group("images_of");
+    for n in [10usize, 100, 1000] {
+        let text = kustomization(n);
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(n), &text, |b, text| {
+            b.iter(|| images_of(black_box(text)).expect("reads"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, edit_one_entry, read_images);
 criterion_main!(benches);

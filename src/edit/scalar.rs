@@ -61,8 +61,13 @@ pub(crate) fn is_plain_safe(value: &str) -> bool {
     {
         return false;
     }
-    if KEYWORDS.iter().any(|k| value.eq_ignore_ascii_case(k)) {
+    if value.len() <= 5 && KEYWORDS.iter().any(|k| value.eq_ignore_ascii_case(k)) {
         return false;
+    }
+    // Numbers, infinities, sexagesimals and dates all start with a digit, a sign or a dot; most
+    // names and tags do not, and skip the regexes.
+    if !(first.is_ascii_digit() || matches!(first, '+' | '-' | '.')) {
+        return true;
     }
     if NUMERIC_RES.iter().any(|r| r.is_match(value)) || DATE_RE.is_match(value) {
         return false;
