@@ -968,6 +968,35 @@ fn outcome(
     }
 }
 
+/// After a failed attempt of a transport's loop: a non-retryable failure is returned as it is; a
+/// retryable one waits for the next try (reported) or, when the policy is spent, becomes `GaveUp`.
+async fn retry_or_give_up(
+    backoff: &mut crate::retry::Backoff,
+    report: &Report,
+    failure: Error,
+) -> Result<(), Error> {
+    if !failure.is_retryable() {
+        return Err(failure);
+    }
+    match backoff.next_wait() {
+        Some(wait) => {
+            retry_note(
+                report,
+                backoff.attempts(),
+                wait,
+                &format_args!("{}", chain(&failure)),
+            );
+            tokio::time::sleep(wait).await;
+            Ok(())
+        }
+        None => Err(Error::GaveUp {
+            attempts: backoff.attempts(),
+            elapsed: backoff.elapsed(),
+            last: Box::new(failure),
+        }),
+    }
+}
+
 fn retry_note(report: &Report, attempt: u32, wait: Duration, why: &dyn std::fmt::Display) {
     report.info(
         Phase::Publish,

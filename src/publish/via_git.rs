@@ -236,26 +236,6 @@ pub(super) async fn publish(
             Ok(Ok(e)) | Err(e) => e,
         };
         first = false;
-        if !failure.is_retryable() {
-            return Err(failure);
-        }
-        match backoff.next_wait() {
-            Some(wait) => {
-                retry_note(
-                    report,
-                    backoff.attempts(),
-                    wait,
-                    &format_args!("{}", chain(&failure)),
-                );
-                tokio::time::sleep(wait).await;
-            }
-            None => {
-                return Err(Error::GaveUp {
-                    attempts: backoff.attempts(),
-                    elapsed: backoff.elapsed(),
-                    last: Box::new(failure),
-                })
-            }
-        }
+        retry_or_give_up(&mut backoff, report, failure).await?;
     }
 }
