@@ -861,21 +861,37 @@ async fn fetch_with_a_gzip_request_body_works() {
     let work = tempfile::tempdir().unwrap();
     let clone = clone_demo(&sandbox, work.path(), "clone").await;
     // Many local commits the server lacks make the negotiation's "have" lines exceed 1 KiB, above
-    // which git gzips the upload-pack request body.
+    // which git gzips the upload-pack request body. They are dated after the common commit: the
+    // negotiator sends haves newest first, and a common commit with the same timestamp (all made in
+    // one second) could end the negotiation in its first, small round.
     for i in 0..40 {
-        let out = git(
-            &clone,
-            None,
-            &[
-                "commit",
-                "--quiet",
-                "--allow-empty",
-                "-m",
-                &format!("local {i}"),
-            ],
-        )
-        .await;
-        assert!(out.status.success());
+        let dir = clone.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("git")
+                .current_dir(&dir)
+                .args([
+                    "commit",
+                    "--quiet",
+                    "--allow-empty",
+                    "-m",
+                    &format!("local {i}"),
+                ])
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "tester")
+                .env("GIT_AUTHOR_EMAIL", "tester@example.com")
+                .env("GIT_COMMITTER_NAME", "tester")
+                .env("GIT_COMMITTER_EMAIL", "tester@example.com")
+                .env(
+                    "GIT_COMMITTER_DATE",
+                    format!("@{} +0000", 4_000_000_000u64 + i),
+                )
+                .output()
+                .expect("git must be installed")
+        })
+        .await
+        .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
     }
     let remote_head = sandbox
         .gitea()
