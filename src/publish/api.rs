@@ -301,7 +301,7 @@ pub(super) async fn publish(
                         read_files(config, report, deadline, &repo, &branch, &files, base).await?;
                     let applied = apply(config, &base_reads)?;
                     let msg = message(config, &applied, deploy_id);
-                    return Ok(Err(outcome(
+                    return Ok(outcome(
                         config,
                         UsedTransport::Api,
                         &branch,
@@ -309,7 +309,7 @@ pub(super) async fn publish(
                         sha,
                         url,
                         msg,
-                    )));
+                    ));
                 }
             }
             let reads = match first_reads.take() {
@@ -319,7 +319,7 @@ pub(super) async fn publish(
             let applied = apply(config, &reads)?;
             let msg = message(config, &applied, deploy_id);
             if applied.changed.is_empty() || config.dry_run {
-                return Ok(Err(outcome(
+                return Ok(outcome(
                     config,
                     UsedTransport::Api,
                     &branch,
@@ -327,7 +327,7 @@ pub(super) async fn publish(
                     head,
                     None,
                     msg,
-                )));
+                ));
             }
             let mut req = repo
                 .change_files(msg.clone())
@@ -343,7 +343,7 @@ pub(super) async fn publish(
                 req = req.update(path, text.as_bytes(), sha);
             }
             match req.send().await {
-                Ok(resp) => Ok(Err(outcome(
+                Ok(resp) => Ok(outcome(
                     config,
                     UsedTransport::Api,
                     &branch,
@@ -351,27 +351,26 @@ pub(super) async fn publish(
                     resp.commit.sha,
                     resp.commit.html_url,
                     msg,
-                ))),
+                )),
                 Err(e) => {
                     if e.is_ambiguous() && ambiguous_base.is_none() {
                         ambiguous_base = Some(head.clone());
                     }
-                    Ok(Ok(map(
+                    Err(map(
                         config,
                         &branch,
                         format!("cannot commit to {branch}"),
                         e,
-                    )))
+                    ))
                 }
             }
         };
-        // Ok(Err(outcome)) ends the loop; Ok(Ok(error)) and Err(error) are failures of this attempt.
         let failure = match attempt.await {
-            Ok(Err(mut done)) => {
+            Ok(mut done) => {
                 done.attempts = backoff.attempts();
                 return Ok(done);
             }
-            Ok(Ok(e)) | Err(e) => e,
+            Err(e) => e,
         };
         retry_or_give_up(&mut backoff, report, failure).await?;
     }

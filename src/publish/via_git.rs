@@ -167,7 +167,7 @@ pub(super) async fn publish(
                             .map_err(|e| map(config, &branch, "cannot reset".into(), e))?;
                         let applied = apply(config, &read_files(&checkout, &files)?)?;
                         let msg = message(config, &applied, deploy_id);
-                        return Ok(Err(outcome(
+                        return Ok(outcome(
                             config,
                             UsedTransport::Git,
                             &branch,
@@ -175,7 +175,7 @@ pub(super) async fn publish(
                             c.clone(),
                             None,
                             msg,
-                        )));
+                        ));
                     }
                 }
                 checkout
@@ -187,7 +187,7 @@ pub(super) async fn publish(
             let applied = apply(config, &read_files(&checkout, &files)?)?;
             let msg = message(config, &applied, deploy_id);
             if applied.changed.is_empty() || config.dry_run {
-                return Ok(Err(outcome(
+                return Ok(outcome(
                     config,
                     UsedTransport::Git,
                     &branch,
@@ -195,7 +195,7 @@ pub(super) async fn publish(
                     head,
                     None,
                     msg,
-                )));
+                ));
             }
             write_files(&checkout, &applied)?;
             let changed: Vec<String> = applied.changed.iter().map(|(p, _)| p.clone()).collect();
@@ -205,7 +205,7 @@ pub(super) async fn publish(
                 .map_err(|e| map(config, &branch, "cannot commit".into(), e))?;
             ours.push(sha.clone());
             match checkout.push().await {
-                Ok(()) => Ok(Err(outcome(
+                Ok(()) => Ok(outcome(
                     config,
                     UsedTransport::Git,
                     &branch,
@@ -213,27 +213,22 @@ pub(super) async fn publish(
                     sha,
                     None,
                     msg,
-                ))),
+                )),
                 Err(e) => {
                     // Only git's own check against the advertised tip ("[rejected] (fetch first)",
                     // "non-fast-forward") proves that nothing was sent.
                     maybe_landed |= !matches!(&e, git::Error::Rejected { detail }
                         if detail.contains("[rejected]") && !detail.contains("remote rejected"));
-                    Ok(Ok(map(
-                        config,
-                        &branch,
-                        format!("cannot push to {branch}"),
-                        e,
-                    )))
+                    Err(map(config, &branch, format!("cannot push to {branch}"), e))
                 }
             }
         };
         let failure = match attempt.await {
-            Ok(Err(mut done)) => {
+            Ok(mut done) => {
                 done.attempts = backoff.attempts();
                 return Ok(done);
             }
-            Ok(Ok(e)) | Err(e) => e,
+            Err(e) => e,
         };
         first = false;
         retry_or_give_up(&mut backoff, report, failure).await?;
