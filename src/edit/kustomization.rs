@@ -124,9 +124,9 @@ pub(crate) struct Field<'d> {
     /// Which field.
     pub which: Which,
     /// The key node.
-    pub key: &'d Node,
+    pub key: &'d Node<'d>,
     /// The value node.
-    pub value: &'d Node,
+    pub value: &'d Node<'d>,
 }
 
 impl Field<'_> {
@@ -146,7 +146,7 @@ impl Field<'_> {
 #[derive(Debug)]
 pub(crate) struct Entry<'d> {
     /// The entry's mapping node.
-    pub node: &'d Node,
+    pub node: &'d Node<'d>,
     /// True for a flow mapping (`{name: a, newTag: b}`).
     pub flow: bool,
     /// Its fields in file order.
@@ -180,9 +180,9 @@ impl<'d> Entry<'d> {
 #[derive(Debug)]
 pub(crate) struct Images<'d> {
     /// The `images` key.
-    pub key: &'d Node,
+    pub key: &'d Node<'d>,
     /// Its value: a sequence, or null.
-    pub value: &'d Node,
+    pub value: &'d Node<'d>,
     /// The entries (none when the value is null).
     pub entries: Vec<Entry<'d>>,
 }
@@ -191,7 +191,7 @@ pub(crate) struct Images<'d> {
 #[derive(Debug)]
 pub(crate) struct View<'d> {
     /// The root mapping; `None` when the file has no content.
-    pub root: Option<&'d Node>,
+    pub root: Option<&'d Node<'d>>,
     /// True when the document ends with `...`.
     pub explicit_end: bool,
     /// `images`, when present.
@@ -205,7 +205,7 @@ fn not_kustomization(reason: String) -> EditError {
 }
 
 /// Checks that `doc` is a kustomization and reads its `images`.
-pub(crate) fn view(doc: &Document) -> Result<View<'_>, EditError> {
+pub(crate) fn view<'d>(doc: &'d Document<'d>) -> Result<View<'d>, EditError> {
     let mut out = View {
         root: None,
         explicit_end: doc.explicit_end,
@@ -292,7 +292,7 @@ pub(crate) fn view(doc: &Document) -> Result<View<'_>, EditError> {
 }
 
 /// The entries of an `images` (or `imageTags`) value.
-fn entries<'d>(value: &'d Node, field: &str) -> Result<Vec<Entry<'d>>, EditError> {
+fn entries<'d>(value: &'d Node<'d>, field: &str) -> Result<Vec<Entry<'d>>, EditError> {
     if value.is_null() {
         return Ok(Vec::new());
     }
@@ -307,7 +307,7 @@ fn entries<'d>(value: &'d Node, field: &str) -> Result<Vec<Entry<'d>>, EditError
 }
 
 /// One entry: a mapping with known keys and string values.
-fn entry<'d>(item: &'d Node, field: &str) -> Result<Entry<'d>, EditError> {
+fn entry<'d>(item: &'d Node<'d>, field: &str) -> Result<Entry<'d>, EditError> {
     let Kind::Map { pairs, flow } = &item.kind else {
         let reason = format!(
             "line {}: an {field} entry is {}, not a mapping",

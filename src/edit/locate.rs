@@ -8,6 +8,7 @@
 //! - a block collection's end event sits at the next token (after comments), so a block node ends
 //!   where its last child ends.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -15,10 +16,10 @@ use saphyr_parser::{Event, Parser, ScalarStyle, Span};
 use super::EditError;
 
 /// A node of the document with its byte span `[start, end)`.
-#[derive(Debug, Clone)]
-pub(crate) struct Node {
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Node<'t> {
     /// What the node is.
-    pub kind: Kind,
+    pub kind: Kind<'t>,
     /// Byte offset of the node's first byte (for a scalar with an anchor or tag: the property's).
     pub start: usize,
     /// Byte offset just past the node's last byte (excluding trailing blanks and comments).
@@ -34,22 +35,25 @@ pub(crate) struct Node {
 }
 
 /// The kinds of node.
-#[derive(Debug, Clone)]
-pub(crate) enum Kind {
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Kind<'t> {
     /// A scalar: its value after unquoting, and its style.
-    Scalar { value: String, style: ScalarStyle },
+    Scalar {
+        value: Cow<'t, str>,
+        style: ScalarStyle,
+    },
     /// A sequence; `flow` for `[…]`.
-    Seq { flow: bool, items: Vec<Node> },
+    Seq { flow: bool, items: Vec<Node<'t>> },
     /// A mapping; `flow` for `{…}`.
     Map {
         flow: bool,
-        pairs: Vec<(Node, Node)>,
+        pairs: Vec<(Node<'t>, Node<'t>)>,
     },
     /// An alias (`*a`), with the value of the anchored scalar when the anchor is on a scalar.
-    Alias { scalar: Option<String> },
+    Alias { scalar: Option<Cow<'t, str>> },
 }
 
-impl Node {
+impl Node<'_> {
     /// The scalar's value, or an aliased scalar's value.
     pub fn scalar_value(&self) -> Option<&str> {
         match &self.kind {
@@ -62,7 +66,7 @@ impl Node {
     /// True for a plain scalar that YAML reads as null (`~`, `null`, or nothing at all).
     pub fn is_null(&self) -> bool {
         matches!(&self.kind, Kind::Scalar { value, style: ScalarStyle::Plain }
-            if matches!(value.as_str(), "" | "~" | "null" | "Null" | "NULL"))
+            if matches!(&**value, "" | "~" | "null" | "Null" | "NULL"))
     }
 
     /// A short word for the node's kind, for error messages.
@@ -109,10 +113,10 @@ impl Node {
 }
 
 /// A parsed single-document file.
-#[derive(Debug)]
-pub(crate) struct Document {
+#[derive(Debug, PartialEq)]
+pub(crate) struct Document<'t> {
     /// The root node; `None` for a file with no content (empty, or only comments).
-    pub root: Option<Node>,
+    pub root: Option<Node<'t>>,
     /// True when the document ends with an explicit `...` marker.
     pub explicit_end: bool,
 }
@@ -146,20 +150,37 @@ impl Offsets {
 }
 
 /// A collection being built.
-struct Open {
-    node: Node,
+struct Open<'t> {
+    node: Node<'t>,
     /// A mapping key waiting for its value.
-    pending_key: Option<Node>,
+    pending_key: Option<Node<'t>>,
     /// The anchor id, to record aliases of scalars only.
     _anchor: usize,
 }
 
 /// Parses `text` into a [`Document`]. More than one document is an error: kustomize reads one.
-pub(crate) fn parse(text: &str) -> Result<Document, EditError> {
+///
+/// Plain block-style files take [`super::quick`]'s fast path; everything else goes through saphyr.
+pub(crate) fn parse(text: &str) -> Result<Document<'_>, EditError> {
+    if let Some(doc) = super::quick::parse(text) {
+        debug_assert_eq!(
+            Ok(&doc),
+            parse_with_saphyr(text)
+                .as_ref()
+                .map_err(ToString::to_string),
+            "the fast path and saphyr disagree on {text:?}"
+        );
+        return Ok(doc);
+    }
+    parse_with_saphyr(text)
+}
+
+/// [`parse`] through saphyr-parser's events: any YAML.
+pub(crate) fn parse_with_saphyr<'t>(text: &'t str) -> Result<Document<'t>, EditError> {
     let offsets = Offsets::new(text);
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Open> = Vec::new();
-    let mut anchors: HashMap<usize, Option<String>> = HashMap::new();
+    let mut anchors: HashMap<usize, Option<Cow<'_, str>>> = HashMap::new();
     let mut documents = 0usize;
     let mut doc = Document {
         root: None,
@@ -172,14 +193,16 @@ pub(crate) fn parse(text: &str) -> Result<Document, EditError> {
             info: e.info().to_string(),
         })?;
         let start = offsets.byte(span.start.index());
-        let node_at = |kind: Kind, end: usize, anchor: usize, tagged: bool| Node {
-            kind,
-            start,
-            end,
-            line: span.start.line(),
-            col: span.start.col(),
-            anchored: anchor != 0,
-            tagged,
+        let node_at = |kind: Kind<'t>, end: usize, anchor: usize, tagged: bool| -> Node<'t> {
+            Node {
+                kind,
+                start,
+                end,
+                line: span.start.line(),
+                col: span.start.col(),
+                anchored: anchor != 0,
+                tagged,
+            }
         };
         let finished: Option<Node> = match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
@@ -210,13 +233,10 @@ pub(crate) fn parse(text: &str) -> Result<Document, EditError> {
             Event::Scalar(value, style, anchor, tag) => {
                 let end = scalar_end(text, start, &span, style, &offsets)?;
                 if anchor != 0 {
-                    anchors.insert(anchor, Some(value.to_string()));
+                    anchors.insert(anchor, Some(value.clone()));
                 }
                 Some(node_at(
-                    Kind::Scalar {
-                        value: value.into_owned(),
-                        style,
-                    },
+                    Kind::Scalar { value, style },
                     end,
                     anchor,
                     tag.is_some(),

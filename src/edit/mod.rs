@@ -17,6 +17,7 @@ mod arg;
 mod file;
 mod kustomization;
 mod locate;
+mod quick;
 mod scalar;
 mod splice;
 
@@ -466,16 +467,14 @@ fn verify(
     }
     // A value kustomize cannot read as a string (`newTag: 1.10`) may only be one that was already there.
     let broken_before = broken_plain_values(old);
-    if let Some((name, which, value)) = broken_plain_values(&new)
-        .into_iter()
-        .find(|b| !broken_before.contains(b))
-    {
+    let broken_after = broken_plain_values(&new);
+    if let Some((name, which, value)) = broken_after.iter().find(|b| !broken_before.contains(b)) {
         return Err(fail(format!(
             "{} of {name:?} would be the plain {value:?}, which kustomize does not read as a string",
             which.key()
         )));
     }
-    Ok(warn(broken_plain_values(&new)))
+    Ok(warn(broken_after))
 }
 
 /// Every plain `images` value that YAML 1.1 does not read as a string: (entry name, field, value).
@@ -489,7 +488,7 @@ fn broken_plain_values(view: &kustomization::View<'_>) -> Vec<(String, Which, St
             } = &field.value.kind
             {
                 if !field.value.is_null() && !scalar::is_plain_safe(value) {
-                    out.push((entry.name(), field.which, value.clone()));
+                    out.push((entry.name(), field.which, value.to_string()));
                 }
             }
         }

@@ -48,19 +48,58 @@ pub(crate) fn is_plain_safe(value: &str) -> bool {
     let Some(first) = value.chars().next() else {
         return false;
     };
-    if value.trim() != value || value.chars().any(|c| c.is_control()) {
-        return false;
-    }
     if "-?:,[]{}#&*!|>'\"%@`".contains(first) {
         return false;
     }
-    if value.contains(": ")
+    if value.is_ascii() {
+        // One pass over the bytes: this runs for every plain value of every edit.
+        let bytes = value.as_bytes();
+        if bytes[0].is_ascii_whitespace() || bytes[bytes.len() - 1].is_ascii_whitespace() {
+            return false;
+        }
+        if !bytes.iter().any(|&b| NEEDS_A_LOOK[usize::from(b)]) {
+            return plain_safe_by_form(value, first);
+        }
+        let mut previous = 0u8;
+        for (i, &b) in bytes.iter().enumerate() {
+            let stop = match b {
+                b',' | b'[' | b']' | b'{' | b'}' => true,
+                b':' => bytes.get(i + 1).is_none_or(|&next| next == b' '),
+                b'#' => previous == b' ',
+                _ => b.is_ascii_control(),
+            };
+            if stop {
+                return false;
+            }
+            previous = b;
+        }
+    } else if value.trim() != value
+        || value.chars().any(|c| c.is_control())
+        || value.contains(": ")
         || value.contains(" #")
         || value.ends_with(':')
         || value.contains([',', '[', ']', '{', '}'])
     {
         return false;
     }
+    plain_safe_by_form(value, first)
+}
+
+/// Bytes that can make an ASCII value unsafe as a plain scalar, wherever they are.
+const NEEDS_A_LOOK: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20
+            || b >= 0x7f
+            || matches!(b as u8, b',' | b'[' | b']' | b'{' | b'}' | b':' | b'#');
+        b += 1;
+    }
+    table
+};
+
+/// The second half of [`is_plain_safe`]: keywords, numbers and dates.
+fn plain_safe_by_form(value: &str, first: char) -> bool {
     if value.len() <= 5 && KEYWORDS.iter().any(|k| value.eq_ignore_ascii_case(k)) {
         return false;
     }
@@ -148,5 +187,27 @@ mod tests {
         assert_eq!(render("it's", Quote::Single), "'it''s'");
         assert_eq!(render("v2", Quote::Double), "\"v2\"");
         assert_eq!(render("a\"b\\c\n", Quote::Double), r#""a\"b\\c\n""#);
+    }
+
+    proptest::proptest! {
+        /// The one-pass check for ASCII values means what the plain string rules say.
+        #[test]
+        fn the_ascii_fast_path_matches_the_string_rules(value in "[ -~\t\x7f]{1,12}") {
+            let by_rules = value.trim() == value
+                && !value.chars().any(|c| c.is_control())
+                && !"-?:,[]{}#&*!|>'\"%@`".contains(value.chars().next().unwrap())
+                && !value.contains(": ")
+                && !value.contains(" #")
+                && !value.ends_with(':')
+                && !value.contains([',', '[', ']', '{', '}']);
+            if !by_rules {
+                proptest::prop_assert!(!is_plain_safe(&value), "{value:?}");
+            }
+            if by_rules && !value.starts_with(|c: char| c.is_ascii_digit() || "+.".contains(c))
+                && !KEYWORDS.iter().any(|k| value.eq_ignore_ascii_case(k))
+            {
+                proptest::prop_assert!(is_plain_safe(&value), "{value:?}");
+            }
+        }
     }
 }
