@@ -28,6 +28,14 @@ pub enum GitError {
         #[source]
         source: std::io::Error,
     },
+    /// A commit cannot be built: a path runs through a file, or a file path names a directory.
+    #[error("cannot write {path:?}: it {reason}")]
+    Tree {
+        /// The path component in the way.
+        path: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// `git` ran and exited with a failure.
     #[error("`git {command}` failed in {} ({status}): {stderr}", dir.display())]
     Failed {
@@ -372,10 +380,12 @@ pub struct Signature {
 }
 
 /// Build a commit on `parent` (or a root commit) applying `changes`, without touching any ref.
-/// Uses a private temporary index, so concurrent builds never interfere. Returns the commit id.
+/// Only the trees on the changed paths are read and rewritten (`ls-tree` and `mktree` per level), so
+/// the cost follows the paths' depth, not the repository's size, and concurrent builds share nothing
+/// but the object store. Returns the commit id.
 ///
 /// # Errors
-/// git failed.
+/// git failed, or a path runs through a file.
 pub async fn build_commit(
     dir: &Path,
     parent: Option<&str>,
@@ -384,72 +394,151 @@ pub async fn build_commit(
     author: &Signature,
     committer: &Signature,
 ) -> Result<String, GitError> {
-    let index = tempfile::Builder::new()
-        .prefix("sandbox-index-")
-        .tempfile_in(dir)
-        .map_err(|source| GitError::Spawn {
-            command: "(temporary index)".into(),
-            dir: dir.to_owned(),
-            source,
-        })?;
-    // git refuses an existing empty file as an index; it wants the path free or a valid index.
-    let index_path = index.path().with_extension("idx");
-    drop(index);
-    let index_env = index_path.to_string_lossy().into_owned();
-    let result = async {
-        match parent {
-            Some(p) => Git::new(dir, ["read-tree", p]),
-            None => Git::new(dir, ["read-tree", "--empty"]),
-        }
-        .env("GIT_INDEX_FILE", &index_env)
-        .output()
-        .await?;
-        let mut listing = String::new();
-        for change in changes {
-            match change {
-                Change::Write { path, content } => {
-                    let blob = Git::new(dir, ["hash-object", "-w", "--stdin"])
-                        .stdin(content.clone())
-                        .text()
-                        .await?;
-                    listing.push_str(&format!("100644 {blob}\t{path}\n"));
-                }
-                Change::Delete { path } => {
-                    listing.push_str(&format!("0 {ZERO_OID}\t{path}\n"));
-                }
+    let mut edits = Vec::with_capacity(changes.len());
+    for change in changes {
+        let (path, blob) = match change {
+            Change::Write { path, content } => {
+                let blob = Git::new(dir, ["hash-object", "-w", "--stdin"])
+                    .stdin(content.clone())
+                    .text()
+                    .await?;
+                (path, Some(blob))
+            }
+            Change::Delete { path } => (path, None),
+        };
+        let components = path
+            .split('/')
+            .filter(|c| !c.is_empty())
+            .map(str::to_owned)
+            .collect();
+        edits.push(TreeEdit { components, blob });
+    }
+    let base = parent.map(|p| format!("{p}^{{tree}}"));
+    let tree = match edited_tree(dir, base, edits).await? {
+        Some(tree) => tree,
+        None => Git::new(dir, ["mktree"]).text().await?,
+    };
+    let mut args = vec!["commit-tree".to_owned(), tree];
+    if let Some(p) = parent {
+        args.push("-p".into());
+        args.push(p.to_owned());
+    }
+    let mut cmd = Git::new(dir, args)
+        .stdin(message.as_bytes().to_vec())
+        .env("GIT_AUTHOR_NAME", &author.name)
+        .env("GIT_AUTHOR_EMAIL", &author.email)
+        .env("GIT_COMMITTER_NAME", &committer.name)
+        .env("GIT_COMMITTER_EMAIL", &committer.email);
+    if let Some(date) = &author.date {
+        cmd = cmd.env("GIT_AUTHOR_DATE", date);
+    }
+    if let Some(date) = &committer.date {
+        cmd = cmd.env("GIT_COMMITTER_DATE", date);
+    }
+    cmd.text().await
+}
+
+/// One change below a tree: the path's remaining components, and the new blob (`None`: delete).
+struct TreeEdit {
+    components: Vec<String>,
+    blob: Option<String>,
+}
+
+/// The tree `base` (a tree-ish; `None` for none) with `edits` applied, or `None` when it ends up
+/// empty (git stores no empty trees below the root).
+fn edited_tree(
+    dir: &Path,
+    base: Option<String>,
+    edits: Vec<TreeEdit>,
+) -> std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<Option<String>, GitError>> + Send + '_>,
+> {
+    Box::pin(async move {
+        // ls-tree -z lines: "<mode> <type> <oid>\t<name>", which is also what mktree reads.
+        let mut entries: Vec<(String, String)> = match &base {
+            Some(tree) => {
+                let listing = Git::new(dir, ["ls-tree", "-z", tree.as_str()])
+                    .output()
+                    .await?;
+                listing
+                    .split(|&b| b == 0)
+                    .filter(|line| !line.is_empty())
+                    .filter_map(|line| {
+                        let line = String::from_utf8_lossy(line);
+                        let (meta, name) = line.split_once('\t')?;
+                        Some((name.to_owned(), meta.to_owned()))
+                    })
+                    .collect()
+            }
+            None => Vec::new(),
+        };
+        // Group the edits by their first component, keeping their order.
+        let mut groups: Vec<(String, Vec<TreeEdit>)> = Vec::new();
+        for mut edit in edits {
+            if edit.components.is_empty() {
+                continue;
+            }
+            let first = edit.components.remove(0);
+            match groups.iter_mut().find(|(name, _)| *name == first) {
+                Some((_, group)) => group.push(edit),
+                None => groups.push((first, vec![edit])),
             }
         }
-        Git::new(dir, ["update-index", "--index-info"])
-            .env("GIT_INDEX_FILE", &index_env)
-            .stdin(listing)
-            .output()
-            .await?;
-        let tree = Git::new(dir, ["write-tree"])
-            .env("GIT_INDEX_FILE", &index_env)
+        for (name, group) in groups {
+            let existing = entries.iter().position(|(n, _)| *n == name);
+            let meta = existing.map(|i| entries[i].1.clone());
+            let is_tree = meta
+                .as_deref()
+                .is_some_and(|m| m.split(' ').nth(1) == Some("tree"));
+            let new_meta = if group.iter().all(|e| e.components.is_empty()) {
+                // The entry itself is written or deleted; the last change wins, as in an index.
+                if is_tree {
+                    return Err(GitError::Tree {
+                        path: name,
+                        reason: "is a directory",
+                    });
+                }
+                group
+                    .last()
+                    .and_then(|e| e.blob.as_ref())
+                    .map(|blob| format!("100644 blob {blob}"))
+            } else {
+                if meta.is_some() && !is_tree {
+                    return Err(GitError::Tree {
+                        path: name,
+                        reason: "is a file, not a directory",
+                    });
+                }
+                let subtree = meta.and_then(|m| m.split(' ').nth(2).map(str::to_owned));
+                edited_tree(dir, subtree, group)
+                    .await?
+                    .map(|tree| format!("040000 tree {tree}"))
+            };
+            match (existing, new_meta) {
+                (Some(i), Some(meta)) => entries[i].1 = meta,
+                (Some(i), None) => {
+                    entries.remove(i);
+                }
+                (None, Some(meta)) => entries.push((name, meta)),
+                (None, None) => {}
+            }
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut input = Vec::new();
+        for (name, meta) in &entries {
+            input.extend_from_slice(meta.as_bytes());
+            input.push(b'\t');
+            input.extend_from_slice(name.as_bytes());
+            input.push(0);
+        }
+        Git::new(dir, ["mktree", "-z"])
+            .stdin(input)
             .text()
-            .await?;
-        let mut args = vec!["commit-tree".to_owned(), tree];
-        if let Some(p) = parent {
-            args.push("-p".into());
-            args.push(p.to_owned());
-        }
-        let mut cmd = Git::new(dir, args)
-            .stdin(message.as_bytes().to_vec())
-            .env("GIT_AUTHOR_NAME", &author.name)
-            .env("GIT_AUTHOR_EMAIL", &author.email)
-            .env("GIT_COMMITTER_NAME", &committer.name)
-            .env("GIT_COMMITTER_EMAIL", &committer.email);
-        if let Some(date) = &author.date {
-            cmd = cmd.env("GIT_AUTHOR_DATE", date);
-        }
-        if let Some(date) = &committer.date {
-            cmd = cmd.env("GIT_COMMITTER_DATE", date);
-        }
-        cmd.text().await
-    }
-    .await;
-    let _ = std::fs::remove_file(&index_path);
-    result
+            .await
+            .map(Some)
+    })
 }
 
 /// Move `refs/heads/<branch>` from `old` (or from "absent" when `None`) to `new` atomically.
@@ -481,6 +570,118 @@ pub async fn cas_branch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The tree git itself builds for `changes` on `parent`, through a temporary index.
+    async fn tree_by_index(dir: &Path, parent: &str, changes: &[Change]) -> String {
+        let index = dir.join("check-index");
+        let index = index.to_str().unwrap();
+        Git::new(dir, ["read-tree", parent])
+            .env("GIT_INDEX_FILE", index)
+            .output()
+            .await
+            .unwrap();
+        let mut listing = String::new();
+        for change in changes {
+            match change {
+                Change::Write { path, content } => {
+                    let blob = Git::new(dir, ["hash-object", "-w", "--stdin"])
+                        .stdin(content.clone())
+                        .text()
+                        .await
+                        .unwrap();
+                    listing.push_str(&format!("100644 {blob}\t{path}\n"));
+                }
+                Change::Delete { path } => listing.push_str(&format!("0 {ZERO_OID}\t{path}\n")),
+            }
+        }
+        Git::new(dir, ["update-index", "--index-info"])
+            .env("GIT_INDEX_FILE", index)
+            .stdin(listing)
+            .output()
+            .await
+            .unwrap();
+        let tree = Git::new(dir, ["write-tree"])
+            .env("GIT_INDEX_FILE", index)
+            .text()
+            .await
+            .unwrap();
+        std::fs::remove_file(index).unwrap();
+        tree
+    }
+
+    fn write(path: &str, content: &str) -> Change {
+        Change::Write {
+            path: path.into(),
+            content: content.as_bytes().to_vec(),
+        }
+    }
+
+    /// Rewriting only the trees on the changed paths gives exactly the tree git's index gives.
+    #[tokio::test]
+    async fn built_trees_equal_the_index_built_ones() {
+        let repo = tempfile::tempdir().unwrap();
+        let dir = repo.path();
+        Git::new(dir, ["init", "--bare", "-q"])
+            .output()
+            .await
+            .unwrap();
+        let who = Signature {
+            name: "T".into(),
+            email: "t@example.invalid".into(),
+            date: None,
+        };
+        let seed = [
+            write("README.md", "hi\n"),
+            write("apps/a/overlays/prod/kustomization.yaml", "images: []\n"),
+            write("apps/a/overlays/dev/kustomization.yaml", "images: []\n"),
+            write("apps/b/base/deploy.yaml", "kind: Deployment\n"),
+            write("apps/b-c/x", "sorting: '-' sorts before '/'\n"),
+        ];
+        let root = build_commit(dir, None, &seed, "seed", &who, &who)
+            .await
+            .unwrap();
+        let cases: Vec<Vec<Change>> = vec![
+            vec![write(
+                "apps/a/overlays/prod/kustomization.yaml",
+                "images: [x]\n",
+            )],
+            vec![
+                write("apps/a/overlays/prod/kustomization.yaml", "1\n"),
+                write("apps/a/overlays/dev/kustomization.yaml", "2\n"),
+                write("apps/new/deep/er/file", "3\n"),
+                write("apps/b.txt", "4\n"),
+            ],
+            vec![Change::Delete {
+                path: "apps/b/base/deploy.yaml".into(),
+            }],
+            vec![
+                Change::Delete {
+                    path: "apps/a/overlays/dev/kustomization.yaml".into(),
+                },
+                write("README.md", "changed\n"),
+            ],
+            vec![write("z", "last\n"), write("a", "first\n")],
+        ];
+        for changes in cases {
+            let commit = build_commit(dir, Some(&root), &changes, "m", &who, &who)
+                .await
+                .unwrap();
+            let built = Git::new(dir, ["rev-parse", &format!("{commit}^{{tree}}")])
+                .text()
+                .await
+                .unwrap();
+            assert_eq!(
+                built,
+                tree_by_index(dir, &root, &changes).await,
+                "{changes:?}"
+            );
+        }
+        let file_as_dir = [write("README.md/x", "no\n")];
+        assert!(matches!(
+            build_commit(dir, Some(&root), &file_as_dir, "m", &who, &who).await,
+            Err(GitError::Tree { .. })
+        ));
+    }
 
     #[test]
     fn person_line_and_dates() {
