@@ -7,7 +7,9 @@ use std::fmt::Write as _;
 use std::process::Command;
 
 use edit_common::{cases, Case, Want};
-use gitops_deploy::edit::{images_of, set_images, EditError, Edited, ImageSetting, ImageValues};
+use gitops_deploy::edit::{
+    images_of, set_images, set_images_saphyr_only, EditError, Edited, ImageSetting, ImageValues,
+};
 
 /// Runs one case through the library: parse every argument, then edit.
 fn run(case: &Case) -> Result<Edited, EditError> {
@@ -16,7 +18,15 @@ fn run(case: &Case) -> Result<Edited, EditError> {
         .iter()
         .map(|a| ImageSetting::parse_arg(a))
         .collect::<Result<Vec<_>, _>>()?;
-    set_images(&case.input, &settings)
+    let edited = set_images(&case.input, &settings);
+    // The fast path for plain block YAML never changes an outcome: saphyr alone gives the same.
+    let by_saphyr = set_images_saphyr_only(&case.input, &settings);
+    match (&edited, &by_saphyr) {
+        (Ok(a), Ok(b)) => assert_eq!(a.text, b.text, "{}", case.id),
+        (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{}", case.id),
+        _ => panic!("{}: {edited:?} but saphyr alone: {by_saphyr:?}", case.id),
+    }
+    edited
 }
 
 #[test]

@@ -336,6 +336,24 @@ pub fn images_of(text: &str) -> Result<Vec<(String, ImageValues)>, EditError> {
 /// # Errors
 /// Any [`EditError`] except `Io`; on error there is no new text.
 pub fn set_images(text: &str, settings: &[ImageSetting]) -> Result<Edited, EditError> {
+    set_images_parsing_with(text, settings, locate::parse)
+}
+
+/// [`set_images`] with saphyr-parser alone, without the fast path for plain block YAML: the
+/// baseline of the edit benchmark. Not for other uses.
+#[doc(hidden)]
+pub fn set_images_saphyr_only(text: &str, settings: &[ImageSetting]) -> Result<Edited, EditError> {
+    set_images_parsing_with(text, settings, locate::parse_with_saphyr)
+}
+
+/// How a text becomes a [`locate::Document`].
+type Parse = for<'t> fn(&'t str) -> Result<locate::Document<'t>, EditError>;
+
+fn set_images_parsing_with(
+    text: &str,
+    settings: &[ImageSetting],
+    parse: Parse,
+) -> Result<Edited, EditError> {
     for s in settings {
         if let Some(reason) = s.problem() {
             return Err(EditError::InvalidSetting {
@@ -352,7 +370,7 @@ pub fn set_images(text: &str, settings: &[ImageSetting]) -> Result<Edited, EditE
             None => effective.push(s),
         }
     }
-    let doc = locate::parse(text)?;
+    let doc = parse(text)?;
     let view = kustomization::view(&doc)?;
     let eol = splice::line_ending(text);
     let entries = view.images.as_ref().map_or(&[][..], |i| &i.entries[..]);
@@ -414,7 +432,7 @@ pub fn set_images(text: &str, settings: &[ImageSetting]) -> Result<Edited, EditE
     }
     let new_text = splice::apply(text, splices)?;
     expected.extend(appended);
-    let warnings = verify(text, &view, &new_text, &expected)?;
+    let warnings = verify(text, &view, &new_text, &expected, parse)?;
     Ok(Edited {
         changed: new_text != text,
         text: new_text,
@@ -430,6 +448,7 @@ fn verify(
     old: &kustomization::View<'_>,
     new_text: &str,
     expected: &[(String, Fields)],
+    parse: Parse,
 ) -> Result<Vec<String>, EditError> {
     let fail = |reason: String| EditError::Verify { reason };
     let warn = |broken: Vec<(String, Which, String)>| {
@@ -447,8 +466,7 @@ fn verify(
     if new_text == old_text {
         return Ok(warn(broken_plain_values(old)));
     }
-    let doc =
-        locate::parse(new_text).map_err(|e| fail(format!("the result does not parse: {e}")))?;
+    let doc = parse(new_text).map_err(|e| fail(format!("the result does not parse: {e}")))?;
     let new = kustomization::view(&doc)
         .map_err(|e| fail(format!("the result is not a kustomization: {e}")))?;
     let got: Vec<(String, Fields)> = new
