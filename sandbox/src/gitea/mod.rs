@@ -286,25 +286,53 @@ impl Gitea {
             email: self.inner.writer.email.clone(),
             date: None,
         };
-        self.commit_changes(owner, name, branch, &changes, message, &who)
-            .await
+        self.commit_changes(
+            owner,
+            name,
+            branch,
+            message,
+            &who,
+            &Planned::Files(&changes),
+        )
+        .await
     }
 
+    /// Commits `planned` onto `branch`, computing the changes from the head they will be committed
+    /// on; when the branch moves meanwhile, they are computed again on the new head.
     async fn commit_changes(
         &self,
         owner: &str,
         name: &str,
         branch: &str,
-        changes: &[Change],
         message: &str,
         who: &Signature,
+        planned: &Planned<'_>,
     ) -> Result<String, Error> {
         check_branch(branch)?;
         let dir = self.existing_repo(owner, name)?;
         for _ in 0..20 {
             let head = self.branch_head(owner, name, branch).await?;
+            let changes = match planned {
+                Planned::Files(changes) => changes.to_vec(),
+                Planned::AppendLine { path, line } => {
+                    let mut content = match head.as_deref() {
+                        Some(head) => self.read_file(owner, name, head, path).await?,
+                        None => None,
+                    }
+                    .unwrap_or_default();
+                    if !content.is_empty() && !content.ends_with(b"\n") {
+                        content.push(b'\n');
+                    }
+                    content.extend_from_slice(line.as_bytes());
+                    content.push(b'\n');
+                    vec![Change::Write {
+                        path: (*path).to_owned(),
+                        content,
+                    }]
+                }
+            };
             let commit =
-                git::build_commit(&dir, head.as_deref(), changes, message, who, who).await?;
+                git::build_commit(&dir, head.as_deref(), &changes, message, who, who).await?;
             if git::cas_branch(&dir, branch, &commit, head.as_deref()).await? {
                 return Ok(commit);
             }
@@ -543,26 +571,14 @@ impl Gitea {
     }
 
     /// Apply a pending race: commit a line onto the race's file so the branch moves under the
-    /// writer that is about to write.
+    /// writer that is about to write. The line is appended to the file as it is in the commit the
+    /// racing commit builds on, so the racer never undoes another write.
     async fn apply_race(&self, owner: &str, name: &str, race: &Race) -> Result<String, Error> {
         let n = {
             let mut state = self.state();
             state.race_counter += 1;
             state.race_counter
         };
-        let mut content = self
-            .read_file(
-                owner,
-                name,
-                &format!("refs/heads/{}", race.branch),
-                &race.path,
-            )
-            .await?
-            .unwrap_or_default();
-        if !content.is_empty() && !content.ends_with(b"\n") {
-            content.push(b'\n');
-        }
-        content.extend_from_slice(format!("# racing commit {n}\n").as_bytes());
         let who = Signature {
             name: "racer".into(),
             email: "racer@sandbox.invalid".into(),
@@ -572,12 +588,12 @@ impl Gitea {
             owner,
             name,
             &race.branch,
-            &[Change::Write {
-                path: race.path.clone(),
-                content,
-            }],
             &format!("sandbox: racing commit {n}"),
             &who,
+            &Planned::AppendLine {
+                path: &race.path,
+                line: &format!("# racing commit {n}"),
+            },
         )
         .await
     }
@@ -674,6 +690,19 @@ fn constant_time_eq(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// What a sandbox-made commit writes.
+enum Planned<'a> {
+    /// These files, whatever the head holds.
+    Files(&'a [Change]),
+    /// `line` appended to the file at `path` as the head holds it (created when missing).
+    AppendLine {
+        /// The file.
+        path: &'a str,
+        /// The line, without its newline.
+        line: &'a str,
+    },
 }
 
 #[cfg(test)]

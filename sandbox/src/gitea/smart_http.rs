@@ -139,12 +139,18 @@ async fn run_cgi(
         .env("QUERY_STRING", query)
         // receive-pack is enabled only for writers, so even a bug in the check above cannot let
         // a read-only token push.
-        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_COUNT", "3")
         .env("GIT_CONFIG_KEY_0", "http.receivepack")
         .env(
             "GIT_CONFIG_VALUE_0",
             if may_push { "true" } else { "false" },
         )
+        // Partial clone, on by default in Gitea (`[git] DISABLE_PARTIAL_CLONE = false`), which then
+        // passes these two to upload-pack.
+        .env("GIT_CONFIG_KEY_1", "uploadpack.allowFilter")
+        .env("GIT_CONFIG_VALUE_1", "true")
+        .env("GIT_CONFIG_KEY_2", "uploadpack.allowAnySHA1InWant")
+        .env("GIT_CONFIG_VALUE_2", "true")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
