@@ -255,7 +255,8 @@ async fn concurrent(same_file: bool, race: bool) {
         );
         assert!(
             show(&dir, &head, &file).contains(&entry),
-            "run {i}: the head still holds its change"
+            "run {i}: the head still holds its change; history of {file}:\n{}",
+            git(&dir, &["log", "--format=%h %p %an %s", "--", &file])
         );
     }
     let mut ms: Vec<u128> = outcomes.iter().map(|o| o.elapsed.as_millis()).collect();
@@ -716,7 +717,7 @@ async fn auto_picks_git_when_the_server_is_not_gitea() {
     sandbox.faults().inject(
         FaultRule::new(Server::Gitea, FaultKind::Status(404)).path_contains("/api/v1/version"),
     );
-    let config = config(
+    let plain = config(
         sandbox.gitea_url(),
         "plain",
         sandbox.token(),
@@ -725,7 +726,7 @@ async fn auto_picks_git_when_the_server_is_not_gitea() {
         "6.0.0",
         "auto",
     );
-    let out = publish::run(&config, &quiet()).await.expect("publish");
+    let out = publish::run(&plain, &quiet()).await.expect("publish");
     assert!(
         sandbox.faults().pending().is_empty(),
         "the version was probed"
@@ -735,4 +736,29 @@ async fn auto_picks_git_when_the_server_is_not_gitea() {
         commits_since(&dir, &before),
         std::slice::from_ref(&out.commit_sha)
     );
+
+    // A probe that gets no answer is bounded by the request timeout, not the whole step's budget:
+    // `auto` falls back to git and the step still lands well inside its timeout.
+    sandbox
+        .faults()
+        .inject(FaultRule::new(Server::Gitea, FaultKind::Timeout).path_contains("/api/v1/version"));
+    let mut stalled = config(
+        sandbox.gitea_url(),
+        "plain",
+        sandbox.token(),
+        OVERLAY,
+        &app_image(0),
+        "6.0.1",
+        "auto",
+    );
+    stalled.request_timeout = Duration::from_secs(1);
+    stalled.timeout = Duration::from_secs(60);
+    let out = publish::run(&stalled, &quiet())
+        .await
+        .expect("publish after a stalled probe");
+    assert!(sandbox.faults().pending().is_empty(), "the probe stalled");
+    assert_eq!(out.transport, UsedTransport::Git);
+    assert_eq!(out.attempts, 1);
+    // Unbounded, the probe would wait for the sandbox's 120 s stall limit or the 60 s budget.
+    assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
 }

@@ -771,7 +771,7 @@ pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
     let transport = match config.transport {
         Transport::Api => UsedTransport::Api,
         Transport::Git => UsedTransport::Git,
-        Transport::Auto => detect(config).await,
+        Transport::Auto => detect(config, &deadline).await,
     };
     report.info(
         Phase::Publish,
@@ -813,10 +813,12 @@ pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
 }
 
 /// `auto`: the API when the server answers `GET /api/v1/version` like Gitea/Forgejo, git otherwise.
-async fn detect(config: &Config) -> UsedTransport {
+/// The probe gets one request's time (`request_timeout`), never more than the step has left.
+async fn detect(config: &Config, deadline: &Deadline) -> UsedTransport {
+    let limit = config.request_timeout.min(deadline.remaining());
     let client = match gitea::Client::builder(config.server_url.as_str())
-        .connect_timeout(Duration::from_secs(3))
-        .request_timeout(Duration::from_secs(5))
+        .connect_timeout(limit)
+        .request_timeout(limit)
         .build()
     {
         Ok(c) => c,
