@@ -1,5 +1,6 @@
-//! Tells how a revision Argo CD reports relates to our commit, through the Gitea/Forgejo compare
-//! API, and whether our value survived there (research TL;DR 4: "superseded" and "overwritten").
+//! Tells how a revision Argo CD reports relates to our commit, and whether our value survived there
+//! (research TL;DR 4: "superseded" and "overwritten"): through the Gitea/Forgejo compare API when the
+//! commit went through it, or through git itself for any other host.
 //!
 //! `compare(X...S)` lists the commits of S missing from X: none means X contains S. `compare(S...X)`
 //! empty means X is an ancestor of S (Argo CD has not seen our commit). Anything else diverged.
@@ -9,6 +10,7 @@ use futures::future::BoxFuture;
 use crate::argocd::phase::RevisionOracle;
 use crate::argocd::verdict::Relation;
 use crate::edit::{self, ImageSetting};
+use crate::forge::git::History;
 use crate::forge::gitea::{self, models::Contents};
 
 /// The oracle over a Gitea repository.
@@ -68,16 +70,18 @@ impl GiteaOracle {
             let Some(Ok(bytes)) = file.decoded() else {
                 continue;
             };
-            let text = String::from_utf8_lossy(&bytes);
-            match edit::set_images(&text, std::slice::from_ref(&self.setting)) {
-                Ok(edited) if edited.is_changed() => return Ok(Some(rev.to_owned())),
-                Ok(_) => {}
-                // Our entry is gone or the file is broken: our value does not hold there either.
-                Err(_) => return Ok(Some(rev.to_owned())),
+            if !holds(&String::from_utf8_lossy(&bytes), &self.setting) {
+                return Ok(Some(rev.to_owned()));
             }
         }
         Ok(None)
     }
+}
+
+/// True when `text` already holds what `setting` sets (applying it again changes nothing). An entry
+/// that is gone, or a file that no longer reads as a kustomization, does not hold our value.
+fn holds(text: &str, setting: &ImageSetting) -> bool {
+    edit::set_images(text, std::slice::from_ref(setting)).is_ok_and(|edited| !edited.is_changed())
 }
 
 impl RevisionOracle for GiteaOracle {
@@ -92,4 +96,60 @@ impl RevisionOracle for GiteaOracle {
 
 fn short(sha: &str) -> &str {
     sha.get(..7).unwrap_or(sha)
+}
+
+/// The oracle over any git remote (the `git` transport): ancestry from the branch's commit graph,
+/// fetched without trees or blobs when a revision is not known yet; our files at a revision fetched
+/// on demand.
+#[derive(Debug)]
+pub struct GitOracle {
+    /// The branch's history, fetched lazily.
+    pub history: History,
+    /// Kustomization files our commit changed.
+    pub files: Vec<String>,
+    /// The setting we applied.
+    pub setting: ImageSetting,
+}
+
+impl GitOracle {
+    async fn relation_of(&self, ours: &str, rev: &str) -> Result<Relation, String> {
+        let git = |e: crate::forge::git::Error| e.to_string();
+        for needed in [ours, rev] {
+            if !self.history.has_commit(needed).await.map_err(git)? {
+                self.history.fetch().await.map_err(git)?;
+                if !self.history.has_commit(needed).await.map_err(git)? {
+                    // Not on the branch (any more): a history without it.
+                    return Ok(Relation::Unrelated);
+                }
+            }
+        }
+        if self.history.is_ancestor(ours, rev).await.map_err(git)? {
+            for path in &self.files {
+                let text = self.history.file_at(rev, path).await.map_err(git)?;
+                if !text.is_some_and(|t| holds(&t, &self.setting)) {
+                    return Ok(Relation::Descendant {
+                        overwritten_by: Some(rev.to_owned()),
+                    });
+                }
+            }
+            return Ok(Relation::Descendant {
+                overwritten_by: None,
+            });
+        }
+        if self.history.is_ancestor(rev, ours).await.map_err(git)? {
+            Ok(Relation::Older)
+        } else {
+            Ok(Relation::Unrelated)
+        }
+    }
+}
+
+impl RevisionOracle for GitOracle {
+    fn relation<'a>(
+        &'a self,
+        ours: &'a str,
+        rev: &'a str,
+    ) -> BoxFuture<'a, Result<Relation, String>> {
+        Box::pin(self.relation_of(ours, rev))
+    }
 }

@@ -10,6 +10,7 @@ use crate::argocd::verdict::{short, Target};
 use crate::cli::run::RunArgs;
 use crate::edit::{FieldUpdate, ImageSetting, ImageValues};
 use crate::error::{DeployError, Phase};
+use crate::forge::git::History;
 use crate::publish;
 use crate::report::Report;
 use crate::secret::Secret;
@@ -148,7 +149,7 @@ pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, Depl
             verify: None,
         });
     }
-    let oracle = oracle_for(config, &publish);
+    let oracle = oracle_for(config, &publish, report).await;
     let rollback = config.verify.rollback_on_failure && publish.changed;
     let reserve = if rollback {
         (config.verify.timeout / ROLLBACK_RESERVE_SHARE).min(ROLLBACK_RESERVE_MAX)
@@ -224,28 +225,55 @@ fn record_publish(report: &Report, publish: &publish::Outcome) {
     }
 }
 
-/// Ancestry through the Gitea compare API when the commit went through it.
-fn oracle_for(config: &RunConfig, out: &publish::Outcome) -> Option<Arc<dyn RevisionOracle>> {
-    if out.transport != publish::UsedTransport::Api {
-        return None;
-    }
-    let client = crate::forge::gitea::Client::builder(config.publish.server_url.as_str())
-        .token(config.publish.token.clone())
-        .request_timeout(Duration::from_secs(15))
-        .build()
-        .ok()?;
+/// Ancestry through the Gitea compare API when the commit went through it, else through git.
+async fn oracle_for(
+    config: &RunConfig,
+    out: &publish::Outcome,
+    report: &Report,
+) -> Option<Arc<dyn RevisionOracle>> {
     let files = out
         .files
         .iter()
         .filter(|f| f.changed)
         .map(|f| f.path.clone())
         .collect();
+    let setting = config.publish.setting.clone();
+    if out.transport == publish::UsedTransport::Git {
+        let remote = crate::forge::git::Remote {
+            url: config.publish.clone_url(),
+            token: config.publish.token.clone(),
+            stall_timeout: config.publish.request_timeout,
+        };
+        // A fetch of a long history may take a while; a stall is cut by `stall_timeout`.
+        let command_timeout = (config.publish.request_timeout * 4).max(Duration::from_secs(60));
+        return match History::open(remote, &out.branch, command_timeout).await {
+            Ok(history) => Some(Arc::new(crate::ancestry::GitOracle {
+                history,
+                files,
+                setting,
+            })),
+            Err(e) => {
+                report.warn(
+                    Phase::Argocd,
+                    format_args!(
+                        "cannot prepare ancestry checks ({e}); only our own commit counts"
+                    ),
+                );
+                None
+            }
+        };
+    }
+    let client = crate::forge::gitea::Client::builder(config.publish.server_url.as_str())
+        .token(config.publish.token.clone())
+        .request_timeout(Duration::from_secs(15))
+        .build()
+        .ok()?;
     Some(Arc::new(crate::ancestry::GiteaOracle {
         client,
         owner: config.publish.owner.clone(),
         name: config.publish.name.clone(),
         files,
-        setting: config.publish.setting.clone(),
+        setting,
     }))
 }
 

@@ -9,11 +9,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use common::{argo_timing, kube_timing, World, APP, ARGO_TOKEN, KUBE_TOKEN};
-use gitops_deploy::ancestry::GiteaOracle;
-use gitops_deploy::argocd::phase::{self, ArgoSettings, SyncMode, Watch};
-use gitops_deploy::argocd::verdict::Target;
+use gitops_deploy::ancestry::{GitOracle, GiteaOracle};
+use gitops_deploy::argocd::phase::{self, ArgoSettings, RevisionOracle, SyncMode, Watch};
+use gitops_deploy::argocd::verdict::{Relation, Target};
 use gitops_deploy::argocd::{Client, ClientConfig};
 use gitops_deploy::edit::ImageSetting;
+use gitops_deploy::forge::git::{History, Remote};
 use gitops_deploy::report::Report;
 use gitops_deploy::rollout::{rollout_verdict, Workload};
 use gitops_deploy::secret::{Masker, Secret};
@@ -368,21 +369,44 @@ fn settings() -> ArgoSettings {
     }
 }
 
-fn oracle(world: &World, tag: &str) -> Result<Arc<GiteaOracle>> {
-    let client = gitops_deploy::forge::gitea::Client::builder(world.sandbox.gitea_url())
-        .token(Some(Secret::new(world.sandbox.token())))
-        .build()?;
-    Ok(Arc::new(GiteaOracle {
-        client,
-        owner: demo::OWNER.into(),
-        name: demo::REPO.into(),
-        files: vec![demo::KUSTOMIZATION.into()],
-        setting: ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?,
-    }))
+/// Which way ancestry is learned: the Gitea compare API (`transport: api`) or git (`transport: git`).
+#[derive(Debug, Clone, Copy)]
+enum Forge {
+    Api,
+    Git,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newer_commit_containing_ours_passes() -> Result<()> {
+async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn RevisionOracle>> {
+    let files = vec![demo::KUSTOMIZATION.to_owned()];
+    let setting = ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?;
+    let token = Some(Secret::new(world.sandbox.token()));
+    Ok(match forge {
+        Forge::Api => Arc::new(GiteaOracle {
+            client: gitops_deploy::forge::gitea::Client::builder(world.sandbox.gitea_url())
+                .token(token)
+                .build()?,
+            owner: demo::OWNER.into(),
+            name: demo::REPO.into(),
+            files,
+            setting,
+        }),
+        Forge::Git => {
+            let remote = Remote {
+                url: format!("{}/{}.git", world.sandbox.gitea_url(), demo::REPOSITORY).parse()?,
+                token,
+                stall_timeout: Duration::from_secs(10),
+            };
+            let history = History::open(remote, demo::BRANCH, Duration::from_secs(30)).await?;
+            Arc::new(GitOracle {
+                history,
+                files,
+                setting,
+            })
+        }
+    })
+}
+
+async fn a_newer_commit_containing_ours_passes(forge: Forge) -> Result<()> {
     let world = World::start(argo_timing(), kube_timing()).await?;
     let ours = world.commit_tag("1.4.0").await?;
     let newer = world
@@ -394,7 +418,7 @@ async fn a_newer_commit_containing_ours_passes() -> Result<()> {
         &argo_client(&world)?,
         &settings(),
         Target::new(&ours),
-        Some(oracle(&world, "1.4.0")?),
+        Some(oracle(&world, "1.4.0", forge).await?),
         &report,
         deadline,
     )
@@ -406,7 +430,16 @@ async fn a_newer_commit_containing_ours_passes() -> Result<()> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_newer_commit_overwriting_our_value_fails_saying_so() -> Result<()> {
+async fn a_newer_commit_containing_ours_passes_by_the_api() -> Result<()> {
+    a_newer_commit_containing_ours_passes(Forge::Api).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_commit_containing_ours_passes_by_git() -> Result<()> {
+    a_newer_commit_containing_ours_passes(Forge::Git).await
+}
+
+async fn a_newer_commit_overwriting_our_value_fails_saying_so(forge: Forge) -> Result<()> {
     let world = World::start(argo_timing(), kube_timing()).await?;
     let ours = world.commit_tag("1.5.0").await?;
     let other = world.commit_tag("1.5.1").await?;
@@ -416,7 +449,7 @@ async fn a_newer_commit_overwriting_our_value_fails_saying_so() -> Result<()> {
         &argo_client(&world)?,
         &settings(),
         Target::new(&ours),
-        Some(oracle(&world, "1.5.0")?),
+        Some(oracle(&world, "1.5.0", forge).await?),
         &report,
         deadline,
     )
@@ -428,6 +461,58 @@ async fn a_newer_commit_overwriting_our_value_fails_saying_so() -> Result<()> {
         "{}",
         out.text()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_commit_overwriting_our_value_fails_saying_so_by_the_api() -> Result<()> {
+    a_newer_commit_overwriting_our_value_fails_saying_so(Forge::Api).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_commit_overwriting_our_value_fails_saying_so_by_git() -> Result<()> {
+    a_newer_commit_overwriting_our_value_fails_saying_so(Forge::Git).await
+}
+
+/// Both oracles answer the same for every relation a revision can have to ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_oracles_tell_every_relation_alike() -> Result<()> {
+    let world = World::start(argo_timing(), kube_timing()).await?;
+    let older = world.head().await?;
+    let ours = world.commit_tag("1.6.0").await?;
+    let descendant = world.commit(&[("README.md", "docs\n")], "docs").await?;
+    let overwriting = world.commit_tag("1.6.1").await?;
+    let nowhere = "0123456789abcdef0123456789abcdef01234567";
+    let expected = [
+        (&older, Relation::Older),
+        (
+            &descendant,
+            Relation::Descendant {
+                overwritten_by: None,
+            },
+        ),
+        (
+            &overwriting,
+            Relation::Descendant {
+                overwritten_by: Some(overwriting.clone()),
+            },
+        ),
+    ];
+    for forge in [Forge::Api, Forge::Git] {
+        let oracle = oracle(&world, "1.6.0", forge).await?;
+        for (rev, relation) in &expected {
+            let got = oracle
+                .relation(&ours, rev)
+                .await
+                .map_err(anyhow::Error::msg)?;
+            assert_eq!(&got, relation, "{forge:?}: {rev}");
+        }
+        let unknown = oracle.relation(&ours, nowhere).await;
+        assert!(
+            !matches!(unknown, Ok(Relation::Descendant { .. } | Relation::Older)),
+            "{forge:?}: a commit that does not exist is neither ours nor older: {unknown:?}"
+        );
+    }
     Ok(())
 }
 

@@ -368,9 +368,106 @@ impl Checkout {
             .collect())
     }
 
-    /// True when `ancestor` is reachable from `descendant` (both must be local, e.g. after [`fetch`]).
+    async fn run(&self, args: &[&str]) -> Result<String, Error> {
+        let args: Vec<OsString> = args.iter().map(OsString::from).collect();
+        git(&self.remote, &self.root, &args, None, self.deadline).await
+    }
+}
+
+/// The commit graph of one branch without trees or blobs (a bare `--filter=tree:0` fetch into a
+/// temporary directory, removed on drop), for ancestry questions. A file's content is fetched on
+/// demand. Every command gets `command_timeout`.
+#[derive(Debug)]
+pub struct History {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+    remote: Remote,
+    branch: String,
+    command_timeout: Duration,
+}
+
+impl History {
+    /// An empty bare repository whose `origin` is the remote's URL (never credentials).
     ///
-    /// [`fetch`]: Checkout::fetch
+    /// # Errors
+    /// When the temporary directory cannot be made or git fails.
+    pub async fn open(
+        remote: Remote,
+        branch: &str,
+        command_timeout: Duration,
+    ) -> Result<Self, Error> {
+        let dir = tempfile::Builder::new()
+            .prefix("gitops-deploy-history-")
+            .tempdir()
+            .map_err(|source| Error::Io {
+                path: std::env::temp_dir(),
+                source,
+            })?;
+        let root = dir.path().join("history.git");
+        let history = History {
+            root: root.clone(),
+            _dir: dir,
+            remote,
+            branch: branch.to_owned(),
+            command_timeout,
+        };
+        let init: Vec<OsString> = vec![
+            "init".into(),
+            "--bare".into(),
+            "--quiet".into(),
+            root.into(),
+        ];
+        git(
+            &history.remote,
+            history._dir.path(),
+            &init,
+            None,
+            history.deadline(),
+        )
+        .await?;
+        history
+            .run(&["remote", "add", "origin", history.remote.url.as_str()])
+            .await?;
+        Ok(history)
+    }
+
+    fn deadline(&self) -> Deadline {
+        Deadline::after(self.command_timeout)
+    }
+
+    /// Fetches the branch's commits (no trees, no blobs) and returns its tip.
+    ///
+    /// # Errors
+    /// When git fails.
+    pub async fn fetch(&self) -> Result<String, Error> {
+        let tracking = format!("refs/remotes/origin/{}", self.branch);
+        let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
+        self.run(&[
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "--filter=tree:0",
+            "origin",
+            &refspec,
+        ])
+        .await?;
+        Ok(self.run(&["rev-parse", &tracking]).await?.trim().to_owned())
+    }
+
+    /// True when `commit` is here (fetched).
+    ///
+    /// # Errors
+    /// When git cannot run.
+    pub async fn has_commit(&self, commit: &str) -> Result<bool, Error> {
+        let object = format!("{commit}^{{commit}}");
+        match self.run(&["cat-file", "-e", &object]).await {
+            Ok(_) => Ok(true),
+            Err(Error::Failed { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// True when `ancestor` is reachable from `descendant` (both fetched).
     ///
     /// # Errors
     /// When git fails for another reason than "not an ancestor".
@@ -385,9 +482,23 @@ impl Checkout {
         }
     }
 
+    /// The text of `path` at `commit`, `None` when there is no such file.
+    ///
+    /// # Errors
+    /// When git fails otherwise (the trees and the blob come from the remote on demand).
+    pub async fn file_at(&self, commit: &str, path: &str) -> Result<Option<String>, Error> {
+        let path = path.trim_start_matches('/');
+        let listing = self.run(&["ls-tree", commit, "--", path]).await?;
+        if listing.split_whitespace().nth(1) != Some("blob") {
+            return Ok(None);
+        }
+        let object = format!("{commit}:{path}");
+        self.run(&["cat-file", "blob", &object]).await.map(Some)
+    }
+
     async fn run(&self, args: &[&str]) -> Result<String, Error> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
-        git(&self.remote, &self.root, &args, None, self.deadline).await
+        git(&self.remote, &self.root, &args, None, self.deadline()).await
     }
 }
 
