@@ -5,7 +5,8 @@
 //!
 //! Run: `cargo run --release --example publish_bench` (or without `--release`; the report says which).
 //! Options via env: `BENCH_FILES` (default 20000), `BENCH_COMMITS` (2000), `BENCH_MB` (104: random bytes
-//! spread over the history, so the pack cannot be compressed below it), `BENCH_REPS` (5).
+//! spread over the history, so the pack cannot be compressed below it), `BENCH_REPS` (5),
+//! `BENCH_API_REPS` (21: the api-only runs alternating between the two repositories).
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -294,6 +295,22 @@ async fn main() -> Result<()> {
     println!(
         "api large vs small: {:+.1}%",
         (ms(api) / ms(small) - 1.0) * 100.0
+    );
+
+    // The size comparison on its own: api publishes alternating between the two repositories, with no
+    // baseline clone in between to disturb them, many times.
+    let api_reps = env_num("BENCH_API_REPS", 21);
+    let (mut large_runs, mut small_runs) = (Vec::new(), Vec::new());
+    for r in 0..api_reps {
+        large_runs.push(ours(&server, "large", &token, "api", &format!("5.{r}.0")).await?);
+        small_runs.push(ours(&server, "small", &token, "api", &format!("6.{r}.0")).await?);
+    }
+    let (large_med, small_med) = (median(large_runs), median(small_runs));
+    println!(
+        "api alone, alternating, median of {api_reps}: large {:.1} ms, small {:.1} ms, {:+.1}%",
+        ms(large_med),
+        ms(small_med),
+        (ms(large_med) / ms(small_med) - 1.0) * 100.0
     );
 
     // Where the api time goes: each request of one publish, timed alone on both repositories.
