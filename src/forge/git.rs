@@ -328,20 +328,16 @@ impl Checkout {
     /// # Errors
     /// When git fails.
     pub async fn fetch(&self) -> Result<String, Error> {
-        let tracking = format!("refs/remotes/origin/{}", self.branch);
-        let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
         // Small blobs come along (the new versions of the files we edit, changed by the commits we raced
         // against), so the reset that follows needs no second round trip for them.
-        self.run(&[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--filter=blob:limit=256k",
-            "origin",
-            &refspec,
-        ])
-        .await?;
-        Ok(self.run(&["rev-parse", &tracking]).await?.trim().to_owned())
+        fetch_branch(
+            &self.remote,
+            &self.root,
+            &self.branch,
+            "blob:limit=256k",
+            self.deadline,
+        )
+        .await
     }
 
     /// Resets the work tree (its sparse part) and `HEAD` to `commit`.
@@ -440,18 +436,14 @@ impl History {
     /// # Errors
     /// When git fails.
     pub async fn fetch(&self) -> Result<String, Error> {
-        let tracking = format!("refs/remotes/origin/{}", self.branch);
-        let refspec = format!("+refs/heads/{}:{tracking}", self.branch);
-        self.run(&[
-            "fetch",
-            "--quiet",
-            "--no-tags",
-            "--filter=tree:0",
-            "origin",
-            &refspec,
-        ])
-        .await?;
-        Ok(self.run(&["rev-parse", &tracking]).await?.trim().to_owned())
+        fetch_branch(
+            &self.remote,
+            &self.root,
+            &self.branch,
+            "tree:0",
+            self.deadline(),
+        )
+        .await
     }
 
     /// True when `commit` is here (fetched).
@@ -500,6 +492,34 @@ impl History {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         git(&self.remote, &self.root, &args, None, self.deadline()).await
     }
+}
+
+/// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>` with the partial-clone `filter`
+/// and returns its tip.
+async fn fetch_branch(
+    remote: &Remote,
+    repo: &Path,
+    branch: &str,
+    filter: &str,
+    deadline: Deadline,
+) -> Result<String, Error> {
+    let tracking = format!("refs/remotes/origin/{branch}");
+    let fetch: Vec<OsString> = [
+        "fetch".to_owned(),
+        "--quiet".into(),
+        "--no-tags".into(),
+        format!("--filter={filter}"),
+        "origin".into(),
+        format!("+refs/heads/{branch}:{tracking}"),
+    ]
+    .map(OsString::from)
+    .to_vec();
+    git(remote, repo, &fetch, None, deadline).await?;
+    let parse: Vec<OsString> = vec!["rev-parse".into(), tracking.into()];
+    Ok(git(remote, repo, &parse, None, deadline)
+        .await?
+        .trim()
+        .to_owned())
 }
 
 async fn git(
