@@ -192,13 +192,7 @@ impl Checkout {
         dirs: &[String],
         deadline: Deadline,
     ) -> Result<Self, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("gitops-deploy-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = temp_dir("gitops-deploy-")?;
         let root = dir.path().join("repo");
         let mut args: Vec<OsString> = [
             "clone",
@@ -392,13 +386,7 @@ impl History {
         branch: &str,
         command_timeout: Duration,
     ) -> Result<Self, Error> {
-        let dir = tempfile::Builder::new()
-            .prefix("gitops-deploy-history-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let dir = temp_dir("gitops-deploy-history-")?;
         let root = dir.path().join("history.git");
         let history = History {
             root: root.clone(),
@@ -492,6 +480,17 @@ impl History {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         git(&self.remote, &self.root, &args, None, self.deadline()).await
     }
+}
+
+/// A fresh temporary directory (removed when the returned value drops).
+fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|source| Error::Io {
+            path: std::env::temp_dir(),
+            source,
+        })
 }
 
 /// Fetches `branch` from `origin` into `refs/remotes/origin/<branch>` with the partial-clone `filter`
