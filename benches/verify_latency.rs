@@ -96,12 +96,11 @@ fn main() -> Result<()> {
         .enable_all()
         .build()?;
     rt.block_on(async {
-        let mut kt = common::kube_timing();
-        kt.pod_start_delay = Duration::from_millis(50);
-        let mut at = common::argo_timing();
-        at.sync_delay = Duration::from_millis(100);
-        at.stale_health = Duration::from_millis(200);
-        let world = World::start(at, kt).await?;
+        let mut timing = common::timing();
+        timing.pod_start_delay = Duration::from_millis(50);
+        timing.sync_delay = Duration::from_millis(100);
+        timing.stale_health = Duration::from_millis(200);
+        let world = World::start(timing).await?;
         let stream = measure(&world, "stream", runs, "3.1").await?;
         let poll = measure(&world, "poll", runs, "3.2").await?;
         println!("| watch | runs | p50 | p90 | p99 | max |");

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use common::{argo_timing, kube_timing, World, APP, ARGO_TOKEN, KUBE_TOKEN};
+use common::{timing, World, APP, ARGO_TOKEN, KUBE_TOKEN};
 use gitops_deploy::ancestry::{GitOracle, GiteaOracle};
 use gitops_deploy::argocd::phase::{self, ArgoSettings, RevisionOracle, SyncMode, Watch};
 use gitops_deploy::argocd::verdict::{Relation, Target};
@@ -53,7 +53,7 @@ fn with_health(world: &World, mut args: Vec<String>) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_rollout_through_argocd() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let dir = tempfile::tempdir()?;
     let outputs = dir.path().join("outputs");
     let mut args = with_health(&world, world.run_args("1.1.0"));
@@ -91,7 +91,7 @@ async fn happy_path_rollout_through_argocd() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn happy_path_rollout_through_kubeconfig_survives_stream_cuts() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     // The next two Argo CD streams end after one event each.
     world.argo.cut_streams_after(1, 2);
     let mut args = with_health(&world, world.run_args("1.2.0"));
@@ -130,9 +130,9 @@ async fn happy_path_rollout_through_kubeconfig_survives_stream_cuts() -> Result<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kube_watch_410_mid_rollout_is_survived() -> Result<()> {
-    let mut kt = kube_timing();
-    kt.pod_start_delay = Duration::from_millis(700);
-    let world = World::start(argo_timing(), kt).await?;
+    let mut t = timing();
+    t.pod_start_delay = Duration::from_millis(700);
+    let world = World::start(t).await?;
     world.kube.fail_next_watches_with_gone(1);
     let sha = world.commit_tag("1.2.5").await?;
     // Kubernetes only: the rollout is watched while it happens.
@@ -181,11 +181,10 @@ async fn kube_watch_410_mid_rollout_is_survived() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stale_health_and_180s_poll_neither_fool_nor_slow_the_argocd_phase() -> Result<()> {
     // Health and reconciledAt stay stale for 2 s after each sync; pods take 1 s each to start.
-    let mut timing = argo_timing();
-    timing.stale_health = Duration::from_secs(2);
-    let mut kt = kube_timing();
-    kt.pod_start_delay = Duration::from_secs(1);
-    let world = World::start(timing, kt).await?;
+    let mut t = timing();
+    t.stale_health = Duration::from_secs(2);
+    t.pod_start_delay = Duration::from_secs(1);
+    let world = World::start(t).await?;
     let sha = world.commit_tag("1.3.0").await?;
     let started = Instant::now();
     let (out, err) = common::run(
@@ -219,9 +218,9 @@ async fn stale_health_and_180s_poll_neither_fool_nor_slow_the_argocd_phase() -> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broken_tag_fails_within_grace_naming_the_pod() -> Result<()> {
     // A 60 s progress deadline scaled to 30 s: the stuck pod must fail it long before.
-    let mut kt = kube_timing();
-    kt.progress_deadline_scale = 0.5;
-    let world = World::start(argo_timing(), kt).await?;
+    let mut t = timing();
+    t.progress_deadline_scale = 0.5;
+    let world = World::start(t).await?;
     let mut args = with_health(&world, world.run_args("broken-1"));
     args.extend(["--rollout".into(), "auto".into()]);
     let started = Instant::now();
@@ -250,7 +249,7 @@ async fn broken_tag_fails_within_grace_naming_the_pod() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_serving_another_version_fails_the_http_phase_with_the_body() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let sha = world.head().await?;
     let (out, err) = common::run(
         {
@@ -289,7 +288,7 @@ async fn app_serving_another_version_fails_the_http_phase_with_the_body() -> Res
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_exits_2_naming_every_input() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let (out, err) = common::run(
         {
             let mut c = world.cli("wait");
@@ -322,7 +321,7 @@ async fn bad_input_exits_2_naming_every_input() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollback_restores_the_previous_tag_and_it_is_healthy() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let mut args = with_health(&world, world.run_args("broken-2"));
     args.extend([
         "--rollout".into(),
@@ -407,7 +406,7 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
 }
 
 async fn a_newer_commit_containing_ours_passes(forge: Forge) -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let ours = world.commit_tag("1.4.0").await?;
     let newer = world
         .commit(&[("README.md", "someone else's change\n")], "docs")
@@ -440,7 +439,7 @@ async fn a_newer_commit_containing_ours_passes_by_git() -> Result<()> {
 }
 
 async fn a_newer_commit_overwriting_our_value_fails_saying_so(forge: Forge) -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let ours = world.commit_tag("1.5.0").await?;
     let other = world.commit_tag("1.5.1").await?;
     let (report, out) = Report::capture(Masker::new());
@@ -477,7 +476,7 @@ async fn a_newer_commit_overwriting_our_value_fails_saying_so_by_git() -> Result
 /// Both oracles answer the same for every relation a revision can have to ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn both_oracles_tell_every_relation_alike() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let older = world.head().await?;
     let ours = world.commit_tag("1.6.0").await?;
     let descendant = world.commit(&[("README.md", "docs\n")], "docs").await?;
@@ -553,9 +552,9 @@ async fn kubectl_and_ours(world: &World, image: &str) -> Result<(bool, String, V
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
-    let mut kt = kube_timing();
-    kt.pod_start_delay = Duration::from_secs(3);
-    let world = World::start(argo_timing(), kt).await?;
+    let mut t = timing();
+    t.pod_start_delay = Duration::from_secs(3);
+    let world = World::start(t).await?;
     let img = |t: &str| format!("{}:{t}", demo::IMAGE);
 
     // Rolled out: both say done.
@@ -617,7 +616,7 @@ async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_always_waits_out_a_running_operation() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     // Auto-sync starts an operation on our refresh; it stays Running for 2 s, so our own sync
     // request meets "another operation is already in progress" first.
     world.argo.set_sync_delay(Duration::from_secs(2));
@@ -657,7 +656,7 @@ async fn sync_always_waits_out_a_running_operation() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_sync_app_is_synced_by_us() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     world.argo.add_app(
         gitops_sandbox::argocd::AppSpec {
             name: "web-manual".into(),
@@ -701,7 +700,7 @@ async fn manual_sync_app_is_synced_by_us() -> Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn timeout_names_the_phase_and_last_state_and_exits_in_time() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let never = "0123456789abcdef0123456789abcdef01234567";
     let started = Instant::now();
     let (out, err) = common::run(
@@ -733,7 +732,7 @@ async fn timeout_names_the_phase_and_last_state_and_exits_in_time() -> Result<()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_sync_after_retries_fails_with_message_not_during_a_retry() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     // Two retries 500 ms apart: while a retry is pending the operation is Running with finishedAt
     // set, which must not count as finished; after the last attempt it is Failed.
     world
@@ -783,7 +782,7 @@ async fn failed_sync_after_retries_fails_with_message_not_during_a_retry() -> Re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wait_with_the_forge_accepts_a_newer_commit_containing_ours() -> Result<()> {
-    let world = World::start(argo_timing(), kube_timing()).await?;
+    let world = World::start(timing()).await?;
     let ours = world.commit_tag("1.9.5").await?;
     let newer = world
         .commit(&[("NOTES.md", "unrelated\n")], "notes")

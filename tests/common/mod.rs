@@ -9,62 +9,33 @@ use std::process::Output;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use gitops_sandbox::app::{self, AppTarget};
-use gitops_sandbox::argocd::{self, AppSpec, ArgoCd, ArgoTiming};
-use gitops_sandbox::kube::{self, Kube, KubeTiming};
-use gitops_sandbox::{demo, Sandbox, SandboxConfig};
+use gitops_sandbox::argocd::ArgoCd;
+use gitops_sandbox::kube::Kube;
+use gitops_sandbox::timing::Timing;
+use gitops_sandbox::{demo, Sandbox, SandboxConfig, DEMO_ARGOCD_APP};
 
 /// Argo CD token (JWT-shaped, as the real server requires).
 pub const ARGO_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaSJ9.dmVyaWZ5LXRlc3Q";
 /// Kubernetes bearer token.
 pub const KUBE_TOKEN: &str = "kube-verify-token-0123";
 /// The Argo CD app.
-pub const APP: &str = "web-prod";
+pub const APP: &str = DEMO_ARGOCD_APP;
 
-/// A served router, aborted on drop.
-pub struct Served {
-    /// `http://127.0.0.1:PORT`.
-    pub url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(router: axum::Router) -> Result<Served> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok(Served { url, task })
-}
-
-/// Timings for a test world: Argo CD's real 180 s git poll (only a refresh makes it look now).
-pub fn argo_timing() -> ArgoTiming {
-    ArgoTiming {
+/// Timings for a test world: Argo CD's real 180 s git poll (only a refresh makes it look now), fast
+/// pods, a 60 s progress deadline becomes 3 s.
+pub fn timing() -> Timing {
+    Timing {
         poll_interval: Duration::from_secs(180),
         sync_delay: Duration::from_millis(200),
         stale_health: Duration::from_millis(500),
-        tick: Duration::from_millis(20),
-    }
-}
-
-/// Fast pods; a 60 s progress deadline becomes 3 s.
-pub fn kube_timing() -> KubeTiming {
-    KubeTiming {
         pod_start_delay: Duration::from_millis(200),
         progress_deadline_scale: 0.05,
-        tick: Duration::from_millis(20),
     }
 }
 
-/// The running world.
+/// The running world: the sandbox with fixed tokens, and short names for what the tests use.
 pub struct World {
-    /// Gitea and the demo repository.
+    /// Gitea, Argo CD, Kubernetes and the app.
     pub sandbox: Sandbox,
     /// The Argo CD double.
     pub argo: ArgoCd,
@@ -78,64 +49,26 @@ pub struct World {
     pub app_url: String,
     /// A kubeconfig file for the Kubernetes API.
     pub kubeconfig: PathBuf,
-    _served: Vec<Served>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for World {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
 }
 
 impl World {
     /// Starts everything with the given timings; the app is synced and healthy at tag 1.0.0.
-    pub async fn start(argo_timing: ArgoTiming, kube_timing: KubeTiming) -> Result<World> {
-        let sandbox = Sandbox::start(SandboxConfig::default()).await?;
-        let kube = Kube::new(KUBE_TOKEN, kube_timing);
-        let argo = ArgoCd::new(kube.clone(), ARGO_TOKEN, argo_timing);
-        argo.add_app(
-            AppSpec {
-                name: APP.into(),
-                project: "default".into(),
-                repo_url: format!("{}/{}.git", sandbox.gitea_url(), demo::REPOSITORY),
-                repo_dir: sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
-                path: demo::PATH.into(),
-                target_revision: demo::BRANCH.into(),
-                dest_namespace: demo::NAMESPACE.into(),
-                auto_sync: true,
-            },
-            true,
-        )
-        .context("add the Argo CD app")?;
-        let tasks = vec![kube.spawn_simulator(), argo.spawn_controller()];
-        let argo_http = serve(argocd::api::router(argo.clone())).await?;
-        let kube_http = serve(kube::api::router(kube.clone())).await?;
-        let app_http = serve(app::router(
-            kube.clone(),
-            AppTarget {
-                namespace: demo::NAMESPACE.into(),
-                deployment: demo::WORKLOAD.into(),
-            },
-        ))
+    pub async fn start(timing: Timing) -> Result<World> {
+        let sandbox = Sandbox::start(SandboxConfig {
+            argocd_token: ARGO_TOKEN.into(),
+            kube_token: KUBE_TOKEN.into(),
+            timing,
+            ..SandboxConfig::default()
+        })
         .await?;
-        let dir = tempfile::tempdir()?;
-        let kubeconfig = dir.path().join("kubeconfig");
-        kube.write_kubeconfig(&kubeconfig, &kube_http.url)?;
         Ok(World {
-            argo_url: argo_http.url.clone(),
-            kube_url: kube_http.url.clone(),
-            app_url: app_http.url.clone(),
-            kubeconfig,
+            argo: sandbox.argocd().clone(),
+            kube: sandbox.kube().clone(),
+            argo_url: sandbox.argocd_url().to_owned(),
+            kube_url: sandbox.kube_url().to_owned(),
+            app_url: sandbox.app_url().to_owned(),
+            kubeconfig: sandbox.kubeconfig(),
             sandbox,
-            argo,
-            kube,
-            _served: vec![argo_http, kube_http, app_http],
-            tasks,
-            _dir: dir,
         })
     }
 
