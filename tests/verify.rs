@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use common::{timing, World, APP, ARGO_TOKEN, KUBE_TOKEN};
+use common::{timing, World, APP, ARGO_TOKEN, KUBE_TOKEN, LIMIT};
 use gitops_deploy::ancestry::{GitOracle, GiteaOracle};
 use gitops_deploy::argocd::phase::{self, ArgoSettings, RevisionOracle, SyncMode, Watch};
 use gitops_deploy::argocd::verdict::{Relation, Target};
@@ -20,8 +20,6 @@ use gitops_deploy::rollout::{rollout_verdict, Workload};
 use gitops_deploy::secret::{Masker, Secret};
 use gitops_deploy::verdict::Verdict;
 use gitops_sandbox::demo;
-
-const LIMIT: Duration = Duration::from_secs(90);
 
 /// No secret in any line, except the `::add-mask::` announcements a runner needs.
 fn assert_no_secrets(world: &World, text: &str) {
@@ -187,24 +185,18 @@ async fn stale_health_and_180s_poll_neither_fool_nor_slow_the_argocd_phase() -> 
     let world = World::start(t).await?;
     let sha = world.commit_tag("1.3.0").await?;
     let started = Instant::now();
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                &sha,
-                "--argocd-server",
-                &world.argo_url,
-                "--argocd-app",
-                APP,
-                "--timeout",
-                "60s",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            &sha,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            APP,
+            "--timeout",
+            "60s",
+        ])
+        .await?;
     let took = started.elapsed();
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     // Without the refresh this would take up to the 180 s poll interval.
@@ -251,28 +243,22 @@ async fn broken_tag_fails_within_grace_naming_the_pod() -> Result<()> {
 async fn app_serving_another_version_fails_the_http_phase_with_the_body() -> Result<()> {
     let world = World::start(timing()).await?;
     let sha = world.head().await?;
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                &sha,
-                "--expect-image",
-                "registry.example.com/demo/web:2.0.0",
-                "--health-url",
-                &format!("{}/version", world.app_url),
-                "--health-expect-body",
-                r#""version":"{tag}""#,
-                "--health-interval",
-                "200ms",
-                "--health-timeout",
-                "3s",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            &sha,
+            "--expect-image",
+            "registry.example.com/demo/web:2.0.0",
+            "--health-url",
+            &format!("{}/version", world.app_url),
+            "--health-expect-body",
+            r#""version":"{tag}""#,
+            "--health-interval",
+            "200ms",
+            "--health-timeout",
+            "3s",
+        ])
+        .await?;
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(
@@ -289,24 +275,18 @@ async fn app_serving_another_version_fails_the_http_phase_with_the_body() -> Res
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_exits_2_naming_every_input() -> Result<()> {
     let world = World::start(timing()).await?;
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                "abc",
-                "--argocd-app",
-                APP,
-                "--timeout",
-                "soon",
-                "--rollout",
-                "job/x",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            "abc",
+            "--argocd-app",
+            APP,
+            "--timeout",
+            "soon",
+            "--rollout",
+            "job/x",
+        ])
+        .await?;
     assert_eq!(out.status.code(), Some(2), "{err}");
     for want in [
         "commit: \"abc\" is not a full 40-hex SHA",
@@ -621,26 +601,20 @@ async fn sync_always_waits_out_a_running_operation() -> Result<()> {
     // request meets "another operation is already in progress" first.
     world.argo.set_sync_delay(Duration::from_secs(2));
     let sha = world.commit_tag("1.7.0").await?;
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                &sha,
-                "--argocd-server",
-                &world.argo_url,
-                "--argocd-app",
-                APP,
-                "--argocd-sync",
-                "always",
-                "--timeout",
-                "60s",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            &sha,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            APP,
+            "--argocd-sync",
+            "always",
+            "--timeout",
+            "60s",
+        ])
+        .await?;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     assert!(
         err.contains("another operation is already in progress); retrying"),
@@ -671,24 +645,18 @@ async fn manual_sync_app_is_synced_by_us() -> Result<()> {
         true,
     )?;
     let sha = world.commit_tag("1.8.0").await?;
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                &sha,
-                "--argocd-server",
-                &world.argo_url,
-                "--argocd-app",
-                "web-manual",
-                "--timeout",
-                "60s",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            &sha,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            "web-manual",
+            "--timeout",
+            "60s",
+        ])
+        .await?;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     assert!(err.contains("argocd: sync requested"), "{err}");
     assert!(
@@ -703,24 +671,18 @@ async fn timeout_names_the_phase_and_last_state_and_exits_in_time() -> Result<()
     let world = World::start(timing()).await?;
     let never = "0123456789abcdef0123456789abcdef01234567";
     let started = Instant::now();
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                never,
-                "--argocd-server",
-                &world.argo_url,
-                "--argocd-app",
-                APP,
-                "--timeout",
-                "3s",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            never,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            APP,
+            "--timeout",
+            "3s",
+        ])
+        .await?;
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(took < Duration::from_secs(3 + 5), "took {took:?}");
@@ -742,24 +704,18 @@ async fn failed_sync_after_retries_fails_with_message_not_during_a_retry() -> Re
         .argo
         .fail_next_syncs(3, "one or more objects failed to apply");
     let sha = world.commit_tag("1.9.0").await?;
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                &sha,
-                "--argocd-server",
-                &world.argo_url,
-                "--argocd-app",
-                APP,
-                "--timeout",
-                "60s",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            &sha,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            APP,
+            "--timeout",
+            "60s",
+        ])
+        .await?;
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(
@@ -787,28 +743,22 @@ async fn wait_with_the_forge_accepts_a_newer_commit_containing_ours() -> Result<
     let newer = world
         .commit(&[("NOTES.md", "unrelated\n")], "notes")
         .await?;
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("wait");
-            c.args([
-                "--commit",
-                &ours,
-                "--server-url",
-                world.sandbox.gitea_url(),
-                "--repository",
-                demo::REPOSITORY,
-                "--argocd-server",
-                &world.argo_url,
-                "--argocd-app",
-                APP,
-                "--timeout",
-                "60s",
-            ]);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            &ours,
+            "--server-url",
+            world.sandbox.gitea_url(),
+            "--repository",
+            demo::REPOSITORY,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            APP,
+            "--timeout",
+            "60s",
+        ])
+        .await?;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     assert!(
         err.contains(&format!("Synced Healthy at {}", &newer[..7])),

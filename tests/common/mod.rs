@@ -20,6 +20,8 @@ pub const ARGO_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjaSJ9.dmVyaWZ5LXRl
 pub const KUBE_TOKEN: &str = "kube-verify-token-0123";
 /// The Argo CD app.
 pub const APP: &str = DEMO_ARGOCD_APP;
+/// How long any one command of a test may run.
+pub const LIMIT: Duration = Duration::from_secs(90);
 
 /// Timings for a test world: Argo CD's real 180 s git poll (only a refresh makes it look now), fast
 /// pods, a 60 s progress deadline becomes 3 s.
@@ -82,6 +84,13 @@ impl World {
             .arg(subcommand)
             .kill_on_drop(true);
         c
+    }
+
+    /// Runs `gitops-deploy wait ARGS...` to completion (bounded by [`LIMIT`]).
+    pub async fn wait(&self, args: &[&str]) -> Result<(Output, String)> {
+        let mut cmd = self.cli("wait");
+        cmd.args(args);
+        run(cmd, LIMIT).await
     }
 
     /// `run` arguments that publish `tag` to the demo overlay, with Argo CD.
