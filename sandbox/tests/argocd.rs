@@ -6,37 +6,20 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use anyhow::{bail, Context, Result};
 use gitops_sandbox::app::{self, AppTarget};
 use gitops_sandbox::argocd::{self, AppSpec, ArgoCd, ArgoTiming};
 use gitops_sandbox::kube::{self, Kube, KubeTiming};
 use serde_json::{json, Value};
+use support::{serve, Served};
 
 const ARGO_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhZG1pbiJ9.c2FuZGJveA";
 const KUBE_TOKEN: &str = "kube-token";
 const IMAGE: &str = "registry.example.com/demo/web";
 
 // ---- harness -----------------------------------------------------------------------------------
-
-struct Served {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(router: axum::Router) -> Result<Served> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok(Served { url, task })
-}
 
 fn git(dir: &Path, args: &[&str]) -> Result<String> {
     let out = std::process::Command::new("git")

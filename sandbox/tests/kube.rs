@@ -5,32 +5,14 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use anyhow::{bail, Context, Result};
 use gitops_sandbox::kube::{self, Kube, KubeTiming, Resource};
 use serde_json::{json, Value};
+use support::{serve, Served};
 
 const TOKEN: &str = "kube-test-token";
-
-/// Serves a router on an ephemeral loopback port until the returned guard drops.
-struct Served {
-    url: String,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(router: axum::Router) -> Result<Served> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, router).await;
-    });
-    Ok(Served { url, task })
-}
 
 fn deployment(image: &str, deadline_secs: u32) -> Value {
     json!({
