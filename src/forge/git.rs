@@ -439,8 +439,23 @@ impl History {
     /// # Errors
     /// When git cannot run.
     pub async fn has_commit(&self, commit: &str) -> Result<bool, Error> {
-        let object = format!("{commit}^{{commit}}");
-        match self.run(&["cat-file", "-e", &object]).await {
+        let args: Vec<OsString> = vec![
+            "cat-file".into(),
+            "-e".into(),
+            format!("{commit}^{{commit}}").into(),
+        ];
+        // A partial clone would ask the remote for a missing object; only a fetch of the branch should.
+        let no_lazy_fetch = [("GIT_NO_LAZY_FETCH".into(), "1".into())];
+        match git_with(
+            &self.remote,
+            &self.root,
+            &args,
+            None,
+            &no_lazy_fetch,
+            self.deadline(),
+        )
+        .await
+        {
             Ok(_) => Ok(true),
             Err(Error::Failed { .. }) => Ok(false),
             Err(e) => Err(e),
