@@ -403,12 +403,39 @@ pub(crate) fn edit_entry(
     Ok(splices)
 }
 
+/// How new entries quote each field: like the last existing entry that has the field (so a file
+/// whose tags are all `"…"` gets a `"…"` tag), plain where none has it. Plain still falls back to
+/// double quotes for values YAML 1.1 would not read as strings.
+#[derive(Debug, Clone, Copy)]
+struct Quotes([Quote; 5]);
+
+impl Quotes {
+    fn plain() -> Self {
+        Quotes([Quote::Plain; 5])
+    }
+
+    fn like(entries: &[Entry<'_>]) -> Self {
+        let mut quotes = Self::plain();
+        for (slot, which) in quotes.0.iter_mut().zip(Which::ALL) {
+            if let Some(field) = entries.iter().rev().find_map(|e| e.field(which)) {
+                *slot = quote_of(field.value);
+            }
+        }
+        quotes
+    }
+
+    fn of(self, which: Which) -> Quote {
+        let index = Which::ALL.iter().position(|w| *w == which).unwrap_or(0);
+        self.0[index]
+    }
+}
+
 /// The `key: value` pairs of a new entry, in kustomize's field order.
-fn new_entry_pairs(name: &str, fields: &Fields) -> Vec<String> {
-    let mut pairs = vec![format!("name: {}", render(name, Quote::Plain))];
+fn new_entry_pairs(name: &str, fields: &Fields, quotes: Quotes) -> Vec<String> {
+    let mut pairs = vec![format!("name: {}", render(name, quotes.of(Which::Name)))];
     for which in &Which::ALL[1..] {
         if let Some(v) = fields.get(*which) {
-            pairs.push(format!("{}: {}", which.key(), render(v, Quote::Plain)));
+            pairs.push(format!("{}: {}", which.key(), render(v, quotes.of(*which))));
         }
     }
     pairs
@@ -420,11 +447,12 @@ fn block_entry_lines(
     dash: usize,
     key_col: usize,
     key_on_dash_line: bool,
+    quotes: Quotes,
 ) -> Vec<String> {
     let mut lines = Vec::new();
     let key_indent = " ".repeat(key_col);
     for (name, fields) in new {
-        let pairs = new_entry_pairs(name, fields);
+        let pairs = new_entry_pairs(name, fields, quotes);
         let dash_prefix = format!("{}-", " ".repeat(dash));
         if key_on_dash_line {
             let gap = " ".repeat(key_col.saturating_sub(dash + 1).max(1));
@@ -439,8 +467,8 @@ fn block_entry_lines(
 }
 
 /// A new entry in flow style.
-fn flow_entry(name: &str, fields: &Fields) -> String {
-    format!("{{{}}}", new_entry_pairs(name, fields).join(", "))
+fn flow_entry(name: &str, fields: &Fields, quotes: Quotes) -> String {
+    format!("{{{}}}", new_entry_pairs(name, fields, quotes).join(", "))
 }
 
 /// How far a top-level block sequence indents its `-` under its key (0 or 2, usually), taken from
@@ -502,7 +530,13 @@ pub(crate) fn append_entries(
             }
             let dash = root_col + sequence_indent(text, view);
             let mut lines = vec![format!("{}images:", " ".repeat(root_col))];
-            lines.extend(block_entry_lines(new, dash, dash + 2, true));
+            lines.extend(block_entry_lines(
+                new,
+                dash,
+                dash + 2,
+                true,
+                Quotes::plain(),
+            ));
             let mut with = String::new();
             if !text.is_empty() && !text.ends_with('\n') {
                 with.push_str(eol);
@@ -526,6 +560,7 @@ fn append_to_images(
 ) -> Result<Vec<Splice>, EditError> {
     let order = 100;
     let value = images.value;
+    let quotes = Quotes::like(&images.entries);
     if value.anchored {
         return Err(EditError::Aliased {
             name: new[0].0.clone(),
@@ -535,7 +570,7 @@ fn append_to_images(
     }
     match &value.kind {
         Kind::Seq { flow: true, items } => {
-            let entries: Vec<String> = new.iter().map(|(n, f)| flow_entry(n, f)).collect();
+            let entries: Vec<String> = new.iter().map(|(n, f)| flow_entry(n, f, quotes)).collect();
             Ok(vec![match items.last() {
                 Some(last) => Splice::insert(last.end, format!(", {}", entries.join(", ")), order),
                 None => Splice::insert(value.start + 1, entries.join(", "), order),
@@ -552,12 +587,12 @@ fn append_to_images(
             let lines = match &last.kind {
                 Kind::Map { flow: true, .. } => new
                     .iter()
-                    .map(|(n, f)| format!("{}- {}", " ".repeat(dash), flow_entry(n, f)))
+                    .map(|(n, f)| format!("{}- {}", " ".repeat(dash), flow_entry(n, f, quotes)))
                     .collect(),
                 Kind::Map { flow: false, .. } => {
                     let before = &text[line_start(text, last.start)..last.start];
                     let on_dash_line = before.trim_end().ends_with('-');
-                    block_entry_lines(new, dash, last.col, on_dash_line)
+                    block_entry_lines(new, dash, last.col, on_dash_line, quotes)
                 }
                 _ => {
                     return Err(EditError::Unsupported {
@@ -590,7 +625,7 @@ fn append_to_images(
                 splices.push(Splice::delete(colon + 1, value.end));
             }
             let dash = key.col + sequence_indent(text, view);
-            let lines = block_entry_lines(new, dash, dash + 2, true);
+            let lines = block_entry_lines(new, dash, dash + 2, true, quotes);
             splices.push(insert_lines_after(
                 text,
                 value.end.max(key.end),
