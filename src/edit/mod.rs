@@ -404,7 +404,13 @@ fn set_images_parsing_with(
             [i] => {
                 let before = expected[*i].1.clone();
                 let after = splice::resolved_fields(setting, Some(&before));
-                splices.extend(splice::edit_entry(text, &entries[*i], setting, eol)?);
+                splices.extend(splice::edit_entry(
+                    text,
+                    &entries[*i],
+                    entries,
+                    setting,
+                    eol,
+                )?);
                 if after != before {
                     changes.push(ImageChange {
                         name: setting.name.clone(),

@@ -293,10 +293,12 @@ fn aliased(name: &str, field: &Field<'_>) -> EditError {
     }
 }
 
-/// The splices that turn an existing entry into what `setting` says.
+/// The splices that turn an existing entry into what `setting` says. A value keeps its quotes; an
+/// inserted key is quoted like that field in the other `entries` (see [`Quotes`]).
 pub(crate) fn edit_entry(
     text: &str,
     entry: &Entry<'_>,
+    entries: &[Entry<'_>],
     setting: &ImageSetting,
     eol: &str,
 ) -> Result<Vec<Splice>, EditError> {
@@ -305,6 +307,7 @@ pub(crate) fn edit_entry(
     let mut removed: Vec<Which> = Vec::new();
     let mut inserts: Vec<(Which, String)> = Vec::new();
     let mut removed_at: Vec<usize> = Vec::new();
+    let quotes = Quotes::like(entries);
     for which in &Which::ALL[1..] {
         let which = *which;
         let existing = entry
@@ -357,7 +360,7 @@ pub(crate) fn edit_entry(
                     splices.push(Splice::replace(value.start, value.end, rendered));
                 }
             }
-            (FieldUpdate::Set(v), None) => inserts.push((which, render(v, Quote::Plain))),
+            (FieldUpdate::Set(v), None) => inserts.push((which, render(v, quotes.of(which)))),
         }
     }
     if entry.flow {
