@@ -286,15 +286,11 @@ async fn run_rollback(
     report: &Report,
     overall: tokio::time::Instant,
 ) -> Result<RollbackOutcome, anyhow::Error> {
-    let mut groups: Vec<(ImageValues, Vec<String>)> = Vec::new();
+    // Per file: the values to write back, or `None` where the deploy added the entry (remove it).
+    let mut groups: Vec<(Option<ImageValues>, Vec<String>)> = Vec::new();
     for f in out.files.iter().filter(|f| f.changed) {
         for i in f.images.iter().filter(|i| i.name == config.publish.image) {
-            let Some(prev) = &i.previous_values else {
-                anyhow::bail!(
-                    "{}: the image entry was added by the deploy; nothing to restore",
-                    f.path
-                );
-            };
+            let prev = &i.previous_values;
             match groups.iter_mut().find(|(v, _)| v == prev) {
                 Some((_, paths)) => paths.push(f.path.clone()),
                 None => groups.push((prev.clone(), vec![f.path.clone()])),
@@ -308,14 +304,22 @@ async fn run_rollback(
         let field = |v: &Option<String>| v.clone().map_or(FieldUpdate::Remove, FieldUpdate::Set);
         let mut c = config.publish.clone();
         c.paths = paths.clone();
-        c.setting = ImageSetting {
-            name: config.publish.setting.name.clone(),
-            new_name: field(&prev.new_name),
-            new_tag: field(&prev.new_tag),
-            digest: field(&prev.digest),
-            tag_suffix: FieldUpdate::Keep,
+        let shown = match prev {
+            Some(prev) => {
+                c.setting = ImageSetting {
+                    name: config.publish.setting.name.clone(),
+                    new_name: field(&prev.new_name),
+                    new_tag: field(&prev.new_tag),
+                    digest: field(&prev.digest),
+                    tag_suffix: FieldUpdate::Keep,
+                };
+                describe(prev)
+            }
+            None => {
+                c.remove_entry = true;
+                "(entry removed)".to_owned()
+            }
         };
-        let shown = describe(prev);
         c.new_value = shown.clone();
         c.message_template = format!(
             "rollback {{image}} {{old}} → {{new}} after the failed deploy {} [skip ci]",
@@ -329,7 +333,15 @@ async fn run_rollback(
         let o = publish::run(&c, report).await?;
         report.info(
             Phase::Rollback,
-            format_args!("wrote {shown} back in {}", short(&o.commit_sha)),
+            format_args!(
+                "{} in {}",
+                if c.remove_entry {
+                    format!("removed the {} entry the deploy added", c.image)
+                } else {
+                    format!("wrote {shown} back")
+                },
+                short(&o.commit_sha)
+            ),
         );
         commits.push(o.commit_sha);
         restored.push(shown);

@@ -8,11 +8,18 @@ use std::process::Command;
 
 use edit_common::{cases, Case, Want};
 use gitops_deploy::edit::{
-    images_of, set_images, set_images_saphyr_only, EditError, Edited, ImageSetting, ImageValues,
+    images_of, remove_image, set_images, set_images_saphyr_only, EditError, Edited, ImageSetting,
+    ImageValues,
 };
 
 /// Runs one case through the library: parse every argument, then edit.
 fn run(case: &Case) -> Result<Edited, EditError> {
+    // `-NAME`: remove that entry (the library's `remove_image`, used by the rollback).
+    if let [arg] = case.args.as_slice() {
+        if let Some(name) = arg.strip_prefix('-') {
+            return remove_image(&case.input, name);
+        }
+    }
     let settings = case
         .args
         .iter()

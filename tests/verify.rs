@@ -330,6 +330,47 @@ async fn rollback_restores_the_previous_tag_and_it_is_healthy() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rollback_removes_an_entry_the_deploy_added() -> Result<()> {
+    let world = World::start(timing()).await?;
+    // The overlay does not list the image yet: the base's tag runs.
+    let text = world.kustomization_at(demo::BRANCH).await?;
+    let without = gitops_deploy::edit::remove_image(&text, demo::IMAGE)?;
+    assert!(without.is_changed());
+    world
+        .commit(
+            &[(demo::KUSTOMIZATION, &without.text)],
+            "use the base image",
+        )
+        .await?;
+    let mut args = with_health(&world, world.run_args("broken-3"));
+    args.extend([
+        "--rollout".into(),
+        "auto".into(),
+        "--rollback-on-failure".into(),
+    ]);
+    let mut cmd = world.cli("run");
+    cmd.args(&args);
+    let (out, err) = common::run(cmd, LIMIT).await?;
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.ends_with("; rolled back to (entry removed) (healthy)"),
+        "{last}\n{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "removed the {} entry the deploy added",
+            demo::IMAGE
+        )),
+        "{err}"
+    );
+    // Byte for byte the file before the deploy: the entry it added is gone again.
+    assert_eq!(world.kustomization_at(demo::BRANCH).await?, without.text);
+    assert_eq!(world.ready_tags(), vec!["0.0.0-base"; 3]);
+    Ok(())
+}
+
 fn argo_client(world: &World) -> Result<Client> {
     Ok(Client::new(ClientConfig::new(
         world.argo_url.parse()?,

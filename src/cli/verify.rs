@@ -87,7 +87,8 @@ pub struct VerifyArgs {
     /// the deploy fails [default: 30s].
     #[arg(long, env = "INPUT_DEGRADED_GRACE", value_name = "DURATION")]
     pub degraded_grace: Option<String>,
-    /// After a verify failure, write the previous values back and wait for them. Accepts true/false.
+    /// After a verify failure, write the previous values back (remove the entry if the deploy added
+    /// it) and wait for them. Accepts true/false.
     #[arg(long, env = "INPUT_ROLLBACK_ON_FAILURE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
     pub rollback_on_failure: Option<String>,
     /// How to read the Argo CD application: `stream` (default, falls back to polling) or `poll`

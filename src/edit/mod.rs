@@ -447,6 +447,70 @@ fn set_images_parsing_with(
     })
 }
 
+/// Removes the `images` entry named `name` (block lists only). Nothing changes when there is none.
+/// The result is verified like [`set_images`]' (the other entries and fields mean the same). The
+/// change reports the removed values as `before` and empty values as `after`: an entry without
+/// values and no entry render the same.
+///
+/// # Errors
+/// Like [`set_images`]; [`EditError::Unsupported`] for an entry of a flow list.
+pub fn remove_image(text: &str, name: &str) -> Result<Edited, EditError> {
+    let doc = locate::parse(text)?;
+    let view = kustomization::view(&doc)?;
+    let Some(images) = view.images.as_ref() else {
+        return Ok(Edited {
+            text: text.to_owned(),
+            changes: Vec::new(),
+            warnings: Vec::new(),
+            changed: false,
+        });
+    };
+    let mut expected: Vec<(String, Fields)> = images
+        .entries
+        .iter()
+        .map(|e| (e.name(), e.fields_meaning()))
+        .collect();
+    let targets: Vec<usize> = (0..expected.len())
+        .filter(|&i| expected[i].0 == name)
+        .collect();
+    let i = match targets.as_slice() {
+        [] => {
+            return Ok(Edited {
+                text: text.to_owned(),
+                changes: Vec::new(),
+                warnings: Vec::new(),
+                changed: false,
+            })
+        }
+        [i] => *i,
+        several => {
+            return Err(EditError::DuplicateEntry {
+                name: name.to_owned(),
+                count: several.len(),
+                lines: several
+                    .iter()
+                    .map(|&i| images.entries[i].node.line.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+        }
+    };
+    let deletion = splice::remove_entry(text, images, &images.entries[i])?;
+    let new_text = splice::apply(text, vec![deletion])?;
+    let (_, before) = expected.remove(i);
+    let warnings = verify(text, &view, &new_text, &expected, locate::parse)?;
+    Ok(Edited {
+        changed: new_text != text,
+        text: new_text,
+        changes: vec![ImageChange {
+            name: name.to_owned(),
+            before: Some(before.values),
+            after: ImageValues::default(),
+        }],
+        warnings,
+    })
+}
+
 /// Parses the new text again and checks it means `expected` images and the same other fields.
 /// Returns warnings about values kustomize cannot read that were there before the edit.
 fn verify(

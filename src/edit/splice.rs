@@ -293,6 +293,43 @@ fn aliased(name: &str, field: &Field<'_>) -> EditError {
     }
 }
 
+/// The deletion that removes a whole block-list entry: its lines from the one holding its `-` to the
+/// one ending it, with the comment lines indented under it. An entry of a flow list (`[{…}]`), or
+/// one whose first key is not on its `-` line, is refused rather than reformatted.
+pub(crate) fn remove_entry(
+    text: &str,
+    images: &Images<'_>,
+    entry: &Entry<'_>,
+) -> Result<Splice, EditError> {
+    let refuse = |why: &str| EditError::Unsupported {
+        reason: format!("line {}: {why}; remove the entry by hand", entry.node.line),
+    };
+    if matches!(images.value.kind, Kind::Seq { flow: true, .. }) {
+        return Err(refuse("the images list is in flow style ([…])"));
+    }
+    let start = line_start(text, entry.node.start);
+    if !text[start..entry.node.start].trim_end().ends_with('-') {
+        return Err(refuse("the entry's first key is not on its `-` line"));
+    }
+    let dash =
+        dash_col(text, entry.node.start).ok_or_else(|| refuse("cannot find the entry's `-`"))?;
+    let mut last_line = entry.node.end;
+    while let Some(next) = next_line_start(text, last_line).filter(|&n| n < text.len()) {
+        let line = &text[next..next_line_start(text, next).unwrap_or(text.len())];
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if !(line.trim_start().starts_with('#') && indent > dash) {
+            break;
+        }
+        last_line = next;
+    }
+    let end = match next_line_start(text, last_line) {
+        Some(end) => end,
+        // The last line of a file without a final newline: take the line ending before the entry.
+        None => return Ok(Splice::delete(start.saturating_sub(1), text.len())),
+    };
+    Ok(Splice::delete(start, end))
+}
+
 /// The splices that turn an existing entry into what `setting` says. A value keeps its quotes; an
 /// inserted key is quoted like that field in the other `entries` (see [`Quotes`]).
 pub(crate) fn edit_entry(

@@ -182,6 +182,9 @@ pub struct Config {
     pub setting: ImageSetting,
     /// The new value as shown in messages (`1.2.3`, `1.2.3@sha256:…`, `other/name:1.2.3`).
     pub new_value: String,
+    /// Remove the entry of `image` instead of applying `setting` (the rollback of a deploy that added
+    /// the entry). Not an input: set by the pipeline.
+    pub remove_entry: bool,
     /// The token; required unless dry-running.
     pub token: Option<Secret>,
     /// How to write.
@@ -362,6 +365,7 @@ impl Config {
         }
         let (owner, name) = owner_name.expect("checked above");
         Ok(Config {
+            remove_entry: false,
             server_url: server_url.expect("checked above"),
             owner,
             name,
@@ -851,13 +855,15 @@ fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
     let mut files = Vec::new();
     let mut changed = Vec::new();
     for r in reads {
-        let edited =
-            edit::set_images(&r.text, std::slice::from_ref(&config.setting)).map_err(|source| {
-                Error::Edit {
-                    path: r.path.clone(),
-                    source,
-                }
-            })?;
+        let edited = if config.remove_entry {
+            edit::remove_image(&r.text, &config.image)
+        } else {
+            edit::set_images(&r.text, std::slice::from_ref(&config.setting))
+        }
+        .map_err(|source| Error::Edit {
+            path: r.path.clone(),
+            source,
+        })?;
         let is_changed = edited.is_changed();
         let mut images: Vec<ImageOutcome> = edited
             .changes
