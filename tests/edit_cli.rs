@@ -110,6 +110,10 @@ fn every_error_vector_exits_2_and_leaves_the_file_byte_identical() {
         let Want::Error(want) = &case.want else {
             continue;
         };
+        // `-NAME` vectors exercise the library's `remove_image`, which the CLI does not offer.
+        if case.args.iter().any(|a| a.starts_with('-')) {
+            continue;
+        }
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("kustomization.yaml");
         std::fs::write(&file, &case.input).unwrap();
