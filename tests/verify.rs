@@ -185,18 +185,7 @@ async fn stale_health_and_180s_poll_neither_fool_nor_slow_the_argocd_phase() -> 
     let world = World::start(t).await?;
     let sha = world.commit_tag("1.3.0").await?;
     let started = Instant::now();
-    let (out, err) = world
-        .wait(&[
-            "--commit",
-            &sha,
-            "--argocd-server",
-            &world.argo_url,
-            "--argocd-app",
-            APP,
-            "--timeout",
-            "60s",
-        ])
-        .await?;
+    let (out, err) = world.wait_on_argo(&sha, &["--timeout", "60s"]).await?;
     let took = started.elapsed();
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     // Without the refresh this would take up to the 180 s poll interval.
@@ -645,18 +634,7 @@ async fn sync_always_waits_out_a_running_operation() -> Result<()> {
     world.argo.set_sync_delay(Duration::from_secs(2));
     let sha = world.commit_tag("1.7.0").await?;
     let (out, err) = world
-        .wait(&[
-            "--commit",
-            &sha,
-            "--argocd-server",
-            &world.argo_url,
-            "--argocd-app",
-            APP,
-            "--argocd-sync",
-            "always",
-            "--timeout",
-            "60s",
-        ])
+        .wait_on_argo(&sha, &["--argocd-sync", "always", "--timeout", "60s"])
         .await?;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     assert!(
@@ -714,18 +692,7 @@ async fn timeout_names_the_phase_and_last_state_and_exits_in_time() -> Result<()
     let world = World::start(timing()).await?;
     let never = "0123456789abcdef0123456789abcdef01234567";
     let started = Instant::now();
-    let (out, err) = world
-        .wait(&[
-            "--commit",
-            never,
-            "--argocd-server",
-            &world.argo_url,
-            "--argocd-app",
-            APP,
-            "--timeout",
-            "3s",
-        ])
-        .await?;
+    let (out, err) = world.wait_on_argo(never, &["--timeout", "3s"]).await?;
     let took = started.elapsed();
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(took < Duration::from_secs(3 + 5), "took {took:?}");
@@ -747,18 +714,7 @@ async fn failed_sync_after_retries_fails_with_message_not_during_a_retry() -> Re
         .argo
         .fail_next_syncs(3, "one or more objects failed to apply");
     let sha = world.commit_tag("1.9.0").await?;
-    let (out, err) = world
-        .wait(&[
-            "--commit",
-            &sha,
-            "--argocd-server",
-            &world.argo_url,
-            "--argocd-app",
-            APP,
-            "--timeout",
-            "60s",
-        ])
-        .await?;
+    let (out, err) = world.wait_on_argo(&sha, &["--timeout", "60s"]).await?;
     assert_eq!(out.status.code(), Some(1), "{err}");
     let last = err.lines().last().unwrap_or_default();
     assert!(
@@ -787,20 +743,17 @@ async fn wait_with_the_forge_accepts_a_newer_commit_containing_ours() -> Result<
         .commit(&[("NOTES.md", "unrelated\n")], "notes")
         .await?;
     let (out, err) = world
-        .wait(&[
-            "--commit",
+        .wait_on_argo(
             &ours,
-            "--server-url",
-            world.sandbox.gitea_url(),
-            "--repository",
-            demo::REPOSITORY,
-            "--argocd-server",
-            &world.argo_url,
-            "--argocd-app",
-            APP,
-            "--timeout",
-            "60s",
-        ])
+            &[
+                "--server-url",
+                world.sandbox.gitea_url(),
+                "--repository",
+                demo::REPOSITORY,
+                "--timeout",
+                "60s",
+            ],
+        )
         .await?;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     assert!(

@@ -457,13 +457,14 @@ fn set_images_parsing_with(
 pub fn remove_image(text: &str, name: &str) -> Result<Edited, EditError> {
     let doc = locate::parse(text)?;
     let view = kustomization::view(&doc)?;
+    let nothing = || Edited {
+        text: text.to_owned(),
+        changes: Vec::new(),
+        warnings: Vec::new(),
+        changed: false,
+    };
     let Some(images) = view.images.as_ref() else {
-        return Ok(Edited {
-            text: text.to_owned(),
-            changes: Vec::new(),
-            warnings: Vec::new(),
-            changed: false,
-        });
+        return Ok(nothing());
     };
     let mut expected: Vec<(String, Fields)> = images
         .entries
@@ -474,14 +475,7 @@ pub fn remove_image(text: &str, name: &str) -> Result<Edited, EditError> {
         .filter(|&i| expected[i].0 == name)
         .collect();
     let i = match targets.as_slice() {
-        [] => {
-            return Ok(Edited {
-                text: text.to_owned(),
-                changes: Vec::new(),
-                warnings: Vec::new(),
-                changed: false,
-            })
-        }
+        [] => return Ok(nothing()),
         [i] => *i,
         several => {
             return Err(EditError::DuplicateEntry {

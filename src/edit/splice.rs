@@ -118,6 +118,26 @@ fn next_line_start(text: &str, at: usize) -> Option<usize> {
     text[at..].find('\n').map(|i| at + i + 1)
 }
 
+/// True when the list item starting at byte `item` is on the line of its `-` (`- name: a`).
+fn on_dash_line(text: &str, item: usize) -> bool {
+    text[line_start(text, item)..item].trim_end().ends_with('-')
+}
+
+/// Where a list item ending at byte `end` really ends: comment lines indented deeper than its `-`
+/// (at column `dash`) belong to it. Returns a byte on the item's last such line.
+fn with_comments_below(text: &str, end: usize, dash: usize) -> usize {
+    let mut last = end;
+    while let Some(next) = next_line_start(text, last).filter(|&n| n < text.len()) {
+        let line = &text[next..next_line_start(text, next).unwrap_or(text.len())];
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        if !(line.trim_start().starts_with('#') && indent > dash) {
+            break;
+        }
+        last = next;
+    }
+    last
+}
+
 /// Inserts whole `lines` after the line holding byte `at`. Each line is given without a line ending;
 /// a file without a final newline keeps having none.
 fn insert_lines_after(text: &str, at: usize, lines: &[String], eol: &str, order: u32) -> Splice {
@@ -308,20 +328,12 @@ pub(crate) fn remove_entry(
         return Err(refuse("the images list is in flow style ([…])"));
     }
     let start = line_start(text, entry.node.start);
-    if !text[start..entry.node.start].trim_end().ends_with('-') {
+    if !on_dash_line(text, entry.node.start) {
         return Err(refuse("the entry's first key is not on its `-` line"));
     }
     let dash =
         dash_col(text, entry.node.start).ok_or_else(|| refuse("cannot find the entry's `-`"))?;
-    let mut last_line = entry.node.end;
-    while let Some(next) = next_line_start(text, last_line).filter(|&n| n < text.len()) {
-        let line = &text[next..next_line_start(text, next).unwrap_or(text.len())];
-        let indent = line.len() - line.trim_start_matches(' ').len();
-        if !(line.trim_start().starts_with('#') && indent > dash) {
-            break;
-        }
-        last_line = next;
-    }
+    let last_line = with_comments_below(text, entry.node.end, dash);
     let end = match next_line_start(text, last_line) {
         Some(end) => end,
         // The last line of a file without a final newline: take the line ending before the entry.
@@ -630,9 +642,7 @@ fn append_to_images(
                     .map(|(n, f)| format!("{}- {}", " ".repeat(dash), flow_entry(n, f, quotes)))
                     .collect(),
                 Kind::Map { flow: false, .. } => {
-                    let before = &text[line_start(text, last.start)..last.start];
-                    let on_dash_line = before.trim_end().ends_with('-');
-                    block_entry_lines(new, dash, last.col, on_dash_line, quotes)
+                    block_entry_lines(new, dash, last.col, on_dash_line(text, last.start), quotes)
                 }
                 _ => {
                     return Err(EditError::Unsupported {
@@ -644,16 +654,8 @@ fn append_to_images(
                     })
                 }
             };
-            // Comment lines indented under the last entry belong to it: the new entry goes after them.
-            let mut after = last.end;
-            while let Some(next) = next_line_start(text, after).filter(|&n| n < text.len()) {
-                let line = &text[next..next_line_start(text, next).unwrap_or(text.len())];
-                let indent = line.len() - line.trim_start_matches(' ').len();
-                if !(line.trim_start().starts_with('#') && indent > dash) {
-                    break;
-                }
-                after = next;
-            }
+            // The new entry goes after the comment lines that belong to the last one.
+            let after = with_comments_below(text, last.end, dash);
             Ok(vec![insert_lines_after(text, after, &lines, eol, order)])
         }
         _ if value.is_null() => {

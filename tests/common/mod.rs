@@ -93,6 +93,20 @@ impl World {
         run(cmd, LIMIT).await
     }
 
+    /// Runs `gitops-deploy wait --commit COMMIT` against the world's Argo CD app, plus `extra`.
+    pub async fn wait_on_argo(&self, commit: &str, extra: &[&str]) -> Result<(Output, String)> {
+        let mut args = vec![
+            "--commit",
+            commit,
+            "--argocd-server",
+            &self.argo_url,
+            "--argocd-app",
+            APP,
+        ];
+        args.extend_from_slice(extra);
+        self.wait(&args).await
+    }
+
     /// `run` arguments that publish `tag` to the demo overlay, with Argo CD.
     pub fn run_args(&self, tag: &str) -> Vec<String> {
         [
