@@ -1,7 +1,7 @@
 #!/bin/sh
 # Copies into $1 the smallest tree git needs to clone, commit and push over HTTPS: the git binary, its
 # HTTP remote helper, the shared libraries both load (found with ldd), the CA bundle and a sticky /tmp.
-# Used by the Dockerfile's Alpine stage after `apk add git ca-certificates`; works on glibc systems too.
+# Used by the Dockerfile's Debian stage after `apt-get install git ca-certificates`; works on musl too.
 set -eu
 root="$1"
 core="$(${GIT:-git} --exec-path)"
@@ -25,5 +25,8 @@ while read -r name path; do
 done
 cp -L /etc/ssl/certs/ca-certificates.crt "$root/etc/ssl/certs/ca-certificates.crt"
 ln -s certs/ca-certificates.crt "$root/etc/ssl/cert.pem"
+# Name lookups as Debian images do them: /etc/hosts first (a runner's `--add-host`, a service alias),
+# then DNS. Without this file glibc asks DNS first and an NXDOMAIN hides the /etc/hosts entry.
+printf 'hosts: files dns\n' > "$root/etc/nsswitch.conf"
 # A passwd entry, so tools that look up the current user find one; HOME is the writable /tmp.
 echo 'root:x:0:0:root:/tmp:/usr/bin/gitops-deploy' > "$root/etc/passwd"

@@ -243,6 +243,7 @@ async fn oracle_for(
             url: config.publish.clone_url(),
             token: config.publish.token.clone(),
             stall_timeout: config.publish.request_timeout,
+            server_ca: config.publish.server_ca.clone(),
         };
         // A fetch of a long history may take a while; a stall is cut by `stall_timeout`.
         let command_timeout = (config.publish.request_timeout * 4).max(Duration::from_secs(60));
@@ -265,6 +266,7 @@ async fn oracle_for(
     }
     let client = crate::forge::gitea::Client::builder(config.publish.server_url.as_str())
         .token(config.publish.token.clone())
+        .extra_roots(config.publish.server_ca.clone())
         .request_timeout(Duration::from_secs(15))
         .build()
         .ok()?;

@@ -249,13 +249,9 @@ impl Config {
                 }
             };
             let ca_pem = given(&a.argocd_ca).and_then(|ca| {
-                if ca.starts_with("-----BEGIN") {
-                    Some(ca.as_bytes().to_vec())
-                } else {
-                    std::fs::read(ca)
-                        .map_err(|e| p.push(format!("argocd_ca: cannot read file {ca:?} ({e})")))
-                        .ok()
-                }
+                crate::tls::read_pem_input("argocd_ca", ca)
+                    .map_err(|why| p.push(why))
+                    .ok()
             });
             let watch = match given(&a.argocd_watch) {
                 None | Some("stream") => Watch::Stream,

@@ -360,85 +360,80 @@ fn dockerfile_works_with_the_classic_builder_and_copies_only_what_exists() {
     );
 }
 
-/// The Dockerfile's dependency layer, replayed on the host: copy what its `COPY` lines copy (as the
-/// `.dockerignore` allows), run its `RUN` lines with a `cargo` that only loads the workspace offline
-/// (`cargo fetch --locked`, which parses every manifest and target as a build does), so a target
-/// declared in a manifest but missing from the layer fails here, not in a runner's image build.
-#[test]
-fn dockerfile_dependency_layer_has_every_declared_target() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let dockerfile = repo_file("Dockerfile");
-    let allowed: Vec<String> = repo_file(".dockerignore")
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix('!'))
-        .map(|l| l.trim_end_matches('/').to_owned())
+/// A YAML file as JSON, with YAML 1.2 core-schema scalars (`false` is a boolean, `on` a string).
+fn yaml_as_json(path: &str) -> serde_json::Value {
+    serde_saphyr::from_str(&repo_file(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn schemastore(name: &str) -> jsonschema::Validator {
+    // Vendored from SchemaStore/schemastore `src/schemas/json/<name>.json` at 3b6446a (2026-08-07).
+    let schema: serde_json::Value = serde_json::from_str(&repo_file(&format!(
+        "tests/fixtures/schemastore/{name}.json"
+    )))
+    .unwrap();
+    jsonschema::validator_for(&schema).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn assert_schema_valid(validator: &jsonschema::Validator, path: &str, doc: &serde_json::Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(doc)
+        .map(|e| format!("{}: {e}", e.instance_path()))
         .collect();
-    // The instructions of the build stage, up to the source layer; continuation lines joined.
-    let joined = dockerfile.replace("\\\n", " ");
-    let stage: Vec<&str> = joined
-        .lines()
-        .skip_while(|l| !l.starts_with("FROM ") || !l.contains(" AS build"))
-        .skip(1)
-        .take_while(|l| !l.starts_with("COPY src "))
-        .filter(|l| l.starts_with("COPY ") || l.starts_with("RUN "))
-        .collect();
-    assert!(stage.iter().any(|l| l.contains("cargo build")), "{stage:?}");
-    let work = tempfile::tempdir().unwrap();
-    let bin = tempfile::tempdir().unwrap();
-    let real_cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let fake = format!(
-        "#!/bin/sh\nexec '{real_cargo}' fetch --locked --offline --target x86_64-unknown-linux-gnu\n"
+    assert!(
+        errors.is_empty(),
+        "{path} fails the SchemaStore schema:\n{errors:#?}"
     );
-    for (name, script) in [("cargo", fake.as_str()), ("apk", "#!/bin/sh\n")] {
-        let path = bin.path().join(name);
-        std::fs::write(&path, script).unwrap();
-        let mut perms = std::fs::metadata(&path).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
-        std::fs::set_permissions(&path, perms).unwrap();
-    }
-    for line in stage {
-        if let Some(args) = line.strip_prefix("COPY ") {
-            let parts: Vec<&str> = args.split_whitespace().collect();
-            let (dst, srcs) = parts.split_last().unwrap();
-            for src in srcs {
-                assert!(
-                    allowed.iter().any(|a| a == src),
-                    "{src} is not in the build context (.dockerignore)"
-                );
-                let target = if dst.ends_with('/') || *dst == "." || *dst == "./" {
-                    work.path().join(dst).join(src)
-                } else {
-                    work.path().join(dst)
-                };
-                std::fs::create_dir_all(target.parent().unwrap()).unwrap();
-                let status = std::process::Command::new("cp")
-                    .arg("-r")
-                    .arg(root.join(src))
-                    .arg(&target)
-                    .status()
-                    .unwrap();
-                assert!(status.success());
-            }
-        } else {
-            let script = line.strip_prefix("RUN ").unwrap();
-            let out = std::process::Command::new("sh")
-                .args(["-ec", script])
-                .current_dir(work.path())
-                .env(
-                    "PATH",
-                    format!(
-                        "{}:{}",
-                        bin.path().display(),
-                        std::env::var("PATH").unwrap()
-                    ),
-                )
-                .output()
-                .unwrap();
+}
+
+/// action.yml, its release form (pinned to an image by digest) and every workflow file validate
+/// against SchemaStore's schemas; a document the schema must refuse is refused (the check can fail).
+#[test]
+fn action_and_workflows_validate_against_schemastore() {
+    let action = schemastore("github-action");
+    let mut doc = yaml_as_json("action.yml");
+    assert_schema_valid(&action, "action.yml", &doc);
+    doc["runs"]["image"] = format!(
+        "docker://gitea.example.com/ops/gitops-deploy@sha256:{}",
+        "ab".repeat(32)
+    )
+    .into();
+    assert_schema_valid(&action, "action.yml (release)", &doc);
+    doc["runs"].as_object_mut().unwrap().remove("image");
+    assert!(
+        !action.is_valid(&doc),
+        "a docker action without runs.image must fail"
+    );
+
+    let workflow = schemastore("github-workflow");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut seen = Vec::new();
+    for dir in [
+        ".gitea/workflows",
+        ".github/workflows",
+        ".forgejo/workflows",
+    ] {
+        let Ok(entries) = std::fs::read_dir(root.join(dir)) else {
+            continue;
+        };
+        for entry in entries.flatten() {
+            let rel = format!("{dir}/{}", entry.file_name().to_string_lossy());
+            let doc = yaml_as_json(&rel);
+            assert_schema_valid(&workflow, &rel, &doc);
+            let mut broken = doc.clone();
+            broken["jobs"]["release"]["steps"] = "not a list".into();
             assert!(
-                out.status.success(),
-                "RUN {script}\n{}",
-                String::from_utf8_lossy(&out.stderr)
+                !workflow.is_valid(&broken),
+                "{rel}: a broken copy must fail"
             );
+            seen.push(rel);
         }
     }
+    seen.sort();
+    assert_eq!(
+        seen,
+        [
+            ".gitea/workflows/release.yaml",
+            ".github/workflows/release.yaml"
+        ]
+    );
 }

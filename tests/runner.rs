@@ -1,7 +1,7 @@
 //! The binary as a CI runner runs it: no arguments, only `INPUT_*` and the runner's variables (Gitea's
 //! paths), against the sandbox. Checks every output line, the step summary, the workflow commands
 //! (masks first, one group per phase, `::error::` naming the phase) and that no secret leaks.
-//! `container_*` does the same inside a `FROM scratch` image run with buildah.
+//! tests/image.rs does the same inside the image built from the shipped Dockerfile.
 
 mod runner_support;
 use runner_support as support;
@@ -240,110 +240,4 @@ async fn action_mode_invalid_input_writes_nothing_and_exits_2() {
         .await
         .unwrap();
     assert_eq!(before, after, "nothing written");
-}
-
-/// The runtime image the way the Dockerfile's last stage lays it out, built with buildah `FROM scratch`
-/// (the static binary, a CA bundle and a sticky `/tmp`), then run the way a runner runs a Docker action:
-/// its entrypoint with no arguments, `INPUT_*` and runner variables, the file-command directory and the
-/// workspace mounted at Gitea's paths. There is no git in this image, so it publishes over the API.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn container_image_runs_like_a_runner() {
-    let bin = tokio::task::spawn_blocking(support::static_binary)
-        .await
-        .unwrap();
-    let buildah = support::Buildah::new();
-    let tmp = buildah.scratch("tmp");
-    std::fs::set_permissions(&tmp, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
-    let ctr = buildah.run(&["from", "scratch"]);
-    buildah.run(&[
-        "copy",
-        &ctr,
-        bin.to_str().unwrap(),
-        "/usr/bin/gitops-deploy",
-    ]);
-    buildah.run(&[
-        "copy",
-        &ctr,
-        "/etc/ssl/certs/ca-certificates.crt",
-        "/etc/ssl/certs/ca-certificates.crt",
-    ]);
-    buildah.run(&["copy", &ctr, tmp.to_str().unwrap(), "/tmp"]);
-    buildah.run(&[
-        "config",
-        "--entrypoint",
-        r#"["/usr/bin/gitops-deploy"]"#,
-        "--env",
-        "SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-        &ctr,
-    ]);
-    buildah.run(&["commit", "-q", &ctr, "localhost/gitops-deploy:test"]);
-
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let source_sha = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
-    let deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
-    let job = buildah.run(&["from", "localhost/gitops-deploy:test"]);
-    let config: serde_json::Value = serde_json::from_str(&buildah.run(&["inspect", &job])).unwrap();
-    let entrypoint: Vec<String> =
-        serde_json::from_value(config["OCIv1"]["config"]["Entrypoint"].clone()).unwrap();
-    assert_eq!(entrypoint, ["/usr/bin/gitops-deploy"]);
-
-    let act = Path::new(support::ACT_DIR);
-    let workspace = Path::new(support::WORKSPACE);
-    let mut args: Vec<String> = ["run", "--isolation", "chroot", "--workingdir"]
-        .map(String::from)
-        .into();
-    args.push(support::WORKSPACE.to_owned());
-    args.push("-v".to_owned());
-    args.push(format!(
-        "{}:{}",
-        deploy.act_dir().display(),
-        support::ACT_DIR
-    ));
-    args.push("-v".to_owned());
-    args.push(format!(
-        "{}:{}",
-        deploy.workspace_dir().display(),
-        support::WORKSPACE
-    ));
-    // The sandbox's throwaway tokens reach buildah's argv here; a real runner passes them the same
-    // way to `docker run -e`. The product itself never puts a secret on a command line.
-    for (k, v) in deploy.env(act, workspace) {
-        args.push("-e".to_owned());
-        args.push(format!("{k}={v}"));
-    }
-    args.push(job.clone());
-    args.push("--".to_owned());
-    args.extend(entrypoint);
-    let out = tokio::task::spawn_blocking(move || buildah.output(&args))
-        .await
-        .unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "exit {:?}; log:\n{log}", out.status);
-    let rest = log.split_once("::group::").map_or("", |(_, r)| r);
-    support::assert_no_secret(&deploy, rest);
-
-    let outputs = outputs_of(&deploy.output_file());
-    let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
-    let head = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(get("result"), "success", "{log}");
-    assert_eq!(get("changed"), "true");
-    assert_eq!(get("commit_sha"), head);
-    assert_eq!(get("synced_revision"), head);
-    assert_eq!(get("health"), "Healthy");
-    assert_eq!(get("previous_tag"), "1.0.0");
-    let summary = std::fs::read_to_string(deploy.summary_file()).unwrap();
-    assert!(
-        summary.starts_with("### ✅ gitops-deploy: deployed ("),
-        "{summary}"
-    );
 }

@@ -404,6 +404,7 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
                 url: format!("{}/{}.git", world.sandbox.gitea_url(), demo::REPOSITORY).parse()?,
                 token,
                 stall_timeout: Duration::from_secs(10),
+                server_ca: None,
             };
             let history = History::open(remote, demo::BRANCH, Duration::from_secs(30)).await?;
             Arc::new(GitOracle {

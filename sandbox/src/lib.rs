@@ -29,6 +29,7 @@ pub mod kube;
 pub mod render;
 pub mod showcase;
 pub mod timing;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -282,6 +283,20 @@ impl Sandbox {
     /// Gitea's base URL, `http://127.0.0.1:PORT` (API under `/api/v1`, git under `/{owner}/{repo}.git`).
     pub fn gitea_url(&self) -> &str {
         self.gitea.url()
+    }
+
+    /// Serves Gitea over https through a [`tls::TlsFront`] with a CA of its own (as a reverse proxy in
+    /// front of Gitea does); `hosts` are extra names the certificate is valid for.
+    ///
+    /// # Errors
+    /// When the front cannot start.
+    pub async fn gitea_tls(&self, hosts: &[&str]) -> anyhow::Result<tls::TlsFront> {
+        let addr: std::net::SocketAddr = url::Url::parse(self.gitea_url())?
+            .socket_addrs(|| None)?
+            .into_iter()
+            .next()
+            .ok_or_else(|| anyhow::anyhow!("Gitea has no address"))?;
+        tls::TlsFront::start(addr, hosts).await
     }
 
     /// The Gitea token with write access.

@@ -311,10 +311,9 @@ fn reconciled_after_op(app: &Value) -> bool {
 fn swagger() -> &'static Value {
     static DOC: OnceLock<Value> = OnceLock::new();
     DOC.get_or_init(|| {
-        let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/specs/argocd-swagger.json");
+        // Vendored from Argo CD's `assets/swagger.json` (the API description the project was given).
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("specs/argocd-swagger.json");
         let text = std::fs::read_to_string(&path)
-            .or_else(|_| std::fs::read_to_string("/work/shared/specs/argocd-swagger.json"))
             .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
         serde_json::from_str(&text).expect("argocd-swagger.json is JSON")
     })

@@ -58,6 +58,11 @@ pub struct PublishArgs {
     /// other processes.
     #[arg(long, env = "INPUT_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// CA certificate(s) to trust for `server_url` besides the public roots, for the API and for git (a
+    /// server behind a private CA): a PEM file path (inside the workspace in action mode) or the PEM
+    /// text itself.
+    #[arg(long, env = "INPUT_SERVER_CA", value_name = "PEM")]
+    pub server_ca: Option<String>,
     /// How to write: `api` (Gitea/Forgejo contents API, no clone), `git` (any git host) or `auto`
     /// (`api` when the server answers like Gitea/Forgejo) [default: auto].
     #[arg(long, env = "INPUT_TRANSPORT", value_name = "api|git|auto")]
@@ -98,6 +103,7 @@ impl PublishArgs {
             digest: given(&self.digest),
             new_name: given(&self.new_name),
             token: given(&self.token),
+            server_ca: given(&self.server_ca),
             transport: given(&self.transport),
             commit_message: given(&self.commit_message),
             author_name: given(&self.author_name),
@@ -113,15 +119,14 @@ impl PublishArgs {
 /// A [`DeployError`] naming the phase; invalid input has exit code 2.
 pub async fn execute(args: RunArgs, report: &Report) -> Result<pipeline::RunOutcome, DeployError> {
     // Before anything else, so that no message can carry the token, not even an input error.
-    if let Some(token) = args
-        .publish
-        .token
-        .as_deref()
+    let env = crate::publish::RunnerEnv::from_process();
+    for token in [args.publish.token.as_deref(), env.token.as_deref()]
+        .into_iter()
+        .flatten()
         .filter(|t| !t.trim().is_empty())
     {
         report.add_secret(&Secret::new(token));
     }
-    let env = crate::publish::RunnerEnv::from_process();
     let config = pipeline::RunConfig::from_args(&args, &env)?;
     let outcome = pipeline::run(&config, report).await?;
     if outcome.publish.dry_run {

@@ -110,6 +110,8 @@ pub struct Remote {
     /// A transfer that moves almost nothing for this long is aborted (`http.lowSpeedTime`), so a stalled
     /// server cannot hang the step.
     pub stall_timeout: Duration,
+    /// Private CAs to trust besides the system bundle (`GIT_SSL_CAINFO` for the child).
+    pub server_ca: Option<crate::tls::ExtraRoots>,
 }
 
 impl Remote {
@@ -148,6 +150,13 @@ impl Remote {
         for (i, (k, v)) in config.into_iter().enumerate() {
             env.push((format!("GIT_CONFIG_KEY_{i}").into(), k.into()));
             env.push((format!("GIT_CONFIG_VALUE_{i}").into(), v.into()));
+        }
+        if let Some(ca) = &self.server_ca {
+            // A bundle that cannot be written leaves git on the system store: the TLS error it then
+            // reports names the certificate problem.
+            if let Ok(path) = ca.git_ca_file() {
+                env.push(("GIT_SSL_CAINFO".into(), path.into()));
+            }
         }
         env
     }
@@ -668,6 +677,7 @@ mod tests {
             url: Url::parse("http://127.0.0.1:3000/demo/gitops.git").unwrap(),
             token: Some(Secret::new("tok-123")),
             stall_timeout: Duration::from_secs(5),
+            server_ca: None,
         };
         let env: Vec<(String, String)> = remote
             .env()

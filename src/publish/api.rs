@@ -207,6 +207,7 @@ pub(super) async fn publish(
 ) -> Result<Outcome, Error> {
     let client = gitea::Client::builder(config.server_url.as_str())
         .token(config.token.clone())
+        .extra_roots(config.server_ca.clone())
         .read_timeout(config.request_timeout)
         .request_timeout(config.request_timeout)
         .build()

@@ -112,6 +112,8 @@ pub struct Args {
     pub new_name: Option<String>,
     /// `token`.
     pub token: Option<String>,
+    /// `server_ca`: PEM text or a file path.
+    pub server_ca: Option<String>,
     /// `transport`.
     pub transport: Option<String>,
     /// `commit_message`.
@@ -135,17 +137,36 @@ pub struct RunnerEnv {
     pub sha: Option<String>,
     /// `GITHUB_RUN_ID`.
     pub run_id: Option<String>,
+    /// The token the runner put in the environment (`GITHUB_TOKEN`, `GITEA_TOKEN`, `FORGEJO_TOKEN`, the
+    /// first one set), read only inside a runner: the `token` input's fallback when a step runs the
+    /// image with `uses: docker://…`, which bypasses action.yml and its `${{ github.token }}` default.
+    pub token: Option<String>,
 }
 
 impl RunnerEnv {
     /// Reads the variables from the process environment; empty values count as absent.
     pub fn from_process() -> Self {
-        let get = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the variables from any lookup (for tests); empty values count as absent.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        let in_runner = ["GITHUB_ACTIONS", "GITEA_ACTIONS", "FORGEJO_ACTIONS"]
+            .iter()
+            .any(|k| get(k).is_some_and(|v| v.eq_ignore_ascii_case("true")));
         RunnerEnv {
             server_url: get("GITHUB_SERVER_URL"),
             repository: get("GITHUB_REPOSITORY"),
             sha: get("GITHUB_SHA"),
             run_id: get("GITHUB_RUN_ID"),
+            token: in_runner
+                .then(|| {
+                    ["GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"]
+                        .iter()
+                        .find_map(|k| get(k))
+                })
+                .flatten(),
         }
     }
 
@@ -187,6 +208,8 @@ pub struct Config {
     pub remove_entry: bool,
     /// The token; required unless dry-running.
     pub token: Option<Secret>,
+    /// Private CAs trusted for the server (API and git), besides the public roots.
+    pub server_ca: Option<crate::tls::ExtraRoots>,
     /// How to write.
     pub transport: Transport,
     /// Commit message template (see [`PLACEHOLDERS`]).
@@ -349,9 +372,11 @@ impl Config {
                 false
             }
         };
-        let token = given(&args.token).map(Secret::new);
+        let token = given(&args.token)
+            .or_else(|| env.token.clone())
+            .map(Secret::new);
         if token.is_none() && !dry_run {
-            problems.push("token: required to publish (a token with write access to the repository; or set dry_run)".to_owned());
+            problems.push("token: required to publish (a token with write access to the repository; in a runner it defaults to $GITHUB_TOKEN, $GITEA_TOKEN or $FORGEJO_TOKEN; or set dry_run)".to_owned());
         }
         if token
             .as_ref()
@@ -359,6 +384,12 @@ impl Config {
         {
             problems.push("token: contains spaces or control characters".to_owned());
         }
+
+        let server_ca = given(&args.server_ca).and_then(|ca| {
+            crate::tls::ExtraRoots::from_input("server_ca", &ca)
+                .map_err(|why| problems.push(why))
+                .ok()
+        });
 
         if !problems.is_empty() {
             return Err(problems);
@@ -375,6 +406,7 @@ impl Config {
             setting: setting.expect("checked above"),
             new_value,
             token,
+            server_ca,
             transport,
             message_template,
             author,
@@ -821,6 +853,7 @@ pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
 async fn detect(config: &Config, deadline: &Deadline) -> UsedTransport {
     let limit = config.request_timeout.min(deadline.remaining());
     let client = match gitea::Client::builder(config.server_url.as_str())
+        .extra_roots(config.server_ca.clone())
         .connect_timeout(limit)
         .request_timeout(limit)
         .build()
@@ -1092,6 +1125,7 @@ mod tests {
             repository: Some("ops/deploy".into()),
             sha: Some("abc".into()),
             run_id: Some("7".into()),
+            token: None,
         };
         let a = Args {
             server_url: None,
@@ -1156,6 +1190,68 @@ mod tests {
                 .unwrap()
                 .dry_run
         );
+    }
+
+    #[test]
+    fn token_falls_back_to_the_runners_token_inside_a_runner_only() {
+        let env = |vars: &[(&str, &str)]| {
+            let vars: Vec<(String, String)> = vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            RunnerEnv::from_lookup(move |k| {
+                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
+            })
+        };
+        // (environment, expected fallback)
+        type Vars<'a> = &'a [(&'a str, &'a str)];
+        let table: [(Vars, Option<&str>); 6] = [
+            (&[("GITHUB_TOKEN", "gh")], None),
+            (
+                &[("GITHUB_ACTIONS", "true"), ("GITHUB_TOKEN", "gh")],
+                Some("gh"),
+            ),
+            (
+                &[
+                    ("GITEA_ACTIONS", "true"),
+                    ("GITHUB_TOKEN", ""),
+                    ("GITEA_TOKEN", "gt"),
+                ],
+                Some("gt"),
+            ),
+            (
+                &[("FORGEJO_ACTIONS", "true"), ("FORGEJO_TOKEN", "fj")],
+                Some("fj"),
+            ),
+            (
+                &[
+                    ("GITHUB_ACTIONS", "true"),
+                    ("GITHUB_TOKEN", "gh"),
+                    ("GITEA_TOKEN", "gt"),
+                ],
+                Some("gh"),
+            ),
+            (&[("GITHUB_ACTIONS", "false"), ("GITEA_TOKEN", "gt")], None),
+        ];
+        for (vars, expected) in table {
+            let env = env(vars);
+            assert_eq!(env.token.as_deref(), expected, "{vars:?}");
+            let a = Args {
+                token: None,
+                ..args()
+            };
+            let config = Config::from_args(&a, &env);
+            match expected {
+                Some(t) => assert_eq!(config.unwrap().token.unwrap().expose(), t),
+                None => assert!(config.unwrap_err()[0].starts_with("token: required")),
+            }
+        }
+        // The input wins over the environment.
+        let config = Config::from_args(
+            &args(),
+            &env(&[("GITHUB_ACTIONS", "true"), ("GITHUB_TOKEN", "gh")]),
+        );
+        assert_eq!(config.unwrap().token.unwrap().expose(), "t0ken");
     }
 
     #[test]

@@ -107,6 +107,7 @@ pub(super) async fn publish(
         url: config.clone_url(),
         token: config.token.clone(),
         stall_timeout: config.request_timeout,
+        server_ca: config.server_ca.clone(),
     };
     let dirs: Vec<String> = config.paths.clone();
     let branch_name = config.branch.clone().unwrap_or_default();

@@ -1,5 +1,7 @@
 //! Running the deploy the way a CI runner does: the `INPUT_*` variables of a full sandbox deploy, the
 //! runner's own variables with Gitea's paths, and helpers to read the outputs file back.
+// Shared by tests/runner.rs (the binary on the host) and tests/image.rs (the image); each uses a part.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -87,6 +89,11 @@ impl Deploy {
             config.kube_token.clone(),
         ];
         Deploy { vars, secrets, dir }
+    }
+
+    /// Removes one variable (an input a `uses: docker://…` step does not declare).
+    pub fn unset(&mut self, name: &str) {
+        self.vars.retain(|(k, _)| k != name);
     }
 
     /// Sets (or replaces) one variable.
@@ -189,80 +196,4 @@ pub fn outputs_of(path: &Path) -> Vec<(String, String)> {
         }
     }
     out
-}
-
-/// The release binary built static (`-C target-feature=+crt-static`), in its own target directory so
-/// the static build never invalidates the normal one. Built once per test process.
-pub fn static_binary() -> PathBuf {
-    static BIN: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let target_dir = root.join("target").join("static");
-        let triple = "x86_64-unknown-linux-gnu";
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        // `--target` keeps RUSTFLAGS off build scripts and proc macros, which cannot be static.
-        let status = Command::new(cargo)
-            .args(["build", "--release", "--locked", "--bin", "gitops-deploy"])
-            .args(["-p", "gitops-deploy", "--target", triple])
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .env("CARGO_TARGET_DIR", &target_dir)
-            .current_dir(root)
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "static release build failed");
-        target_dir
-            .join(triple)
-            .join("release")
-            .join("gitops-deploy")
-    })
-    .clone()
-}
-
-/// A buildah with its own storage (vfs, so no kernel overlay support is needed) in a temporary
-/// directory, removed with it.
-pub struct Buildah {
-    store: tempfile::TempDir,
-}
-
-impl Buildah {
-    /// A fresh, empty store.
-    pub fn new() -> Buildah {
-        Buildah {
-            store: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new("buildah");
-        cmd.arg("--root")
-            .arg(self.store.path().join("root"))
-            .arg("--runroot")
-            .arg(self.store.path().join("run"))
-            .args(["--storage-driver", "vfs"]);
-        cmd
-    }
-
-    /// Runs `buildah <args>`; panics with its stderr on failure; returns trimmed stdout.
-    pub fn run(&self, args: &[&str]) -> String {
-        let out = self.command().args(args).output().expect("buildah runs");
-        assert!(
-            out.status.success(),
-            "buildah {}: {}",
-            args.first().unwrap_or(&""),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    }
-
-    /// Runs `buildah <args>` and returns the whole result, failure included.
-    pub fn output(&self, args: &[String]) -> std::process::Output {
-        self.command().args(args).output().expect("buildah runs")
-    }
-
-    /// A scratch directory inside the store's temporary directory.
-    pub fn scratch(&self, name: &str) -> PathBuf {
-        let dir = self.store.path().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    }
 }

@@ -160,6 +160,7 @@ impl Error {
 pub struct ClientBuilder {
     base: String,
     token: Option<Secret>,
+    extra_roots: Option<crate::tls::ExtraRoots>,
     connect_timeout: Duration,
     read_timeout: Duration,
     request_timeout: Duration,
@@ -169,6 +170,12 @@ impl ClientBuilder {
     /// Authenticates every request with this token (`Authorization: token …`).
     pub fn token(mut self, token: Option<Secret>) -> Self {
         self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Trusts these certificate authorities besides the public roots (a server behind a private CA).
+    pub fn extra_roots(mut self, roots: Option<crate::tls::ExtraRoots>) -> Self {
+        self.extra_roots = roots;
         self
     }
 
@@ -214,7 +221,11 @@ impl ClientBuilder {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if let Some(roots) = &self.extra_roots {
+            http = roots.add_to(http);
+        }
+        let http = http
             .default_headers(headers)
             .connect_timeout(self.connect_timeout)
             .read_timeout(self.read_timeout)
@@ -244,6 +255,7 @@ impl Client {
         ClientBuilder {
             base: base.into(),
             token: None,
+            extra_roots: None,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(20),
             request_timeout: Duration::from_secs(60),

@@ -1,0 +1,156 @@
+//! The project works from a clone alone: no code, test, bench or script reads a file outside the
+//! repository (a folder beside it, an absolute path of one machine).
+
+use std::path::{Component, Path, PathBuf};
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Every tracked source and script, by walking the tree (the `target` directory and dot-folders
+/// other than the workflows left out).
+fn sources() -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root().to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "target" && (!name.starts_with('.') || name == ".ci") {
+                    stack.push(path);
+                }
+            } else if ["rs", "sh"]
+                .iter()
+                .any(|e| path.extension().is_some_and(|x| x == *e))
+                || path
+                    .parent()
+                    .and_then(Path::file_name)
+                    .is_some_and(|n| n == ".ci")
+            {
+                out.push(path);
+            }
+        }
+    }
+    out
+}
+
+/// `path` made absolute against `base` without touching the disk (`..` pops a component).
+fn resolve(base: &Path, path: &str) -> PathBuf {
+    let mut out = if path.starts_with('/') {
+        PathBuf::from("/")
+    } else {
+        base.to_path_buf()
+    };
+    for c in Path::new(path).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::Normal(p) => out.push(p),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// The crate directory a Rust file belongs to (where its `CARGO_MANIFEST_DIR` points).
+fn crate_dir(file: &Path) -> PathBuf {
+    let mut dir = file.parent().unwrap();
+    while !dir.join("Cargo.toml").is_file() {
+        dir = dir.parent().unwrap();
+    }
+    dir.to_path_buf()
+}
+
+/// Places that name files in the sources: (file, line, literal, resolved path) for every string used
+/// as a path — `include_str!`/`include_bytes!`/`#[path]` (relative to the file), `join`/`Path::new`/
+/// `PathBuf::from`/`read_to_string`/`fs::read` (relative to the crate), and literals naming this
+/// workplace's folders (`/work/…`, `…/shared/…`).
+fn path_literals() -> Vec<(PathBuf, usize, String, PathBuf)> {
+    let file_relative = regex::Regex::new(
+        r#"(?:include_str!|include_bytes!)\(\s*"([^"]+)"|#\[path\s*=\s*"([^"]+)""#,
+    )
+    .unwrap();
+    let crate_relative = regex::Regex::new(
+        r#"(?:\.join|Path::new|PathBuf::from|read_to_string|fs::read)\(\s*"([^"]*\.\.[^"]*)""#,
+    )
+    .unwrap();
+    // This machine's folders: the workplace and the folder beside the clone.
+    let absolute = regex::Regex::new(r#""(/work/[^"]*|[^"]*/shared/[^"]*)""#).unwrap();
+    let shell_up = regex::Regex::new(r#"(?:^|[\s"'=])(\.\./[^\s"']*)"#).unwrap();
+    let mut out = Vec::new();
+    // This file's own examples are not reads.
+    for file in sources()
+        .into_iter()
+        .filter(|f| !f.ends_with("tests/hygiene.rs"))
+    {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let is_rust = file.extension().is_some_and(|e| e == "rs");
+        for (n, line) in text.lines().enumerate() {
+            let mut hit = |literal: &str, base: &Path| {
+                out.push((
+                    file.clone(),
+                    n + 1,
+                    literal.to_owned(),
+                    resolve(base, literal),
+                ));
+            };
+            if is_rust {
+                for c in file_relative.captures_iter(line) {
+                    let lit = c.get(1).or_else(|| c.get(2)).unwrap().as_str();
+                    hit(lit, file.parent().unwrap());
+                }
+                for c in crate_relative.captures_iter(line) {
+                    hit(&c[1], &crate_dir(&file));
+                }
+                for c in absolute.captures_iter(line) {
+                    hit(&c[1], root());
+                }
+            } else if !line.trim_start().starts_with('#') {
+                // Scripts run from the repository root (each begins with `cd "$(dirname "$0")/.."`).
+                for c in shell_up.captures_iter(line) {
+                    hit(&c[1], root());
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn no_source_reads_outside_the_repository() {
+    let found = path_literals();
+    // The scan sees the files it must see (the edit vectors are included by src/edit/quick.rs).
+    assert!(
+        found
+            .iter()
+            .any(|(_, _, lit, _)| lit == "../../tests/fixtures/edit/vectors.txt"),
+        "the scan found no include_str! at all"
+    );
+    let outside: Vec<String> = found
+        .iter()
+        .filter(|(_, _, _, resolved)| !resolved.starts_with(root()))
+        .map(|(file, line, lit, _)| {
+            format!(
+                "{}:{line}: {lit:?}",
+                file.strip_prefix(root()).unwrap().display()
+            )
+        })
+        .collect();
+    assert!(
+        outside.is_empty(),
+        "paths outside the repository (vendor what the tests need):\n{}",
+        outside.join("\n")
+    );
+}
+
+#[test]
+fn the_scan_catches_what_it_must() {
+    assert_eq!(
+        resolve(Path::new("/r/sandbox"), "../../shared/x"),
+        PathBuf::from("/shared/x")
+    );
+    assert!(!resolve(root(), "../shared/specs/a.json").starts_with(root()));
+    assert!(resolve(&root().join("src/edit"), "../../tests/fixtures/x").starts_with(root()));
+}
