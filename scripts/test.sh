@@ -39,4 +39,11 @@ start=$(date +%s)
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --workspace --locked
+# One build: after the tests, neither `cargo build` nor the demo's binary compiles anything (README).
+rebuilt="$(cargo build --workspace --locked 2>&1; cargo build --locked --bin gitops-sandbox 2>&1)"
+if grep -q '^ *Compiling' <<<"$rebuilt"; then
+  echo "scripts/test.sh: a build after the tests recompiled crates (feature sets differ; see sandbox/Cargo.toml):" >&2
+  grep '^ *Compiling' <<<"$rebuilt" >&2
+  exit 1
+fi
 echo "scripts/test.sh: passed in $(( $(date +%s) - start )) s (after installing)" >&2

@@ -1,4 +1,4 @@
-//! The README's first command, `cargo run --release -p gitops-sandbox -- demo`, runs green: the good
+//! The README's first command, `cargo run --bin gitops-sandbox -- demo`, runs green: the good
 //! release is deployed end to end, the broken one is rolled back, within a minute, and no secret is
 //! printed. It calls the same function the command does, with the binary cargo built for this test.
 

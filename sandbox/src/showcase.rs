@@ -336,7 +336,9 @@ pub fn locate_deploy_binary() -> anyhow::Result<PathBuf> {
     if let Some(cargo) = std::env::var_os("CARGO") {
         let release = dir.file_name().is_some_and(|n| n == "release");
         let mut build = Command::new(cargo);
-        build.args(["build", "--bin", "gitops-deploy", "-p", "gitops-deploy"]);
+        // `--bin`, not `-p`: features resolve for the workspace's default members (both crates), as for
+        // `cargo build` and the test command, so this reuses their build instead of making another.
+        build.args(["build", "--bin", "gitops-deploy"]);
         if release {
             build.arg("--release");
         }
@@ -347,7 +349,7 @@ pub fn locate_deploy_binary() -> anyhow::Result<PathBuf> {
     let bin = dir.join("gitops-deploy");
     anyhow::ensure!(
         bin.is_file(),
-        "{} not found: build it with `cargo build --release -p gitops-deploy`",
+        "{} not found: build it with `cargo build`",
         bin.display()
     );
     Ok(bin)

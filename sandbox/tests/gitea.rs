@@ -1058,3 +1058,61 @@ async fn the_first_api_write_gives_an_empty_repository_its_branch() {
     assert_eq!(head.as_deref(), created["commit"]["sha"].as_str());
     assert_eq!(api.get("/repos/ops/fresh").await.1["empty"], false);
 }
+
+/// The https front: a client that trusts the front's CA gets Gitea's own answers through it (API and
+/// git's smart HTTP, bytes unchanged); one that does not is refused on the certificate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_front_serves_gitea_with_its_own_ca() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let front = sandbox.gitea_tls(&["gitea.sandbox.test"]).await.unwrap();
+    let ca = reqwest::Certificate::from_pem(front.ca_pem().as_bytes()).unwrap();
+    let trusting = reqwest::Client::builder()
+        .add_root_certificate(ca)
+        .build()
+        .unwrap();
+    let url = format!("{}/api/v1/version", front.url());
+    let through: serde_json::Value = trusting
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let direct: serde_json::Value = client()
+        .get(format!("{}/api/v1/version", sandbox.gitea_url()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(through, direct);
+
+    let err = client().get(&url).send().await.unwrap_err();
+    let chain = format!("{:?}", err);
+    assert!(chain.contains("UnknownIssuer"), "{chain}");
+
+    // git over the front, trusting only the CA file.
+    let work = tempfile::tempdir().unwrap();
+    let ca_file = work.path().join("ca.pem");
+    std::fs::write(&ca_file, front.ca_pem()).unwrap();
+    let out = tokio::process::Command::new("git")
+        .args([
+            "ls-remote",
+            &format!("{}/{}.git", front.url(), demo::REPOSITORY),
+        ])
+        .env("GIT_SSL_CAINFO", &ca_file)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_COUNT", "1")
+        .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+        .env(
+            "GIT_CONFIG_VALUE_0",
+            format!("Authorization: token {}", sandbox.token()),
+        )
+        .output()
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("refs/heads/main"));
+}
