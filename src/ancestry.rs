@@ -14,7 +14,7 @@ use crate::forge::git::History;
 use crate::forge::gitea::{self, models::Contents};
 
 /// The oracle over a Gitea repository.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct GiteaOracle {
     /// The forge client (with the publish token).
     pub client: gitea::Client,
@@ -27,31 +27,103 @@ pub struct GiteaOracle {
     /// The setting we applied: a file where applying it again would change something no longer
     /// holds our value.
     pub setting: ImageSetting,
+    /// Where ancestry comes from when the compare API cannot answer for commit IDs (404): Gitea
+    /// ≤ 1.22 (SHAs accepted from 1.23, go-gitea/gitea#32801), older Forgejo, and a repository with
+    /// pull requests disabled on Gitea ≤ 1.25 or Forgejo (field-gitea.md §5). `None`: no fallback.
+    pub git_fallback: Option<GitFallback>,
+}
+
+/// The git history a [`GiteaOracle`] falls back to, opened on first need.
+#[derive(Debug)]
+pub struct GitFallback {
+    remote: crate::forge::git::Remote,
+    branch: String,
+    command_timeout: std::time::Duration,
+    oracle: tokio::sync::OnceCell<Result<GitOracle, String>>,
+}
+
+impl GitFallback {
+    /// A fallback over `remote`'s `branch`; nothing is fetched until the compare API fails.
+    pub fn new(
+        remote: crate::forge::git::Remote,
+        branch: impl Into<String>,
+        command_timeout: std::time::Duration,
+    ) -> Self {
+        GitFallback {
+            remote,
+            branch: branch.into(),
+            command_timeout,
+            oracle: tokio::sync::OnceCell::new(),
+        }
+    }
 }
 
 impl GiteaOracle {
     async fn relation_of(&self, ours: &str, rev: &str) -> Result<Relation, String> {
+        match self.compare_relation(ours, rev).await {
+            Err(CompareError::NotFound(why)) => match &self.git_fallback {
+                Some(fallback) => {
+                    let oracle = fallback
+                        .oracle
+                        .get_or_init(|| async {
+                            History::open(
+                                fallback.remote.clone(),
+                                &fallback.branch,
+                                fallback.command_timeout,
+                            )
+                            .await
+                            .map(|history| GitOracle {
+                                history,
+                                files: self.files.clone(),
+                                setting: self.setting.clone(),
+                            })
+                            .map_err(|e| format!("{why}; git fallback: {e}"))
+                        })
+                        .await
+                        .as_ref()
+                        .map_err(Clone::clone)?;
+                    oracle.relation_of(ours, rev).await
+                }
+                None => Err(why),
+            },
+            Err(CompareError::Other(why)) => Err(why),
+            Ok(relation) => Ok(relation),
+        }
+    }
+
+    /// Both directions of the compare API: `rev...ours` empty means rev contains ours, `ours...rev`
+    /// empty means ours contains rev. Gitea answers both empty when there is no merge base at all
+    /// (unrelated histories, field-gitea.md §5), which is neither.
+    async fn compare_relation(&self, ours: &str, rev: &str) -> Result<Relation, CompareError> {
         let repo = self.client.repo(&self.owner, &self.name);
-        let missing_ours = repo
-            .compare(rev, ours)
-            .send()
-            .await
-            .map_err(|e| format!("compare {}...{}: {e}", short(rev), short(ours)))?;
-        if missing_ours.total_commits == 0 && missing_ours.commits.is_empty() {
-            return Ok(Relation::Descendant {
-                overwritten_by: self.overwritten_at(rev).await?,
-            });
-        }
-        let beyond_ours = repo
-            .compare(ours, rev)
-            .send()
-            .await
-            .map_err(|e| format!("compare {}...{}: {e}", short(ours), short(rev)))?;
-        if beyond_ours.total_commits == 0 && beyond_ours.commits.is_empty() {
-            Ok(Relation::Older)
-        } else {
-            Ok(Relation::Unrelated)
-        }
+        let count = |base: &str, head: &str| {
+            let repo = repo.clone();
+            let (base, head) = (base.to_owned(), head.to_owned());
+            async move {
+                let c = repo.compare(&base, &head).send().await.map_err(|e| {
+                    let why = format!("compare {}...{}: {e}", short(&base), short(&head));
+                    match &e {
+                        gitea::Error::Api(a) if a.status.as_u16() == 404 => {
+                            CompareError::NotFound(why)
+                        }
+                        _ => CompareError::Other(why),
+                    }
+                })?;
+                Ok::<usize, CompareError>(c.total_commits.max(c.commits.len() as u64) as usize)
+            }
+        };
+        let missing_ours = count(rev, ours).await?;
+        let beyond_ours = count(ours, rev).await?;
+        Ok(match (missing_ours, beyond_ours) {
+            (0, n) if n > 0 => Relation::Descendant {
+                overwritten_by: self
+                    .overwritten_at(rev)
+                    .await
+                    .map_err(CompareError::Other)?,
+            },
+            (m, 0) if m > 0 => Relation::Older,
+            _ => Relation::Unrelated,
+        })
     }
 
     /// `Some(rev)` when one of our files at `rev` no longer holds our values.
@@ -76,6 +148,15 @@ impl GiteaOracle {
         }
         Ok(None)
     }
+}
+
+/// Why the compare API gave no answer.
+enum CompareError {
+    /// 404: this server cannot compare these commits (a version or repository limit), or one of them
+    /// is not in the repository.
+    NotFound(String),
+    /// Anything else (transport, 5xx, reading a file).
+    Other(String),
 }
 
 /// True when `text` already holds what `setting` sets (applying it again changes nothing). An entry

@@ -122,6 +122,7 @@ fn expect_of(c: &publish::Config) -> verify::Expect {
         },
         tag,
         digest,
+        repo_url: Some(c.clone_url().to_string()),
     }
 }
 
@@ -238,15 +239,15 @@ async fn oracle_for(
         .map(|f| f.path.clone())
         .collect();
     let setting = config.publish.setting.clone();
+    let remote = crate::forge::git::Remote {
+        url: config.publish.clone_url(),
+        token: config.publish.token.clone(),
+        stall_timeout: config.publish.request_timeout,
+        server_ca: config.publish.server_ca.clone(),
+    };
+    // A fetch of a long history may take a while; a stall is cut by `stall_timeout`.
+    let command_timeout = (config.publish.request_timeout * 4).max(Duration::from_secs(60));
     if out.transport == publish::UsedTransport::Git {
-        let remote = crate::forge::git::Remote {
-            url: config.publish.clone_url(),
-            token: config.publish.token.clone(),
-            stall_timeout: config.publish.request_timeout,
-            server_ca: config.publish.server_ca.clone(),
-        };
-        // A fetch of a long history may take a while; a stall is cut by `stall_timeout`.
-        let command_timeout = (config.publish.request_timeout * 4).max(Duration::from_secs(60));
         return match History::open(remote, &out.branch, command_timeout).await {
             Ok(history) => Some(Arc::new(crate::ancestry::GitOracle {
                 history,
@@ -276,6 +277,11 @@ async fn oracle_for(
         name: config.publish.name.clone(),
         files,
         setting,
+        git_fallback: Some(crate::ancestry::GitFallback::new(
+            remote,
+            &out.branch,
+            command_timeout,
+        )),
     }))
 }
 

@@ -318,12 +318,18 @@ pub fn escape_property(text: &str) -> String {
 /// The `::add-mask::` lines for the forms of a secret. Multi-line forms (a kubeconfig) are left out:
 /// runners match masks within one log line, and announcing each line would mask ordinary words such as
 /// `clusters:` in every later step; the credentials inside are registered as secrets of their own.
+///
+/// A form holding `%` is announced twice: escaped (`%25`), which GitHub's runner and Gitea's runner
+/// ≥ v3.1 unescape, and as it is, because Forgejo's runner (v12) and older Gitea runners register the
+/// value literally (field-runner.md §4). The extra mask is harmless where the first one works.
 pub fn add_mask_commands(forms: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
     for form in forms.iter().filter(|f| !f.contains(['\n', '\r'])) {
-        let line = format!("::add-mask::{}", escape_data(form));
-        if !lines.contains(&line) {
-            lines.push(line);
+        for value in [escape_data(form), form.clone()] {
+            let line = format!("::add-mask::{value}");
+            if !lines.contains(&line) {
+                lines.push(line);
+            }
         }
     }
     lines
@@ -592,7 +598,12 @@ mod tests {
         let forms = masker.add(&Secret::new("abcd%efgh"));
         let lines = add_mask_commands(&forms);
         assert_eq!(lines[0], "::add-mask::abcd%25efgh");
-        assert_eq!(lines.len(), forms.len());
+        // field-runner.md ranked #5: also literal, for runners that do not unescape mask values.
+        assert_eq!(lines[1], "::add-mask::abcd%efgh");
+        for form in &forms {
+            assert!(lines.contains(&format!("::add-mask::{form}")), "{form}: {lines:?}");
+            assert!(lines.contains(&format!("::add-mask::{}", escape_data(form))), "{form}");
+        }
         let multi = add_mask_commands(&["apiVersion: v1\nclusters:".to_owned(), "b64".to_owned()]);
         assert_eq!(multi, ["::add-mask::b64"]);
     }

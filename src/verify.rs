@@ -48,6 +48,9 @@ pub struct Expect {
     pub tag: Option<String>,
     /// The digest, for `{digest}`.
     pub digest: Option<String>,
+    /// The GitOps repository's clone URL: picks our source of a multi-source application (a chart
+    /// version or another repository's SHA in `status.sync.revisions` is never taken for ours).
+    pub repo_url: Option<String>,
 }
 
 impl Expect {
@@ -67,6 +70,7 @@ impl Expect {
             images: images.to_vec(),
             tag,
             digest,
+            repo_url: None,
         }
     }
 }
@@ -442,14 +446,29 @@ impl Config {
             out.push(k.clone());
             for line in k.expose().lines() {
                 let l = line.trim();
+                // Every credential field of a kubeconfig user (client-go `AuthInfo`, and the
+                // auth-provider config of OIDC/GCP/Azure: access-token, id-token, refresh-token,
+                // client-secret), quoted either way or not at all (field-runner.md §4).
                 for key in [
                     "token:",
                     "client-key-data:",
                     "client-certificate-data:",
                     "password:",
+                    "access-token:",
+                    "id-token:",
+                    "refresh-token:",
+                    "client-secret:",
                 ] {
                     if let Some(v) = l.strip_prefix(key) {
-                        out.push(Secret::new(v.trim().trim_matches('"')));
+                        let v = v.trim();
+                        let v = v
+                            .strip_prefix('"')
+                            .and_then(|v| v.strip_suffix('"'))
+                            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+                            .unwrap_or(v);
+                        if !v.is_empty() {
+                            out.push(Secret::new(v));
+                        }
                     }
                 }
             }
@@ -586,6 +605,7 @@ async fn run_phases(
     if let Some(a) = &cfg.argocd {
         let mut target = Target::new(commit);
         target.images = expect.images.clone();
+        target.repo_url = expect.repo_url.clone();
         let r = crate::argocd::phase::run(
             &a.client,
             &a.settings,
@@ -654,6 +674,25 @@ mod tests {
         assert!(parse_duration("timeout", "soon")
             .unwrap_err()
             .starts_with("timeout: \"soon\" is not a duration"));
+    }
+
+    /// field-runner.md ranked #6: every credential form of a kubeconfig is a secret of its own,
+    /// without its quotes.
+    #[test]
+    fn kubeconfig_credentials_of_every_form_are_secrets() {
+        let yaml = "apiVersion: v1\nclusters:\n- cluster: {server: https://k}\n  name: k\nusers:\n\
+- name: a\n  user:\n    token: 'single-quoted-token'\n\
+- name: b\n  user:\n    auth-provider:\n      config:\n        access-token: \"oidc-access\"\n\
+        id-token: oidc-id\n        refresh-token: oidc-refresh\n        client-secret: 'oidc-client'\n";
+        let mut a = args();
+        a.kubeconfig = s(yaml);
+        a.rollout = vec!["deployment/web".into()];
+        let c = Config::from_args(&a, &Expect::default()).unwrap();
+        let secrets: Vec<String> = c.secrets().iter().map(|s| s.expose().to_owned()).collect();
+        for want in ["single-quoted-token", "oidc-access", "oidc-id", "oidc-refresh", "oidc-client"] {
+            assert!(secrets.iter().any(|s| s == want), "{want} missing in {secrets:?}");
+        }
+        assert!(!secrets.iter().any(|s| s.starts_with('\'') || s.starts_with('"')), "{secrets:?}");
     }
 
     #[test]

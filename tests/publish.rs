@@ -506,6 +506,12 @@ async fn refusals_fail_clearly_and_write_nothing() {
             "{transport}: {}",
             r.stderr
         );
+        // field-gitea.md ranked #2: the job token can never push to a protected branch; say what to do.
+        assert!(
+            r.stderr.contains("job token never is; set `token` to a personal access token"),
+            "{transport}: {}",
+            r.stderr
+        );
 
         let mut missing = args.clone();
         missing[6] = "apps/nope";

@@ -383,6 +383,8 @@ fn settings() -> ArgoSettings {
 enum Forge {
     Api,
     Git,
+    /// The compare API of a server that answers 404 for commit IDs (Gitea 1.22): git answers instead.
+    ApiWithoutCommitCompare,
 }
 
 async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn RevisionOracle>> {
@@ -390,14 +392,28 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
     let setting = ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?;
     let token = Some(Secret::new(world.sandbox.token()));
     Ok(match forge {
-        Forge::Api => Arc::new(GiteaOracle {
+        Forge::Api | Forge::ApiWithoutCommitCompare => Arc::new(GiteaOracle {
             client: gitops_deploy::forge::gitea::Client::builder(world.sandbox.gitea_url())
-                .token(token)
+                .token(token.clone())
                 .build()?,
             owner: demo::OWNER.into(),
             name: demo::REPO.into(),
             files,
             setting,
+            git_fallback: matches!(forge, Forge::ApiWithoutCommitCompare).then(|| {
+                gitops_deploy::ancestry::GitFallback::new(
+                    Remote {
+                        url: format!("{}/{}.git", world.sandbox.gitea_url(), demo::REPOSITORY)
+                            .parse()
+                            .unwrap(),
+                        token,
+                        stall_timeout: Duration::from_secs(10),
+                        server_ca: None,
+                    },
+                    demo::BRANCH,
+                    Duration::from_secs(30),
+                )
+            }),
         }),
         Forge::Git => {
             let remote = Remote {
@@ -418,6 +434,9 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
 
 async fn a_newer_commit_containing_ours_passes(forge: Forge) -> Result<()> {
     let world = World::start(timing()).await?;
+    if matches!(forge, Forge::ApiWithoutCommitCompare) {
+        world.sandbox.gitea().set_version("1.22.6");
+    }
     let ours = world.commit_tag("1.4.0").await?;
     let newer = world
         .commit(&[("README.md", "someone else's change\n")], "docs")
@@ -442,6 +461,14 @@ async fn a_newer_commit_containing_ours_passes(forge: Forge) -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_commit_containing_ours_passes_by_the_api() -> Result<()> {
     a_newer_commit_containing_ours_passes(Forge::Api).await
+}
+
+/// field-gitea.md ranked #1: on Gitea 1.22 the compare API answers 404 for commit IDs; the wait used
+/// to replay that error until its deadline. Now git answers, and the descendant passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_commit_containing_ours_passes_on_gitea_1_22() -> Result<()> {
+    // Before: the phase replayed the 404 until its 30 s deadline and failed.
+    a_newer_commit_containing_ours_passes(Forge::ApiWithoutCommitCompare).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -508,7 +535,10 @@ async fn both_oracles_tell_every_relation_alike() -> Result<()> {
             },
         ),
     ];
-    for forge in [Forge::Api, Forge::Git] {
+    for forge in [Forge::Api, Forge::Git, Forge::ApiWithoutCommitCompare] {
+        if matches!(forge, Forge::ApiWithoutCommitCompare) {
+            world.sandbox.gitea().set_version("1.22.6");
+        }
         let oracle = oracle(&world, "1.6.0", forge).await?;
         for (rev, relation) in &expected {
             let got = oracle
@@ -522,7 +552,9 @@ async fn both_oracles_tell_every_relation_alike() -> Result<()> {
         let unknown = oracle.relation(&ours, nowhere).await;
         match forge {
             Forge::Api => assert!(unknown.is_err(), "{unknown:?}"),
-            Forge::Git => assert_eq!(unknown, Ok(Relation::Unrelated)),
+            Forge::Git | Forge::ApiWithoutCommitCompare => {
+                assert_eq!(unknown, Ok(Relation::Unrelated))
+            }
         }
     }
     Ok(())
@@ -762,5 +794,44 @@ async fn wait_with_the_forge_accepts_a_newer_commit_containing_ours() -> Result<
         "{err}"
     );
     assert_no_secrets(&world, &err);
+    Ok(())
+}
+
+/// field-argocd.md ranked #1: a refresh that hangs (the controller left the annotation) must not turn
+/// an auto-sync app into a manual sync. With a token allowed only `applications, get`, the deploy
+/// passes on the controller's own poll, and no sync is ever requested. (Before the fix: the refresh
+/// GET blocked for 60 s, then a sync was POSTed and refused with 403.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_hang_with_a_get_only_token_deploys_an_auto_sync_app_without_sync() -> Result<()> {
+    let world = World::start(gitops_sandbox::timing::Timing {
+        poll_interval: Duration::from_secs(3),
+        ..timing()
+    })
+    .await?;
+    world.argo.hang_next_refreshes(1000);
+    world.argo.add_get_only_token("get-only-0123");
+    let commit = world.commit_tag("1.1.0").await?;
+    world.sandbox.requests().clear();
+    let mut cmd = world.cli("wait");
+    cmd.env("INPUT_ARGOCD_TOKEN", "get-only-0123").args([
+        "--commit",
+        &commit,
+        "--argocd-server",
+        &world.argo_url,
+        "--argocd-app",
+        APP,
+        "--timeout",
+        "40s",
+    ]);
+    let (out, err) = common::run(cmd, LIMIT).await?;
+    assert!(out.status.success(), "{err}");
+    let syncs: Vec<_> = world
+        .sandbox
+        .requests()
+        .entries()
+        .into_iter()
+        .filter(|r| r.method == "POST" && r.path.ends_with("/sync"))
+        .collect();
+    assert!(syncs.is_empty(), "a sync was requested: {syncs:?}\n{err}");
     Ok(())
 }

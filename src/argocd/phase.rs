@@ -27,6 +27,10 @@ use crate::wait::{wait_until, Fact, WaitError, WaitSpec, POLL_INTERVAL};
 pub const REFRESH_EVERY: Duration = Duration::from_secs(20);
 /// Client timeout of a refresh GET (the server blocks until the controller reconciled).
 pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Client timeout of the first, plain GET (served from the API server's cache).
+const FIRST_GET_TIMEOUT: Duration = Duration::from_secs(15);
+/// Tries of the first GET before the phase waits without knowing the app's sync policy.
+const FIRST_GET_ATTEMPTS: u32 = 3;
 
 /// When to trigger a sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -143,38 +147,56 @@ pub async fn run(
     };
     let remaining = |cap: Duration| deadline.saturating_duration_since(Instant::now()).min(cap);
 
-    // 1. Refresh. A slow controller is not fatal (we keep watching), bad access is.
-    let first = match get(Some(Refresh::Normal), remaining(REFRESH_TIMEOUT)).await {
-        Ok(app) => Some(app),
-        Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
-            return Err(PhaseError::Access {
-                app: settings.app.clone(),
-                source: e,
-            })
+    // 1. Read the app as it is: its sync policy decides whether we sync. A plain GET is answered from
+    // the server's informer cache; a refresh GET blocks until the controller reconciled and can hang
+    // on a real install (field-argocd §1), so it never decides the sync and runs in the background
+    // (step 3). Bad access is fatal; anything else is retried a few times, then waited out.
+    let mut first = None;
+    for attempt in 1..=FIRST_GET_ATTEMPTS {
+        match get(None, remaining(FIRST_GET_TIMEOUT)).await {
+            Ok(app) => {
+                first = Some(app);
+                break;
+            }
+            Err(e) if matches!(e.status(), Some(401 | 403 | 404)) => {
+                return Err(PhaseError::Access {
+                    app: settings.app.clone(),
+                    source: e,
+                })
+            }
+            Err(e) if attempt == FIRST_GET_ATTEMPTS || Instant::now() >= deadline => {
+                report.warn(
+                    phase,
+                    format_args!("cannot read the app, waiting anyway: {}", chain(&e)),
+                );
+            }
+            Err(_) => tokio::time::sleep_until((Instant::now() + POLL_INTERVAL).min(deadline)).await,
         }
-        Err(e) => {
-            report.warn(
-                phase,
-                format_args!("refresh failed, waiting anyway: {}", chain(&e)),
-            );
-            None
-        }
-    };
+    }
     report.info(
         phase,
         format_args!(
-            "refreshed {}, waiting for {}",
+            "refreshing {}, waiting for {}",
             settings.app,
             short(&target.commit)
         ),
     );
 
-    // 2. Sync when the app will not do it by itself, or when asked to.
-    let auto = first.as_ref().is_some_and(|a| a.spec.is_auto_sync());
-    let want_sync = match settings.sync {
-        SyncMode::Always => true,
-        SyncMode::Never => false,
-        SyncMode::Auto => !auto,
+    // 2. Sync when the app will not do it by itself, or when asked to. An app we could not read is
+    // synced only when asked to: a sync of an auto-sync app can be refused (a get-only token, a sync
+    // window) and would fail a deploy that needs no sync at all.
+    let auto = first.as_ref().map(|a| a.spec.is_auto_sync());
+    let want_sync = match (settings.sync, auto) {
+        (SyncMode::Always, _) => true,
+        (SyncMode::Never, _) => false,
+        (SyncMode::Auto, Some(auto)) => !auto,
+        (SyncMode::Auto, None) => {
+            report.warn(
+                phase,
+                "sync policy unknown: not requesting a sync (set argocd_sync: always for a manual-sync app)",
+            );
+            false
+        }
     };
     if want_sync {
         trigger_sync(client, settings, report, deadline).await?;
@@ -190,8 +212,12 @@ pub async fn run(
         let settings = settings.clone();
         let at_ours = at_ours.clone();
         tokio::spawn(async move {
+            // The first refresh at once, then again while Argo CD has not reached our commit.
+            let mut first = true;
             loop {
-                tokio::time::sleep(REFRESH_EVERY).await;
+                if !std::mem::take(&mut first) {
+                    tokio::time::sleep(REFRESH_EVERY).await;
+                }
                 if at_ours.load(std::sync::atomic::Ordering::Relaxed) {
                     continue;
                 }

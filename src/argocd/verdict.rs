@@ -82,9 +82,15 @@ pub struct VerdictState {
 
 impl VerdictState {
     /// Updates the timers from one snapshot. Pure: `now` comes from the caller.
+    ///
+    /// The unhealthy clock runs only once the sync of our revision has finished (Synced, no pending
+    /// operation, the last operation completed): before that the health is the previous version's, or
+    /// PreSync hooks and sync waves are still at work (field-argocd §4), and a fix-forward deploy onto a
+    /// Degraded app must not fail for what it is about to repair.
     pub fn observe(&mut self, snap: &AppSnapshot, target: &Target, now: Instant) {
         let at_ours = synced_revision(&snap.app, target).is_some_and(|r| target.contains_ours(r));
-        let unhealthy = at_ours && unhealthy_culprit(snap, target).is_some();
+        let unhealthy =
+            at_ours && sync_settled(&snap.app) && unhealthy_culprit(snap, target).is_some();
         self.unhealthy_since = if unhealthy {
             self.unhealthy_since.or(Some(now))
         } else {
@@ -111,17 +117,12 @@ pub struct AppSnapshot {
 /// Index of our source in a multi-source application: by repository URL, else the source whose
 /// revision is S, else the first.
 pub fn source_index(app: &Application, target: &Target) -> usize {
-    let norm = |u: &str| {
-        u.trim_end_matches('/')
-            .trim_end_matches(".git")
-            .to_ascii_lowercase()
-    };
     if let Some(repo) = &target.repo_url {
         if let Some(i) = app
             .spec
             .sources
             .iter()
-            .position(|s| s.repo_url.as_deref().map(norm) == Some(norm(repo)))
+            .position(|s| s.repo_url.as_deref().map(normalize_repo_url) == Some(normalize_repo_url(repo)))
         {
             return i;
         }
@@ -132,6 +133,29 @@ pub fn source_index(app: &Application, target: &Target) -> usize {
         .iter()
         .position(|r| r.eq_ignore_ascii_case(&target.commit))
         .unwrap_or(0)
+}
+
+/// A repository URL reduced to `host[:port]/path` in lower case, so that the forms Argo CD apps use for
+/// one repository compare equal: any scheme (`https://`, `http://`, `ssh://`), credentials (`user@`,
+/// `user:token@`), scp-like `git@host:owner/repo`, a trailing `/` or `.git`.
+pub fn normalize_repo_url(url: &str) -> String {
+    let url = url.trim();
+    let (rest, scp) = match url.split_once("://") {
+        Some((_, rest)) => (rest, false),
+        None => (url, true),
+    };
+    let rest = rest.rsplit_once('@').map_or(rest, |(_, host_path)| host_path);
+    let rest = if scp {
+        // `host:owner/repo` (no port in the scp form) → `host/owner/repo`.
+        rest.replacen(':', "/", 1)
+    } else {
+        rest.to_owned()
+    };
+    let rest = rest.trim_end_matches('/');
+    rest.strip_suffix(".git")
+        .unwrap_or(rest)
+        .trim_end_matches('/')
+        .to_ascii_lowercase()
 }
 
 /// `rev(app)`: `status.sync.revision`, or `revisions[i]` for a multi-source app.
@@ -292,6 +316,17 @@ pub fn app_verdict(
             Verdict::waiting(format!("health {other} {msg}").trim_end().to_owned())
         }
     }
+}
+
+/// True when nothing is left to apply: `Synced`, no pending operation, the last operation completed.
+fn sync_settled(app: &Application) -> bool {
+    app.status.sync.status.as_deref() == Some("Synced")
+        && app.operation.is_none()
+        && app
+            .status
+            .operation_state
+            .as_ref()
+            .is_none_or(|op| op.is_completed())
 }
 
 fn lasted(since: Option<Instant>, grace: Duration, now: Instant) -> bool {

@@ -89,6 +89,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
                             files: Vec::new(),
                             setting: ImageSetting::deploy("unused", Some("unused"), None, None)
                                 .expect("a constant setting is valid"),
+                            git_fallback: None,
                         });
                         Some(oracle)
                     }

@@ -685,7 +685,12 @@ pub enum Error {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The token may not write to the branch: read-only token, no write access, protected branch.
-    #[error("not allowed to write to branch {branch:?} of {repository}: {message}")]
+    #[error(
+        "not allowed to write to branch {branch:?} of {repository}: {message} (a read-only token, or \
+         a protected branch: those accept pushes only from users on their allowlist, which the \
+         workflow's job token never is; set `token` to a personal access token of such a user with \
+         `write:repository`)"
+    )]
     Forbidden {
         /// `owner/name`.
         repository: String,

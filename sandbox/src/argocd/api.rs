@@ -99,11 +99,28 @@ async fn auth(State(argo): State<ArgoCd>, req: Request, next: Next) -> Response 
             c.split(';')
                 .find_map(|kv| kv.trim().strip_prefix("argocd.token="))
         });
-    let message = match bearer.or(cookie) {
+    let token = bearer.or(cookie);
+    let message = match token {
         None => Some("no session information"),
-        Some(t) if t == argo.token() => None,
+        Some(t) if t == argo.token() || argo.is_get_only(t) => None,
         Some(_) => Some("invalid session: token signature is invalid"),
     };
+    // A role with `applications, get` only: argo-cd server/application/application.go `Sync` checks
+    // `applications, sync` after `get` and refuses with PermissionDenied (HTTP 403), the message
+    // naming the action and object as util/rbac does.
+    if token.is_some_and(|t| argo.is_get_only(t)) && req.method() == axum::http::Method::POST {
+        let path = req.uri().path();
+        if let Some(app) = path
+            .strip_prefix("/api/v1/applications/")
+            .and_then(|p| p.strip_suffix("/sync"))
+        {
+            return error(
+                StatusCode::FORBIDDEN,
+                7,
+                &format!("permission denied: applications, sync, default/{app}, sub: ci-get-only"),
+            );
+        }
+    }
     if let Some(message) = message {
         if req.uri().path().starts_with("/api/v1/stream/") {
             return (

@@ -63,6 +63,9 @@ pub enum Error {
         /// The application.
         app: String,
     },
+    /// A refresh GET that ended on its deadline (app.go:881, gRPC Unknown → HTTP 500).
+    #[error("application refresh deadline exceeded")]
+    RefreshDeadline,
 }
 
 impl Error {
@@ -72,7 +75,7 @@ impl Error {
             Error::PermissionDenied => 7,
             Error::NotFound(_) | Error::ResourceNotFound { .. } => 5,
             Error::OperationInProgress | Error::AutoSyncRevision { .. } => 9,
-            Error::Unresolvable(_) => 2,
+            Error::Unresolvable(_) | Error::RefreshDeadline => 2,
             Error::Exists(_) => 6,
         }
     }
@@ -132,6 +135,10 @@ struct ArgoFaults {
     next_sync_delay: Option<Duration>,
     /// The next N operations fail with this message.
     fail_syncs: Option<(u32, String)>,
+    /// The next N refresh GETs hang (see [`ArgoCd::hang_next_refreshes`]).
+    hang_refreshes: u32,
+    /// Tokens whose role may get applications but not sync them.
+    get_only_tokens: Vec<String>,
 }
 
 /// A requested operation (top-level `operation`).
@@ -416,6 +423,23 @@ impl ArgoCd {
         self.inner.faults.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Scenario: the next `count` `?refresh=` GETs hang without refreshing, as on a real install whose
+    /// repo server fails the comparison (the annotation stays; the controller's own poll still runs).
+    pub fn hang_next_refreshes(&self, count: u32) {
+        self.faults().hang_refreshes = count;
+    }
+
+    /// Adds a token whose role has `applications, get` but not `applications, sync` (the least a
+    /// deploy of an auto-sync app needs): a sync with it is refused with 403 "permission denied".
+    pub fn add_get_only_token(&self, token: impl Into<String>) {
+        self.faults().get_only_tokens.push(token.into());
+    }
+
+    /// True when `token` is one of [`ArgoCd::add_get_only_token`]'s.
+    pub fn is_get_only(&self, token: &str) -> bool {
+        self.faults().get_only_tokens.iter().any(|t| t == token)
+    }
+
     /// The bearer token the API accepts.
     pub fn token(&self) -> &str {
         &self.inner.token
@@ -602,6 +626,22 @@ impl ArgoCd {
     /// # Errors
     /// [`Error::PermissionDenied`] if the app does not exist.
     pub async fn refresh(&self, name: &str, kind: &str) -> Result<Value, Error> {
+        let hang = {
+            let mut faults = self.faults();
+            let hang = faults.hang_refreshes > 0;
+            faults.hang_refreshes = faults.hang_refreshes.saturating_sub(1);
+            hang
+        };
+        if hang {
+            // argo-cd server/application/application.go `Get` (v3.x, :780-897) waits for an event
+            // without the refresh annotation and has no timeout of its own; when the controller fails
+            // the comparison (`ErrCompareStateRepo`, controller/appcontroller.go:1982) it leaves the
+            // annotation and the request hangs until the client gives up (argo-cd#15519, #17205).
+            // Bounded here so no task outlives the sandbox; then the 500 the ctx deadline gives.
+            self.apps().get(name).ok_or(Error::PermissionDenied)?;
+            tokio::time::sleep(crate::http::STALL_LIMIT).await;
+            return Err(Error::RefreshDeadline);
+        }
         let mut changes = self.changes();
         let requested_rv = {
             let mut apps = self.apps();

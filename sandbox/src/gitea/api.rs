@@ -97,8 +97,8 @@ pub(super) fn not_found(gitea: &Gitea) -> ApiError {
     )
 }
 
-async fn version() -> Json<Value> {
-    Json(json!({ "version": super::VERSION }))
+async fn version(State(gitea): State<Gitea>) -> Json<Value> {
+    Json(json!({ "version": gitea.version() }))
 }
 
 /// The authenticated user, or the 401 Gitea sends.
@@ -730,7 +730,13 @@ async fn compare(
         })?;
     let dir = gitea.repo_dir(&owner, &name);
     let mut ids = Vec::new();
+    let sha_like = |r: &str| r.len() >= 7 && r.len() <= 40 && r.bytes().all(|b| b.is_ascii_hexdigit());
     for rev in [base, head] {
+        if sha_like(rev) && !gitea.compare_takes_commit_ids() {
+            // Gitea 1.22 resolves base and head as branch or tag names only (routers/api/v1/repo/
+            // compare.go → parseCompareInfo) and answers a commit ID with 404.
+            return Err(not_found(&gitea));
+        }
         let id = if is_valid_ref(rev) {
             git::resolve_commit(&dir, rev)
                 .await

@@ -137,10 +137,36 @@ struct State {
     next_id: i64,
     race_counter: u64,
     write_locks: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
+    /// The version this Gitea answers and behaves as (`None`: [`VERSION`]).
+    version: Option<String>,
 }
 
 /// The version `GET /api/v1/version` reports: a release the research notes describe.
 pub const VERSION: &str = "1.26.4";
+
+impl Gitea {
+    /// Behaves as Gitea `version` (e.g. `1.22.6`) where versions differ: `GET /version` answers it,
+    /// and before 1.23 the compare API takes only branch and tag names, so commit IDs get 404 (compare
+    /// appeared in 1.22.0, go-gitea/gitea#30349; commit IDs from 1.23.0, #32801).
+    pub fn set_version(&self, version: &str) {
+        self.state().version = Some(version.to_owned());
+    }
+
+    /// The version `GET /version` answers.
+    pub fn version(&self) -> String {
+        self.state()
+            .version
+            .clone()
+            .unwrap_or_else(|| VERSION.to_owned())
+    }
+
+    /// True when the compare API resolves commit IDs (Gitea ≥ 1.23).
+    pub(crate) fn compare_takes_commit_ids(&self) -> bool {
+        let v = self.version();
+        let mut parts = v.split(['.', '+', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (1, 23)
+    }
+}
 
 impl Gitea {
     /// A Gitea double over the repositories under `config.repos_root`, consulting `faults` for

@@ -350,3 +350,114 @@ fn without_an_oracle_an_unknown_revision_is_just_not_ours() {
         &Want::Waiting("Argo CD is still at abcdef0, waiting for 4d5e6f0"),
     );
 }
+
+/// field-argocd.md ranked #3: a fix-forward deploy onto a Degraded app whose sync runs a 40 s PreSync
+/// hook does not fail with a 10 s grace while the hook runs; the grace counts from the end of the sync.
+#[test]
+fn degraded_grace_starts_when_the_sync_of_our_commit_finished() {
+    let t = target();
+    let grace = Duration::from_secs(10);
+    let t0 = Instant::now();
+    let at = |s: u64| t0 + Duration::from_secs(s);
+    let degraded = |phase: &'static str, sync: &'static str| {
+        snap(move |v| {
+            *v.pointer_mut("/status/health/status").unwrap() = json!("Degraded");
+            *v.pointer_mut("/status/sync/status").unwrap() = json!(sync);
+            *v.pointer_mut("/status/operationState/phase").unwrap() = json!(phase);
+            if phase == "Running" {
+                *v.pointer_mut("/status/operationState/message").unwrap() =
+                    json!("waiting for completion of hook batch/Job/migrate");
+                v["status"]["operationState"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("finishedAt");
+            }
+        })
+    };
+    let mut state = VerdictState::default();
+    // Refreshed: OutOfSync at S, still the old version's Degraded health.
+    let s = degraded("Succeeded", "OutOfSync");
+    state.observe(&s, &t, at(0));
+    // The sync of S runs its PreSync hook for 40 s.
+    let hook = degraded("Running", "OutOfSync");
+    for second in [1, 15, 30, 40] {
+        state.observe(&hook, &t, at(second));
+        let v = app_verdict(&hook, &t, &state, grace, at(second));
+        assert!(!matches!(v, Verdict::Failed { .. }), "t={second}: {v:?}");
+    }
+    assert_eq!(state.unhealthy_since, None);
+    // Synced at S, still Degraded: the grace starts now.
+    let synced = degraded("Succeeded", "Synced");
+    state.observe(&synced, &t, at(41));
+    assert_eq!(state.unhealthy_since, Some(at(41)));
+    check(
+        "within grace after the sync",
+        &app_verdict(&synced, &t, &state, grace, at(50)),
+        &Want::Waiting("health Degraded"),
+    );
+    state.observe(&synced, &t, at(52));
+    check(
+        "beyond grace after the sync",
+        &app_verdict(&synced, &t, &state, grace, at(52)),
+        &Want::Failed("health Degraded"),
+    );
+    // Healthy after the sync instead: ready.
+    let mut state = VerdictState::default();
+    state.observe(&hook, &t, at(40));
+    let healthy = snap(|_| {});
+    state.observe(&healthy, &t, at(45));
+    check("healthy", &app_verdict(&healthy, &t, &state, grace, at(45)), &Want::Ready);
+}
+
+#[test]
+fn repository_urls_normalize_to_host_and_path() {
+    let same = [
+        "https://gitea.example.com/Ops/GitOps.git",
+        "http://gitea.example.com/ops/gitops",
+        "https://ci:s3cret@gitea.example.com/ops/gitops/",
+        "ssh://git@gitea.example.com/ops/gitops.git",
+        "git@gitea.example.com:ops/gitops.git",
+        "  https://GITEA.example.com/ops/gitops.git/  ",
+    ];
+    for u in same {
+        assert_eq!(normalize_repo_url(u), "gitea.example.com/ops/gitops", "{u}");
+    }
+    for other in [
+        "https://gitea.example.com/ops/gitops-prod.git",
+        "https://gitea.example.com:3000/ops/gitops.git",
+        "https://other.example.com/ops/gitops.git",
+    ] {
+        assert_ne!(normalize_repo_url(other), "gitea.example.com/ops/gitops", "{other}");
+    }
+}
+
+/// field-argocd.md ranked #2: in a multi-source app (a Helm chart from a registry, our git source, a
+/// `ref` source), with S not literally in `revisions` (a later commit of ours landed), the revision of
+/// *our* source is judged, found by the repository URL, never the chart version at index 0.
+#[test]
+fn multi_source_picks_our_source_by_repository_url() {
+    let app = |revisions: serde_json::Value| {
+        snap(move |v| {
+            v["spec"] = json!({"sources": [
+                {"repoURL": "https://charts.example.com", "chart": "web", "targetRevision": "1.2.3"},
+                {"repoURL": "https://ci@GIT/ops/deploy/", "path": "apps/web"},
+                {"repoURL": "http://git/ops/values.git", "ref": "values"}]});
+            v["status"]["sync"] = json!({"status": "Synced", "revisions": revisions});
+            v["status"]["operationState"]["syncResult"] = json!({"revisions": revisions});
+            v["status"]["operationState"]["operation"]["sync"] = json!({"revisions": revisions});
+        })
+    };
+    let mut t = target();
+    t.repo_url = Some("http://git/ops/deploy.git".into());
+    let state = VerdictState::default();
+    let now = Instant::now();
+    let descendant = app(json!(["1.2.3", NEWER, OTHER]));
+    assert_eq!(synced_revision(&descendant.app, &t), Some(NEWER));
+    check("descendant", &app_verdict(&descendant, &t, &state, Duration::from_secs(30), now), &Want::Ready);
+    let old = app(json!(["1.2.3", OLD, S]));
+    check("ours still old although the ref source is at S",
+        &app_verdict(&old, &t, &state, Duration::from_secs(30), now), &Want::Waiting("still at 1a2b3c0"));
+    // Without the URL the chart version would have been taken for our revision.
+    t.repo_url = None;
+    assert_eq!(synced_revision(&descendant.app, &t), Some("1.2.3"));
+}
