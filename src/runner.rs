@@ -601,8 +601,14 @@ mod tests {
         // field-runner.md ranked #5: also literal, for runners that do not unescape mask values.
         assert_eq!(lines[1], "::add-mask::abcd%efgh");
         for form in &forms {
-            assert!(lines.contains(&format!("::add-mask::{form}")), "{form}: {lines:?}");
-            assert!(lines.contains(&format!("::add-mask::{}", escape_data(form))), "{form}");
+            assert!(
+                lines.contains(&format!("::add-mask::{form}")),
+                "{form}: {lines:?}"
+            );
+            assert!(
+                lines.contains(&format!("::add-mask::{}", escape_data(form))),
+                "{form}"
+            );
         }
         let multi = add_mask_commands(&["apiVersion: v1\nclusters:".to_owned(), "b64".to_owned()]);
         assert_eq!(multi, ["::add-mask::b64"]);

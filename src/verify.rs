@@ -689,10 +689,24 @@ mod tests {
         a.rollout = vec!["deployment/web".into()];
         let c = Config::from_args(&a, &Expect::default()).unwrap();
         let secrets: Vec<String> = c.secrets().iter().map(|s| s.expose().to_owned()).collect();
-        for want in ["single-quoted-token", "oidc-access", "oidc-id", "oidc-refresh", "oidc-client"] {
-            assert!(secrets.iter().any(|s| s == want), "{want} missing in {secrets:?}");
+        for want in [
+            "single-quoted-token",
+            "oidc-access",
+            "oidc-id",
+            "oidc-refresh",
+            "oidc-client",
+        ] {
+            assert!(
+                secrets.iter().any(|s| s == want),
+                "{want} missing in {secrets:?}"
+            );
         }
-        assert!(!secrets.iter().any(|s| s.starts_with('\'') || s.starts_with('"')), "{secrets:?}");
+        assert!(
+            !secrets
+                .iter()
+                .any(|s| s.starts_with('\'') || s.starts_with('"')),
+            "{secrets:?}"
+        );
     }
 
     #[test]

@@ -508,7 +508,8 @@ async fn refusals_fail_clearly_and_write_nothing() {
         );
         // field-gitea.md ranked #2: the job token can never push to a protected branch; say what to do.
         assert!(
-            r.stderr.contains("job token never is; set `token` to a personal access token"),
+            r.stderr
+                .contains("job token never is; set `token` to a personal access token"),
             "{transport}: {}",
             r.stderr
         );

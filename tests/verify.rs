@@ -662,10 +662,17 @@ async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_always_waits_out_a_running_operation() -> Result<()> {
     let world = World::start(timing()).await?;
-    // Auto-sync starts an operation on our refresh; it stays Running for 2 s, so our own sync
-    // request meets "another operation is already in progress" first.
+    // Auto-sync starts an operation on a refresh; it stays Running for 2 s, so our own sync request
+    // meets "another operation is already in progress" first. The refresh is made here, before the
+    // command starts: the command itself refreshes in the background, after reading the app.
     world.argo.set_sync_delay(Duration::from_secs(2));
     let sha = world.commit_tag("1.7.0").await?;
+    argo_client(&world)?
+        .apps()
+        .get(APP)
+        .refresh(gitops_deploy::argocd::Refresh::Normal)
+        .send()
+        .await?;
     let (out, err) = world
         .wait_on_argo(&sha, &["--argocd-sync", "always", "--timeout", "60s"])
         .await?;

@@ -170,7 +170,9 @@ pub async fn run(
                     format_args!("cannot read the app, waiting anyway: {}", chain(&e)),
                 );
             }
-            Err(_) => tokio::time::sleep_until((Instant::now() + POLL_INTERVAL).min(deadline)).await,
+            Err(_) => {
+                tokio::time::sleep_until((Instant::now() + POLL_INTERVAL).min(deadline)).await
+            }
         }
     }
     report.info(

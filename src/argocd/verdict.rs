@@ -118,12 +118,9 @@ pub struct AppSnapshot {
 /// revision is S, else the first.
 pub fn source_index(app: &Application, target: &Target) -> usize {
     if let Some(repo) = &target.repo_url {
-        if let Some(i) = app
-            .spec
-            .sources
-            .iter()
-            .position(|s| s.repo_url.as_deref().map(normalize_repo_url) == Some(normalize_repo_url(repo)))
-        {
+        if let Some(i) = app.spec.sources.iter().position(|s| {
+            s.repo_url.as_deref().map(normalize_repo_url) == Some(normalize_repo_url(repo))
+        }) {
             return i;
         }
     }
@@ -144,7 +141,9 @@ pub fn normalize_repo_url(url: &str) -> String {
         Some((_, rest)) => (rest, false),
         None => (url, true),
     };
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, host_path)| host_path);
+    let rest = rest
+        .rsplit_once('@')
+        .map_or(rest, |(_, host_path)| host_path);
     let rest = if scp {
         // `host:owner/repo` (no port in the scp form) → `host/owner/repo`.
         rest.replacen(':', "/", 1)

@@ -730,7 +730,8 @@ async fn compare(
         })?;
     let dir = gitea.repo_dir(&owner, &name);
     let mut ids = Vec::new();
-    let sha_like = |r: &str| r.len() >= 7 && r.len() <= 40 && r.bytes().all(|b| b.is_ascii_hexdigit());
+    let sha_like =
+        |r: &str| r.len() >= 7 && r.len() <= 40 && r.bytes().all(|b| b.is_ascii_hexdigit());
     for rev in [base, head] {
         if sha_like(rev) && !gitea.compare_takes_commit_ids() {
             // Gitea 1.22 resolves base and head as branch or tag names only (routers/api/v1/repo/

@@ -163,7 +163,9 @@ impl Gitea {
     /// True when the compare API resolves commit IDs (Gitea ≥ 1.23).
     pub(crate) fn compare_takes_commit_ids(&self) -> bool {
         let v = self.version();
-        let mut parts = v.split(['.', '+', '-']).map(|p| p.parse::<u32>().unwrap_or(0));
+        let mut parts = v
+            .split(['.', '+', '-'])
+            .map(|p| p.parse::<u32>().unwrap_or(0));
         (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (1, 23)
     }
 }

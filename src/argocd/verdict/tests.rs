@@ -406,7 +406,11 @@ fn degraded_grace_starts_when_the_sync_of_our_commit_finished() {
     state.observe(&hook, &t, at(40));
     let healthy = snap(|_| {});
     state.observe(&healthy, &t, at(45));
-    check("healthy", &app_verdict(&healthy, &t, &state, grace, at(45)), &Want::Ready);
+    check(
+        "healthy",
+        &app_verdict(&healthy, &t, &state, grace, at(45)),
+        &Want::Ready,
+    );
 }
 
 #[test]
@@ -427,7 +431,11 @@ fn repository_urls_normalize_to_host_and_path() {
         "https://gitea.example.com:3000/ops/gitops.git",
         "https://other.example.com/ops/gitops.git",
     ] {
-        assert_ne!(normalize_repo_url(other), "gitea.example.com/ops/gitops", "{other}");
+        assert_ne!(
+            normalize_repo_url(other),
+            "gitea.example.com/ops/gitops",
+            "{other}"
+        );
     }
 }
 
@@ -453,10 +461,17 @@ fn multi_source_picks_our_source_by_repository_url() {
     let now = Instant::now();
     let descendant = app(json!(["1.2.3", NEWER, OTHER]));
     assert_eq!(synced_revision(&descendant.app, &t), Some(NEWER));
-    check("descendant", &app_verdict(&descendant, &t, &state, Duration::from_secs(30), now), &Want::Ready);
+    check(
+        "descendant",
+        &app_verdict(&descendant, &t, &state, Duration::from_secs(30), now),
+        &Want::Ready,
+    );
     let old = app(json!(["1.2.3", OLD, S]));
-    check("ours still old although the ref source is at S",
-        &app_verdict(&old, &t, &state, Duration::from_secs(30), now), &Want::Waiting("still at 1a2b3c0"));
+    check(
+        "ours still old although the ref source is at S",
+        &app_verdict(&old, &t, &state, Duration::from_secs(30), now),
+        &Want::Waiting("still at 1a2b3c0"),
+    );
     // Without the URL the chart version would have been taken for our revision.
     t.repo_url = None;
     assert_eq!(synced_revision(&descendant.app, &t), Some("1.2.3"));
