@@ -715,6 +715,29 @@ async fn the_token_appears_nowhere() {
     }
 }
 
+/// field-gitea.md ranked #3: under REQUIRE_SIGNIN_VIEW the version probe needs the token, or `auto`
+/// takes a Gitea for a plain git host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auto_picks_the_api_on_a_gitea_that_requires_signing_in() {
+    let (sandbox, _) = world("signin", 1).await;
+    sandbox.gitea().set_require_signin_view(true);
+    let anonymous = reqwest::get(format!("{}/api/v1/version", sandbox.gitea_url()))
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 403);
+    let cfg = config(
+        sandbox.gitea_url(),
+        "signin",
+        sandbox.token(),
+        OVERLAY,
+        &app_image(0),
+        "6.1.0",
+        "auto",
+    );
+    let out = publish::run(&cfg, &quiet()).await.expect("publish");
+    assert_eq!(out.transport, UsedTransport::Api);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn auto_picks_git_when_the_server_is_not_gitea() {
     let (sandbox, _) = world("plain", 1).await;

@@ -241,3 +241,33 @@ async fn action_mode_invalid_input_writes_nothing_and_exits_2() {
         .unwrap();
     assert_eq!(before, after, "nothing written");
 }
+
+/// field-runner.md ranked #7: on GitHub the commit status goes to `$GITHUB_API_URL` (api.github.com),
+/// not to `$GITHUB_SERVER_URL/api/v1`. Here the server URL leads nowhere and the API URL is the
+/// sandbox's, which has the same statuses endpoint.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_status_on_github_uses_the_api_url() {
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let source_sha = sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
+    deploy.unset("GITEA_ACTIONS");
+    deploy.set("GITHUB_SERVER_URL", "http://github.invalid");
+    deploy.set("GITHUB_API_URL", &format!("{}/api/v1", sandbox.gitea_url()));
+    let run = deploy.run_binary(Path::new(env!("CARGO_BIN_EXE_gitops-deploy")));
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    assert!(
+        !run.stderr.contains("warning: report_status"),
+        "{}",
+        run.stderr
+    );
+    let statuses = sandbox
+        .gitea()
+        .statuses(demo::OWNER, demo::REPO, &source_sha);
+    assert_eq!(statuses.len(), 1, "{statuses:?}\n{}", run.stderr);
+    assert_eq!(statuses[0]["status"], "success");
+}

@@ -482,11 +482,12 @@ async fn contract_every_response_validates_against_the_swagger() -> Result<()> {
     let (s, b) = w
         .get("/api/v1/applications/web-prod/resource?namespace=web&resourceName=other&version=v1&group=apps&kind=Deployment")
         .await?;
+    // GetResource: InvalidArgument → 400, not 404 (field-argocd.md §6).
     errors.push((
         s,
         b,
-        404,
-        5,
+        400,
+        3,
         "Deployment other not found as part of application web-prod",
     ));
     for (status, body, want_status, want_code, want_msg) in errors {

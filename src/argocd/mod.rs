@@ -93,6 +93,20 @@ impl Error {
         matches!(self, Error::Api(e) if e.message.contains("another operation is already in progress"))
     }
 
+    /// True when a resource asked for is not (yet) part of the application. Argo CD's `GetResource`
+    /// answers 400 InvalidArgument "… not found as part of application …" for that
+    /// (server/application/application.go, `getAppLiveResource`; field-argocd.md §6), and 404 when
+    /// the object is in the tree but gone from the cluster.
+    pub fn is_resource_not_found(&self) -> bool {
+        match self {
+            Error::Api(e) => {
+                e.status == 404
+                    || (e.status == 400 && e.message.contains("not found as part of application"))
+            }
+            _ => false,
+        }
+    }
+
     /// True for failures worth another try: transport errors, 429, 5xx.
     pub fn is_retryable(&self) -> bool {
         match self {

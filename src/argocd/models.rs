@@ -285,6 +285,8 @@ pub struct ResourceStatus {
     pub health: Option<HealthStatus>,
     /// True for hooks, which do not count for app health.
     pub hook: Option<bool>,
+    /// True for a live resource no longer in git that only a sync with pruning removes.
+    pub requires_pruning: Option<bool>,
 }
 
 /// `v1alpha1ApplicationTree`: live resources and their children.

@@ -286,6 +286,28 @@ pub fn app_verdict(
     }
     let sync = status.sync.status.as_deref().unwrap_or("Unknown");
     if sync != "Synced" {
+        // An app whose only difference is resources to prune stays OutOfSync until someone syncs with
+        // pruning (auto-sync without `prune: true` never does): say so instead of a silent timeout.
+        let prune: Vec<String> = status
+            .resources
+            .iter()
+            .filter(|r| r.requires_pruning == Some(true))
+            .map(|r| {
+                format!(
+                    "{} {}",
+                    r.kind.as_deref().unwrap_or("?"),
+                    r.name.as_deref().unwrap_or("?")
+                )
+            })
+            .collect();
+        if !prune.is_empty() {
+            return Verdict::waiting(format!(
+                "sync {sync} at {}: {} resource(s) require pruning ({}); a sync with prune, or deleting them, ends this",
+                short(rev),
+                prune.len(),
+                prune.join(", ")
+            ));
+        }
         return Verdict::waiting(format!("sync {sync} at {}", short(rev)));
     }
     if app.operation.is_some() {
@@ -310,6 +332,11 @@ pub fn app_verdict(
     }
     match status.health.status.as_deref().unwrap_or("Unknown") {
         "Healthy" => Verdict::Ready,
+        // Argo CD's Suspended: a paused Deployment, a paused Argo Rollout (canary pause step), a
+        // suspended CronJob. Nothing moves until someone resumes it.
+        "Suspended" => Verdict::waiting(
+            "health Suspended: a paused workload (a paused Deployment or Argo Rollouts pause step) waits for a manual resume",
+        ),
         other => {
             let msg = status.health.message.as_deref().unwrap_or("");
             Verdict::waiting(format!("health {other} {msg}").trim_end().to_owned())

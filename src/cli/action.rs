@@ -15,7 +15,7 @@ use crate::error::{DeployError, Phase};
 use crate::forge::gitea;
 use crate::pipeline::RunOutcome;
 use crate::report::Report;
-use crate::runner::{DeployResult, Outputs, PhaseRow, Runner, Summary};
+use crate::runner::{DeployResult, Outputs, PhaseRow, Runner, RunnerKind, Summary};
 use crate::secret::Secret;
 
 /// Options about reporting back to the forge the workflow runs on.
@@ -206,7 +206,13 @@ async fn post_status(
     let (owner, name) = repository
         .split_once('/')
         .ok_or_else(|| format!("GITHUB_REPOSITORY {repository:?} is not owner/name"))?;
-    let client = gitea::Client::builder(server)
+    // GitHub's API is not under the server URL: `$GITHUB_API_URL` (field-runner.md §7). Gitea and
+    // Forgejo serve it at `<server>/api/v1`.
+    let builder = match (runner.kind, &runner.api_url) {
+        (RunnerKind::Github, Some(api)) => gitea::Client::builder(api.as_str()).api_root(),
+        _ => gitea::Client::builder(server),
+    };
+    let client = builder
         .token(target.token.clone())
         .request_timeout(Duration::from_secs(20))
         .build()

@@ -137,6 +137,10 @@ pub struct RunnerEnv {
     pub sha: Option<String>,
     /// `GITHUB_RUN_ID`.
     pub run_id: Option<String>,
+    /// `GITHUB_RUN_NUMBER`: the per-repository run index Forgejo's web routes use.
+    pub run_number: Option<String>,
+    /// True inside Forgejo's runner (`FORGEJO_ACTIONS=true`).
+    pub forgejo: bool,
     /// The token the runner put in the environment (`GITHUB_TOKEN`, `GITEA_TOKEN`, `FORGEJO_TOKEN`, the
     /// first one set), read only inside a runner: the `token` input's fallback when a step runs the
     /// image with `uses: docker://…`, which bypasses action.yml and its `${{ github.token }}` default.
@@ -160,6 +164,8 @@ impl RunnerEnv {
             repository: get("GITHUB_REPOSITORY"),
             sha: get("GITHUB_SHA"),
             run_id: get("GITHUB_RUN_ID"),
+            run_number: get("GITHUB_RUN_NUMBER"),
+            forgejo: get("FORGEJO_ACTIONS").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             token: in_runner
                 .then(|| {
                     ["GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"]
@@ -170,13 +176,20 @@ impl RunnerEnv {
         }
     }
 
-    /// The run's web URL, when the runner told us enough to build it.
+    /// The run's web URL, when the runner told us enough to build it. Forgejo routes runs by their
+    /// per-repository number (`GITHUB_RUN_NUMBER`), GitHub and Gitea ≥ 1.26 by the global id
+    /// (`GITHUB_RUN_ID`; go-gitea/gitea#36842; field-runner.md §2). Gitea ≤ 1.25 also used the
+    /// number; its runner does not say which server version it talks to, so there the link is off.
     pub fn run_url(&self) -> Option<String> {
+        let run = if self.forgejo {
+            self.run_number.as_deref()?
+        } else {
+            self.run_id.as_deref()?
+        };
         Some(format!(
-            "{}/{}/actions/runs/{}",
+            "{}/{}/actions/runs/{run}",
             self.server_url.as_deref()?.trim_end_matches('/'),
             self.repository.as_deref()?,
-            self.run_id.as_deref()?
         ))
     }
 }
@@ -857,7 +870,10 @@ pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
 /// The probe gets one request's time (`request_timeout`), never more than the step has left.
 async fn detect(config: &Config, deadline: &Deadline) -> UsedTransport {
     let limit = config.request_timeout.min(deadline.remaining());
+    // With the token: under REQUIRE_SIGNIN_VIEW Gitea refuses even `/version` to anonymous callers
+    // (field-gitea.md §6), and `auto` would fall back to git for no reason.
     let client = match gitea::Client::builder(config.server_url.as_str())
+        .token(config.token.clone())
         .extra_roots(config.server_ca.clone())
         .connect_timeout(limit)
         .request_timeout(limit)
@@ -1130,6 +1146,8 @@ mod tests {
             repository: Some("ops/deploy".into()),
             sha: Some("abc".into()),
             run_id: Some("7".into()),
+            run_number: Some("3".into()),
+            forgejo: false,
             token: None,
         };
         let a = Args {
@@ -1194,6 +1212,34 @@ mod tests {
             Config::from_args(&a, &RunnerEnv::default())
                 .unwrap()
                 .dry_run
+        );
+    }
+
+    /// field-runner.md ranked #4: Forgejo links a run by its number, GitHub and Gitea by its id.
+    #[test]
+    fn run_url_uses_the_number_on_forgejo_and_the_id_elsewhere() {
+        let vars = |forgejo: bool| {
+            let mut v = vec![
+                ("GITHUB_ACTIONS", "true"),
+                ("GITHUB_SERVER_URL", "https://git.example.com/"),
+                ("GITHUB_REPOSITORY", "ops/web"),
+                ("GITHUB_RUN_ID", "48213"),
+                ("GITHUB_RUN_NUMBER", "17"),
+            ];
+            if forgejo {
+                v.push(("FORGEJO_ACTIONS", "true"));
+            }
+            RunnerEnv::from_lookup(move |k| {
+                v.iter().find(|(n, _)| *n == k).map(|(_, x)| x.to_string())
+            })
+        };
+        assert_eq!(
+            vars(true).run_url().as_deref(),
+            Some("https://git.example.com/ops/web/actions/runs/17")
+        );
+        assert_eq!(
+            vars(false).run_url().as_deref(),
+            Some("https://git.example.com/ops/web/actions/runs/48213")
         );
     }
 

@@ -61,7 +61,8 @@ impl ArgoApp {
             .await
     }
 
-    async fn live(&self, r: &WorkloadRef) -> Result<Workload, String> {
+    /// The live object; `Ok(None)` while it is not part of the application (or not in the cluster).
+    async fn live(&self, r: &WorkloadRef) -> Result<Option<Workload>, String> {
         let key = ResourceKey {
             group: "apps".into(),
             version: "v1".into(),
@@ -69,7 +70,7 @@ impl ArgoApp {
             namespace: r.namespace.clone().unwrap_or_default(),
             name: r.name.clone(),
         };
-        let v = self
+        match self
             .client
             .apps()
             .resource(&self.app, &key)
@@ -77,8 +78,11 @@ impl ArgoApp {
             .project(self.project.as_deref())
             .send()
             .await
-            .map_err(|e| error_chain(&e))?;
-        Workload::from_json(v)
+        {
+            Ok(v) => Workload::from_json(v).map(Some),
+            Err(e) if e.is_resource_not_found() => Ok(None),
+            Err(e) => Err(error_chain(&e)),
+        }
     }
 }
 
@@ -123,7 +127,9 @@ pub async fn discover_via_argo(
     }
     let mut out = Vec::new();
     for r in workloads {
-        let Ok(w) = argo.live(&r).await else { continue };
+        let Ok(Some(w)) = argo.live(&r).await else {
+            continue;
+        };
         let uses_ours = images.is_empty()
             || w.template_images().iter().any(|live| {
                 images.iter().any(|want| {
@@ -150,11 +156,7 @@ pub fn argo_snapshots(
         async move {
             let mut workloads = Vec::new();
             for r in &targets {
-                let live = match argo.live(r).await {
-                    Ok(w) => Some(w),
-                    Err(e) if e.contains("HTTP 404") => None,
-                    Err(e) => return Err(format!("{r}: {e}")),
-                };
+                let live = argo.live(r).await.map_err(|e| format!("{r}: {e}"))?;
                 workloads.push((r.clone(), live));
             }
             let stuck = match argo.tree().await {

@@ -73,9 +73,15 @@ impl Error {
     pub fn grpc_code(&self) -> u16 {
         match self {
             Error::PermissionDenied => 7,
-            Error::NotFound(_) | Error::ResourceNotFound { .. } => 5,
+            Error::NotFound(_) => 5,
+            // argo-cd server/application/application.go `getAppLiveResource` (v3.x, :1509):
+            // status.Errorf(codes.InvalidArgument, "%s %s %s not found as part of application %s").
+            Error::ResourceNotFound { .. } => 3,
             Error::OperationInProgress | Error::AutoSyncRevision { .. } => 9,
-            Error::Unresolvable(_) | Error::RefreshDeadline => 2,
+            // A sync whose revision cannot be resolved is FailedPrecondition → 400 on the real server
+            // (server/application/application.go `Sync`, :2234 and :2259; field-argocd.md §3).
+            Error::Unresolvable(_) => 9,
+            Error::RefreshDeadline => 2,
             Error::Exists(_) => 6,
         }
     }

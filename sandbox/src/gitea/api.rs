@@ -97,8 +97,15 @@ pub(super) fn not_found(gitea: &Gitea) -> ApiError {
     )
 }
 
-async fn version(State(gitea): State<Gitea>) -> Json<Value> {
-    Json(json!({ "version": gitea.version() }))
+async fn version(State(gitea): State<Gitea>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
+    if gitea.requires_signin_view() && !matches!(gitea.authenticate(&headers), Ok(Some(_))) {
+        return Err(api_error(
+            &gitea,
+            StatusCode::FORBIDDEN,
+            "Only signed in user is allowed to call APIs.".to_owned(),
+        ));
+    }
+    Ok(Json(json!({ "version": gitea.version() })))
 }
 
 /// The authenticated user, or the 401 Gitea sends.

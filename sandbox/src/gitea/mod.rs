@@ -139,6 +139,8 @@ struct State {
     write_locks: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
     /// The version this Gitea answers and behaves as (`None`: [`VERSION`]).
     version: Option<String>,
+    /// `[service] REQUIRE_SIGNIN_VIEW = true`: the API answers only signed-in users.
+    require_signin_view: bool,
 }
 
 /// The version `GET /api/v1/version` reports: a release the research notes describe.
@@ -158,6 +160,18 @@ impl Gitea {
             .version
             .clone()
             .unwrap_or_else(|| VERSION.to_owned())
+    }
+
+    /// `[service] REQUIRE_SIGNIN_VIEW`: with it, every API route, `/version` included, refuses requests
+    /// without a valid token with 403 "Only signed in user is allowed to call APIs." (routers/api/v1/
+    /// api.go `verifyAuthWithOptions`; field-gitea.md §6). Forgejo keeps `/version` public.
+    pub fn set_require_signin_view(&self, on: bool) {
+        self.state().require_signin_view = on;
+    }
+
+    /// True under [`Gitea::set_require_signin_view`].
+    pub(crate) fn requires_signin_view(&self) -> bool {
+        self.state().require_signin_view
     }
 
     /// True when the compare API resolves commit IDs (Gitea ≥ 1.23).

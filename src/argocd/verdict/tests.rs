@@ -230,6 +230,15 @@ fn app_verdict_table() {
             edits(vec![set("/status/operationState/syncResult/revision", json!(OLD)),
                        set("/status/operationState/operation/sync/revision", json!(OLD))]),
             &fresh, Want::Ready),
+        ("field-argocd #9: resources to prune are named instead of a silent OutOfSync",
+            edits(vec![set("/status/sync/status", json!("OutOfSync")),
+                       set("/status/resources", json!([
+                           {"kind": "Deployment", "name": "web", "status": "Synced", "health": {"status": "Healthy"}},
+                           {"kind": "ConfigMap", "name": "old-config", "status": "OutOfSync", "requiresPruning": true}]))]),
+            &fresh, Want::Waiting("1 resource(s) require pruning (ConfigMap old-config)")),
+        ("field-argocd #9: Suspended says a resume is needed",
+            set("/status/health/status", json!("Suspended")),
+            &fresh, Want::Waiting("health Suspended: a paused workload")),
         ("multi-source: our source's revision counts",
             edits(vec![set("/spec", json!({"sources": [
                             {"repoURL": "http://git/ops/charts.git"},

@@ -160,6 +160,7 @@ impl Error {
 pub struct ClientBuilder {
     base: String,
     token: Option<Secret>,
+    api_root: bool,
     extra_roots: Option<crate::tls::ExtraRoots>,
     connect_timeout: Duration,
     read_timeout: Duration,
@@ -170,6 +171,13 @@ impl ClientBuilder {
     /// Authenticates every request with this token (`Authorization: token …`).
     pub fn token(mut self, token: Option<Secret>) -> Self {
         self.token = token.filter(|t| !t.is_empty());
+        self
+    }
+
+    /// Takes the base URL as the API root itself (`/api/v1` is not appended): GitHub's
+    /// `$GITHUB_API_URL` (`https://api.github.com`), whose commit-status endpoint has the same shape.
+    pub fn api_root(mut self) -> Self {
+        self.api_root = true;
         self
     }
 
@@ -209,7 +217,11 @@ impl ClientBuilder {
         base.set_query(None);
         base.set_fragment(None);
         let trimmed = base.path().trim_end_matches('/').to_owned();
-        base.set_path(&format!("{trimmed}/api/v1"));
+        if self.api_root {
+            base.set_path(&trimmed);
+        } else {
+            base.set_path(&format!("{trimmed}/api/v1"));
+        }
 
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
@@ -255,6 +267,7 @@ impl Client {
         ClientBuilder {
             base: base.into(),
             token: None,
+            api_root: false,
             extra_roots: None,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(20),
