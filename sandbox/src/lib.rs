@@ -390,6 +390,7 @@ impl Sandbox {
     pub fn summary(&self) -> serde_json::Value {
         serde_json::json!({
             "gitea_url": self.gitea_url(),
+            "gitea_version": self.gitea().version(),
             "token": self.token(),
             "read_only_token": self.read_only_token(),
             "repository": demo::REPOSITORY,

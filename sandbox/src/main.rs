@@ -31,6 +31,23 @@ enum Command {
         /// Do not seed the demo repository and app.
         #[arg(long)]
         no_demo: bool,
+        /// Behave as this Gitea version where versions differ (e.g. `1.22.6`: the compare API answers
+        /// 404 for commit IDs) [default: 1.26.4].
+        #[arg(long, value_name = "VERSION")]
+        gitea: Option<String>,
+        /// Gitea's `REQUIRE_SIGNIN_VIEW = true`: the API, `/version` included, needs a token.
+        #[arg(long)]
+        gitea_require_signin_view: bool,
+        /// An extra Argo CD token whose role may get applications but not sync them.
+        #[arg(long, value_name = "TOKEN")]
+        argocd_get_only_token: Option<String>,
+        /// The first N Argo CD refresh requests hang without refreshing (as when the repo server
+        /// fails the comparison); the controller's own git poll still runs.
+        #[arg(long, value_name = "N", default_value_t = 0)]
+        argocd_refresh_hangs: u32,
+        /// Argo CD's git poll interval in seconds [default: 180, as Argo CD].
+        #[arg(long, value_name = "SECONDS")]
+        argocd_poll: Option<u64>,
     },
     /// Start the sandbox and deploy through the real `gitops-deploy` binary as a Gitea runner would:
     /// 1.1.0 end to end, then a broken release that is rolled back. Needs no setup.
@@ -41,13 +58,36 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { state_dir, no_demo } => {
+        Command::Serve {
+            state_dir,
+            no_demo,
+            gitea,
+            gitea_require_signin_view,
+            argocd_get_only_token,
+            argocd_refresh_hangs,
+            argocd_poll,
+        } => {
             let sandbox = Sandbox::start(SandboxConfig {
                 state_dir,
                 seed_demo: !no_demo,
                 ..SandboxConfig::default()
             })
             .await?;
+            if let Some(version) = gitea {
+                sandbox.gitea().set_version(&version);
+            }
+            sandbox
+                .gitea()
+                .set_require_signin_view(gitea_require_signin_view);
+            if let Some(token) = argocd_get_only_token {
+                sandbox.argocd().add_get_only_token(token);
+            }
+            sandbox.argocd().hang_next_refreshes(argocd_refresh_hangs);
+            if let Some(secs) = argocd_poll {
+                sandbox
+                    .argocd()
+                    .set_poll_interval(std::time::Duration::from_secs(secs));
+            }
             let mut stdout = std::io::stdout().lock();
             writeln!(stdout, "{}", sandbox.summary()).context("cannot write to stdout")?;
             stdout.flush().context("cannot write to stdout")?;

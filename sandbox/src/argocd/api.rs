@@ -43,6 +43,8 @@ pub fn router(argo: ArgoCd) -> Router {
         .route("/_sandbox/faults/sync-delay", post(admin_sync_delay))
         .route("/_sandbox/faults/sync-fail", post(admin_sync_fail))
         .route("/_sandbox/time", post(admin_time))
+        .route("/_sandbox/scenario/refresh-hang", post(admin_refresh_hang))
+        .route("/_sandbox/tokens/get-only", post(admin_get_only_token))
         .fallback(|| async { error(StatusCode::NOT_FOUND, 5, "Not Found") })
         .with_state(argo)
 }
@@ -332,6 +334,23 @@ async fn admin_sync_fail(State(argo): State<ArgoCd>, Json(body): Json<Value>) ->
     let message = body["message"].as_str().unwrap_or("injected sync failure");
     argo.fail_next_syncs(count, message);
     StatusCode::NO_CONTENT.into_response()
+}
+
+/// `{"count": N}`: the next N refresh GETs hang ([`ArgoCd::hang_next_refreshes`]).
+async fn admin_refresh_hang(State(argo): State<ArgoCd>, Json(body): Json<Value>) -> Response {
+    argo.hang_next_refreshes(body["count"].as_u64().unwrap_or(1) as u32);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `{"token": "…"}`: adds a get-only token ([`ArgoCd::add_get_only_token`]).
+async fn admin_get_only_token(State(argo): State<ArgoCd>, Json(body): Json<Value>) -> Response {
+    match body["token"].as_str().filter(|t| !t.is_empty()) {
+        Some(t) => {
+            argo.add_get_only_token(t);
+            StatusCode::NO_CONTENT.into_response()
+        }
+        None => error(StatusCode::BAD_REQUEST, 3, "token: required"),
+    }
 }
 
 async fn admin_time(State(argo): State<ArgoCd>, Json(body): Json<Value>) -> Response {
