@@ -792,3 +792,31 @@ async fn auto_picks_git_when_the_server_is_not_gitea() {
     // Unbounded, the probe would wait for the sandbox's 120 s stall limit or the 60 s budget.
     assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
 }
+
+/// field-gitea.md ranked #7: a branch with `/` reaches the server as raw path segments (Gitea's route
+/// is `/branches/*`), never `%2F`, which some reverse proxies answer with 404.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn branch_names_with_a_slash_travel_unescaped() {
+    let (sandbox, _) = world("slashes", 1).await;
+    sandbox.requests().clear();
+    let client = gitops_deploy::forge::gitea::Client::builder(sandbox.gitea_url())
+        .token(Some(gitops_deploy::secret::Secret::new(sandbox.token())))
+        .build()
+        .unwrap();
+    let missing = client
+        .repo(OWNER, "slashes")
+        .branch("release/v1")
+        .send()
+        .await;
+    assert!(missing.is_err());
+    let paths: Vec<String> = sandbox
+        .requests()
+        .entries()
+        .into_iter()
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(
+        paths,
+        [format!("/api/v1/repos/{OWNER}/slashes/branches/release/v1")]
+    );
+}

@@ -52,6 +52,8 @@ pub struct ApplicationSpec {
     pub sources: Vec<ApplicationSource>,
     /// Sync policy (auto-sync on or off).
     pub sync_policy: Option<SyncPolicy>,
+    /// The source hydrator's settings (Argo CD ≥ 2.14), kept only to tell that it is used.
+    pub source_hydrator: Option<serde_json::Value>,
 }
 
 impl ApplicationSpec {

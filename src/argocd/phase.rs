@@ -175,6 +175,11 @@ pub async fn run(
             }
         }
     }
+    if let Some(app) = &first {
+        for warning in super::verdict::source_warnings(app, &target) {
+            report.warn(phase, format_args!("{warning}"));
+        }
+    }
     report.info(
         phase,
         format_args!(

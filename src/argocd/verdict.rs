@@ -132,6 +132,36 @@ pub fn source_index(app: &Application, target: &Target) -> usize {
         .unwrap_or(0)
 }
 
+/// What makes waiting on this app for our commit hopeless or doubtful, said at the start of the phase
+/// instead of after a timeout (field-argocd.md §4, ranked #10): a source-hydrator app (it syncs commits
+/// of the hydrated branch, never ours), or no source from our repository.
+pub fn source_warnings(app: &Application, target: &Target) -> Vec<String> {
+    let mut out = Vec::new();
+    if app.spec.source_hydrator.is_some() {
+        out.push(
+            "the app uses Argo CD's source hydrator: it syncs commits of the hydrated branch, never our commit, so this wait cannot succeed (unsupported)"
+                .to_owned(),
+        );
+    }
+    if let Some(repo) = &target.repo_url {
+        let sources: Vec<&str> = app
+            .spec
+            .source
+            .iter()
+            .chain(&app.spec.sources)
+            .filter_map(|s| s.repo_url.as_deref())
+            .collect();
+        let ours = normalize_repo_url(repo);
+        if !sources.is_empty() && !sources.iter().any(|s| normalize_repo_url(s) == ours) {
+            out.push(format!(
+                "none of the app's sources is {repo} (they are: {}); unless Argo CD reaches that repository under another address, it will never see our commit",
+                sources.join(", ")
+            ));
+        }
+    }
+    out
+}
+
 /// A repository URL reduced to `host[:port]/path` in lower case, so that the forms Argo CD apps use for
 /// one repository compare equal: any scheme (`https://`, `http://`, `ssh://`), credentials (`user@`,
 /// `user:token@`), scp-like `git@host:owner/repo`, a trailing `/` or `.git`.

@@ -69,8 +69,9 @@ pub struct PublishArgs {
     pub transport: Option<String>,
     /// Commit message template. Placeholders: {image} {old} {new} {paths} {source_repo} {source_sha}
     /// {run_url}; `{{`/`}}` are literal braces; a line whose placeholders are all unavailable (the
-    /// source and run outside a runner) is left out. A `Deploy-Id:` trailer is always appended. The default
-    /// names the image, old and new values and paths, and ends in `[skip ci]`.
+    /// source and run outside a runner) is left out. A `Deploy-Id:` trailer is always appended, and
+    /// `[skip ci]` unless the message has a skip marker (`[skip ci]`, `[ci skip]`, `[no ci]`, `[skip
+    /// actions]`, `[actions skip]`). The default names the image, old and new values and paths.
     #[arg(long, env = "INPUT_COMMIT_MESSAGE", value_name = "TEMPLATE")]
     pub commit_message: Option<String>,
     /// Author (and committer) name [default: gitops-deploy].

@@ -1002,8 +1002,28 @@ fn message(config: &Config, applied: &Applied, deploy_id: &str) -> String {
         })
     })
     .expect("template checked in Config::from_args");
-    format!("{}\n\n{DEPLOY_ID_TRAILER}: {deploy_id}\n", body.trim_end())
+    // A custom template must not make the deploy trigger its own workflow again (field-gitea.md §9):
+    // without one of the skip markers runners honour, `[skip ci]` is added.
+    let skip = SKIP_MARKERS
+        .iter()
+        .any(|m| body.to_ascii_lowercase().contains(m));
+    let body = body.trim_end();
+    if skip {
+        format!("{body}\n\n{DEPLOY_ID_TRAILER}: {deploy_id}\n")
+    } else {
+        format!("{body}\n\n[skip ci]\n\n{DEPLOY_ID_TRAILER}: {deploy_id}\n")
+    }
 }
+
+/// Commit-message markers that make Gitea, Forgejo and GitHub skip the push's workflows (Gitea
+/// `services/actions/notifier_helper.go` `SkipWorkflowStrings`; GitHub's documented list).
+const SKIP_MARKERS: [&str; 5] = [
+    "[skip ci]",
+    "[ci skip]",
+    "[no ci]",
+    "[skip actions]",
+    "[actions skip]",
+];
 
 /// Builds the outcome for a head that needs no change, a dry run, or a new commit.
 fn outcome(
@@ -1303,6 +1323,35 @@ mod tests {
             &env(&[("GITHUB_ACTIONS", "true"), ("GITHUB_TOKEN", "gh")]),
         );
         assert_eq!(config.unwrap().token.unwrap().expose(), "t0ken");
+    }
+
+    /// field-gitea.md ranked #9: a custom message without a skip marker gets `[skip ci]`; one with
+    /// any marker runners honour is left as written.
+    #[test]
+    fn custom_messages_keep_the_deploy_from_triggering_ci() {
+        let applied = Applied {
+            files: Vec::new(),
+            changed: Vec::new(),
+        };
+        for (template, want_added) in [
+            ("deploy {image} {new}", true),
+            ("deploy {image} {new} [skip ci]", false),
+            ("deploy {image} {new}\n\n[CI SKIP]", false),
+            ("deploy [skip actions]", false),
+        ] {
+            let a = Args {
+                commit_message: Some(template.into()),
+                ..args()
+            };
+            let c = Config::from_args(&a, &RunnerEnv::default()).unwrap();
+            let m = message(&c, &applied, "id-1");
+            assert!(m.ends_with("\n\nDeploy-Id: id-1\n"), "{m:?}");
+            assert_eq!(
+                m.contains("\n\n[skip ci]\n\nDeploy-Id"),
+                want_added,
+                "{template}: {m:?}"
+            );
+        }
     }
 
     #[test]

@@ -485,3 +485,25 @@ fn multi_source_picks_our_source_by_repository_url() {
     t.repo_url = None;
     assert_eq!(synced_revision(&descendant.app, &t), Some("1.2.3"));
 }
+
+#[test]
+fn source_warnings_name_a_hydrator_and_a_foreign_repository() {
+    let mut t = target();
+    t.repo_url = Some("https://ci@git/ops/deploy.git".into());
+    assert!(
+        source_warnings(&snap(|_| {}).app, &t).is_empty(),
+        "base: our repository"
+    );
+    let foreign = snap(|v| v["spec"]["source"]["repoURL"] = json!("http://git/ops/other.git"));
+    let w = source_warnings(&foreign.app, &t);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].starts_with("none of the app's sources is https://ci@git/ops/deploy.git (they are: http://git/ops/other.git)"), "{w:?}");
+    let hydrated = snap(|v| {
+        v["spec"]["sourceHydrator"] = json!({"drySource": {"repoURL": "http://git/ops/deploy.git"}})
+    });
+    let w = source_warnings(&hydrated.app, &t);
+    assert!(w.iter().any(|m| m.contains("source hydrator")), "{w:?}");
+    // Without a repository (`wait` with no forge), nothing is claimed about sources.
+    t.repo_url = None;
+    assert!(source_warnings(&foreign.app, &t).is_empty());
+}

@@ -123,7 +123,11 @@ impl GetBranchBuilder<'_, '_> {
     /// # Errors
     /// See [`Error`]; 404 when the branch does not exist.
     pub async fn send(self) -> Result<Branch, Error> {
-        let segments = self.repo.segments(&["branches", &self.branch]);
+        // The route is `/branches/*`: a branch `release/v1` goes as two raw segments, not `%2F`, which
+        // proxies such as Apache (`AllowEncodedSlashes Off`) refuse with 404 (field-gitea.md §7).
+        let mut rest = vec!["branches"];
+        rest.extend(self.branch.split('/'));
+        let segments = self.repo.segments(&rest);
         self.repo
             .client
             .send(Method::GET, &segments, &[], None::<&()>)
