@@ -16,8 +16,8 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use gitops_sandbox::{demo, Sandbox, SandboxConfig};
-use support::{outputs_of, Deploy};
+use gitops_sandbox::{demo, Sandbox};
+use support::{outputs_of, world, Deploy};
 
 /// The name the release is pushed under (on the loopback registry).
 const REPO_PATH: &str = "ops/gitops-deploy";
@@ -350,18 +350,6 @@ async fn run_in_image(deploy: &Deploy, container: Container) -> Output {
     .unwrap()
 }
 
-/// A sandbox and the source commit the workflow runs for.
-async fn world() -> (Sandbox, String) {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let source_sha = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
-    (sandbox, source_sha)
-}
-
 /// The checks every successful deploy in the image must pass: exit 0, masks first, no secret after
 /// them, the outputs of a deploy of `tag` whose commit is the branch head, and the summary.
 async fn assert_deployed(sandbox: &Sandbox, deploy: &Deploy, out: &Output, commit_url_base: &str) {
@@ -382,12 +370,7 @@ async fn assert_deployed(sandbox: &Sandbox, deploy: &Deploy, out: &Output, commi
     support::assert_no_secret(deploy, &String::from_utf8_lossy(&out.stdout));
     let outputs = outputs_of(&deploy.output_file());
     let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
-    let head = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
+    let head = support::head(sandbox).await;
     assert_eq!(get("result"), "success", "{log}");
     assert_eq!(get("changed"), "true");
     assert_eq!(get("commit_sha"), head);
@@ -469,25 +452,11 @@ async fn image_deploys_over_tls_with_the_servers_ca() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.to_lowercase().contains("certificate"), "{log}");
-    assert_eq!(
-        sandbox
-            .gitea()
-            .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-            .await
-            .unwrap()
-            .unwrap(),
-        source_sha,
-        "nothing written"
-    );
+    assert_eq!(support::head(&sandbox).await, source_sha, "nothing written");
 
     // With the CA, over the API (the auto probe included), then over git.
     for (transport, tag) in [("auto", "1.1.0"), ("git", "1.2.0")] {
-        let source = sandbox
-            .gitea()
-            .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-            .await
-            .unwrap()
-            .unwrap();
+        let source = support::head(&sandbox).await;
         let mut deploy = Deploy::new(&sandbox, tag, &source);
         std::fs::write(deploy.workspace_dir().join("gitea-ca.pem"), front.ca_pem()).unwrap();
         deploy.set("INPUT_SERVER_URL", &server);

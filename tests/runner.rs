@@ -13,13 +13,7 @@ use support::{outputs_of, Deploy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_mode_deploys_with_only_input_env() {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let source_sha = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
+    let (sandbox, source_sha) = support::world().await;
     let deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
     let run = deploy.run_binary(Path::new(env!("CARGO_BIN_EXE_gitops-deploy")));
     let log = &run.stderr;
@@ -60,12 +54,7 @@ async fn action_mode_deploys_with_only_input_env() {
     let names: Vec<&str> = outputs.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, gitops_deploy::runner::OUTPUT_NAMES);
     let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
-    let head = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
+    let head = support::head(&sandbox).await;
     assert_ne!(head, source_sha);
     assert_eq!(get("changed"), "true");
     assert_eq!(get("commit_sha"), head);
@@ -129,13 +118,7 @@ async fn action_mode_deploys_with_only_input_env() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_mode_failure_names_the_phase_and_rolls_back() {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let source_sha = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
+    let (sandbox, source_sha) = support::world().await;
     let mut deploy = Deploy::new(&sandbox, "broken-1.1.0", &source_sha);
     deploy.set("INPUT_ROLLBACK_ON_FAILURE", "true");
     deploy.set("INPUT_DEGRADED_GRACE", "2s");
@@ -247,13 +230,7 @@ async fn action_mode_invalid_input_writes_nothing_and_exits_2() {
 /// sandbox's, which has the same statuses endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_status_on_github_uses_the_api_url() {
-    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
-    let source_sha = sandbox
-        .gitea()
-        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
-        .await
-        .unwrap()
-        .unwrap();
+    let (sandbox, source_sha) = support::world().await;
     let mut deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
     deploy.unset("GITEA_ACTIONS");
     deploy.set("GITHUB_SERVER_URL", "http://github.invalid");

@@ -152,12 +152,7 @@ async fn kube_watch_410_mid_rollout_is_survived() -> Result<()> {
         "60s",
     ]);
     let child = tokio::spawn(common::run(cmd, LIMIT));
-    argo_client(&world)?
-        .apps()
-        .get(APP)
-        .refresh(gitops_deploy::argocd::Refresh::Normal)
-        .send()
-        .await?;
+    refresh(&world).await?;
     let (out, err) = child.await??;
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     assert!(
@@ -357,6 +352,17 @@ async fn rollback_removes_an_entry_the_deploy_added() -> Result<()> {
     // Byte for byte the file before the deploy: the entry it added is gone again.
     assert_eq!(world.kustomization_at(demo::BRANCH).await?, without.text);
     assert_eq!(world.ready_tags(), vec!["0.0.0-base"; 3]);
+    Ok(())
+}
+
+/// Makes Argo CD look at the branch now (a `?refresh=normal` GET), as another client would.
+async fn refresh(world: &World) -> Result<()> {
+    argo_client(world)?
+        .apps()
+        .get(APP)
+        .refresh(gitops_deploy::argocd::Refresh::Normal)
+        .send()
+        .await?;
     Ok(())
 }
 
@@ -667,12 +673,7 @@ async fn sync_always_waits_out_a_running_operation() -> Result<()> {
     // command starts: the command itself refreshes in the background, after reading the app.
     world.argo.set_sync_delay(Duration::from_secs(2));
     let sha = world.commit_tag("1.7.0").await?;
-    argo_client(&world)?
-        .apps()
-        .get(APP)
-        .refresh(gitops_deploy::argocd::Refresh::Normal)
-        .send()
-        .await?;
+    refresh(&world).await?;
     let (out, err) = world
         .wait_on_argo(&sha, &["--argocd-sync", "always", "--timeout", "60s"])
         .await?;

@@ -165,6 +165,25 @@ impl Deploy {
     }
 }
 
+/// The head of the demo branch.
+pub async fn head(sandbox: &Sandbox) -> String {
+    sandbox
+        .gitea()
+        .branch_head(demo::OWNER, demo::REPO, demo::BRANCH)
+        .await
+        .unwrap()
+        .expect("the demo branch exists")
+}
+
+/// A sandbox with the demo, and the head of its branch (the source commit a workflow runs for).
+pub async fn world() -> (Sandbox, String) {
+    let sandbox = Sandbox::start(gitops_sandbox::SandboxConfig::default())
+        .await
+        .unwrap();
+    let source_sha = head(&sandbox).await;
+    (sandbox, source_sha)
+}
+
 /// Fails when `text` holds any secret of `deploy`.
 pub fn assert_no_secret(deploy: &Deploy, text: &str) {
     for (i, secret) in deploy.all_secrets().iter().enumerate() {
