@@ -526,6 +526,33 @@ async fn both_oracles_tell_every_relation_alike() -> Result<()> {
     let descendant = world.commit(&[("README.md", "docs\n")], "docs").await?;
     let overwriting = world.commit_tag("1.6.1").await?;
     let nowhere = "0123456789abcdef0123456789abcdef01234567";
+    // A commit with no history in common with ours, on another branch of the same repository.
+    let repo = world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO);
+    let git = |args: &[&str]| -> Result<String> {
+        let out = std::process::Command::new("git")
+            .arg("--git-dir")
+            .arg(&repo)
+            .args(args)
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(String::from_utf8(out.stdout)?.trim().to_owned())
+    };
+    let empty_tree = git(&["hash-object", "-t", "tree", "-w", "/dev/null"])?;
+    let orphan = git(&[
+        "-c",
+        "user.name=t",
+        "-c",
+        "user.email=t@x",
+        "commit-tree",
+        &empty_tree,
+        "-m",
+        "orphan",
+    ])?;
+    git(&["update-ref", "refs/heads/orphan", &orphan])?;
     let expected = [
         (&older, Relation::Older),
         (
@@ -540,6 +567,8 @@ async fn both_oracles_tell_every_relation_alike() -> Result<()> {
                 overwritten_by: Some(overwriting.clone()),
             },
         ),
+        // field-gitea.md ranked #4: both compare lists are empty here; that is not a descendant.
+        (&orphan, Relation::Unrelated),
     ];
     for forge in [Forge::Api, Forge::Git, Forge::ApiWithoutCommitCompare] {
         if matches!(forge, Forge::ApiWithoutCommitCompare) {

@@ -754,6 +754,16 @@ async fn compare(
         };
         ids.push(id.ok_or_else(|| not_found(&gitea))?);
     }
+    // No merge base (unrelated histories): Gitea's compare (modules/git/repo_compare.go
+    // `GetCompareInfo`) falls back to the head itself as the base, so the list is empty, which a client
+    // must not read as "head contains base" (field-gitea.md §5).
+    let related = git::Git::new(&dir, ["merge-base", ids[0].as_str(), ids[1].as_str()])
+        .text()
+        .await
+        .is_ok();
+    if !related {
+        return Ok(Json(json!({ "total_commits": 0, "commits": [] })));
+    }
     let range = format!("{}..{}", ids[0], ids[1]);
     let listed = git::Git::new(&dir, ["rev-list", &range])
         .text()
