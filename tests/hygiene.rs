@@ -148,9 +148,9 @@ fn no_source_reads_outside_the_repository() {
 #[test]
 fn the_scan_catches_what_it_must() {
     assert_eq!(
-        resolve(Path::new("/r/sandbox"), "../../shared/x"),
-        PathBuf::from("/shared/x")
+        resolve(Path::new("/r/sandbox"), "../../beside/x"),
+        PathBuf::from("/beside/x")
     );
-    assert!(!resolve(root(), "../shared/specs/a.json").starts_with(root()));
+    assert!(!resolve(root(), "../beside/specs/a.json").starts_with(root()));
     assert!(resolve(&root().join("src/edit"), "../../tests/fixtures/x").starts_with(root()));
 }
