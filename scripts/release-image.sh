@@ -42,7 +42,7 @@ build)
   IFS=, read -r -a list <<<"$platforms"
   for platform in "${list[@]}"; do
     echo "release-image: building $image:$version for $platform" >&2
-    bh bud --layers --isolation chroot --pull="${PULL:-missing}" --platform "$platform" \
+    bh bud --isolation chroot --pull="${PULL:-missing}" --platform "$platform" \
       --manifest "$image:$version" "${extra[@]}" -f Dockerfile . >&2
   done
   ;;
