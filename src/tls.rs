@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 ///
 /// # Errors
 /// A message naming `input` when the file cannot be read.
-pub fn read_pem_input(input: &str, value: &str) -> Result<Vec<u8>, String> {
+fn read_pem_input(input: &str, value: &str) -> Result<Vec<u8>, String> {
     let value = value.trim();
     if value.starts_with("-----BEGIN") {
         Ok(value.as_bytes().to_vec())

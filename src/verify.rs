@@ -252,8 +252,8 @@ impl Config {
                     SyncMode::Auto
                 }
             };
-            let ca_pem = given(&a.argocd_ca).and_then(|ca| {
-                crate::tls::read_pem_input("argocd_ca", ca)
+            let ca = given(&a.argocd_ca).and_then(|ca| {
+                crate::tls::ExtraRoots::from_input("argocd_ca", ca)
                     .map_err(|why| p.push(why))
                     .ok()
             });
@@ -267,7 +267,7 @@ impl Config {
             };
             if let (Some(server), Some(token)) = (server, token) {
                 let mut cc = ClientConfig::new(server, token.clone());
-                cc.ca_pem = ca_pem;
+                cc.ca = ca;
                 cc.insecure = insecure;
                 match Client::new(cc) {
                     Ok(client) => {

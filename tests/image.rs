@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use gitops_sandbox::{demo, Sandbox};
+use gitops_sandbox::Sandbox;
 use support::{outputs_of, world, Deploy};
 
 /// The name the release is pushed under (on the loopback registry).
@@ -469,15 +469,9 @@ async fn image_deploys_over_tls_with_the_servers_ca() {
         let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
         assert_eq!(get("result"), "success", "{transport}: {log}");
         assert_eq!(get("changed"), "true", "{transport}");
-        let text = sandbox
-            .gitea()
-            .read_file(demo::OWNER, demo::REPO, demo::BRANCH, demo::KUSTOMIZATION)
-            .await
-            .unwrap()
-            .unwrap();
         assert!(
-            String::from_utf8(text)
-                .unwrap()
+            support::kustomization(&sandbox)
+                .await
                 .contains(&format!("newTag: \"{tag}\"")),
             "{transport}"
         );

@@ -156,14 +156,8 @@ async fn action_mode_failure_names_the_phase_and_rolls_back() {
         .collect();
     assert!(groups.contains(&"rollback"), "{log}");
     // The file is back at 1.0.0.
-    let text = sandbox
-        .gitea()
-        .read_file(demo::OWNER, demo::REPO, demo::BRANCH, demo::KUSTOMIZATION)
+    assert!(support::kustomization(&sandbox)
         .await
-        .unwrap()
-        .unwrap();
-    assert!(String::from_utf8(text)
-        .unwrap()
         .contains("newTag: \"1.0.0\""));
     let summary = std::fs::read_to_string(deploy.summary_file()).unwrap();
     assert!(

@@ -30,8 +30,8 @@ pub struct ClientConfig {
     pub server: url::Url,
     /// The API token (a JWT).
     pub token: Secret,
-    /// Extra CA certificates (PEM) to trust.
-    pub ca_pem: Option<Vec<u8>>,
+    /// Extra CA certificates to trust (`argocd_ca`).
+    pub ca: Option<crate::tls::ExtraRoots>,
     /// Skip TLS certificate verification.
     pub insecure: bool,
     /// Timeout of one unary request (a refresh can take as long as a reconciliation).
@@ -44,7 +44,7 @@ impl ClientConfig {
         ClientConfig {
             server,
             token,
-            ca_pem: None,
+            ca: None,
             insecure: false,
             request_timeout: Duration::from_secs(60),
         }
@@ -82,24 +82,17 @@ impl Client {
     /// Builds the client.
     ///
     /// # Errors
-    /// [`Error::Ca`] when the CA is not valid PEM, [`Error::Build`] when TLS cannot be set up.
+    /// [`Error::Ca`] when TLS cannot be set up with the CA, [`Error::Build`] otherwise.
     pub fn new(config: ClientConfig) -> Result<Self, Error> {
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("gitops-deploy/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .danger_accept_invalid_certs(config.insecure);
-        if let Some(pem) = &config.ca_pem {
-            let certs = reqwest::Certificate::from_pem_bundle(pem)
-                .map_err(|source| Error::Ca { source })?;
-            if certs.is_empty() {
-                return Err(Error::CaEmpty);
-            }
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        if let Some(ca) = &config.ca {
+            builder = ca.add_to(builder);
         }
         // A bad certificate only surfaces when the TLS config is built.
-        let has_ca = config.ca_pem.is_some();
+        let has_ca = config.ca.is_some();
         let http = builder.build().map_err(|source| {
             if has_ca {
                 Error::Ca { source }

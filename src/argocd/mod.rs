@@ -59,16 +59,13 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
-    /// `argocd_ca` is not PEM.
+    /// TLS could not be set up with the `argocd_ca` certificates.
     #[error("argocd_ca: not a valid PEM certificate bundle")]
     Ca {
         /// The cause.
         #[source]
         source: reqwest::Error,
     },
-    /// `argocd_ca` holds no certificate.
-    #[error("argocd_ca: no certificate found in the PEM data")]
-    CaEmpty,
     /// The HTTP client could not be built.
     #[error("cannot set up the Argo CD HTTP client")]
     Build {

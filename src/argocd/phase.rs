@@ -133,17 +133,15 @@ pub async fn run(
 ) -> Result<ArgoOutcome, PhaseError> {
     let phase = Phase::Argocd;
     let started = Instant::now();
-    let apps = || client.apps();
-    let get = |refresh: Option<Refresh>, timeout: Duration| {
-        let mut b = apps()
+    // A plain GET (no refresh): the refresh runs in the background task below.
+    let get = |timeout: Duration| {
+        client
+            .apps()
             .get(&settings.app)
             .app_namespace(settings.app_namespace.as_deref())
             .project(settings.project.as_deref())
-            .timeout(timeout);
-        if let Some(r) = refresh {
-            b = b.refresh(r);
-        }
-        b.send()
+            .timeout(timeout)
+            .send()
     };
     let remaining = |cap: Duration| deadline.saturating_duration_since(Instant::now()).min(cap);
 
@@ -153,7 +151,7 @@ pub async fn run(
     // (step 3). Bad access is fatal; anything else is retried a few times, then waited out.
     let mut first = None;
     for attempt in 1..=FIRST_GET_ATTEMPTS {
-        match get(None, remaining(FIRST_GET_TIMEOUT)).await {
+        match get(remaining(FIRST_GET_TIMEOUT)).await {
             Ok(app) => {
                 first = Some(app);
                 break;

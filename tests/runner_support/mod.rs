@@ -175,6 +175,17 @@ pub async fn head(sandbox: &Sandbox) -> String {
         .expect("the demo branch exists")
 }
 
+/// The demo kustomization's text at the branch head.
+pub async fn kustomization(sandbox: &Sandbox) -> String {
+    let bytes = sandbox
+        .gitea()
+        .read_file(demo::OWNER, demo::REPO, demo::BRANCH, demo::KUSTOMIZATION)
+        .await
+        .unwrap()
+        .expect("the demo kustomization exists");
+    String::from_utf8(bytes).unwrap()
+}
+
 /// A sandbox with the demo, and the head of its branch (the source commit a workflow runs for).
 pub async fn world() -> (Sandbox, String) {
     let sandbox = Sandbox::start(gitops_sandbox::SandboxConfig::default())
