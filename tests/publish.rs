@@ -820,3 +820,152 @@ async fn branch_names_with_a_slash_travel_unescaped() {
         [format!("/api/v1/repos/{OWNER}/slashes/branches/release/v1")]
     );
 }
+
+/// field-gitea.md ranked #6: a pre-receive hook that declines the push. Gitea ≥ 1.26 answers 403 with
+/// the hook's text; Gitea ≤ 1.25 and Forgejo answer a 500 whose message production hides, which must
+/// not be retried until the timeout; git shows the hook's output. Nothing lands in any case.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn hook_rejections_fail_fast_naming_the_hook_on_every_profile() {
+    use gitops_sandbox::profile::GiteaProfile;
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let k = many_images_kustomization(1);
+    seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
+    let dir = repo_dir(&sandbox, "guarded");
+    let before = head(&dir);
+    sandbox
+        .gitea()
+        .set_hook_rejection(
+            OWNER,
+            "guarded",
+            Some("policy: deploys are frozen until Monday"),
+        )
+        .unwrap();
+    let url = sandbox.gitea_url().to_owned();
+    for profile in [
+        "gitea-1.22",
+        "gitea-1.25",
+        "gitea-1.26",
+        "forgejo-8",
+        "forgejo-12",
+    ] {
+        sandbox
+            .gitea()
+            .set_profile(GiteaProfile::named(profile).unwrap());
+        let started = std::time::Instant::now();
+        let r = run_bin(
+            &base_args(&url, "api"),
+            &[("INPUT_TOKEN", sandbox.token())],
+            None,
+        )
+        .await;
+        assert_eq!(r.code, 1, "{profile}: {}", r.stderr);
+        if profile == "gitea-1.26" {
+            assert!(
+                r.stderr.contains("policy: deploys are frozen until Monday"),
+                "{profile}: {}",
+                r.stderr
+            );
+        } else {
+            assert!(
+                r.stderr.contains(
+                    "answered HTTP 500 to 3 writes to branch \"main\" and none of them landed"
+                ) && r.stderr.contains("pre-receive hook"),
+                "{profile}: {}",
+                r.stderr
+            );
+        }
+        // Three quick attempts, not the whole publish timeout.
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "{profile}: {:?}",
+            started.elapsed()
+        );
+    }
+    let r = run_bin(
+        &base_args(&url, "git"),
+        &[("INPUT_TOKEN", sandbox.token())],
+        None,
+    )
+    .await;
+    assert_eq!(r.code, 1, "git: {}", r.stderr);
+    assert!(
+        r.stderr.contains("policy: deploys are frozen until Monday"),
+        "git: {}",
+        r.stderr
+    );
+    assert_eq!(head(&dir), before, "nothing landed");
+}
+
+/// field-gitea.md ranked #8: the API binds `branch`, author name and email with MaxSize; a longer
+/// value is an input error before anything is written (the sandbox answers 422 "[BranchName]:
+/// MaxSize" as Gitea does, see sandbox/tests/gitea.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn values_longer_than_the_api_accepts_are_refused_before_writing() {
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let k = many_images_kustomization(1);
+    seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
+    let dir = repo_dir(&sandbox, "guarded");
+    let before = head(&dir);
+    let url = sandbox.gitea_url().to_owned();
+    let long_name = "n".repeat(101);
+    let mut args = base_args(&url, "api");
+    args.extend(["--author-name", &long_name]);
+    let r = run_bin(&args, &[("INPUT_TOKEN", sandbox.token())], None).await;
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "author_name is 101 characters long; the Gitea/Forgejo API accepts at most 100"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(head(&dir), before, "nothing written");
+}
+
+/// field-runner.md ranked #4: on a Gitea runner the `{run_url}` of the commit message links the run
+/// by number on Gitea ≤ 1.25 and by id from 1.26.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn run_url_follows_the_gitea_version() {
+    use gitops_sandbox::profile::GiteaProfile;
+    let sandbox = Sandbox::start(SandboxConfig::default())
+        .await
+        .expect("sandbox");
+    let k = many_images_kustomization(1);
+    seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
+    let dir = repo_dir(&sandbox, "guarded");
+    let url = sandbox.gitea_url().to_owned();
+    for (profile, tag, transport, run) in [
+        ("gitea-1.25", "1.0.1", "git", "17"),
+        ("gitea-1.26", "1.0.2", "api", "48213"),
+    ] {
+        sandbox
+            .gitea()
+            .set_profile(GiteaProfile::named(profile).unwrap());
+        let mut args = base_args(&url, transport);
+        args[10] = tag;
+        let r = run_bin(
+            &args,
+            &[
+                ("INPUT_TOKEN", sandbox.token()),
+                ("GITHUB_ACTIONS", "true"),
+                ("GITEA_ACTIONS", "true"),
+                ("GITHUB_SERVER_URL", &url),
+                ("GITHUB_REPOSITORY", "team/app"),
+                ("GITHUB_RUN_ID", "48213"),
+                ("GITHUB_RUN_NUMBER", "17"),
+            ],
+            None,
+        )
+        .await;
+        assert_eq!(r.code, 0, "{profile}: {}", r.stderr);
+        let message = git(&dir, &["log", "-1", "--format=%B", "main"]);
+        assert!(
+            message.contains(&format!("run: {url}/team/app/actions/runs/{run}\n")),
+            "{profile}: {message}"
+        );
+    }
+}

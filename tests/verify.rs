@@ -21,6 +21,9 @@ use gitops_deploy::secret::{Masker, Secret};
 use gitops_deploy::verdict::Verdict;
 use gitops_sandbox::demo;
 
+/// A get-only Argo CD token (JWT-shaped: Argo CD reads no other bearer).
+const GET_ONLY_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJnZXQtb25seSJ9.Z2V0LW9ubHktMDEyMw";
+
 /// No secret in any line, except the `::add-mask::` announcements a runner needs.
 fn assert_no_secrets(world: &World, text: &str) {
     for line in text.lines().filter(|l| !l.starts_with("::add-mask::")) {
@@ -732,6 +735,7 @@ async fn manual_sync_app_is_synced_by_us() -> Result<()> {
             target_revision: demo::BRANCH.into(),
             dest_namespace: demo::NAMESPACE.into(),
             auto_sync: false,
+            other_sources: Vec::new(),
         },
         true,
     )?;
@@ -846,11 +850,11 @@ async fn refresh_hang_with_a_get_only_token_deploys_an_auto_sync_app_without_syn
     })
     .await?;
     world.argo.hang_next_refreshes(1000);
-    world.argo.add_get_only_token("get-only-0123");
+    world.argo.add_get_only_token(GET_ONLY_TOKEN);
     let commit = world.commit_tag("1.1.0").await?;
     world.sandbox.requests().clear();
     let mut cmd = world.cli("wait");
-    cmd.env("INPUT_ARGOCD_TOKEN", "get-only-0123").args([
+    cmd.env("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN).args([
         "--commit",
         &commit,
         "--argocd-server",

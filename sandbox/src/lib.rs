@@ -26,6 +26,7 @@ pub mod git;
 pub mod gitea;
 pub mod http;
 pub mod kube;
+pub mod profile;
 pub mod render;
 pub mod showcase;
 pub mod timing;
@@ -221,6 +222,7 @@ impl Sandbox {
                 target_revision: demo::BRANCH.into(),
                 dest_namespace: demo::NAMESPACE.into(),
                 auto_sync: true,
+                other_sources: Vec::new(),
             };
             let seeding = argocd.clone();
             // Seeding renders with git and settles the rollout: keep it off the async workers.
@@ -391,6 +393,8 @@ impl Sandbox {
         serde_json::json!({
             "gitea_url": self.gitea_url(),
             "gitea_version": self.gitea().version(),
+            "gitea_profile": self.gitea().profile().name,
+            "argocd_profile": self.argocd().profile().name,
             "token": self.token(),
             "read_only_token": self.read_only_token(),
             "repository": demo::REPOSITORY,

@@ -11,7 +11,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use gitops_sandbox::profile::{ArgoProfile, GiteaProfile};
 use gitops_sandbox::{Sandbox, SandboxConfig};
+
+fn argo_profile(name: &str) -> Result<ArgoProfile, String> {
+    ArgoProfile::named(name).ok_or_else(|| {
+        format!("unknown Argo CD profile {name:?}: expected 2.14, 3.0–3.3, 3.4–3.5 or 3.6")
+    })
+}
 
 /// A local GitOps world for tests and demos: Gitea (real git), Argo CD, Kubernetes and the app.
 #[derive(Parser)]
@@ -31,10 +38,15 @@ enum Command {
         /// Do not seed the demo repository and app.
         #[arg(long)]
         no_demo: bool,
-        /// Behave as this Gitea version where versions differ (e.g. `1.22.6`: the compare API answers
-        /// 404 for commit IDs) [default: 1.26.4].
-        #[arg(long, value_name = "VERSION")]
+        /// Behave as this Gitea/Forgejo release where releases differ: a profile (`1.22`, `1.25`,
+        /// `1.26`, `forgejo-8`, `forgejo-12`) or an exact version (`1.22.6`, `8.0.3+gitea-1.22.0`)
+        /// [default: 1.26].
+        #[arg(long, value_name = "PROFILE")]
         gitea: Option<String>,
+        /// Behave as this Argo CD release line: `2.14`, `3.0` (3.0–3.3), `3.4` (3.4–3.5), `3.6`
+        /// [default: 3.6].
+        #[arg(long, value_name = "PROFILE", value_parser = argo_profile)]
+        argocd: Option<ArgoProfile>,
         /// Gitea's `REQUIRE_SIGNIN_VIEW = true`: the API, `/version` included, needs a token.
         #[arg(long)]
         gitea_require_signin_view: bool,
@@ -62,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
             state_dir,
             no_demo,
             gitea,
+            argocd,
             gitea_require_signin_view,
             argocd_get_only_token,
             argocd_refresh_hangs,
@@ -73,8 +86,13 @@ async fn main() -> anyhow::Result<()> {
                 ..SandboxConfig::default()
             })
             .await?;
-            if let Some(version) = gitea {
-                sandbox.gitea().set_version(&version);
+            match gitea.as_deref().map(|g| (g, GiteaProfile::named(g))) {
+                Some((_, Some(profile))) => sandbox.gitea().set_profile(profile),
+                Some((version, None)) => sandbox.gitea().set_version(version),
+                None => {}
+            }
+            if let Some(profile) = argocd {
+                sandbox.argocd().set_profile(profile);
             }
             sandbox
                 .gitea()

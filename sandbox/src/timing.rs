@@ -22,6 +22,8 @@ pub struct Timing {
     pub pod_start_delay: Duration,
     /// Real seconds per `progressDeadlineSeconds` second (0.05: the demo's 60 s → 3 s).
     pub progress_deadline_scale: f64,
+    /// First backoff of the default ×5 retry of a failed auto-sync (Argo CD: 5 s, doubling).
+    pub auto_retry_backoff: Duration,
 }
 
 impl Default for Timing {
@@ -32,6 +34,7 @@ impl Default for Timing {
             stale_health: Duration::from_millis(500),
             pod_start_delay: Duration::from_millis(300),
             progress_deadline_scale: 0.05,
+            auto_retry_backoff: Duration::from_secs(5),
         }
     }
 }
@@ -52,6 +55,7 @@ impl Timing {
             poll_interval: self.poll_interval,
             sync_delay: self.sync_delay,
             stale_health: self.stale_health,
+            auto_retry_backoff: self.auto_retry_backoff,
             ..ArgoTiming::default()
         }
     }

@@ -96,6 +96,7 @@ fn fast_timing() -> ArgoTiming {
         sync_delay: Duration::from_millis(100),
         stale_health: Duration::ZERO,
         tick: Duration::from_millis(20),
+        auto_retry_backoff: Duration::from_millis(50),
     }
 }
 
@@ -147,6 +148,7 @@ impl World {
             target_revision: "main".into(),
             dest_namespace: "web".into(),
             auto_sync,
+            other_sources: Vec::new(),
         };
         argo.add_app(spec("web-prod", true), true)?;
         let tasks = vec![kube.spawn_simulator(), argo.spawn_controller()];
@@ -187,6 +189,7 @@ impl World {
                 target_revision: "main".into(),
                 dest_namespace: "web".into(),
                 auto_sync: false,
+                other_sources: Vec::new(),
             },
             true,
         )?;
@@ -592,10 +595,25 @@ async fn broken_tag_degrades_the_app_after_the_progress_deadline() -> Result<()>
         })
         .await?;
     assert!(succeeded_at(&app, &sha), "the sync itself succeeded");
+    // The reason is on the resource; released Argo CD never sets the app-level message.
+    let deployment = app["status"]["resources"]
+        .as_array()
+        .and_then(|rs| rs.iter().find(|r| r["kind"] == "Deployment"))
+        .context("the deployment resource")?;
     assert_eq!(
-        app["status"]["health"]["message"],
+        deployment["health"]["message"],
         "Deployment \"web\" exceeded its progress deadline"
     );
+    assert!(app["status"]["health"]["message"].is_null(), "{app}");
+    // HEAD (3.6) names the resource that decided it.
+    w.argo
+        .set_profile(gitops_sandbox::profile::ArgoProfile::named("head").context("head")?);
+    let app = w
+        .wait_app("web-prod", Duration::from_secs(5), |a| {
+            a["status"]["health"]["message"] == "Caused by apps/Deployment:web/web"
+        })
+        .await?;
+    assert_eq!(app["status"]["health"]["status"], "Degraded");
     // Old pods keep serving.
     let body: Value = w
         .http
@@ -848,7 +866,7 @@ async fn sync_delay_and_sync_failure_faults() -> Result<()> {
     let resp = w
         .http
         .post(w.url("/_sandbox/faults/sync-fail"))
-        .json(&json!({"count": 1, "message": "admission webhook denied the request"}))
+        .json(&json!({"count": 6, "message": "admission webhook denied the request"}))
         .send()
         .await?;
     assert_eq!(resp.status(), 204);
@@ -860,10 +878,12 @@ async fn sync_delay_and_sync_failure_faults() -> Result<()> {
             a["status"]["operationState"]["phase"] == "Failed"
         })
         .await?;
+    // An automated operation is retried 5 times (controller/appcontroller.go `autoSync`).
     assert_eq!(
         failed["status"]["operationState"]["message"],
-        "one or more objects failed to apply, reason: admission webhook denied the request"
+        "one or more objects failed to apply, reason: admission webhook denied the request (retried 5 times)."
     );
+    assert_eq!(failed["status"]["operationState"]["retryCount"], 5);
     assert_eq!(
         failed["status"]["operationState"]["operation"]["sync"]["revision"],
         bad
@@ -1167,6 +1187,16 @@ async fn comparison_error_and_missing_health() -> Result<()> {
     })
     .await?;
     w.kube.delete(kube::Resource::Deployments, "web", "web");
+    // From 3.4 a missing resource no longer makes the app Missing while another one is live.
+    let app = w
+        .wait_app("web-prod", Duration::from_secs(10), |a| {
+            a["status"]["sync"]["status"] == "OutOfSync"
+        })
+        .await?;
+    assert_eq!(app["status"]["health"]["status"], "Healthy", "{app}");
+    // Before 3.4 it does.
+    w.argo
+        .set_profile(gitops_sandbox::profile::ArgoProfile::named("3.0").context("3.0")?);
     let app = w
         .wait_app("web-prod", Duration::from_secs(10), |a| {
             a["status"]["health"]["status"] == "Missing"

@@ -1116,3 +1116,107 @@ async fn tls_front_serves_gitea_with_its_own_ca() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(String::from_utf8_lossy(&out.stdout).contains("refs/heads/main"));
 }
+
+/// Each Gitea/Forgejo profile's wire differences, with the exact bodies the upstream sources give
+/// (sandbox/src/profile.rs cites them): stale sha 422 or 409, compare by commit ID and without pull
+/// requests, the MaxSize binding error, a declining hook as 403 with its text or a blank 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn profiles_answer_as_their_release_does() {
+    use gitops_sandbox::profile::GiteaProfile;
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let swagger = Swagger::load();
+    let api = Api::new(&sandbox, Some(sandbox.token()));
+    let file = format!("{REPO_API}/contents/{}", demo::KUSTOMIZATION);
+    let stale = serde_json::json!({"content": b64("x: 1\n"), "sha": "0".repeat(40)});
+    let long_branch = serde_json::json!({"content": b64("x: 1\n"), "sha": "0".repeat(40),
+        "branch": "b".repeat(101)});
+    let before = head(&sandbox).await;
+    for (profile, stale_status, sha_compare, errors) in [
+        ("gitea-1.22", 422, 404, serde_json::Value::Null),
+        ("gitea-1.25", 422, 200, serde_json::Value::Null),
+        ("gitea-1.26", 422, 200, serde_json::Value::Null),
+        ("forgejo-8", 422, 404, serde_json::Value::Null),
+        ("forgejo-12", 409, 200, serde_json::json!([])),
+    ] {
+        let p = GiteaProfile::named(profile).unwrap();
+        sandbox.gitea().set_profile(p);
+        let (_, version) = api.get("/version").await;
+        assert_eq!(version["version"], p.version, "{profile}");
+
+        let (status, body) = api.put(&file, stale.clone()).await;
+        assert_eq!(status, stale_status, "{profile}: {body}");
+        swagger.check("APIError", &body);
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("sha does not match [given: 0000"),
+            "{profile}: {body}"
+        );
+
+        let (status, body) = api.put(&file, long_branch.clone()).await;
+        assert_eq!(
+            (status, body["message"].clone()),
+            (422, serde_json::json!("[BranchName]: MaxSize")),
+            "{profile}"
+        );
+
+        let head = head(&sandbox).await;
+        let (status, body) = api
+            .get(&format!("{REPO_API}/compare/{head}...{head}"))
+            .await;
+        assert_eq!(status, sha_compare, "{profile}: {body}");
+        if status == 404 {
+            assert_eq!(body["message"], "BaseNotExist", "{profile}");
+            assert_eq!(body["errors"], errors, "{profile}");
+        }
+        sandbox
+            .gitea()
+            .set_pulls_enabled(demo::OWNER, demo::REPO, false)
+            .unwrap();
+        let (status, body) = api.get(&format!("{REPO_API}/compare/main...main")).await;
+        sandbox
+            .gitea()
+            .set_pulls_enabled(demo::OWNER, demo::REPO, true)
+            .unwrap();
+        if p.compare_needs_pulls {
+            assert_eq!(status, 404, "{profile}");
+            assert_eq!(
+                body["message"],
+                "Can't read pulls or can't read UnitTypeCode"
+            );
+        } else {
+            assert_eq!(status, 200, "{profile}: {body}");
+        }
+
+        let (_, current) = api.get(&format!("{file}?ref=main")).await;
+        sandbox
+            .gitea()
+            .set_hook_rejection(demo::OWNER, demo::REPO, Some("frozen"))
+            .unwrap();
+        let (status, body) = api
+            .put(
+                &file,
+                serde_json::json!({"content": b64("x: 2\n"), "sha": current["sha"]}),
+            )
+            .await;
+        sandbox
+            .gitea()
+            .set_hook_rejection(demo::OWNER, demo::REPO, None)
+            .unwrap();
+        swagger.check("APIError", &body);
+        match p.hook_rejection_status {
+            403 => assert_eq!(
+                (status, body["message"].as_str()),
+                (403, Some("frozen")),
+                "{profile}"
+            ),
+            _ => assert_eq!(
+                (status, body["message"].as_str()),
+                (500, Some("")),
+                "{profile}"
+            ),
+        }
+    }
+    assert_eq!(head(&sandbox).await, before, "no refused write landed");
+}

@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+/// Get-only tokens, JWT-shaped as Argo CD requires of any bearer (server/server.go `getToken`).
+const GET_ONLY_1: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJnZXQtb25seS0xIn0.c2lnbmF0dXJlLTE";
+const GET_ONLY_2: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJnZXQtb25seS0yIn0.c2lnbmF0dXJlLTI";
+
 struct Served {
     child: Child,
     info: Value,
@@ -41,7 +45,7 @@ async fn serve_takes_version_and_scenario_switches_and_a_control_api() {
         "--gitea",
         "1.22.6",
         "--argocd-get-only-token",
-        "get-only-1",
+        GET_ONLY_1,
         "--argocd-refresh-hangs",
         "1",
     ]);
@@ -90,7 +94,17 @@ async fn serve_takes_version_and_scenario_switches_and_a_control_api() {
     // Argo CD: the get-only token reads, a refresh hangs, a sync is refused.
     let argo = get("argocd_url");
     let app = format!("{argo}/api/v1/applications/{}", get("argocd_app"));
-    let bearer = "Bearer get-only-1";
+    let bearer = &format!("Bearer {GET_ONLY_1}");
+    // A bearer that is not JWT-shaped carries no session at all.
+    let opaque = http
+        .get(&app)
+        .header("Authorization", "Bearer not-a-jwt")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(opaque.status(), 401);
+    let body: Value = opaque.json().await.unwrap();
+    assert_eq!(body["message"], "no session information");
     let read = http
         .get(&app)
         .header("Authorization", bearer)
@@ -140,13 +154,10 @@ async fn serve_takes_version_and_scenario_switches_and_a_control_api() {
             .send()
     };
     assert_eq!(
-        admin(
-            "tokens/get-only",
-            serde_json::json!({"token": "get-only-2"})
-        )
-        .await
-        .unwrap()
-        .status(),
+        admin("tokens/get-only", serde_json::json!({"token": GET_ONLY_2}))
+            .await
+            .unwrap()
+            .status(),
         204
     );
     assert_eq!(
@@ -158,9 +169,123 @@ async fn serve_takes_version_and_scenario_switches_and_a_control_api() {
     );
     let hung = http
         .get(format!("{app}?refresh=normal"))
-        .header("Authorization", "Bearer get-only-2")
+        .header("Authorization", format!("Bearer {GET_ONLY_2}"))
         .timeout(Duration::from_secs(2))
         .send()
         .await;
     assert!(hung.is_err_and(|e| e.is_timeout()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_takes_profiles_and_switches_them_over_the_control_api() {
+    let s = serve(&["--gitea", "forgejo-8", "--argocd", "3.0"]);
+    let get = |k: &str| s.info[k].as_str().unwrap().to_owned();
+    assert_eq!(get("gitea_profile"), "forgejo-8");
+    assert_eq!(get("gitea_version"), "8.0.3+gitea-1.22.0");
+    assert_eq!(get("argocd_profile"), "argocd-3.0");
+    let http = reqwest::Client::new();
+    let gitea = get("gitea_url");
+    let argo = get("argocd_url");
+    let post = |url: String, body: Value| {
+        http.post(url)
+            .header("Content-Type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let argo_version: Value = http
+        .get(format!("{argo}/api/version"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        argo_version["Version"]
+            .as_str()
+            .unwrap()
+            .starts_with("v3.0."),
+        "{argo_version}"
+    );
+    // Argo CD 3.x keeps resource health out of the CR and says so.
+    let bearer = format!("Bearer {}", get("argocd_token"));
+    let app: Value = http
+        .get(format!("{argo}/api/v1/applications/{}", get("argocd_app")))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(app["status"]["resourceHealthSource"], "appTree");
+    // An app asked for in another project is 404, as a missing one.
+    let other = http
+        .get(format!(
+            "{argo}/api/v1/applications/{}?project=other",
+            get("argocd_app")
+        ))
+        .header("Authorization", &bearer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+
+    // Old Forgejo: compare by commit ID is 404; the control API moves to Gitea 1.26 at run time.
+    let repo = format!("{gitea}/api/v1/repos/{}", get("repository"));
+    let auth = format!("token {}", get("token"));
+    let branch: Value = http
+        .get(format!("{repo}/branches/main"))
+        .header("Authorization", &auth)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let head = branch["commit"]["id"].as_str().unwrap().to_owned();
+    let compare = |range: String| {
+        http.get(format!("{repo}/compare/{range}"))
+            .header("Authorization", &auth)
+            .send()
+    };
+    assert_eq!(
+        compare(format!("{head}...{head}")).await.unwrap().status(),
+        404
+    );
+    let switched = post(
+        format!("{gitea}/_sandbox/profile"),
+        serde_json::json!({"gitea": "1.26"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(switched.status(), 200);
+    assert_eq!(
+        compare(format!("{head}...{head}")).await.unwrap().status(),
+        200
+    );
+    // With pull requests disabled, 1.25 refuses compare, 1.26 does not.
+    let settings = format!("{gitea}/_sandbox/repos/{}/settings", get("repository"));
+    assert_eq!(
+        post(settings.clone(), serde_json::json!({"pulls": false}))
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    assert_eq!(compare("main...main".into()).await.unwrap().status(), 200);
+    post(
+        format!("{gitea}/_sandbox/profile"),
+        serde_json::json!({"gitea": "1.25"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(compare("main...main".into()).await.unwrap().status(), 404);
+    let unknown = post(
+        format!("{argo}/_sandbox/profile"),
+        serde_json::json!({"argocd": "1.8"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(unknown.status(), 400);
 }

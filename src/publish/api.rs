@@ -5,6 +5,10 @@
 use super::*;
 use crate::forge::gitea::models::Contents;
 
+/// Writes answered 500 in a row, with nothing landed, after which the server is taken to refuse the
+/// write (a declining hook) rather than to be failing for a moment.
+const SERVER_ERRORS_BEFORE_GIVING_UP: u32 = 3;
+
 fn map(config: &Config, branch: &str, action: String, e: gitea::Error) -> Error {
     use reqwest::StatusCode;
     match e.api() {
@@ -281,6 +285,8 @@ pub(super) async fn publish(
     let mut backoff = config.retry.start(deadline);
     // The head our first ambiguous write was based on: our commit, if it landed, comes after it.
     let mut ambiguous_base: Option<String> = None;
+    // Writes answered 500 in a row, none of which landed.
+    let mut server_errors = 0u32;
     let mut head = Some(head);
     loop {
         let attempt = async {
@@ -312,6 +318,12 @@ pub(super) async fn publish(
                         msg,
                     ));
                 }
+                if server_errors >= SERVER_ERRORS_BEFORE_GIVING_UP {
+                    return Err(Error::ServerRefuses {
+                        branch: branch.clone(),
+                        attempts: server_errors,
+                    });
+                }
             }
             let reads = match first_reads.take() {
                 Some(r) => r,
@@ -335,6 +347,17 @@ pub(super) async fn publish(
                 .branch(&branch)
                 .author(&config.author.name, &config.author.email)
                 .committer(&config.author.name, &config.author.email);
+            for (path, _) in &applied.changed {
+                let len = path.chars().count();
+                if len > 500 {
+                    // ChangeFileOperation `path`: MaxSize(500).
+                    return Err(Error::TooLong {
+                        input: format!("file path {path:?}"),
+                        len,
+                        max: 500,
+                    });
+                }
+            }
             for (path, text) in &applied.changed {
                 let sha = &reads
                     .iter()
@@ -357,6 +380,10 @@ pub(super) async fn publish(
                     if e.is_ambiguous() && ambiguous_base.is_none() {
                         ambiguous_base = Some(head.clone());
                     }
+                    let is_500 = e
+                        .api()
+                        .is_some_and(|a| a.status == reqwest::StatusCode::INTERNAL_SERVER_ERROR);
+                    server_errors = if is_500 { server_errors + 1 } else { 0 };
                     Err(map(
                         config,
                         &branch,

@@ -141,6 +141,8 @@ pub struct RunnerEnv {
     pub run_number: Option<String>,
     /// True inside Forgejo's runner (`FORGEJO_ACTIONS=true`).
     pub forgejo: bool,
+    /// True inside Gitea's runner (`GITEA_ACTIONS=true`).
+    pub gitea: bool,
     /// The token the runner put in the environment (`GITHUB_TOKEN`, `GITEA_TOKEN`, `FORGEJO_TOKEN`, the
     /// first one set), read only inside a runner: the `token` input's fallback when a step runs the
     /// image with `uses: docker://…`, which bypasses action.yml and its `${{ github.token }}` default.
@@ -166,6 +168,7 @@ impl RunnerEnv {
             run_id: get("GITHUB_RUN_ID"),
             run_number: get("GITHUB_RUN_NUMBER"),
             forgejo: get("FORGEJO_ACTIONS").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            gitea: get("GITEA_ACTIONS").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             token: in_runner
                 .then(|| {
                     ["GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"]
@@ -177,15 +180,27 @@ impl RunnerEnv {
     }
 
     /// The run's web URL, when the runner told us enough to build it. Forgejo routes runs by their
-    /// per-repository number (`GITHUB_RUN_NUMBER`), GitHub and Gitea ≥ 1.26 by the global id
-    /// (`GITHUB_RUN_ID`; go-gitea/gitea#36842; field-runner.md §2). Gitea ≤ 1.25 also used the
-    /// number; its runner does not say which server version it talks to, so there the link is off.
+    /// per-repository number (`GITHUB_RUN_NUMBER`, models/actions/run.go `Link`), GitHub and Gitea ≥
+    /// 1.26 by the global id (`GITHUB_RUN_ID`; go-gitea/gitea#36842). Gitea ≤ 1.25 used the number
+    /// too: [`RunnerEnv::run_url_by_number`] is that link, chosen once the server's version is known.
     pub fn run_url(&self) -> Option<String> {
         let run = if self.forgejo {
             self.run_number.as_deref()?
         } else {
             self.run_id.as_deref()?
         };
+        self.run_link(run)
+    }
+
+    /// On a Gitea runner: the run's link by number, right for Gitea ≤ 1.25 (`None` elsewhere).
+    pub fn run_url_by_number(&self) -> Option<String> {
+        if !self.gitea || self.forgejo {
+            return None;
+        }
+        self.run_link(self.run_number.as_deref()?)
+    }
+
+    fn run_link(&self, run: &str) -> Option<String> {
         Some(format!(
             "{}/{}/actions/runs/{run}",
             self.server_url.as_deref()?.trim_end_matches('/'),
@@ -237,6 +252,9 @@ pub struct Config {
     pub source_sha: Option<String>,
     /// The run URL, for `{run_url}`.
     pub run_url: Option<String>,
+    /// On a Gitea runner, the run URL by number: used instead of `run_url` when the server turns out
+    /// to be Gitea ≤ 1.25 (or Forgejo), which route runs by number.
+    pub run_url_by_number: Option<String>,
     /// Retry policy for reads and writes.
     pub retry: RetryPolicy,
     /// Time budget of the whole step.
@@ -427,6 +445,7 @@ impl Config {
             source_repo: env.repository.clone(),
             source_sha: env.sha.clone(),
             run_url: env.run_url(),
+            run_url_by_number: env.run_url_by_number(),
             retry: RetryPolicy::PUBLISH,
             timeout: Duration::from_secs(300),
             request_timeout: Duration::from_secs(30),
@@ -775,6 +794,33 @@ pub enum Error {
         #[source]
         source: git::Error,
     },
+    /// A value is longer than the Gitea API accepts (modules/structs/repo_file.go `MaxSize`).
+    #[error(
+        "{input} is {len} characters long; the Gitea/Forgejo API accepts at most {max} (use a \
+         shorter value, or transport: git)"
+    )]
+    TooLong {
+        /// The input (or file) named.
+        input: String,
+        /// Its length in characters.
+        len: usize,
+        /// The API's limit.
+        max: usize,
+    },
+    /// Every write got a 500 and none landed: what a declining pre-receive hook looks like on Gitea
+    /// ≤ 1.25 and Forgejo, which answer it with an unmapped error whose message production hides.
+    #[error(
+        "the server answered HTTP 500 to {attempts} writes to branch {branch:?} and none of them \
+         landed; Gitea ≤ 1.25 and Forgejo answer this way when a server-side pre-receive hook \
+         declines the push (the reason is hidden): check the repository's hooks and the server log, \
+         or run with transport: git to see the hook's output"
+    )]
+    ServerRefuses {
+        /// The branch.
+        branch: String,
+        /// Writes answered 500.
+        attempts: u32,
+    },
     /// Retries ran out: the branch kept changing under us, or the server kept failing.
     #[error("gave up after {attempts} attempts in {:.1}s", elapsed.as_secs_f64())]
     GaveUp {
@@ -796,7 +842,8 @@ impl Error {
             Error::RepoNotFound { .. }
             | Error::BranchNotFound { .. }
             | Error::PathNotFound { .. }
-            | Error::NoKustomization { .. } => true,
+            | Error::NoKustomization { .. }
+            | Error::TooLong { .. } => true,
             Error::Edit { source, .. } => source.is_invalid_input(),
             _ => false,
         }
@@ -822,10 +869,33 @@ pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
     if let Some(t) = &config.token {
         report.masker().add(t);
     }
-    let transport = match config.transport {
-        Transport::Api => UsedTransport::Api,
-        Transport::Git => UsedTransport::Git,
+    let (transport, version) = match config.transport {
+        Transport::Api => (UsedTransport::Api, None),
+        Transport::Git => (UsedTransport::Git, None),
         Transport::Auto => detect(config, &deadline).await,
+    };
+    if transport == UsedTransport::Api {
+        check_api_limits(config)?;
+    }
+    // The run link: Gitea ≤ 1.25 routes runs by number, and only the server's version tells.
+    let by_number;
+    let config = match &config.run_url_by_number {
+        Some(url) => {
+            let version = match version {
+                Some(v) => Some(v),
+                None => server_version(config, &deadline).await,
+            };
+            if version.as_deref().is_some_and(routes_runs_by_number) {
+                by_number = Config {
+                    run_url: Some(url.clone()),
+                    ..config.clone()
+                };
+                &by_number
+            } else {
+                config
+            }
+        }
+        None => config,
     };
     report.info(
         Phase::Publish,
@@ -866,26 +936,67 @@ pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
     Ok(outcome)
 }
 
-/// `auto`: the API when the server answers `GET /api/v1/version` like Gitea/Forgejo, git otherwise.
-/// The probe gets one request's time (`request_timeout`), never more than the step has left.
-async fn detect(config: &Config, deadline: &Deadline) -> UsedTransport {
+/// `auto`: the API when the server answers `GET /api/v1/version` like Gitea/Forgejo, git otherwise;
+/// with the version it answered.
+async fn detect(config: &Config, deadline: &Deadline) -> (UsedTransport, Option<String>) {
+    match server_version(config, deadline).await {
+        Some(v) => (UsedTransport::Api, Some(v)),
+        None => (UsedTransport::Git, None),
+    }
+}
+
+/// `GET /api/v1/version`, when the server answers it like Gitea/Forgejo (a version starting with a
+/// digit). The probe gets one request's time (`request_timeout`), never more than the step has left.
+async fn server_version(config: &Config, deadline: &Deadline) -> Option<String> {
     let limit = config.request_timeout.min(deadline.remaining());
     // With the token: under REQUIRE_SIGNIN_VIEW Gitea refuses even `/version` to anonymous callers
     // (field-gitea.md §6), and `auto` would fall back to git for no reason.
-    let client = match gitea::Client::builder(config.server_url.as_str())
+    let client = gitea::Client::builder(config.server_url.as_str())
         .token(config.token.clone())
         .extra_roots(config.server_ca.clone())
         .connect_timeout(limit)
         .request_timeout(limit)
         .build()
-    {
-        Ok(c) => c,
-        Err(_) => return UsedTransport::Git,
-    };
-    match client.version().await {
-        Ok(v) if v.version.chars().next().is_some_and(|c| c.is_ascii_digit()) => UsedTransport::Api,
-        _ => UsedTransport::Git,
+        .ok()?;
+    let v = client.version().await.ok()?.version;
+    v.chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_digit())
+        .then_some(v)
+}
+
+/// True for servers whose web routes link runs by number: Gitea ≤ 1.25 (1.26 moved to the id,
+/// go-gitea/gitea#36842) and Forgejo (`X.Y.Z+gitea-1.22.0`).
+fn routes_runs_by_number(version: &str) -> bool {
+    if version.contains("+gitea-") {
+        return true;
     }
+    let mut parts = version
+        .split(['.', '-', '+'])
+        .map(|p| p.parse::<u32>().ok());
+    matches!((parts.next().flatten(), parts.next().flatten()), (Some(1), Some(minor)) if minor <= 25)
+}
+
+/// The API's size limits on what we send (modules/structs/repo_file.go: `branch` MaxSize(100),
+/// identity `name` MaxSize(100) and `email` MaxSize(254), counted in characters). Checked before any
+/// write, so a long value is a clear input error rather than a 422 "[BranchName]: MaxSize".
+fn check_api_limits(config: &Config) -> Result<(), Error> {
+    let branch = config.branch.as_deref().unwrap_or_default();
+    for (input, value, max) in [
+        ("branch", branch, 100),
+        ("author_name", config.author.name.as_str(), 100),
+        ("author_email", config.author.email.as_str(), 254),
+    ] {
+        let len = value.chars().count();
+        if len > max {
+            return Err(Error::TooLong {
+                input: input.to_owned(),
+                len,
+                max,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// A kustomization file as read at some commit.
@@ -1168,6 +1279,7 @@ mod tests {
             run_id: Some("7".into()),
             run_number: Some("3".into()),
             forgejo: false,
+            gitea: false,
             token: None,
         };
         let a = Args {
@@ -1235,9 +1347,37 @@ mod tests {
         );
     }
 
-    /// field-runner.md ranked #4: Forgejo links a run by its number, GitHub and Gitea by its id.
+    /// field-runner.md ranked #4: Forgejo links a run by its number, GitHub and Gitea by its id;
+    /// on a Gitea runner the number link is kept for a server that turns out to be ≤ 1.25.
     #[test]
     fn run_url_uses_the_number_on_forgejo_and_the_id_elsewhere() {
+        let gitea = RunnerEnv::from_lookup(|k| {
+            [
+                ("GITHUB_ACTIONS", "true"),
+                ("GITEA_ACTIONS", "true"),
+                ("GITHUB_SERVER_URL", "https://git.example.com"),
+                ("GITHUB_REPOSITORY", "ops/web"),
+                ("GITHUB_RUN_ID", "48213"),
+                ("GITHUB_RUN_NUMBER", "17"),
+            ]
+            .iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, x)| x.to_string())
+        });
+        assert_eq!(
+            gitea.run_url_by_number().as_deref(),
+            Some("https://git.example.com/ops/web/actions/runs/17")
+        );
+        for (version, by_number) in [
+            ("1.22.6", true),
+            ("1.25.3", true),
+            ("1.26.0", false),
+            ("1.27.0+dev-40-g82edc3da01", false),
+            ("12.0.4+gitea-1.22.0", true),
+            ("2.0.0", false),
+        ] {
+            assert_eq!(routes_runs_by_number(version), by_number, "{version}");
+        }
         let vars = |forgejo: bool| {
             let mut v = vec![
                 ("GITHUB_ACTIONS", "true"),
@@ -1261,6 +1401,9 @@ mod tests {
             vars(false).run_url().as_deref(),
             Some("https://git.example.com/ops/web/actions/runs/48213")
         );
+        // Neither GitHub nor Forgejo needs the alternative.
+        assert_eq!(vars(false).run_url_by_number(), None);
+        assert_eq!(vars(true).run_url_by_number(), None);
     }
 
     #[test]

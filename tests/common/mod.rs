@@ -32,6 +32,7 @@ pub fn timing() -> Timing {
         stale_health: Duration::from_millis(500),
         pod_start_delay: Duration::from_millis(200),
         progress_deadline_scale: 0.05,
+        auto_retry_backoff: Duration::from_millis(100),
     }
 }
 

@@ -34,11 +34,15 @@ pub fn router(argo: ArgoCd) -> Router {
             get(resource_tree),
         )
         .route("/api/v1/applications/{name}/resource", get(resource))
+        .route("/api/v1/applications/{name}/syncwindows", get(sync_windows))
         .route("/api/v1/stream/applications", get(stream))
         .layer(middleware::from_fn_with_state(argo.clone(), auth));
     Router::new()
         .merge(api)
         .route("/api/version", get(version))
+        .route("/_sandbox/profile", post(admin_profile))
+        .route("/_sandbox/scenario/presync-hook", post(admin_presync_hook))
+        .route("/_sandbox/scenario/sync-windows", post(admin_sync_windows))
         .route("/_sandbox/faults/stream-cut", post(admin_stream_cut))
         .route("/_sandbox/faults/sync-delay", post(admin_sync_delay))
         .route("/_sandbox/faults/sync-fail", post(admin_sync_fail))
@@ -102,27 +106,15 @@ async fn auth(State(argo): State<ArgoCd>, req: Request, next: Next) -> Response 
                 .find_map(|kv| kv.trim().strip_prefix("argocd.token="))
         });
     let token = bearer.or(cookie);
+    // server/server.go: only a JWT-shaped bearer is parsed as a token at all; anything else carries
+    // no session (`jwtutil`: three base64url parts).
+    let jwt_shaped = |t: &str| t.split('.').count() == 3 && t.split('.').all(|p| !p.is_empty());
     let message = match token {
         None => Some("no session information"),
+        Some(t) if !jwt_shaped(t) => Some("no session information"),
         Some(t) if t == argo.token() || argo.is_get_only(t) => None,
         Some(_) => Some("invalid session: token signature is invalid"),
     };
-    // A role with `applications, get` only: argo-cd server/application/application.go `Sync` checks
-    // `applications, sync` after `get` and refuses with PermissionDenied (HTTP 403), the message
-    // naming the action and object as util/rbac does.
-    if token.is_some_and(|t| argo.is_get_only(t)) && req.method() == axum::http::Method::POST {
-        let path = req.uri().path();
-        if let Some(app) = path
-            .strip_prefix("/api/v1/applications/")
-            .and_then(|p| p.strip_suffix("/sync"))
-        {
-            return error(
-                StatusCode::FORBIDDEN,
-                7,
-                &format!("permission denied: applications, sync, default/{app}, sub: ci-get-only"),
-            );
-        }
-    }
     if let Some(message) = message {
         if req.uri().path().starts_with("/api/v1/stream/") {
             return (
@@ -152,9 +144,9 @@ async fn auth(State(argo): State<ArgoCd>, req: Request, next: Next) -> Response 
     next.run(req).await
 }
 
-async fn version() -> Response {
+async fn version(State(argo): State<ArgoCd>) -> Response {
     json_ok(
-        &json!({"Version": "v3.6.0+sandbox", "BuildDate": "2026-01-01T00:00:00Z",
+        &json!({"Version": format!("{}+sandbox", argo.profile().version), "BuildDate": "2026-01-01T00:00:00Z",
         "GitCommit": "0000000000000000000000000000000000000000", "GitTreeState": "clean",
         "GoVersion": "go1.24.0", "Compiler": "gc", "Platform": "linux/amd64"}),
     )
@@ -174,7 +166,24 @@ fn lookup_error(q: &HashMap<String, String>, name: &str, e: Error) -> Response {
     api_error(&e)
 }
 
+/// `getAppEnforceRBAC` (server/application/application.go, v2.14–v3.6): with `?project=P`, an app
+/// of another project is answered exactly like a missing one, 404 NotFound.
+fn project_mismatch(argo: &ArgoCd, q: &HashMap<String, String>, name: &str) -> Option<Response> {
+    match (
+        q.get("project").filter(|p| !p.is_empty()),
+        argo.app_project(name),
+    ) {
+        (Some(want), Some(have)) if *want != have => {
+            Some(api_error(&Error::NotFound(name.to_owned())))
+        }
+        _ => None,
+    }
+}
+
 async fn get_app(State(argo): State<ArgoCd>, Path(name): Path<String>, q: Params) -> Response {
+    if let Some(r) = project_mismatch(&argo, &q, &name) {
+        return r;
+    }
     let result = match q.get("refresh").map(String::as_str) {
         Some(kind @ ("normal" | "hard")) => argo.refresh(&name, kind).await,
         _ => argo.app_json(&name),
@@ -185,7 +194,33 @@ async fn get_app(State(argo): State<ArgoCd>, Path(name): Path<String>, q: Params
     }
 }
 
-async fn sync(State(argo): State<ArgoCd>, Path(name): Path<String>, body: Bytes) -> Response {
+async fn sync(
+    State(argo): State<ArgoCd>,
+    Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    // server/application/application.go `Sync` (v3.0.0 :1920-1940): RBAC get, then sync windows, then
+    // RBAC sync. A role with `applications, get` only is refused with PermissionDenied, the message
+    // naming the action and object as util/rbac does.
+    let Some(project) = argo.app_project(&name) else {
+        return api_error(&Error::PermissionDenied);
+    };
+    if argo.sync_blocked(&name) {
+        return api_error(&Error::SyncWindow);
+    }
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    if token.is_some_and(|t| argo.is_get_only(t)) {
+        return error(
+            StatusCode::FORBIDDEN,
+            7,
+            &format!("permission denied: applications, sync, {project}/{name}, sub: ci-get-only"),
+        );
+    }
     let req: Value = if body.is_empty() {
         json!({})
     } else {
@@ -217,13 +252,29 @@ async fn resource_tree(
     Path(name): Path<String>,
     q: Params,
 ) -> Response {
+    if let Some(r) = project_mismatch(&argo, &q, &name) {
+        return r;
+    }
     match argo.resource_tree(&name) {
         Ok(tree) => json_ok(&tree),
         Err(e) => lookup_error(&q, &name, e),
     }
 }
 
+async fn sync_windows(State(argo): State<ArgoCd>, Path(name): Path<String>, q: Params) -> Response {
+    if let Some(r) = project_mismatch(&argo, &q, &name) {
+        return r;
+    }
+    match argo.sync_windows_json(&name) {
+        Ok(v) => json_ok(&v),
+        Err(e) => lookup_error(&q, &name, e),
+    }
+}
+
 async fn resource(State(argo): State<ArgoCd>, Path(name): Path<String>, q: Params) -> Response {
+    if let Some(r) = project_mismatch(&argo, &q, &name) {
+        return r;
+    }
     let field = |k: &str| q.get(k).map(String::as_str).unwrap_or("");
     match argo.live_resource(
         &name,
@@ -369,4 +420,58 @@ async fn admin_time(State(argo): State<ArgoCd>, Json(body): Json<Value>) -> Resp
         "sync_delay_ms": t.sync_delay.as_millis() as u64,
         "stale_health_ms": t.stale_health.as_millis() as u64}),
     )
+}
+
+/// `{"argocd": "3.0"}`: behave as that release line ([`ArgoCd::set_profile`]); answers the profile.
+async fn admin_profile(State(argo): State<ArgoCd>, Json(body): Json<Value>) -> Response {
+    let name = body["argocd"].as_str().unwrap_or_default();
+    match crate::profile::ArgoProfile::named(name) {
+        Some(p) => {
+            argo.set_profile(p);
+            json_ok(&json!({"argocd": p.name, "version": p.version}))
+        }
+        None => error(
+            StatusCode::BAD_REQUEST,
+            3,
+            &format!("argocd: unknown profile {name:?} (2.14, 3.0, 3.4, 3.6)"),
+        ),
+    }
+}
+
+/// `{"app": "web-prod", "millis": 20000}`: each operation of the app first runs a PreSync hook that
+/// long (`millis` 0 removes it; [`ArgoCd::set_presync_hook`]).
+async fn admin_presync_hook(State(argo): State<ArgoCd>, Json(body): Json<Value>) -> Response {
+    let Some(app) = body["app"].as_str() else {
+        return error(StatusCode::BAD_REQUEST, 3, "app: required");
+    };
+    let d = millis(&body, "millis").filter(|d| !d.is_zero());
+    argo.set_presync_hook(app, d);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+/// `{"project": "default", "windows": [{"kind": "deny", "schedule": "0 22 * * *", "duration": "8h",
+/// "manualSync": false, "active": true}]}`: the project's sync windows (`[]` clears them).
+async fn admin_sync_windows(State(argo): State<ArgoCd>, Json(body): Json<Value>) -> Response {
+    let project = body["project"].as_str().unwrap_or("default");
+    let mut windows = Vec::new();
+    for w in body["windows"].as_array().into_iter().flatten() {
+        let kind = w["kind"].as_str().unwrap_or_default();
+        if kind != "allow" && kind != "deny" {
+            // pkg/apis/application/v1alpha1/types.go `SyncWindow.Validate`.
+            return error(
+                StatusCode::BAD_REQUEST,
+                3,
+                &format!("kind '{kind}' mismatch: can only be allow or deny"),
+            );
+        }
+        windows.push(super::SyncWindow {
+            kind: kind.to_owned(),
+            schedule: w["schedule"].as_str().unwrap_or("* * * * *").to_owned(),
+            duration: w["duration"].as_str().unwrap_or("1h").to_owned(),
+            manual_sync: w["manualSync"] == true,
+            active: w["active"] != false,
+        });
+    }
+    argo.set_sync_windows(project, windows);
+    StatusCode::NO_CONTENT.into_response()
 }

@@ -196,13 +196,55 @@ pub fn of(obj: &Value) -> Option<Health> {
     }
 }
 
-/// The application's health: the worst of its resources' (Missing ones included), Healthy if none.
-pub fn aggregate<'a>(resources: impl IntoIterator<Item = &'a Health>) -> &'static str {
-    resources
-        .into_iter()
-        .map(|h| h.status)
+/// True for the kinds [`of`] has a health check for (gitops-engine `GetHealthCheckFunc`, plus the
+/// kinds whose health is always Healthy once they exist).
+pub fn has_check(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Deployment"
+            | "StatefulSet"
+            | "DaemonSet"
+            | "ReplicaSet"
+            | "Pod"
+            | "Job"
+            | "Service"
+            | "Namespace"
+            | "PersistentVolumeClaim"
+            | "Ingress"
+    )
+}
+
+/// One managed resource as the health aggregation sees it.
+#[derive(Debug, Clone)]
+pub struct ResourceHealth {
+    /// The resource's health (Missing when not live).
+    pub health: Health,
+    /// Whether the object exists in the cluster.
+    pub live: bool,
+    /// Whether its kind has a health check.
+    pub checked: bool,
+}
+
+/// The application's health from its resources' (controller/health.go `setApplicationHealth`):
+/// the worst, Healthy if none counts.
+///
+/// - before 3.4 (`missing_counts`): a Missing resource counts when its kind has a health check
+///   (a missing ConfigMap does not), v2.14.21 health.go:71;
+/// - from 3.4: Missing resources never count, but the app is Missing when it has resources and
+///   none is live (argo-cd#25962, HEAD health.go:81-103).
+pub fn aggregate(resources: &[ResourceHealth], missing_counts: bool) -> &'static str {
+    let counted = resources
+        .iter()
+        .filter(|r| r.live || (missing_counts && r.checked && r.health.status == "Missing"));
+    let worst = counted
+        .map(|r| r.health.status)
         .max_by_key(|s| severity(s))
-        .unwrap_or("Healthy")
+        .unwrap_or("Healthy");
+    let none_live = !resources.is_empty() && resources.iter().all(|r| !r.live);
+    if !missing_counts && none_live && severity("Missing") > severity(worst) {
+        return "Missing";
+    }
+    worst
 }
 
 #[cfg(test)]
@@ -262,13 +304,36 @@ mod tests {
     }
 
     #[test]
-    fn aggregate_picks_the_worst() {
-        let hs = [
-            Health::healthy(),
-            Health::missing(),
-            Health::new("Progressing", ""),
-        ];
-        assert_eq!(aggregate(&hs), "Missing");
-        assert_eq!(aggregate(&[]), "Healthy");
+    fn aggregate_picks_the_worst_by_each_versions_missing_rule() {
+        let live = |status| ResourceHealth {
+            health: Health::new(status, ""),
+            live: true,
+            checked: true,
+        };
+        let missing = |checked| ResourceHealth {
+            health: Health::missing(),
+            live: false,
+            checked,
+        };
+        // (resources, before 3.4, from 3.4)
+        for (rs, old, new) in [
+            (vec![], "Healthy", "Healthy"),
+            (
+                vec![live("Healthy"), missing(true), live("Progressing")],
+                "Missing",
+                "Progressing",
+            ),
+            (vec![live("Healthy"), missing(false)], "Healthy", "Healthy"),
+            (vec![missing(true)], "Missing", "Missing"),
+            (vec![missing(false)], "Healthy", "Missing"),
+            (
+                vec![live("Degraded"), missing(true)],
+                "Degraded",
+                "Degraded",
+            ),
+        ] {
+            assert_eq!(aggregate(&rs, true), old, "{rs:?}");
+            assert_eq!(aggregate(&rs, false), new, "{rs:?}");
+        }
     }
 }

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use tokio::sync::watch;
 
 use crate::kube::{k8s_time, str_at, Kube, Resource};
+use crate::profile::{AppHealthMessage, ArgoProfile};
 use health::Health;
 
 /// Namespace the Application objects live in.
@@ -66,13 +67,17 @@ pub enum Error {
     /// A refresh GET that ended on its deadline (app.go:881, gRPC Unknown → HTTP 500).
     #[error("application refresh deadline exceeded")]
     RefreshDeadline,
+    /// A manual sync inside a window that denies it (server/application/application.go `Sync`,
+    /// v3.0.0 :1928-1934: PermissionDenied).
+    #[error("cannot sync: blocked by sync window")]
+    SyncWindow,
 }
 
 impl Error {
     /// The gRPC code Argo CD's error body carries.
     pub fn grpc_code(&self) -> u16 {
         match self {
-            Error::PermissionDenied => 7,
+            Error::PermissionDenied | Error::SyncWindow => 7,
             Error::NotFound(_) => 5,
             // argo-cd server/application/application.go `getAppLiveResource` (v3.x, :1509):
             // status.Errorf(codes.InvalidArgument, "%s %s %s not found as part of application %s").
@@ -106,6 +111,63 @@ pub struct AppSpec {
     pub dest_namespace: String,
     /// `spec.syncPolicy.automated` set?
     pub auto_sync: bool,
+    /// The other sources of a multi-source app (empty: a single-source app).
+    pub other_sources: Vec<OtherSource>,
+}
+
+/// A source of a multi-source app besides the git path the sandbox renders: a Helm chart
+/// (`{"repoURL": "https://charts.example.com", "chart": "web", "targetRevision": "1.2.3"}`, revision
+/// `1.2.3`: reposerver/repository/repository.go `newHelmClientResolveRevision` keeps a version as
+/// is) or a `ref` source (a git SHA of its repository). It renders nothing here.
+#[derive(Debug, Clone)]
+pub struct OtherSource {
+    /// Index in `spec.sources` (the sandbox's own source takes the remaining slot).
+    pub position: usize,
+    /// The `spec.sources[]` entry.
+    pub spec: Value,
+    /// What the index-aligned `revisions[]` lists show for it.
+    pub revision: String,
+}
+
+/// A sync window of the app's project (`spec.syncWindows[]`, pkg/apis/application/v1alpha1/types.go
+/// `SyncWindow`). The sandbox does not evaluate cron: a test says whether the window is active now.
+#[derive(Debug, Clone)]
+pub struct SyncWindow {
+    /// `allow` or `deny`.
+    pub kind: String,
+    /// The cron schedule, shown as given.
+    pub schedule: String,
+    /// How long it lasts (`1h`), shown as given.
+    pub duration: String,
+    /// Whether manual syncs are allowed while it blocks.
+    pub manual_sync: bool,
+    /// Whether it is active now.
+    pub active: bool,
+}
+
+/// `SyncWindows.CanSync(isManual)` (types.go, v3.0.0 :2858-2892): an active deny blocks unless the
+/// sync is manual and every active deny allows manual syncs; with allow windows, one must be active
+/// (or the sync manual and an allow window allow manual syncs); no windows allow everything.
+pub fn can_sync(windows: &[SyncWindow], manual: bool) -> bool {
+    let active_denies: Vec<_> = windows
+        .iter()
+        .filter(|w| w.active && w.kind == "deny")
+        .collect();
+    if !active_denies.is_empty() {
+        return manual && active_denies.iter().all(|w| w.manual_sync);
+    }
+    let allows: Vec<_> = windows.iter().filter(|w| w.kind == "allow").collect();
+    if allows.is_empty() || allows.iter().any(|w| w.active) {
+        return true;
+    }
+    manual && allows.iter().any(|w| w.manual_sync)
+}
+
+impl SyncWindow {
+    fn to_json(&self) -> Value {
+        json!({"kind": self.kind, "schedule": self.schedule, "duration": self.duration,
+            "manualSync": self.manual_sync})
+    }
 }
 
 /// Controller timing (real durations; scale them down for tests).
@@ -119,6 +181,9 @@ pub struct ArgoTiming {
     pub stale_health: Duration,
     /// How often the controller loop looks at the apps.
     pub tick: Duration,
+    /// First backoff of the default retry of automated operations (Argo CD ≥ 3.0: 5 s, doubling,
+    /// at most 3 min: `DefaultSyncRetryDuration`/`Factor`/`MaxDuration`).
+    pub auto_retry_backoff: Duration,
 }
 
 impl Default for ArgoTiming {
@@ -128,6 +193,7 @@ impl Default for ArgoTiming {
             sync_delay: Duration::from_millis(500),
             stale_health: Duration::from_secs(1),
             tick: Duration::from_millis(25),
+            auto_retry_backoff: Duration::from_secs(5),
         }
     }
 }
@@ -145,6 +211,37 @@ struct ArgoFaults {
     hang_refreshes: u32,
     /// Tokens whose role may get applications but not sync them.
     get_only_tokens: Vec<String>,
+    /// Per app: how long the PreSync hook Job of each operation runs.
+    presync_hooks: BTreeMap<String, Duration>,
+}
+
+/// A retry strategy (`operation.retry`, `spec.syncPolicy.retry`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Retry {
+    /// Attempts after the first.
+    limit: u32,
+    /// Backoff before the first retry.
+    backoff: Duration,
+    /// Each backoff is the previous one times this.
+    factor: u32,
+    /// The longest backoff.
+    max: Duration,
+}
+
+impl Retry {
+    /// The backoff before retry number `attempt` (1-based).
+    fn backoff(&self, attempt: u32) -> Duration {
+        let grown = self
+            .backoff
+            .saturating_mul(self.factor.saturating_pow(attempt.saturating_sub(1)));
+        grown.min(self.max)
+    }
+
+    fn to_json(self) -> Value {
+        let ms = |d: Duration| format!("{}ms", d.as_millis());
+        json!({"limit": self.limit, "backoff": {"duration": ms(self.backoff),
+            "factor": self.factor, "maxDuration": ms(self.max)}})
+    }
 }
 
 /// A requested operation (top-level `operation`).
@@ -153,6 +250,7 @@ struct Operation {
     revision: String,
     automated: bool,
     prune: bool,
+    retry: Option<Retry>,
 }
 
 impl Operation {
@@ -165,7 +263,7 @@ impl Operation {
         json!({
             "sync": {"revision": self.revision, "prune": self.prune, "syncStrategy": {"hook": {}}},
             "initiatedBy": initiated,
-            "retry": {},
+            "retry": self.retry.map_or(json!({}), Retry::to_json),
         })
     }
 }
@@ -213,14 +311,61 @@ struct App {
     /// A full reconcile is owed (after an operation).
     reconcile_owed: bool,
     last_auto_synced: Option<String>,
-    /// `spec.syncPolicy.retry`: attempts after the first, and the (fixed) backoff.
-    retry: Option<(u32, Duration)>,
+    /// `spec.syncPolicy.retry`.
+    retry: Option<Retry>,
+    /// The release line the app is shown as.
+    profile: ArgoProfile,
 }
 
 impl App {
     fn source(&self) -> Value {
         json!({"repoURL": self.spec.repo_url, "path": self.spec.path,
             "targetRevision": self.spec.target_revision})
+    }
+
+    fn is_multi_source(&self) -> bool {
+        !self.spec.other_sources.is_empty()
+    }
+
+    /// `spec.sources` of a multi-source app, with our source in the free slot.
+    fn sources(&self) -> Vec<Value> {
+        self.aligned(self.source(), |o| o.spec.clone())
+    }
+
+    /// The index-aligned list for `ours` and the other sources.
+    fn aligned(&self, ours: Value, other: impl Fn(&OtherSource) -> Value) -> Vec<Value> {
+        let n = self.spec.other_sources.len() + 1;
+        (0..n)
+            .map(|i| {
+                self.spec
+                    .other_sources
+                    .iter()
+                    .find(|o| o.position == i)
+                    .map_or_else(|| ours.clone(), &other)
+            })
+            .collect()
+    }
+
+    /// Sets the source and revision members of `obj` (an operation, a sync result, a history entry,
+    /// `sync`): `source`/`revision` for a single source; `sources`/`revisions` for several, where
+    /// the singular members stay as their zero values serialize (`{"repoURL": ""}`, `""`), state.go.
+    fn put_source(&self, obj: &mut Value, revision: Option<&str>, with_source: bool) {
+        if self.is_multi_source() {
+            if with_source {
+                obj["source"] = json!({"repoURL": ""});
+                obj["sources"] = json!(self.sources());
+            }
+            if let Some(rev) = revision {
+                obj["revisions"] = json!(self.aligned(json!(rev), |o| json!(o.revision)));
+            }
+        } else {
+            if with_source {
+                obj["source"] = self.source();
+            }
+            if let Some(rev) = revision {
+                obj["revision"] = json!(rev);
+            }
+        }
     }
 
     fn destination(&self) -> Value {
@@ -242,14 +387,13 @@ impl App {
         } else {
             json!({})
         };
-        if let Some((limit, backoff)) = self.retry {
-            sync_policy["retry"] = retry_json(limit, backoff);
+        if let Some(retry) = self.retry {
+            sync_policy["retry"] = retry.to_json();
         }
         let mut sync = json!({"status": self.sync_status,
-            "comparedTo": {"source": self.source(), "destination": self.destination()}});
-        if let Some(rev) = &self.sync_revision {
-            sync["revision"] = json!(rev);
-        }
+            "comparedTo": {"destination": self.destination()}});
+        self.put_source(&mut sync["comparedTo"], None, true);
+        self.put_source(&mut sync, self.sync_revision.as_deref(), false);
         let mut status = json!({
             "sync": sync,
             "health": {"status": self.health.status, "lastTransitionTime": k8s_time(self.health_since)},
@@ -258,6 +402,11 @@ impl App {
             "sourceType": "Kustomize",
             "controllerNamespace": APP_NAMESPACE,
         });
+        if !self.profile.persist_resource_health {
+            // 3.x keeps resource health out of the CR (controller/health.go) and says where it is;
+            // the API server copies it back from the tree cache into `resources[].health`.
+            status["resourceHealthSource"] = json!("appTree");
+        }
         if !self.health.message.is_empty() {
             status["health"]["message"] = json!(self.health.message);
         }
@@ -272,7 +421,7 @@ impl App {
         }
         if let Some(op) = &self.op_state {
             let mut os = json!({
-                "operation": op.operation.to_json(),
+                "operation": self.operation_json(&op.operation),
                 "phase": op.phase,
                 "message": op.message,
                 "startedAt": k8s_time(op.started_at),
@@ -283,9 +432,20 @@ impl App {
             if op.retry_count > 0 {
                 os["retryCount"] = json!(op.retry_count);
             }
+            if op.phase == "Running" && !op.result_resources.is_empty() {
+                // A hook is running: the result so far, for the operation's revision.
+                os["syncResult"] = json!({"resources": op.result_resources});
+                if self.is_multi_source() {
+                    os["syncResult"]["revision"] = json!("");
+                }
+                self.put_source(&mut os["syncResult"], Some(&op.operation.revision), true);
+            }
             if let Some(rev) = &op.result_revision {
-                os["syncResult"] = json!({"resources": op.result_resources, "revision": rev,
-                    "source": self.source()});
+                os["syncResult"] = json!({"resources": op.result_resources});
+                if self.is_multi_source() {
+                    os["syncResult"]["revision"] = json!("");
+                }
+                self.put_source(&mut os["syncResult"], Some(rev), true);
             }
             status["operationState"] = os;
         }
@@ -293,23 +453,61 @@ impl App {
             "metadata": metadata,
             "spec": {
                 "project": self.spec.project,
-                "source": self.source(),
                 "destination": self.destination(),
                 "syncPolicy": sync_policy,
             },
             "status": status,
         });
+        if self.is_multi_source() {
+            app["spec"]["sources"] = json!(self.sources());
+        } else {
+            app["spec"]["source"] = self.source();
+        }
         if let Some(op) = &self.operation {
-            app["operation"] = op.to_json();
+            app["operation"] = self.operation_json(op);
         }
         app
     }
+
+    /// An operation, with `sync.revision` or (multi-source) `sync.revisions`.
+    fn operation_json(&self, op: &Operation) -> Value {
+        let mut v = op.to_json();
+        if self.is_multi_source() {
+            if let Some(sync) = v["sync"].as_object_mut() {
+                sync.remove("revision");
+            }
+            self.put_source(&mut v["sync"], Some(&op.revision), false);
+        }
+        v
+    }
+
+    /// A `status.history[]` entry.
+    fn history_entry(&self, id: usize, op: &Operation, started: Timestamp, at: Timestamp) -> Value {
+        let initiated = if op.automated {
+            json!({"automated": true})
+        } else {
+            json!({"username": "admin"})
+        };
+        let mut h = json!({"id": id, "deployedAt": k8s_time(at),
+            "deployStartedAt": k8s_time(started), "initiatedBy": initiated});
+        self.put_source(&mut h, Some(&op.revision), true);
+        h
+    }
 }
 
-/// `syncPolicy.retry` / `operation.retry` as Argo CD writes it.
-fn retry_json(limit: u32, backoff: Duration) -> Value {
-    json!({"limit": limit, "backoff": {"duration": format!("{}ms", backoff.as_millis()),
-        "factor": 1, "maxDuration": format!("{}ms", backoff.as_millis())}})
+/// `operationState.message` of a due operation a sync window holds back.
+const BLOCKED_BY_WINDOW: &str = "Sync operation blocked by sync window";
+
+/// The PreSync hook Job of app `name`'s operations.
+fn presync_job(name: &str) -> String {
+    format!("{name}-presync")
+}
+
+/// The hook's `syncResult.resources[]` entry (controller/sync.go:467-474 copies these fields).
+fn presync_result(spec: &AppSpec, job: &str, hook_phase: &str) -> Value {
+    json!({"group": "batch", "version": "v1", "kind": "Job", "namespace": spec.dest_namespace,
+        "name": job, "status": "Synced", "hookType": "PreSync", "hookPhase": hook_phase,
+        "syncPhase": "PreSync", "message": format!("job.batch/{job} created")})
 }
 
 /// Go's `time.Kitchen` layout (`3:04PM`), which Argo CD uses in "Retrying attempt #N at …".
@@ -324,6 +522,9 @@ struct Inner {
     timing: Mutex<ArgoTiming>,
     faults: Mutex<ArgoFaults>,
     token: String,
+    profile: Mutex<ArgoProfile>,
+    /// `spec.syncWindows` per project.
+    windows: Mutex<BTreeMap<String, Vec<SyncWindow>>>,
     rv: Mutex<u64>,
     /// Sends (resourceVersion, app name, app JSON) on every change.
     updates: tokio::sync::broadcast::Sender<Arc<(u64, String, Value)>>,
@@ -414,6 +615,8 @@ impl ArgoCd {
                 timing: Mutex::new(timing),
                 faults: Mutex::new(ArgoFaults::default()),
                 token: token.into(),
+                profile: Mutex::new(ArgoProfile::NEWEST),
+                windows: Mutex::new(BTreeMap::new()),
                 rv: Mutex::new(1000),
                 updates,
                 changed,
@@ -427,6 +630,83 @@ impl ArgoCd {
 
     fn faults(&self) -> MutexGuard<'_, ArgoFaults> {
         self.inner.faults.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Behaves as the release line `profile` where releases differ (see [`crate::profile`]).
+    pub fn set_profile(&self, profile: ArgoProfile) {
+        *self.inner.profile.lock().unwrap_or_else(|e| e.into_inner()) = profile;
+        let mut apps = self.apps();
+        for app in apps.values_mut() {
+            app.profile = profile;
+            self.publish(app);
+        }
+    }
+
+    /// The release line this Argo CD behaves as (default [`ArgoProfile::NEWEST`]).
+    pub fn profile(&self) -> ArgoProfile {
+        *self.inner.profile.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sets the sync windows of `project` (replacing its previous ones).
+    pub fn set_sync_windows(&self, project: &str, windows: Vec<SyncWindow>) {
+        self.inner
+            .windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(project.to_owned(), windows);
+    }
+
+    fn windows_of(&self, project: &str) -> Vec<SyncWindow> {
+        self.inner
+            .windows
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(project)
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// `GET /applications/{name}/syncwindows` (server/application/application.go
+    /// `GetApplicationSyncWindows`): assigned and active windows, and `canSync` = `CanSync(true)`,
+    /// i.e. whether a *manual* sync may run now. Empty lists are omitted, as protobuf JSON does.
+    ///
+    /// # Errors
+    /// [`Error::PermissionDenied`] if the app does not exist.
+    pub fn sync_windows_json(&self, name: &str) -> Result<Value, Error> {
+        let project = self.app_project(name).ok_or(Error::PermissionDenied)?;
+        let windows = self.windows_of(&project);
+        let mut v = json!({"canSync": can_sync(&windows, true)});
+        let assigned: Vec<Value> = windows.iter().map(SyncWindow::to_json).collect();
+        let active: Vec<Value> = windows
+            .iter()
+            .filter(|w| w.active)
+            .map(SyncWindow::to_json)
+            .collect();
+        if !assigned.is_empty() {
+            v["assignedWindows"] = json!(assigned);
+        }
+        if !active.is_empty() {
+            v["activeWindows"] = json!(active);
+        }
+        Ok(v)
+    }
+
+    /// True when a manual sync of app `name` is refused by a sync window now.
+    pub fn sync_blocked(&self, name: &str) -> bool {
+        self.app_project(name)
+            .is_some_and(|p| !can_sync(&self.windows_of(&p), true))
+    }
+
+    /// Scenario: every operation of app `name` first runs a PreSync hook Job for `duration`
+    /// (`None` removes it). Meanwhile the operation is Running with gitops-engine's "waiting for
+    /// completion of hook batch/Job/NAME" and the hook in `syncResult.resources` (pkg/sync/
+    /// sync_context.go `setRunningPhase`).
+    pub fn set_presync_hook(&self, name: &str, duration: Option<Duration>) {
+        let mut f = self.faults();
+        match duration {
+            Some(d) => f.presync_hooks.insert(name.to_owned(), d),
+            None => f.presync_hooks.remove(name),
+        };
     }
 
     /// Scenario: the next `count` `?refresh=` GETs hang without refreshing, as on a real install whose
@@ -508,7 +788,12 @@ impl ArgoCd {
     pub fn set_sync_retry(&self, name: &str, limit: u32, backoff: Duration) -> Result<(), Error> {
         let mut apps = self.apps();
         let app = apps.get_mut(name).ok_or(Error::PermissionDenied)?;
-        app.retry = (limit > 0).then_some((limit, backoff));
+        app.retry = (limit > 0).then_some(Retry {
+            limit,
+            backoff,
+            factor: 1,
+            max: backoff,
+        });
         self.publish(app);
         Ok(())
     }
@@ -554,6 +839,11 @@ impl ArgoCd {
             .ok_or(Error::PermissionDenied)
     }
 
+    /// The project of application `name`, if it exists.
+    pub fn app_project(&self, name: &str) -> Option<String> {
+        self.apps().get(name).map(|a| a.spec.project.clone())
+    }
+
     /// Names of all applications.
     pub fn app_names(&self) -> Vec<String> {
         self.apps().keys().cloned().collect()
@@ -591,6 +881,7 @@ impl ArgoCd {
             reconcile_owed: false,
             last_auto_synced: None,
             retry: None,
+            profile: self.profile(),
             spec,
         };
         if synced {
@@ -602,10 +893,10 @@ impl ArgoCd {
                 revision: sha.clone(),
                 automated: app.spec.auto_sync,
                 prune: false,
+                retry: None,
             };
-            app.history.push(json!({"id": 0, "revision": sha, "deployedAt": k8s_time(now),
-                "deployStartedAt": k8s_time(now), "source": app.source(),
-                "initiatedBy": if op.automated { json!({"automated": true}) } else { json!({"username": "admin"}) }}));
+            let entry = app.history_entry(0, &op, now, now);
+            app.history.push(entry);
             app.op_state = Some(OpState {
                 operation: op,
                 phase: "Succeeded",
@@ -678,6 +969,9 @@ impl ArgoCd {
     pub fn sync(&self, name: &str, revision: Option<&str>, prune: bool) -> Result<Value, Error> {
         let mut apps = self.apps();
         let app = apps.get_mut(name).ok_or(Error::PermissionDenied)?;
+        if !can_sync(&self.windows_of(&app.spec.project), true) {
+            return Err(Error::SyncWindow);
+        }
         let revision = revision.filter(|r| !r.is_empty());
         if let Some(rev) = revision {
             if app.spec.auto_sync && rev != app.spec.target_revision {
@@ -700,6 +994,7 @@ impl ArgoCd {
             revision: sha,
             automated: false,
             prune,
+            retry: app.retry,
         });
         app.op_state = None;
         self.publish(app);
@@ -898,18 +1193,50 @@ impl ArgoCd {
                 if !h.message.is_empty() {
                     r["health"]["message"] = json!(h.message);
                 }
-                healths.push(h);
+                // HEAD controller/health.go: `group/Kind` (`Kind` for the core group), `ns/name`.
+                let gk = if group.is_empty() {
+                    kind.to_owned()
+                } else {
+                    format!("{group}/{kind}")
+                };
+                let source = if ns.is_empty() {
+                    format!("{gk}:{name}")
+                } else {
+                    format!("{gk}:{ns}/{name}")
+                };
+                healths.push((
+                    health::ResourceHealth {
+                        health: h,
+                        live: live.is_some(),
+                        checked: health::has_check(kind),
+                    },
+                    source,
+                ));
             }
             resources.push(r);
         }
         images.sort();
         images.dedup();
-        let status = health::aggregate(&healths);
-        let message = healths
-            .iter()
-            .find(|h| h.status == status && status != "Healthy")
-            .map(|h| h.message.clone())
-            .unwrap_or_default();
+        let profile = self.profile();
+        let all: Vec<_> = healths.iter().map(|(h, _)| h.clone()).collect();
+        let status = health::aggregate(&all, profile.missing_makes_app_missing);
+        let message = match profile.app_health_message {
+            AppHealthMessage::None => String::new(),
+            // "Caused by" the resources at the app's status, at most three named; empty when
+            // Healthy or when Missing because nothing is live (HEAD controller/health.go:116-141).
+            AppHealthMessage::CausedBy => {
+                let parts: Vec<&str> = healths
+                    .iter()
+                    .filter(|(h, _)| h.live && h.health.status == status && status != "Healthy")
+                    .map(|(_, s)| s.as_str())
+                    .collect();
+                match parts.len() {
+                    0 => String::new(),
+                    1..=3 => format!("Caused by {}", parts.join(", ")),
+                    n => format!("Caused by {} and {} more", parts[..3].join(", "), n - 3),
+                }
+            }
+        };
         Comparison {
             sync_status: if all_synced { "Synced" } else { "OutOfSync" },
             resources,
@@ -959,15 +1286,28 @@ impl ArgoCd {
         app.images = cmp.images;
         Self::set_health(app, cmp.health);
         // Auto-sync, once per revision (Argo CD skips a revision whose auto-sync was attempted).
+        // controller/appcontroller.go: auto-sync is not even attempted while a window blocks it
+        // (only a log line "Sync prevented by sync window"; v3.0.0 :1764-1780).
         if app.spec.auto_sync
             && app.sync_status == "OutOfSync"
             && app.operation.is_none()
+            && can_sync(&self.windows_of(&app.spec.project), false)
             && app.last_auto_synced.as_deref() != Some(sha.as_str())
         {
+            // controller/appcontroller.go `autoSync` (v2.12 to HEAD; v2.14.21 :2113): the app's retry
+            // policy, else `Retry{Limit: 5}` with the defaults of application_defaults.go (5 s,
+            // factor 2, at most 3 min).
+            let default_retry = Some(Retry {
+                limit: 5,
+                backoff: self.timing().auto_retry_backoff,
+                factor: 2,
+                max: self.timing().auto_retry_backoff * 36,
+            });
             app.operation = Some(Operation {
                 revision: sha.clone(),
                 automated: true,
                 prune: false,
+                retry: app.retry.or(default_retry),
             });
             app.op_state = None;
             app.last_auto_synced = Some(sha);
@@ -994,15 +1334,31 @@ impl ArgoCd {
             let mut changed = false;
             if let Some(op) = app.operation.clone() {
                 if app.op_state.as_ref().is_none_or(|s| s.phase != "Running") {
-                    let extra = self.faults().next_sync_delay.take().unwrap_or_default();
+                    let (extra, hook) = {
+                        let mut f = self.faults();
+                        (
+                            f.next_sync_delay.take().unwrap_or_default(),
+                            f.presync_hooks.get(name).copied(),
+                        )
+                    };
+                    let (message, hook_results) = match hook {
+                        Some(_) => {
+                            let job = presync_job(name);
+                            (
+                                format!("waiting for completion of hook batch/Job/{job}"),
+                                vec![presync_result(&app.spec, &job, "Running")],
+                            )
+                        }
+                        None => (String::new(), Vec::new()),
+                    };
                     app.op_state = Some(OpState {
                         operation: op,
                         phase: "Running",
-                        message: String::new(),
+                        message,
                         started_at: Timestamp::now(),
                         finished_at: None,
-                        due: now + timing.sync_delay + extra,
-                        result_resources: Vec::new(),
+                        due: now + timing.sync_delay + extra + hook.unwrap_or_default(),
+                        result_resources: hook_results,
                         result_revision: None,
                         retry_count: 0,
                     });
@@ -1018,7 +1374,19 @@ impl ArgoCd {
             let same_second = app
                 .reconciled_at
                 .is_some_and(|r| r.as_second() >= Timestamp::now().as_second());
-            let apply = due && !(timing.stale_health > Duration::ZERO && same_second);
+            let mut apply = due && !(timing.stale_health > Duration::ZERO && same_second);
+            // controller/sync.go `SyncAppState` (v3.0.0 :180-184): a due operation inside a blocking
+            // window stays Running with this message.
+            let manual = app.operation.as_ref().is_some_and(|o| !o.automated);
+            if apply && !can_sync(&self.windows_of(&app.spec.project), manual) {
+                apply = false;
+                if let Some(state) = app.op_state.as_mut() {
+                    if state.message != BLOCKED_BY_WINDOW {
+                        state.message = BLOCKED_BY_WINDOW.into();
+                        changed = true;
+                    }
+                }
+            }
             if changed {
                 self.publish(app);
             }
@@ -1052,8 +1420,9 @@ impl ArgoCd {
             state.finished_at = Some(finished);
             if let Some(msg) = failure {
                 let message = format!("one or more objects failed to apply, reason: {msg}");
-                match app.retry {
-                    Some((limit, backoff)) if state.retry_count < limit => {
+                match op.retry {
+                    Some(retry) if state.retry_count < retry.limit => {
+                        let backoff = retry.backoff(state.retry_count + 1);
                         // Argo CD keeps the operation: Running, finishedAt set, retry scheduled.
                         state.retry_count += 1;
                         let at = finished
@@ -1091,13 +1460,17 @@ impl ArgoCd {
             } else {
                 state.phase = "Succeeded";
                 state.message = "successfully synced (all tasks run)".into();
-                state.result_resources = results;
+                let hook_done = state
+                    .result_resources
+                    .iter()
+                    .any(|r| r["hookType"] == "PreSync")
+                    .then(|| presync_result(&spec, &presync_job(name), "Succeeded"));
+                state.result_resources = hook_done.into_iter().chain(results).collect();
                 state.result_revision = Some(op.revision.clone());
                 let id = app.history.len();
-                app.history.push(json!({"id": id, "revision": op.revision,
-                    "deployedAt": k8s_time(finished), "deployStartedAt": k8s_time(state.started_at),
-                    "source": app.source(),
-                    "initiatedBy": if op.automated { json!({"automated": true}) } else { json!({"username": "admin"}) }}));
+                let started = state.started_at;
+                let entry = app.history_entry(id, &op, started, finished);
+                app.history.push(entry);
                 // What a client sees in the stale window: synced to the new revision, health and
                 // reconciledAt from before (kargo#2196).
                 app.sync_status = "Synced";

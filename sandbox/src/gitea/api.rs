@@ -55,6 +55,11 @@ pub(super) fn router(gitea: Gitea) -> Router {
         .route(&format!("{repo}/git/commits/{{sha}}"), get(get_commit))
         .route(&format!("{repo}/compare/{{*basehead}}"), get(compare))
         .route(&format!("{repo}/pulls"), post(create_pull))
+        .route("/_sandbox/profile", post(admin_profile))
+        .route(
+            "/_sandbox/repos/{owner}/{repo}/settings",
+            post(admin_repo_settings),
+        )
         .with_state(gitea)
 }
 
@@ -64,15 +69,17 @@ pub(super) struct ApiError {
     status: StatusCode,
     message: String,
     url: String,
+    /// The `errors` member 404 bodies carry (see [`crate::profile::NotFoundErrors`]).
+    errors: Option<Value>,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
-            self.status,
-            Json(json!({ "message": self.message, "url": self.url })),
-        )
-            .into_response()
+        let mut body = json!({ "message": self.message, "url": self.url });
+        if let Some(errors) = self.errors {
+            body["errors"] = errors;
+        }
+        (self.status, Json(body)).into_response()
     }
 }
 
@@ -81,6 +88,7 @@ pub(super) fn api_error(gitea: &Gitea, status: StatusCode, message: impl Into<St
         status,
         message: message.into(),
         url: format!("{}/api/swagger", gitea.url()),
+        errors: None,
     }
 }
 
@@ -90,11 +98,19 @@ pub(super) fn internal(gitea: &Gitea, e: impl std::fmt::Display) -> ApiError {
 }
 
 pub(super) fn not_found(gitea: &Gitea) -> ApiError {
-    api_error(
-        gitea,
-        StatusCode::NOT_FOUND,
-        "The target couldn't be found.",
-    )
+    not_found_because(gitea, "The target couldn't be found.")
+}
+
+/// Gitea's `APIErrorNotFound` with a message: a 404 whose body has the profile's `errors` member.
+pub(super) fn not_found_because(gitea: &Gitea, message: &str) -> ApiError {
+    let errors = match gitea.profile().not_found_errors {
+        crate::profile::NotFoundErrors::Null => Value::Null,
+        crate::profile::NotFoundErrors::Empty => json!([]),
+    };
+    ApiError {
+        errors: Some(errors),
+        ..api_error(gitea, StatusCode::NOT_FOUND, message)
+    }
 }
 
 async fn version(State(gitea): State<Gitea>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
@@ -725,6 +741,14 @@ async fn compare(
     Path((owner, name, basehead)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     require_repo(&gitea, &headers, &owner, &name)?;
+    if gitea.compare_refused(&owner, &name) {
+        // Gitea ≤ 1.25.2 and Forgejo: `parseCompareInfo` requires `CanReadIssuesOrPulls` (v1.25.2
+        // routers/api/v1/repo/pull.go:1140-1144; removed by go-gitea/gitea#36166).
+        return Err(not_found_because(
+            &gitea,
+            "Can't read pulls or can't read UnitTypeCode",
+        ));
+    }
     let (base, head) = basehead
         .split_once("...")
         .or_else(|| basehead.split_once(".."))
@@ -739,11 +763,26 @@ async fn compare(
     let mut ids = Vec::new();
     let sha_like =
         |r: &str| r.len() >= 7 && r.len() <= 40 && r.bytes().all(|b| b.is_ascii_hexdigit());
-    for rev in [base, head] {
-        if sha_like(rev) && !gitea.compare_takes_commit_ids() {
-            // Gitea 1.22 resolves base and head as branch or tag names only (routers/api/v1/repo/
-            // compare.go → parseCompareInfo) and answers a commit ID with 404.
-            return Err(not_found(&gitea));
+    for (i, rev) in [base, head].into_iter().enumerate() {
+        let is_ref = git::resolve_commit(&dir, &format!("refs/heads/{rev}"))
+            .await
+            .ok()
+            .flatten()
+            .is_some()
+            || git::resolve_commit(&dir, &format!("refs/tags/{rev}"))
+                .await
+                .ok()
+                .flatten()
+                .is_some();
+        if sha_like(rev) && !is_ref && !gitea.compare_takes_commit_ids() {
+            // Gitea 1.22 and Forgejo < 9.0.3 resolve base and head as branch or tag names only
+            // (v1.22.6 routers/api/v1/repo/pull.go `parseCompareInfo`:1103-1106 for the base,
+            // :1178-1182 for the head).
+            return Err(if i == 0 {
+                not_found_because(&gitea, "BaseNotExist")
+            } else {
+                not_found(&gitea)
+            });
         }
         let id = if is_valid_ref(rev) {
             git::resolve_commit(&dir, rev)
@@ -1026,4 +1065,51 @@ async fn create_pull(
             "updated_at": now,
         })),
     ))
+}
+
+/// `POST /_sandbox/profile {"gitea": "1.22"}`: behave as that release line (names as
+/// [`crate::profile::GiteaProfile::named`]); answers the profile and version.
+async fn admin_profile(State(gitea): State<Gitea>, Json(body): Json<Value>) -> Response {
+    let name = body["gitea"].as_str().unwrap_or_default();
+    match crate::profile::GiteaProfile::named(name) {
+        Some(p) => {
+            gitea.set_profile(p);
+            Json(json!({"gitea": p.name, "version": gitea.version()})).into_response()
+        }
+        None => api_error(
+            &gitea,
+            StatusCode::BAD_REQUEST,
+            format!(
+                "gitea: unknown profile {name:?} (gitea-1.22, gitea-1.25, gitea-1.26, forgejo-8, forgejo-12)"
+            ),
+        )
+        .into_response(),
+    }
+}
+
+/// `POST /_sandbox/repos/{owner}/{repo}/settings` with any of `{"pulls": false}` (disable the
+/// pull-request unit), `{"hook_rejection": "text"}` (a declining pre-receive hook; `null` removes
+/// it), `{"protect": "main"}` / `{"unprotect": "main"}` (branch protection).
+async fn admin_repo_settings(
+    State(gitea): State<Gitea>,
+    Path((owner, name)): Path<(String, String)>,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut result = Ok(());
+    if let Some(on) = body["pulls"].as_bool() {
+        result = result.and(gitea.set_pulls_enabled(&owner, &name, on));
+    }
+    if let Some(hook) = body.get("hook_rejection") {
+        result = result.and(gitea.set_hook_rejection(&owner, &name, hook.as_str()));
+    }
+    if let Some(branch) = body["protect"].as_str() {
+        result = result.and(gitea.protect_branch(&owner, &name, branch));
+    }
+    if let Some(branch) = body["unprotect"].as_str() {
+        result = result.and(gitea.unprotect_branch(&owner, &name, branch));
+    }
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => api_error(&gitea, StatusCode::NOT_FOUND, e.to_string()).into_response(),
+    }
 }

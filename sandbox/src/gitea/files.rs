@@ -382,10 +382,13 @@ async fn plan(
     head: Option<&str>,
     ops: &[Op],
 ) -> Result<Vec<Change>, ApiError> {
+    // 422 on Gitea and old Forgejo, 409 on new Forgejo (the profile's `stale_sha_status`).
+    let stale = StatusCode::from_u16(gitea.profile().stale_sha_status)
+        .unwrap_or(StatusCode::UNPROCESSABLE_ENTITY);
     let mismatch = |given: &str, expected: &str| {
         api_error(
             gitea,
-            StatusCode::UNPROCESSABLE_ENTITY,
+            stale,
             format!("sha does not match [given: {given}, expected: {expected}]"),
         )
     };
@@ -460,6 +463,39 @@ async fn plan(
     Ok(changes)
 }
 
+/// Gitea's binding limits (modules/structs/repo_file.go, `MaxSize` counts characters): a violation is
+/// 422 `[Field]: MaxSize` naming the Go field of the first one (routers/api/v1/api.go `bind`, v1.25.2
+/// :762-772; the same wording on 1.22 and Forgejo).
+fn check_sizes(gitea: &Gitea, common: &Common, ops: &[Op]) -> Result<(), ApiError> {
+    let too_long = |v: Option<&str>, max: usize| v.is_some_and(|v| v.chars().count() > max);
+    let identities = [&common.author, &common.committer];
+    let checks = [
+        ("BranchName", too_long(common.branch.as_deref(), 100)),
+        ("NewBranchName", too_long(common.new_branch.as_deref(), 100)),
+        (
+            "Name",
+            identities
+                .iter()
+                .any(|i| too_long(i.as_ref().map(|i| i.name.as_str()), 100)),
+        ),
+        (
+            "Email",
+            identities
+                .iter()
+                .any(|i| too_long(i.as_ref().map(|i| i.email.as_str()), 254)),
+        ),
+        ("Path", ops.iter().any(|o| too_long(Some(&o.path), 500))),
+    ];
+    match checks.iter().find(|(_, bad)| *bad) {
+        Some((field, _)) => Err(api_error(
+            gitea,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("[{field}]: MaxSize"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Commit `ops` as described in the module docs; returns the `FileCommitResponse` and one
 /// `ContentsResponse` (or `null` for a deletion) per operation.
 async fn write(
@@ -481,6 +517,7 @@ async fn write(
         .filter(|b| !b.is_empty())
         .unwrap_or_else(|| base_branch.clone());
     let creating_branch = target != base_branch;
+    check_sizes(gitea, common, &ops)?;
     if super::check_branch(&target).is_err() {
         return Err(api_error(
             gitea,
@@ -494,6 +531,15 @@ async fn write(
             StatusCode::FORBIDDEN,
             format!("user cannot commit to repo [user: {}]", user.login),
         ));
+    }
+    if let Some(output) = gitea.hook_rejection(owner, name) {
+        // The server pushes its temporary clone through the hooks; a decline is 403 with the hook's
+        // text on Gitea ≥ 1.26 (go-gitea/gitea#35592), an unmapped error before — a 500 whose message
+        // production mode replaces with nothing.
+        return Err(match gitea.profile().hook_rejection_status {
+            403 => api_error(gitea, StatusCode::FORBIDDEN, output),
+            _ => api_error(gitea, StatusCode::INTERNAL_SERVER_ERROR, ""),
+        });
     }
     let (author, committer) = signatures(gitea, user, common)?;
     let mut message = common

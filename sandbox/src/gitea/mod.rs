@@ -25,6 +25,7 @@ use base64::Engine;
 
 use crate::faults::{Faults, Race};
 use crate::git::{self, Change, GitError, Signature};
+use crate::profile::GiteaProfile;
 
 /// Errors of the Gitea double's library calls (HTTP errors are answered, not returned).
 #[derive(Debug, thiserror::Error)]
@@ -137,29 +138,49 @@ struct State {
     next_id: i64,
     race_counter: u64,
     write_locks: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
-    /// The version this Gitea answers and behaves as (`None`: [`VERSION`]).
+    /// The release line this server behaves as.
+    profile: Option<GiteaProfile>,
+    /// The exact version `/version` answers (`None`: the profile's).
     version: Option<String>,
+    /// Repositories whose pull-request unit is disabled.
+    pulls_disabled: HashSet<(String, String)>,
+    /// Repositories whose pre-receive hook declines every push, with the hook's output.
+    hook_rejections: HashMap<(String, String), String>,
     /// `[service] REQUIRE_SIGNIN_VIEW = true`: the API answers only signed-in users.
     require_signin_view: bool,
 }
 
-/// The version `GET /api/v1/version` reports: a release the research notes describe.
-pub const VERSION: &str = "1.26.4";
-
 impl Gitea {
-    /// Behaves as Gitea `version` (e.g. `1.22.6`) where versions differ: `GET /version` answers it,
-    /// and before 1.23 the compare API takes only branch and tag names, so commit IDs get 404 (compare
-    /// appeared in 1.22.0, go-gitea/gitea#30349; commit IDs from 1.23.0, #32801).
+    /// Behaves as the release line `profile` where releases differ (see [`crate::profile`]).
+    pub fn set_profile(&self, profile: GiteaProfile) {
+        let mut state = self.state();
+        state.profile = Some(profile);
+        state.version = None;
+    }
+
+    /// The release line this server behaves as (default: [`GiteaProfile::NEWEST`]).
+    pub fn profile(&self) -> GiteaProfile {
+        self.state().profile.unwrap_or(GiteaProfile::NEWEST)
+    }
+
+    /// Answers `version` on `GET /version` and behaves as its release line (e.g. `1.22.6`: compare
+    /// takes no commit IDs); a version no profile knows behaves as the newest.
     pub fn set_version(&self, version: &str) {
-        self.state().version = Some(version.to_owned());
+        let mut state = self.state();
+        state.profile = Some(GiteaProfile::for_version(version).unwrap_or(GiteaProfile::NEWEST));
+        state.version = Some(version.to_owned());
     }
 
     /// The version `GET /version` answers.
     pub fn version(&self) -> String {
-        self.state()
-            .version
-            .clone()
-            .unwrap_or_else(|| VERSION.to_owned())
+        let state = self.state();
+        state.version.clone().unwrap_or_else(|| {
+            state
+                .profile
+                .unwrap_or(GiteaProfile::NEWEST)
+                .version
+                .to_owned()
+        })
     }
 
     /// `[service] REQUIRE_SIGNIN_VIEW`: with it, every API route, `/version` included, refuses requests
@@ -169,18 +190,86 @@ impl Gitea {
         self.state().require_signin_view = on;
     }
 
-    /// True under [`Gitea::set_require_signin_view`].
+    /// True under [`Gitea::set_require_signin_view`] (never on Forgejo for `/version`).
     pub(crate) fn requires_signin_view(&self) -> bool {
         self.state().require_signin_view
     }
 
-    /// True when the compare API resolves commit IDs (Gitea ≥ 1.23).
+    /// Disables (or enables) the pull-request unit of `owner/name` (repository settings → "Pull
+    /// Requests"). Where the profile's compare needs that unit, compare answers 404.
+    ///
+    /// # Errors
+    /// No such repository.
+    pub fn set_pulls_enabled(&self, owner: &str, name: &str, enabled: bool) -> Result<(), Error> {
+        self.existing_repo(owner, name)?;
+        let key = (owner.to_owned(), name.to_owned());
+        let mut state = self.state();
+        if enabled {
+            state.pulls_disabled.remove(&key);
+        } else {
+            state.pulls_disabled.insert(key);
+        }
+        Ok(())
+    }
+
+    /// True when the compare API of `owner/name` answers 404 because pull requests are disabled.
+    pub(crate) fn compare_refused(&self, owner: &str, name: &str) -> bool {
+        let state = self.state();
+        state
+            .profile
+            .unwrap_or(GiteaProfile::NEWEST)
+            .compare_needs_pulls
+            && state
+                .pulls_disabled
+                .contains(&(owner.to_owned(), name.to_owned()))
+    }
+
+    /// A server-side pre-receive hook (a `pre-receive.d` script an admin installed) declines every
+    /// push to `owner/name` printing `output` (`None` removes it). Git pushes see the hook's text
+    /// and "pre-receive hook declined"; contents-API writes get the profile's status (403 with the
+    /// text on Gitea ≥ 1.26, a 500 whose message production mode hides before).
+    ///
+    /// # Errors
+    /// No such repository, or the hook's file could not be written.
+    pub fn set_hook_rejection(
+        &self,
+        owner: &str,
+        name: &str,
+        output: Option<&str>,
+    ) -> Result<(), Error> {
+        self.existing_repo(owner, name)?;
+        let key = (owner.to_owned(), name.to_owned());
+        let file = self.repo_dir(owner, name).join(HOOK_REJECTION);
+        let io = |source| Error::Io {
+            path: file.clone(),
+            source,
+        };
+        match output {
+            Some(text) => {
+                std::fs::write(&file, format!("{text}\n")).map_err(io)?;
+                self.state().hook_rejections.insert(key, text.to_owned());
+            }
+            None => {
+                if file.exists() {
+                    std::fs::remove_file(&file).map_err(io)?;
+                }
+                self.state().hook_rejections.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The output of the declining hook of `owner/name`, if one is installed.
+    pub(crate) fn hook_rejection(&self, owner: &str, name: &str) -> Option<String> {
+        self.state()
+            .hook_rejections
+            .get(&(owner.to_owned(), name.to_owned()))
+            .cloned()
+    }
+
+    /// True when the compare API resolves commit IDs (Gitea ≥ 1.23, new Forgejo).
     pub(crate) fn compare_takes_commit_ids(&self) -> bool {
-        let v = self.version();
-        let mut parts = v
-            .split(['.', '+', '-'])
-            .map(|p| p.parse::<u32>().unwrap_or(0));
-        (parts.next().unwrap_or(0), parts.next().unwrap_or(0)) >= (1, 23)
+        self.profile().compare_takes_commit_ids
     }
 }
 
@@ -656,6 +745,9 @@ impl Gitea {
     }
 }
 
+/// The file in a bare repository holding a declining hook's output (see [`Gitea::set_hook_rejection`]).
+const HOOK_REJECTION: &str = "sandbox-hook-rejection";
+
 /// The file in a bare repository listing its protected branches, one per line, read by the hook.
 const PROTECTED_LIST: &str = "sandbox-protected-branches";
 
@@ -668,6 +760,7 @@ fn install_pre_receive_hook(dir: &Path) -> Result<(), Error> {
         "#!/bin/sh\n\
          # gitops-sandbox: branch protection, as Gitea's pre-receive hook enforces it.\n\
          status=0\n\
+         if [ -f {HOOK_REJECTION} ]; then cat {HOOK_REJECTION} >&2; exit 1; fi\n\
          while read -r old new ref; do\n\
          \x20 branch=${{ref#refs/heads/}}\n\
          \x20 if [ -f {PROTECTED_LIST} ] && grep -qxF \"$branch\" {PROTECTED_LIST}; then\n\
