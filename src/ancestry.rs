@@ -37,7 +37,8 @@ pub struct GiteaOracle {
 #[derive(Debug)]
 pub struct GitFallback {
     remote: crate::forge::git::Remote,
-    branch: String,
+    /// `None`: the repository's default branch, asked of the API when first needed.
+    branch: Option<String>,
     command_timeout: std::time::Duration,
     oracle: tokio::sync::OnceCell<Result<GitOracle, String>>,
 }
@@ -51,7 +52,20 @@ impl GitFallback {
     ) -> Self {
         GitFallback {
             remote,
-            branch: branch.into(),
+            branch: Some(branch.into()),
+            command_timeout,
+            oracle: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// A fallback on the repository's default branch (when the caller does not know the branch).
+    pub fn on_default_branch(
+        remote: crate::forge::git::Remote,
+        command_timeout: std::time::Duration,
+    ) -> Self {
+        GitFallback {
+            remote,
+            branch: None,
             command_timeout,
             oracle: tokio::sync::OnceCell::new(),
         }
@@ -66,9 +80,20 @@ impl GiteaOracle {
                     let oracle = fallback
                         .oracle
                         .get_or_init(|| async {
+                            let branch = match &fallback.branch {
+                                Some(b) => b.clone(),
+                                None => {
+                                    self.client
+                                        .repo(&self.owner, &self.name)
+                                        .get()
+                                        .await
+                                        .map_err(|e| format!("{why}; git fallback: {e}"))?
+                                        .default_branch
+                                }
+                            };
                             History::open(
                                 fallback.remote.clone(),
-                                &fallback.branch,
+                                &branch,
                                 fallback.command_timeout,
                             )
                             .await

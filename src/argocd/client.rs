@@ -18,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use super::models::{
     Application, ApplicationTree, ResourceResponse, RuntimeError, StreamLine, SyncRequest,
-    WatchEvent,
+    SyncWindows, WatchEvent,
 };
 use super::{ApiError, Error};
 use crate::secret::Secret;
@@ -245,6 +245,15 @@ impl<'c> AppsHandler<'c> {
         }
     }
 
+    /// `GET /api/v1/applications/{name}/syncwindows`.
+    pub fn sync_windows(self, name: &str) -> GetSyncWindows<'c> {
+        GetSyncWindows {
+            client: self.client,
+            name: name.to_owned(),
+            scope: Scope::default(),
+        }
+    }
+
     /// `GET /api/v1/applications/{name}/resource-tree`.
     pub fn resource_tree(self, name: &str) -> GetTree<'c> {
         GetTree {
@@ -397,6 +406,31 @@ impl GetTree<'_> {
         let mut q = Vec::new();
         self.scope.push(&mut q);
         let path = format!("api/v1/applications/{}/resource-tree", enc(&self.name));
+        let timeout = self.client.request_timeout;
+        self.client
+            .send(Method::GET, &path, &q, None, timeout)
+            .await
+    }
+}
+
+/// Builder of `GET /api/v1/applications/{name}/syncwindows`.
+#[derive(Debug)]
+pub struct GetSyncWindows<'c> {
+    client: &'c Client,
+    name: String,
+    scope: Scope,
+}
+scoped!(GetSyncWindows);
+
+impl GetSyncWindows<'_> {
+    /// Sends the request.
+    ///
+    /// # Errors
+    /// As [`GetApp::send`].
+    pub async fn send(self) -> Result<SyncWindows, Error> {
+        let mut q = Vec::new();
+        self.scope.push(&mut q);
+        let path = format!("api/v1/applications/{}/syncwindows", enc(&self.name));
         let timeout = self.client.request_timeout;
         self.client
             .send(Method::GET, &path, &q, None, timeout)

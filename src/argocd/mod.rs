@@ -12,8 +12,8 @@ pub mod verdict;
 #[allow(unused_imports)]
 pub(crate) use client::excerpt;
 pub use client::{
-    AppsHandler, Client, ClientConfig, GetApp, GetResource, GetTree, Refresh, ResourceKey,
-    StreamApp, SyncApp,
+    AppsHandler, Client, ClientConfig, GetApp, GetResource, GetSyncWindows, GetTree, Refresh,
+    ResourceKey, StreamApp, SyncApp,
 };
 
 /// A non-2xx answer of the Argo CD API: method, path (no query, no credentials), status and the
@@ -88,6 +88,19 @@ impl Error {
     /// re-check instead of failing (research A2.4).
     pub fn is_operation_in_progress(&self) -> bool {
         matches!(self, Error::Api(e) if e.message.contains("another operation is already in progress"))
+    }
+
+    /// True when a sync window refused the sync: 403 "cannot sync: blocked by sync window"
+    /// (server/application/application.go `Sync`, v2.14–v3.6).
+    pub fn is_sync_window_block(&self) -> bool {
+        matches!(self, Error::Api(e) if e.status == 403 && e.message.contains("blocked by sync window"))
+    }
+
+    /// True when the server could not resolve the target revision for a sync: 400 FailedPrecondition
+    /// "error resolving repo revision: …" (`Sync`, :2234). Often transient (the repo server restarting,
+    /// a DNS hiccup), sometimes not (bad credentials): worth a few more tries, not many.
+    pub fn is_revision_unresolved(&self) -> bool {
+        matches!(self, Error::Api(e) if e.status == 400 && e.message.contains("error resolving repo revision"))
     }
 
     /// True when a resource asked for is not (yet) part of the application. Argo CD's `GetResource`

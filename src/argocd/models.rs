@@ -411,3 +411,29 @@ pub(crate) struct SyncRequest {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub prune: Option<bool>,
 }
+
+/// `applicationApplicationSyncWindowsResponse`: the windows of the app's project that match it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SyncWindows {
+    /// Windows active now.
+    pub active_windows: Vec<SyncWindow>,
+    /// Every window that applies to the app.
+    pub assigned_windows: Vec<SyncWindow>,
+    /// `CanSync(true)`: whether a *manual* sync may run now.
+    pub can_sync: Option<bool>,
+}
+
+/// `applicationApplicationSyncWindow`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+pub struct SyncWindow {
+    /// `allow` or `deny`.
+    pub kind: String,
+    /// Cron schedule.
+    pub schedule: String,
+    /// Duration (`1h`).
+    pub duration: String,
+    /// Whether manual syncs may run while it blocks.
+    pub manual_sync: Option<bool>,
+}

@@ -21,6 +21,7 @@ use super::verdict::{
 use super::{Client, Error, Refresh};
 use crate::error::Phase;
 use crate::report::Report;
+use crate::verdict::Verdict;
 use crate::wait::{wait_until, Fact, WaitError, WaitSpec, POLL_INTERVAL};
 
 /// Re-refresh period while Argo CD has not reached our commit.
@@ -31,6 +32,10 @@ pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(60);
 const FIRST_GET_TIMEOUT: Duration = Duration::from_secs(15);
 /// Tries of the first GET before the phase waits without knowing the app's sync policy.
 const FIRST_GET_ATTEMPTS: u32 = 3;
+/// How often the sync windows of an app we leave to auto-sync are looked at while waiting.
+const WINDOWS_EVERY: Duration = Duration::from_secs(15);
+/// Sync requests refused with "error resolving repo revision" before the phase gives up.
+const RESOLVE_ATTEMPTS: u32 = 4;
 
 /// When to trigger a sync.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,6 +109,17 @@ pub enum PhaseError {
         /// The cause.
         #[source]
         source: Error,
+    },
+    /// A sync window refuses the sync now.
+    #[error(
+        "argocd_app {app:?}: Argo CD refuses to sync now: {why}; deploy when the window allows it, \
+         or let the window allow manual syncs (manualSync: true in the project's syncWindows)"
+    )]
+    SyncWindow {
+        /// The app.
+        app: String,
+        /// The window that blocks.
+        why: String,
     },
     /// Triggering the sync failed.
     #[error("argocd_app {app:?}: sync request failed")]
@@ -206,6 +222,17 @@ pub async fn run(
     if want_sync {
         trigger_sync(client, settings, report, deadline).await?;
     }
+    // An auto-sync app inside a blocking sync window stays OutOfSync without a word (the controller
+    // only logs "Sync prevented by sync window"): look at its windows, and say so while waiting.
+    let window_block: Arc<Mutex<Option<String>>> = Arc::default();
+    let _windows = (!want_sync && auto == Some(true)).then(|| {
+        AbortOnDrop(tokio::spawn(watch_sync_windows(
+            client.clone(),
+            settings.clone(),
+            report.clone(),
+            window_block.clone(),
+        )))
+    });
 
     // 3. Wait.
     let mut target = target;
@@ -281,7 +308,15 @@ pub async fn run(
                 }),
                 std::sync::atomic::Ordering::Relaxed,
             );
-            app_verdict(snap, &t, &state, grace, now)
+            match app_verdict(snap, &t, &state, grace, now) {
+                Verdict::Waiting { why } => match &*window_block.lock().expect("window lock") {
+                    Some(block) => Verdict::Waiting {
+                        why: format!("{why}; Argo CD will not auto-sync now: {block}"),
+                    },
+                    None => Verdict::Waiting { why },
+                },
+                other => other,
+            }
         },
         |snap| describe(&snap.app, &describe_target.lock().expect("target lock")),
     )
@@ -296,8 +331,68 @@ pub async fn run(
     })
 }
 
+/// Looks at the app's sync windows every [`WINDOWS_EVERY`]; keeps `block` at why Argo CD will not
+/// auto-sync now, and warns when that starts. A failed look keeps the last answer.
+async fn watch_sync_windows(
+    client: Client,
+    settings: ArgoSettings,
+    report: Report,
+    block: Arc<Mutex<Option<String>>>,
+) {
+    loop {
+        let windows = client
+            .apps()
+            .sync_windows(&settings.app)
+            .app_namespace(settings.app_namespace.as_deref())
+            .project(settings.project.as_deref())
+            .send()
+            .await;
+        if let Ok(windows) = windows {
+            let now = super::verdict::automatic_sync_block(&windows);
+            let mut shared = block.lock().expect("window lock");
+            if let Some(why) = now.as_ref().filter(|_| shared.is_none()) {
+                report.warn(
+                    Phase::Argocd,
+                    format_args!(
+                        "Argo CD will not auto-sync {} now: {why}; waiting for the window",
+                        settings.app
+                    ),
+                );
+            }
+            *shared = now;
+        }
+        tokio::time::sleep(WINDOWS_EVERY).await;
+    }
+}
+
+/// Why a sync window blocks a manual sync of the app, for the error message (a generic reason when
+/// the windows cannot be read).
+async fn manual_sync_block(client: &Client, settings: &ArgoSettings) -> String {
+    let windows = client
+        .apps()
+        .sync_windows(&settings.app)
+        .app_namespace(settings.app_namespace.as_deref())
+        .project(settings.project.as_deref())
+        .send()
+        .await;
+    let active: Vec<String> = windows
+        .map(|w| {
+            w.active_windows
+                .iter()
+                .map(|w| format!("{} window {:?} ({})", w.kind, w.schedule, w.duration))
+                .collect()
+        })
+        .unwrap_or_default();
+    if active.is_empty() {
+        "a sync window blocks it".to_owned()
+    } else {
+        format!("the sync {} blocks it", active.join(", "))
+    }
+}
+
 /// POSTs a sync; "another operation is already in progress" is waited out (the running operation
-/// finishes first), then the sync is requested again.
+/// finishes first), then the sync is requested again. A sync window's refusal fails at once, naming
+/// the window; a revision the server could not resolve is tried [`RESOLVE_ATTEMPTS`] times.
 async fn trigger_sync(
     client: &Client,
     settings: &ArgoSettings,
@@ -305,6 +400,7 @@ async fn trigger_sync(
     deadline: Instant,
 ) -> Result<(), PhaseError> {
     let mut announced = false;
+    let mut unresolved = 0;
     loop {
         let res = client
             .apps()
@@ -318,8 +414,19 @@ async fn trigger_sync(
                 report.info(Phase::Argocd, "sync requested");
                 return Ok(());
             }
+            Err(e) if e.is_sync_window_block() => {
+                return Err(PhaseError::SyncWindow {
+                    app: settings.app.clone(),
+                    why: manual_sync_block(client, settings).await,
+                })
+            }
             Err(e)
-                if (e.is_operation_in_progress() || e.is_retryable())
+                if (e.is_operation_in_progress()
+                    || e.is_retryable()
+                    || (e.is_revision_unresolved() && {
+                        unresolved += 1;
+                        unresolved < RESOLVE_ATTEMPTS
+                    }))
                     && Instant::now() < deadline =>
             {
                 if !announced {

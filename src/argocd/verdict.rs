@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use super::models::{Application, ApplicationTree, OperationState};
+use super::models::{Application, ApplicationTree, OperationState, SyncWindow, SyncWindows};
 use crate::verdict::Verdict;
 
 /// How a revision Argo CD reports relates to our commit S.
@@ -130,6 +130,30 @@ pub fn source_index(app: &Application, target: &Target) -> usize {
         .iter()
         .position(|r| r.eq_ignore_ascii_case(&target.commit))
         .unwrap_or(0)
+}
+
+/// Why Argo CD will not auto-sync now, from the app's sync windows; `None` when it may. The rule is
+/// `SyncWindows.CanSync(false)` (pkg/apis/application/v1alpha1/types.go, v3.0.0 :2858-2892): an
+/// active deny window blocks; with allow windows, one must be active. The API's own `canSync` is
+/// `CanSync(true)`, the rule for manual syncs, so it cannot tell.
+pub fn automatic_sync_block(windows: &SyncWindows) -> Option<String> {
+    let describe = |w: &SyncWindow| format!("{} window {:?} ({})", w.kind, w.schedule, w.duration);
+    if let Some(deny) = windows.active_windows.iter().find(|w| w.kind == "deny") {
+        return Some(format!("the sync {} is active", describe(deny)));
+    }
+    let allows: Vec<&SyncWindow> = windows
+        .assigned_windows
+        .iter()
+        .filter(|w| w.kind == "allow")
+        .collect();
+    let allow_active = windows.active_windows.iter().any(|w| w.kind == "allow");
+    match allows.first() {
+        Some(first) if !allow_active => Some(format!(
+            "syncs are allowed only inside the sync {}, which is not active",
+            describe(first)
+        )),
+        _ => None,
+    }
 }
 
 /// What makes waiting on this app for our commit hopeless or doubtful, said at the start of the phase

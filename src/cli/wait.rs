@@ -75,12 +75,31 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
     let oracle = match (given(&args.server_url), given(&args.repository)) {
         (Some(server), Some(repo)) => match repo.split_once('/') {
             Some((owner, name)) if !owner.is_empty() && !name.is_empty() && !name.contains('/') => {
+                let token = given(&args.token).map(Secret::new);
+                let clone_url = format!(
+                    "{}/{owner}/{}.git",
+                    server.trim_end_matches('/'),
+                    name.trim_end_matches(".git")
+                );
                 match crate::forge::gitea::Client::builder(server.as_str())
-                    .token(given(&args.token).map(Secret::new))
+                    .token(token.clone())
                     .request_timeout(std::time::Duration::from_secs(15))
                     .build()
                 {
                     Ok(client) => {
+                        // Where compare cannot answer (Gitea 1.22, old Forgejo, pull requests
+                        // disabled), ancestry comes from git instead of stalling the wait.
+                        let git_fallback = url::Url::parse(&clone_url).ok().map(|url| {
+                            crate::ancestry::GitFallback::on_default_branch(
+                                crate::forge::git::Remote {
+                                    url,
+                                    token: token.clone(),
+                                    stall_timeout: std::time::Duration::from_secs(15),
+                                    server_ca: None,
+                                },
+                                std::time::Duration::from_secs(60),
+                            )
+                        });
                         let oracle: Arc<dyn RevisionOracle> = Arc::new(GiteaOracle {
                             client,
                             owner: owner.to_owned(),
@@ -89,7 +108,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
                             files: Vec::new(),
                             setting: ImageSetting::deploy("unused", Some("unused"), None, None)
                                 .expect("a constant setting is valid"),
-                            git_fallback: None,
+                            git_fallback,
                         });
                         Some(oracle)
                     }
@@ -106,7 +125,11 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
         },
         _ => None,
     };
-    let expect = Expect::from_images(&images);
+    let mut expect = Expect::from_images(&images);
+    // The repository tells a multi-source app's source of ours from its others (a chart, a `ref`).
+    if let (Some(server), Some(repo)) = (given(&args.server_url), given(&args.repository)) {
+        expect.repo_url = Some(format!("{}/{repo}", server.trim_end_matches('/')));
+    }
     let config = match Config::from_args(&args.verify, &expect) {
         Ok(c) => Some(c),
         Err(mut p) => {

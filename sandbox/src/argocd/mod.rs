@@ -48,9 +48,13 @@ pub enum Error {
         /// `spec.source.targetRevision`.
         target: String,
     },
-    /// The revision cannot be resolved in the repository.
-    #[error("rpc error: code = Unknown desc = unable to resolve {0:?} to a commit SHA")]
+    /// The revision cannot be resolved in the repository: `Sync` wraps the repo server's error
+    /// (server/application/application.go `resolveRevision`: "error resolving repo revision: %w").
+    #[error("error resolving repo revision: rpc error: code = Unknown desc = unable to resolve {0:?} to a commit SHA")]
     Unresolvable(String),
+    /// The repo server could not be reached while resolving (a restart, DNS): the same wrapper.
+    #[error("error resolving repo revision: rpc error: code = Unavailable desc = connection error: desc = \"transport: Error while dialing: dial tcp 10.96.0.12:8081: connect: connection refused\"")]
+    RepoServerUnavailable,
     /// An application with this name already exists.
     #[error("application {0:?} already exists")]
     Exists(String),
@@ -85,7 +89,7 @@ impl Error {
             Error::OperationInProgress | Error::AutoSyncRevision { .. } => 9,
             // A sync whose revision cannot be resolved is FailedPrecondition → 400 on the real server
             // (server/application/application.go `Sync`, :2234 and :2259; field-argocd.md §3).
-            Error::Unresolvable(_) => 9,
+            Error::Unresolvable(_) | Error::RepoServerUnavailable => 9,
             Error::RefreshDeadline => 2,
             Error::Exists(_) => 6,
         }
@@ -213,6 +217,8 @@ struct ArgoFaults {
     get_only_tokens: Vec<String>,
     /// Per app: how long the PreSync hook Job of each operation runs.
     presync_hooks: BTreeMap<String, Duration>,
+    /// The next N sync requests find the repo server unreachable.
+    unreachable_resolves: u32,
 }
 
 /// A retry strategy (`operation.retry`, `spec.syncPolicy.retry`).
@@ -691,6 +697,12 @@ impl ArgoCd {
         Ok(v)
     }
 
+    /// Fault: the next `count` sync requests fail to resolve the revision because the repo server is
+    /// unreachable (400 "error resolving repo revision: … connection refused").
+    pub fn fail_next_sync_resolves(&self, count: u32) {
+        self.faults().unreachable_resolves = count;
+    }
+
     /// True when a manual sync of app `name` is refused by a sync window now.
     pub fn sync_blocked(&self, name: &str) -> bool {
         self.app_project(name)
@@ -983,6 +995,13 @@ impl ArgoCd {
         }
         if app.operation.is_some() {
             return Err(Error::OperationInProgress);
+        }
+        {
+            let mut f = self.faults();
+            if f.unreachable_resolves > 0 {
+                f.unreachable_resolves -= 1;
+                return Err(Error::RepoServerUnavailable);
+            }
         }
         let wanted = revision.unwrap_or(&app.spec.target_revision).to_owned();
         let sha = if is_sha(&wanted) {

@@ -507,3 +507,45 @@ fn source_warnings_name_a_hydrator_and_a_foreign_repository() {
     t.repo_url = None;
     assert!(source_warnings(&foreign.app, &t).is_empty());
 }
+
+/// field-argocd.md ranked #9 (sync windows): which windows stop an auto-sync, by `CanSync(false)`.
+#[test]
+fn automatic_sync_block_table() {
+    use crate::argocd::models::{SyncWindow, SyncWindows};
+    let w = |kind: &str, manual: bool| SyncWindow {
+        kind: kind.into(),
+        schedule: "0 22 * * *".into(),
+        duration: "8h".into(),
+        manual_sync: Some(manual),
+    };
+    for (name, active, assigned, blocked) in [
+        ("no windows", vec![], vec![], None),
+        (
+            "active deny",
+            vec![w("deny", false)],
+            vec![w("deny", false)],
+            Some("the sync deny window \"0 22 * * *\" (8h) is active"),
+        ),
+        (
+            "active deny allowing manual syncs still stops auto-sync",
+            vec![w("deny", true)],
+            vec![w("deny", true)],
+            Some("the sync deny window \"0 22 * * *\" (8h) is active"),
+        ),
+        ("inactive deny", vec![], vec![w("deny", false)], None),
+        ("active allow", vec![w("allow", false)], vec![w("allow", false)], None),
+        (
+            "inactive allow",
+            vec![],
+            vec![w("allow", false)],
+            Some("syncs are allowed only inside the sync allow window \"0 22 * * *\" (8h), which is not active"),
+        ),
+    ] {
+        let windows = SyncWindows {
+            active_windows: active,
+            assigned_windows: assigned,
+            can_sync: None,
+        };
+        assert_eq!(automatic_sync_block(&windows).as_deref(), blocked, "{name}");
+    }
+}

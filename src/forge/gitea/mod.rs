@@ -316,13 +316,23 @@ impl Client {
         };
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
+        // Redirects are not followed (the token must not travel to another address); name where the
+        // server points instead: an http→https redirect or a renamed repository (field-gitea.md §7).
+        let redirect = status
+            .is_redirection()
+            .then(|| resp.headers().get(reqwest::header::LOCATION).cloned())
+            .flatten();
         let bytes = resp.bytes().await.map_err(transport)?;
         if !status.is_success() {
+            let message = match redirect.as_ref().and_then(|l| l.to_str().ok()) {
+                Some(location) => redirect_message(location),
+                None => error_message(&bytes),
+            };
             return Err(ApiError {
                 method,
                 path,
                 status,
-                message: error_message(&bytes),
+                message,
             }
             .into());
         }
@@ -332,6 +342,23 @@ impl Client {
             source,
         })
     }
+}
+
+/// What to say about a redirect to `location` (its query and any credentials left out).
+fn redirect_message(location: &str) -> String {
+    let shown = match Url::parse(location) {
+        Ok(mut url) => {
+            let _ = url.set_username("");
+            let _ = url.set_password(None);
+            url.set_query(None);
+            url.to_string()
+        }
+        Err(_) => location.split('?').next().unwrap_or_default().to_owned(),
+    };
+    format!(
+        "the server redirects to {shown}; redirects are not followed, so that the token goes only \
+         where it was meant to: set server_url (or repository) to the address it redirects to"
+    )
 }
 
 /// The `message` of a Gitea error body, or a short excerpt of a non-JSON body.
@@ -392,6 +419,17 @@ mod tests {
             assert_eq!(e.is_sha_conflict(), conflict, "{status} {message}");
             assert_eq!(e.is_retryable(), retryable, "{status} {message}");
         }
+    }
+
+    #[test]
+    fn redirects_name_where_they_point_without_secrets() {
+        let m = redirect_message("https://user:pw@git.example.com/api/v1/repos/o/r?token=x");
+        assert!(
+            m.starts_with("the server redirects to https://git.example.com/api/v1/repos/o/r;"),
+            "{m}"
+        );
+        assert!(!m.contains("pw") && !m.contains("token=x"), "{m}");
+        assert!(redirect_message("/api/v1/repos/o/new?x=1").contains("/api/v1/repos/o/new;"));
     }
 
     #[test]

@@ -1,0 +1,502 @@
+//! Compatibility with the real servers, version by version (docs/compatibility.md has the behaviour
+//! table): the core end-to-end scenarios against every Gitea/Forgejo and Argo CD profile of the
+//! sandbox, and the field behaviours the audits found (sync windows, PreSync hooks, multi-source
+//! apps, a repo server that cannot resolve for a moment), each through the built binary.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use common::{timing, World, APP, LIMIT};
+use gitops_sandbox::argocd::{OtherSource, SyncWindow};
+use gitops_sandbox::demo;
+use gitops_sandbox::profile::{ArgoProfile, GiteaProfile};
+
+/// A get-only Argo CD token (JWT-shaped: Argo CD reads no other bearer).
+const GET_ONLY_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJjb21wYXQifQ.Z2V0LW9ubHktY29tcGF0";
+
+/// Runs `gitops-deploy SUBCOMMAND ARGS` with the world's tokens; returns (exit code, stderr).
+async fn deploy(world: &World, subcommand: &str, args: &[&str]) -> Result<(i32, String)> {
+    let mut cmd = world.cli(subcommand);
+    cmd.args(args);
+    let (out, err) = common::run(cmd, LIMIT).await?;
+    Ok((out.status.code().unwrap_or(-1), err))
+}
+
+/// `run` arguments for `tag` over `transport`, waiting for the rollout and the app's `/version`.
+fn run_args(world: &World, tag: &str, transport: &str, extra: &[&str]) -> Vec<String> {
+    let mut args = world.run_args(tag);
+    args.extend(
+        [
+            "--transport",
+            transport,
+            "--rollout",
+            "auto",
+            "--health-url",
+            &format!("{}/version", world.app_url),
+            "--health-expect-body",
+            r#""version":"{tag}""#,
+            "--health-interval",
+            "200ms",
+            "--timeout",
+            "60s",
+            "--degraded-grace",
+            "3s",
+        ]
+        .iter()
+        .chain(extra)
+        .map(|s| s.to_string()),
+    );
+    args
+}
+
+/// Polls the app (a condition, not a sleep) until `ok` holds or `limit` passes.
+async fn wait_app(
+    world: &World,
+    limit: Duration,
+    ok: impl Fn(&serde_json::Value) -> bool,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut changes = world.argo.changes();
+    loop {
+        let app = world.argo.app_json(APP)?;
+        if ok(&app) {
+            return Ok(());
+        }
+        ensure!(started.elapsed() < limit, "app never got there: {app}");
+        let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
+    }
+}
+
+// ---- the matrix ----
+
+/// The core scenarios in one world, one after the other (each starts from the healthy state the
+/// previous one left): happy path over both transports, a descendant commit, an overwrite, a broken
+/// tag rolled back, a refresh that hangs, cut streams. Returns each scenario's name and time.
+async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> {
+    let mut times = Vec::new();
+    let profile = format!(
+        "{} + {}",
+        world.sandbox.gitea().profile().name,
+        world.argo.profile().name
+    );
+
+    // 1–2. Happy path, api and git.
+    for (name, tag, transport) in [
+        ("happy path (api)", "2.0.0", "api"),
+        ("happy path (git)", "2.0.1", "git"),
+    ] {
+        let started = Instant::now();
+        let (code, err) =
+            deploy(world, "run", &strs(&run_args(world, tag, transport, &[]))).await?;
+        ensure!(code == 0, "{profile}: {name}: exit {code}\n{err}");
+        let head = world.head().await?;
+        ensure!(
+            err.contains(&format!("Synced @ {}", &head[..7])),
+            "{profile}: {name}\n{err}"
+        );
+        ensure!(
+            err.contains("health: HTTP 200 3 times in a row"),
+            "{profile}: {name}\n{err}"
+        );
+        ensure!(world.ready_tags() == vec![tag; 3], "{profile}: {name}");
+        times.push((name, started.elapsed()));
+    }
+
+    // 3. A newer commit containing ours passes. Pull requests are off: where the profile's compare
+    // needs them (or takes no commit IDs), ancestry falls back to git instead of stalling.
+    let started = Instant::now();
+    world
+        .sandbox
+        .gitea()
+        .set_pulls_enabled(demo::OWNER, demo::REPO, false)?;
+    let ours = world.commit_tag("2.1.0").await?;
+    let newer = world
+        .commit(&[("NOTES.md", "unrelated\n")], "notes")
+        .await?;
+    let forge = [
+        "--server-url",
+        world.sandbox.gitea_url(),
+        "--repository",
+        demo::REPOSITORY,
+        "--timeout",
+        "30s",
+    ];
+    let (out, err) = world.wait_on_argo(&ours, &forge).await?;
+    world
+        .sandbox
+        .gitea()
+        .set_pulls_enabled(demo::OWNER, demo::REPO, true)?;
+    ensure!(out.status.success(), "{profile}: descendant\n{err}");
+    ensure!(
+        err.contains(&format!("Synced Healthy at {}", &newer[..7])),
+        "{profile}: descendant\n{err}"
+    );
+    times.push(("descendant commit", started.elapsed()));
+
+    // 4. Another pipeline overwrites our value before Argo CD looks (its refreshes hang, its poll is
+    // slow): the deploy fails saying so, over git (ancestry from git).
+    let started = Instant::now();
+    let other = run_with_a_commit_after_ours(world, "2.2.0", "git", "2.2.1").await?;
+    let (code, err) = other.0;
+    ensure!(code == 1, "{profile}: overwrite: exit {code}\n{err}");
+    ensure!(
+        err.contains(&format!(
+            "our value was overwritten by commit {}",
+            &other.1[..7]
+        )),
+        "{profile}: overwrite\n{err}"
+    );
+    times.push(("overwrite", started.elapsed()));
+
+    // 5. A broken tag is rolled back to the previous one, healthy.
+    let started = Instant::now();
+    let (code, err) = deploy(
+        world,
+        "run",
+        &strs(&run_args(
+            world,
+            "broken-3",
+            "api",
+            &["--rollback-on-failure"],
+        )),
+    )
+    .await?;
+    ensure!(code == 1, "{profile}: rollback: exit {code}\n{err}");
+    let last = err.lines().last().unwrap_or_default();
+    ensure!(
+        last.ends_with("; rolled back to 2.2.1 (healthy)"),
+        "{profile}: rollback\n{err}"
+    );
+    ensure!(
+        world.ready_tags() == vec!["2.2.1"; 3],
+        "{profile}: rollback"
+    );
+    times.push(("broken tag + rollback", started.elapsed()));
+
+    // 6. Refreshes hang; a get-only token deploys the auto-sync app on the controller's poll.
+    let started = Instant::now();
+    world.argo.hang_next_refreshes(1000);
+    world.argo.set_poll_interval(Duration::from_secs(3));
+    let mut cmd = world.cli("run");
+    cmd.env("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)
+        .args(run_args(world, "2.3.0", "api", &[]));
+    let (out, err) = common::run(cmd, LIMIT).await?;
+    world.argo.hang_next_refreshes(0);
+    world.argo.set_poll_interval(Duration::from_secs(180));
+    ensure!(out.status.success(), "{profile}: refresh hang\n{err}");
+    ensure!(
+        !err.contains("sync requested"),
+        "{profile}: refresh hang\n{err}"
+    );
+    times.push(("refresh hang", started.elapsed()));
+
+    // 7. The next two Argo CD streams end after one event each.
+    let started = Instant::now();
+    world.argo.cut_streams_after(1, 2);
+    let (code, err) = deploy(world, "run", &strs(&run_args(world, "2.4.0", "git", &[]))).await?;
+    ensure!(code == 0, "{profile}: stream cut: exit {code}\n{err}");
+    ensure!(
+        err.contains("application stream closed; resuming at resourceVersion"),
+        "{profile}: stream cut\n{err}"
+    );
+    times.push(("stream cut", started.elapsed()));
+    Ok(times)
+}
+
+/// Runs a deploy of `tag` while Argo CD looks away (refreshes hang, the poll is slow); once our
+/// commit is on the branch, commits `then_tag` on top (another pipeline), then lets Argo CD poll.
+/// Returns the deploy's (exit code, stderr) and the other commit.
+async fn run_with_a_commit_after_ours(
+    world: &World,
+    tag: &str,
+    transport: &str,
+    then_tag: &str,
+) -> Result<((i32, String), String)> {
+    let before = world.head().await?;
+    world.argo.hang_next_refreshes(1000);
+    let mut cmd = world.cli("run");
+    cmd.env("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)
+        .args(run_args(world, tag, transport, &[]));
+    let child = tokio::spawn(common::run(cmd, LIMIT));
+    let started = Instant::now();
+    while world.head().await? == before {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "our commit never landed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let other = world.commit_tag(then_tag).await?;
+    world.argo.set_poll_interval(Duration::from_secs(1));
+    let (out, err) = child.await??;
+    world.argo.hang_next_refreshes(0);
+    world.argo.set_poll_interval(Duration::from_secs(180));
+    Ok(((out.status.code().unwrap_or(-1), err), other))
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+/// One matrix cell: a world with these profiles running the core scenarios; prints the times.
+async fn matrix_cell(gitea: &str, argocd: &str) -> Result<()> {
+    let world = World::start(timing()).await?;
+    world
+        .sandbox
+        .gitea()
+        .set_profile(GiteaProfile::named(gitea).context("gitea profile")?);
+    world
+        .argo
+        .set_profile(ArgoProfile::named(argocd).context("argocd profile")?);
+    world.argo.add_get_only_token(GET_ONLY_TOKEN);
+    let times = core_scenarios(&world).await?;
+    for (name, took) in times {
+        println!(
+            "matrix {gitea} + {argocd}: {name}: {:.1}s",
+            took.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+// Every Gitea/Forgejo profile and every Argo CD profile appears at least once; the pairs mix old
+// with new so that each cell differs from the others on both sides.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_gitea_1_22_with_argocd_2_14() -> Result<()> {
+    matrix_cell("gitea-1.22", "argocd-2.14").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_gitea_1_25_with_argocd_3_0() -> Result<()> {
+    matrix_cell("gitea-1.25", "argocd-3.0").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_gitea_1_26_with_argocd_3_4() -> Result<()> {
+    matrix_cell("gitea-1.26", "argocd-3.4").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_forgejo_8_with_argocd_3_6() -> Result<()> {
+    matrix_cell("forgejo-8", "argocd-3.6").await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matrix_forgejo_12_with_argocd_3_0() -> Result<()> {
+    matrix_cell("forgejo-12", "argocd-3.0").await
+}
+
+// ---- field behaviours ----
+
+/// field-argocd.md ranked #3, as the issue states it: a fix-forward deploy onto a Degraded app whose
+/// sync runs a 20 s PreSync hook passes with `degraded_grace: 10s` (the grace counts from the end of
+/// our sync, not from the comparison that still shows the old, broken pods).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fix_forward_onto_a_degraded_app_with_a_20s_presync_hook_passes_with_a_10s_grace(
+) -> Result<()> {
+    let world = World::start(timing()).await?;
+    world.commit_tag("broken-9").await?;
+    world.argo.sync(APP, None, false)?;
+    wait_app(&world, Duration::from_secs(30), |a| {
+        a["status"]["health"]["status"] == "Degraded"
+    })
+    .await?;
+    world
+        .argo
+        .set_presync_hook(APP, Some(Duration::from_secs(20)));
+    let started = Instant::now();
+    let mut args = run_args(&world, "3.0.0", "api", &[]);
+    let grace = args
+        .iter()
+        .position(|a| a == "--degraded-grace")
+        .context("grace")?;
+    args[grace + 1] = "10s".into();
+    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(20),
+        "the hook ran: {err}"
+    );
+    assert!(err.contains("operation Running"), "{err}");
+    assert_eq!(world.ready_tags(), vec!["3.0.0"; 3]);
+    Ok(())
+}
+
+/// field-argocd.md ranked #9 (sync windows): an auto-sync app inside a deny window is never synced
+/// and Argo CD says nothing; the phase names the window while waiting and in its timeout message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_window_holding_back_auto_sync_is_named_not_a_silent_timeout() -> Result<()> {
+    let world = World::start(timing()).await?;
+    world.argo.set_sync_windows(
+        "default",
+        vec![SyncWindow {
+            kind: "deny".into(),
+            schedule: "0 22 * * *".into(),
+            duration: "8h".into(),
+            manual_sync: false,
+            active: true,
+        }],
+    );
+    let started = Instant::now();
+    let mut args = world.run_args("3.1.0");
+    args.extend(["--timeout".into(), "10s".into()]);
+    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
+    assert_eq!(code, 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{err}");
+    let why = "Argo CD will not auto-sync web-prod now: the sync deny window \"0 22 * * *\" (8h) is active";
+    assert!(err.contains(why), "warned while waiting: {err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(last.contains("timed out after"), "{last}");
+    assert!(
+        last.contains(
+            "Argo CD will not auto-sync now: the sync deny window \"0 22 * * *\" (8h) is active"
+        ),
+        "the timeout names the window: {last}"
+    );
+    Ok(())
+}
+
+/// A manual sync inside the window is refused with 403 at once: the phase fails naming the window,
+/// without waiting for the deadline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_window_refusing_our_sync_fails_at_once_naming_it() -> Result<()> {
+    let world = World::start(timing()).await?;
+    world.argo.set_sync_windows(
+        "default",
+        vec![SyncWindow {
+            kind: "deny".into(),
+            schedule: "0 6 * * 1-5".into(),
+            duration: "10h".into(),
+            manual_sync: false,
+            active: true,
+        }],
+    );
+    let started = Instant::now();
+    let mut args = world.run_args("3.2.0");
+    args.extend([
+        "--argocd-sync".into(),
+        "always".into(),
+        "--timeout".into(),
+        "60s".into(),
+    ]);
+    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
+    assert_eq!(code, 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(15), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains(
+            "Argo CD refuses to sync now: the sync deny window \"0 6 * * 1-5\" (10h) blocks it"
+        ),
+        "{last}"
+    );
+    Ok(())
+}
+
+/// field-argocd.md ranked #5: "error resolving repo revision" is a 400 (FailedPrecondition), often
+/// from a repo server that is restarting. A few of them are tried again; many fail with the message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_the_repo_server_could_not_resolve_is_tried_again_a_few_times() -> Result<()> {
+    let world = World::start(timing()).await?;
+    world.argo.fail_next_sync_resolves(2);
+    let mut args = world.run_args("3.3.0");
+    args.extend([
+        "--argocd-sync".into(),
+        "always".into(),
+        "--timeout".into(),
+        "60s".into(),
+    ]);
+    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("error resolving repo revision"), "{err}");
+
+    world.argo.fail_next_sync_resolves(100);
+    let mut args = world.run_args("3.3.1");
+    args.extend([
+        "--argocd-sync".into(),
+        "always".into(),
+        "--timeout".into(),
+        "60s".into(),
+    ]);
+    let started = Instant::now();
+    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
+    world.argo.fail_next_sync_resolves(0);
+    assert_eq!(code, 1, "{err}");
+    assert!(started.elapsed() < Duration::from_secs(30), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("sync request failed") && last.contains("error resolving repo revision"),
+        "{last}"
+    );
+    Ok(())
+}
+
+/// field-argocd.md ranked #2: a multi-source app (a Helm chart first, our git path, a `ref` source of
+/// another repository). Argo CD synced a newer commit containing ours: the wait finds our source by
+/// its repository URL, not by position (index 0 is the chart's version `1.2.3`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_multi_source_app_is_waited_on_through_our_source() -> Result<()> {
+    let world = World::start(timing()).await?;
+    let values_sha = "4f2c1a9e0b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
+    world.argo.add_app(
+        gitops_sandbox::argocd::AppSpec {
+            name: "web-multi".into(),
+            project: "default".into(),
+            repo_url: format!("{}/{}", world.sandbox.gitea_url(), demo::REPOSITORY),
+            repo_dir: world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
+            path: demo::PATH.into(),
+            target_revision: demo::BRANCH.into(),
+            dest_namespace: demo::NAMESPACE.into(),
+            auto_sync: true,
+            other_sources: vec![
+                OtherSource {
+                    position: 0,
+                    spec: serde_json::json!({"repoURL": "https://charts.example.com",
+                        "chart": "web", "targetRevision": "1.2.3"}),
+                    revision: "1.2.3".into(),
+                },
+                OtherSource {
+                    position: 2,
+                    spec: serde_json::json!({"repoURL": "https://git.example.com/ops/values.git",
+                        "targetRevision": "main", "ref": "values"}),
+                    revision: values_sha.into(),
+                },
+            ],
+        },
+        true,
+    )?;
+    let ours = world.commit_tag("3.4.0").await?;
+    let newer = world
+        .commit(&[("NOTES.md", "unrelated\n")], "notes")
+        .await?;
+    let (out, err) = world
+        .wait(&[
+            "--commit",
+            &ours,
+            "--argocd-server",
+            &world.argo_url,
+            "--argocd-app",
+            "web-multi",
+            "--server-url",
+            world.sandbox.gitea_url(),
+            "--repository",
+            demo::REPOSITORY,
+            "--timeout",
+            "30s",
+        ])
+        .await?;
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("Synced Healthy at {}", &newer[..7])),
+        "{err}"
+    );
+    let app = world.argo.app_json("web-multi")?;
+    assert_eq!(
+        app["status"]["sync"]["revisions"],
+        serde_json::json!(["1.2.3", newer, values_sha]),
+        "{app}"
+    );
+    Ok(())
+}
