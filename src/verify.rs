@@ -123,6 +123,8 @@ pub struct Config {
     pub rollback_on_failure: bool,
     /// The kubeconfig, for masking.
     kubeconfig: Option<Secret>,
+    /// The kubeconfig input as given when it was base64 (masked too: it decodes to the secrets).
+    kubeconfig_encoded: Option<Secret>,
 }
 
 /// Splits list inputs given as repeated flags, commas or newlines.
@@ -310,6 +312,11 @@ impl Config {
                 None
             }
         });
+        // field-runner.md ranked #6: the original string of a base64 input is a secret as well.
+        let kubeconfig_encoded = given(&a.kubeconfig)
+            .filter(|k| kubeconfig.as_ref().is_some_and(|s| s.expose() != k.trim()))
+            .filter(|k| !std::path::Path::new(k.trim()).is_file())
+            .map(|k| Secret::new(k.trim()));
         let argo_app = argocd.as_ref().map(|c: &ArgoConfig| ArgoApp {
             client: c.client.clone(),
             app: c.settings.app.clone(),
@@ -420,6 +427,7 @@ impl Config {
             degraded_grace,
             rollback_on_failure,
             kubeconfig,
+            kubeconfig_encoded,
         })
     }
 
@@ -441,6 +449,13 @@ impl Config {
         let mut out = Vec::new();
         if let Some(a) = &self.argocd {
             out.push(a.token.clone());
+        }
+        if let Some(e) = &self.kubeconfig_encoded {
+            out.push(e.clone());
+            // A wrapped base64 value travels line by line too.
+            for chunk in e.expose().split_whitespace().filter(|c| c.len() >= 16) {
+                out.push(Secret::new(chunk));
+            }
         }
         if let Some(k) = &self.kubeconfig {
             out.push(k.clone());
@@ -803,6 +818,21 @@ mod tests {
         let m = Masker::new();
         c.register_secrets(&m);
         assert_eq!(m.mask("auth kube-secret-token"), "auth ***");
+
+        // Given as base64 (wrapped at 76 as `base64` does): the string itself and each line.
+        let wrapped: String = b64
+            .as_bytes()
+            .chunks(76)
+            .map(|c| String::from_utf8_lossy(c).into_owned())
+            .collect::<Vec<_>>()
+            .join("\n");
+        a.kubeconfig = Some(wrapped.clone());
+        let c = Config::from_args(&a, &Expect::default()).unwrap();
+        let m = Masker::new();
+        c.register_secrets(&m);
+        assert_eq!(m.mask(&format!("input {wrapped}")), "input ***");
+        let first_line = wrapped.lines().next().unwrap();
+        assert_eq!(m.mask(&format!("line {first_line}")), "line ***");
     }
 
     #[test]

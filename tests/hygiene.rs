@@ -154,3 +154,63 @@ fn the_scan_catches_what_it_must() {
     assert!(!resolve(root(), "../beside/specs/a.json").starts_with(root()));
     assert!(resolve(&root().join("src/edit"), "../../tests/fixtures/x").starts_with(root()));
 }
+
+/// The behaviour table of docs/compatibility.md and the README's Compatibility section name tests in
+/// backquotes; each must exist (a renamed or deleted test would leave a row that proves nothing).
+#[test]
+fn every_test_the_compatibility_table_cites_exists() {
+    let functions: std::collections::HashSet<String> = sources()
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+        .flat_map(|p| {
+            let text = std::fs::read_to_string(p).unwrap();
+            text.split("fn ")
+                .skip(1)
+                .filter_map(|rest| {
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    (!name.is_empty()).then_some(name)
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let mut cited = 0;
+    for doc in ["docs/compatibility.md", "README.md"] {
+        let mut text = std::fs::read_to_string(root().join(doc)).unwrap();
+        if doc == "README.md" {
+            // Only its Compatibility section cites tests.
+            let start = text
+                .find("\n## Compatibility")
+                .expect("README has a Compatibility section");
+            let end = text[start + 1..]
+                .find("\n## ")
+                .map_or(text.len(), |e| start + 1 + e);
+            text = text[start..end].to_owned();
+        }
+        // The last cell of each table row is "covered by"/"tested by".
+        let cells = text
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .filter_map(|l| l.trim_end().trim_end_matches('|').rsplit('|').next());
+        for cell in cells {
+            for (i, quoted) in cell.split('`').enumerate() {
+                // Odd pieces are inside backquotes; a test name is snake_case with two underscores.
+                let is_test_name = i % 2 == 1
+                    && quoted.matches('_').count() >= 2
+                    && quoted
+                        .chars()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+                if is_test_name {
+                    cited += 1;
+                    assert!(
+                        functions.contains(quoted),
+                        "{doc} cites `{quoted}`, which is no function of the repository"
+                    );
+                }
+            }
+        }
+    }
+    assert!(cited > 30, "only {cited} tests cited: the scan is broken");
+}

@@ -119,6 +119,20 @@ async fn serve_takes_version_and_scenario_switches_and_a_control_api() {
         .send()
         .await;
     assert!(refresh.is_err_and(|e| e.is_timeout()), "the refresh hangs");
+    // ... leaving the annotation on the app, as the real controller does (appcontroller.go:1982).
+    let stuck: Value = http
+        .get(&app)
+        .header("Authorization", bearer)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        stuck["metadata"]["annotations"]["argocd.argoproj.io/refresh"], "normal",
+        "{stuck}"
+    );
     let sync = http
         .post(format!("{app}/sync"))
         .header("Authorization", bearer)
@@ -230,6 +244,35 @@ async fn serve_takes_profiles_and_switches_them_over_the_control_api() {
         .await
         .unwrap();
     assert_eq!(other.status(), 404);
+    // The stream drops apps of other projects silently, and refuses a bad token with a unary body.
+    let first_line = |project: &'static str| {
+        let url = format!(
+            "{argo}/api/v1/stream/applications?name={}&project={project}",
+            get("argocd_app")
+        );
+        let request = http.get(url).header("Authorization", &bearer).send();
+        async move {
+            let mut stream = request.await.unwrap();
+            tokio::time::timeout(Duration::from_millis(800), stream.chunk()).await
+        }
+    };
+    let own = first_line("default").await;
+    assert!(
+        own.as_ref()
+            .is_ok_and(|c| c.as_ref().is_ok_and(|c| c.is_some())),
+        "the app of its own project comes first: {own:?}"
+    );
+    let other = first_line("other").await;
+    assert!(other.is_err(), "nothing of another project: {other:?}");
+    let refused = http
+        .get(format!("{argo}/api/v1/stream/applications"))
+        .header("Authorization", "Bearer a.b.c")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["code"], 16, "{body}");
 
     // Old Forgejo: compare by commit ID is 404; the control API moves to Gitea 1.26 at run time.
     let repo = format!("{gitea}/api/v1/repos/{}", get("repository"));

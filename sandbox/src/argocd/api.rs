@@ -116,16 +116,8 @@ async fn auth(State(argo): State<ArgoCd>, req: Request, next: Next) -> Response 
         Some(_) => Some("invalid session: token signature is invalid"),
     };
     if let Some(message) = message {
-        if req.uri().path().starts_with("/api/v1/stream/") {
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(header::CONTENT_TYPE, "application/json")],
-                json!({"error": {"grpc_code": 16, "http_code": 401, "message": message,
-                    "http_status": "Unauthorized"}})
-                .to_string(),
-            )
-                .into_response();
-        }
+        // Also for the stream: `Watch` fails before its first message, so grpc-gateway's
+        // `stream.Header()` fails and the error is written as a unary body (application.pb.gw.go:163).
         return error(StatusCode::UNAUTHORIZED, 16, message);
     }
     if req.method() != axum::http::Method::GET {
@@ -295,6 +287,21 @@ fn stream_line(kind: &str, app: &Value) -> Bytes {
 
 async fn stream(State(argo): State<ArgoCd>, q: Params) -> Response {
     let name = q.get("name").filter(|n| !n.is_empty()).cloned();
+    // `project` (legacy, preferred when set) or `projects`: apps of other projects are dropped
+    // silently, no 403 (server/application/application.go `Watch`, :2980 and :1250-1318).
+    let project = q
+        .get("project")
+        .or_else(|| q.get("projects"))
+        .filter(|p| !p.is_empty())
+        .cloned();
+    let in_scope = {
+        let argo = argo.clone();
+        move |app_name: &str| {
+            project
+                .as_ref()
+                .is_none_or(|p| argo.app_project(app_name).as_ref() == Some(p))
+        }
+    };
     let min_rv: u64 = q
         .get("resourceVersion")
         .and_then(|r| r.parse().ok())
@@ -306,7 +313,7 @@ async fn stream(State(argo): State<ArgoCd>, q: Params) -> Response {
     // Per app: the version already sent in the snapshot (updates at or below it are stale).
     let mut seen: HashMap<String, u64> = HashMap::new();
     for app_name in argo.app_names() {
-        if name.as_ref().is_some_and(|n| *n != app_name) {
+        if name.as_ref().is_some_and(|n| *n != app_name) || !in_scope(&app_name) {
             continue;
         }
         if let Ok(app) = argo.app_json(&app_name) {
@@ -345,6 +352,7 @@ async fn stream(State(argo): State<ArgoCd>, q: Params) -> Response {
             };
             let (rv, app_name, app) = &*update;
             if name.as_ref().is_some_and(|n| n != app_name)
+                || !in_scope(app_name)
                 || seen.get(app_name).is_some_and(|s| rv <= s)
             {
                 continue;

@@ -298,6 +298,9 @@ struct App {
     created: Timestamp,
     rv: u64,
     refresh: Option<String>,
+    /// The refresh annotation is set but the controller fails the comparison (a hanging refresh):
+    /// it stays until the next poll reconciles.
+    refresh_stuck: bool,
     sync_status: &'static str,
     sync_revision: Option<String>,
     operation: Option<Operation>,
@@ -876,6 +879,7 @@ impl ArgoCd {
             created: now,
             rv: 0,
             refresh: None,
+            refresh_stuck: false,
             sync_status: "Unknown",
             sync_revision: None,
             operation: None,
@@ -947,7 +951,15 @@ impl ArgoCd {
             // the comparison (`ErrCompareStateRepo`, controller/appcontroller.go:1982) it leaves the
             // annotation and the request hangs until the client gives up (argo-cd#15519, #17205).
             // Bounded here so no task outlives the sandbox; then the 500 the ctx deadline gives.
-            self.apps().get(name).ok_or(Error::PermissionDenied)?;
+            {
+                let mut apps = self.apps();
+                let app = apps.get_mut(name).ok_or(Error::PermissionDenied)?;
+                if app.refresh.is_none() {
+                    app.refresh = Some(kind.to_owned());
+                    app.refresh_stuck = true;
+                    self.publish(app);
+                }
+            }
             tokio::time::sleep(crate::http::STALL_LIMIT).await;
             return Err(Error::RefreshDeadline);
         }
@@ -956,6 +968,7 @@ impl ArgoCd {
             let mut apps = self.apps();
             let app = apps.get_mut(name).ok_or(Error::PermissionDenied)?;
             app.refresh = Some(kind.to_owned());
+            app.refresh_stuck = false;
             self.publish(app);
             app.rv
         };
@@ -1275,6 +1288,7 @@ impl ArgoCd {
     fn full_reconcile(&self, app: &mut App) {
         app.last_poll = Instant::now();
         app.refresh = None;
+        app.refresh_stuck = false;
         app.reconcile_owed = false;
         app.reconciled_at = Some(Timestamp::now());
         let Some(sha) = resolve_revision(&app.spec.repo_dir, &app.spec.target_revision) else {
@@ -1517,9 +1531,9 @@ impl ArgoCd {
         }
         app.stale_until = None;
         let poll_due = now.duration_since(app.last_poll) >= timing.poll_interval;
-        if app.refresh.is_some() || poll_due || app.reconcile_owed {
+        let refresh_pending = app.refresh.is_some() && !app.refresh_stuck;
+        if refresh_pending || poll_due || app.reconcile_owed {
             let before = app.to_json();
-            let refresh_pending = app.refresh.is_some();
             self.full_reconcile(app);
             if refresh_pending || app.to_json() != before {
                 self.publish(app);
