@@ -291,6 +291,17 @@ async fn matrix_forgejo_12_with_argocd_3_0() -> Result<()> {
 
 // ---- field behaviours ----
 
+/// An active deny window that allows no manual syncs.
+fn deny_window(schedule: &str, duration: &str) -> Vec<SyncWindow> {
+    vec![SyncWindow {
+        kind: "deny".into(),
+        schedule: schedule.into(),
+        duration: duration.into(),
+        manual_sync: false,
+        active: true,
+    }]
+}
+
 /// field-argocd.md ranked #3, as the issue states it: a fix-forward deploy onto a Degraded app whose
 /// sync runs a 20 s PreSync hook passes with `degraded_grace: 10s` (the grace counts from the end of
 /// our sync, not from the comparison that still shows the old, broken pods).
@@ -330,16 +341,9 @@ async fn fix_forward_onto_a_degraded_app_with_a_20s_presync_hook_passes_with_a_1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_window_holding_back_auto_sync_is_named_not_a_silent_timeout() -> Result<()> {
     let world = World::start(timing()).await?;
-    world.argo.set_sync_windows(
-        "default",
-        vec![SyncWindow {
-            kind: "deny".into(),
-            schedule: "0 22 * * *".into(),
-            duration: "8h".into(),
-            manual_sync: false,
-            active: true,
-        }],
-    );
+    world
+        .argo
+        .set_sync_windows("default", deny_window("0 22 * * *", "8h"));
     let started = Instant::now();
     let mut args = world.run_args("3.1.0");
     args.extend(["--timeout".into(), "10s".into()]);
@@ -364,16 +368,9 @@ async fn a_sync_window_holding_back_auto_sync_is_named_not_a_silent_timeout() ->
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_window_refusing_our_sync_fails_at_once_naming_it() -> Result<()> {
     let world = World::start(timing()).await?;
-    world.argo.set_sync_windows(
-        "default",
-        vec![SyncWindow {
-            kind: "deny".into(),
-            schedule: "0 6 * * 1-5".into(),
-            duration: "10h".into(),
-            manual_sync: false,
-            active: true,
-        }],
-    );
+    world
+        .argo
+        .set_sync_windows("default", deny_window("0 6 * * 1-5", "10h"));
     let started = Instant::now();
     let mut args = world.run_args("3.2.0");
     args.extend([
@@ -442,14 +439,8 @@ async fn a_multi_source_app_is_waited_on_through_our_source() -> Result<()> {
     let values_sha = "4f2c1a9e0b7d6c5a4f3e2d1c0b9a8f7e6d5c4b3a";
     world.argo.add_app(
         gitops_sandbox::argocd::AppSpec {
-            name: "web-multi".into(),
-            project: "default".into(),
+            // Without `.git`: the client normalises repository URLs.
             repo_url: format!("{}/{}", world.sandbox.gitea_url(), demo::REPOSITORY),
-            repo_dir: world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
-            path: demo::PATH.into(),
-            target_revision: demo::BRANCH.into(),
-            dest_namespace: demo::NAMESPACE.into(),
-            auto_sync: true,
             other_sources: vec![
                 OtherSource {
                     position: 0,
@@ -464,6 +455,7 @@ async fn a_multi_source_app_is_waited_on_through_our_source() -> Result<()> {
                     revision: values_sha.into(),
                 },
             ],
+            ..world.app_spec("web-multi", true)
         },
         true,
     )?;

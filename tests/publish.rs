@@ -461,14 +461,20 @@ fn base_args<'a>(server: &'a str, transport: &'a str) -> Vec<&'a str> {
     ]
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn refusals_fail_clearly_and_write_nothing() {
+/// A sandbox with `team/guarded` holding one kustomization; returns it and the bare repository.
+async fn guarded() -> (Sandbox, std::path::PathBuf) {
     let sandbox = Sandbox::start(SandboxConfig::default())
         .await
         .expect("sandbox");
     let k = many_images_kustomization(1);
     seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
     let dir = repo_dir(&sandbox, "guarded");
+    (sandbox, dir)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn refusals_fail_clearly_and_write_nothing() {
+    let (sandbox, dir) = guarded().await;
     let before = head(&dir);
     let url = sandbox.gitea_url().to_owned();
     for transport in ["api", "git"] {
@@ -827,12 +833,7 @@ async fn branch_names_with_a_slash_travel_unescaped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn hook_rejections_fail_fast_naming_the_hook_on_every_profile() {
     use gitops_sandbox::profile::GiteaProfile;
-    let sandbox = Sandbox::start(SandboxConfig::default())
-        .await
-        .expect("sandbox");
-    let k = many_images_kustomization(1);
-    seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
-    let dir = repo_dir(&sandbox, "guarded");
+    let (sandbox, dir) = guarded().await;
     let before = head(&dir);
     sandbox
         .gitea()
@@ -903,12 +904,7 @@ async fn hook_rejections_fail_fast_naming_the_hook_on_every_profile() {
 /// MaxSize" as Gitea does, see sandbox/tests/gitea.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn values_longer_than_the_api_accepts_are_refused_before_writing() {
-    let sandbox = Sandbox::start(SandboxConfig::default())
-        .await
-        .expect("sandbox");
-    let k = many_images_kustomization(1);
-    seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
-    let dir = repo_dir(&sandbox, "guarded");
+    let (sandbox, dir) = guarded().await;
     let before = head(&dir);
     let url = sandbox.gitea_url().to_owned();
     let long_name = "n".repeat(101);
@@ -931,12 +927,7 @@ async fn values_longer_than_the_api_accepts_are_refused_before_writing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_url_follows_the_gitea_version() {
     use gitops_sandbox::profile::GiteaProfile;
-    let sandbox = Sandbox::start(SandboxConfig::default())
-        .await
-        .expect("sandbox");
-    let k = many_images_kustomization(1);
-    seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
-    let dir = repo_dir(&sandbox, "guarded");
+    let (sandbox, dir) = guarded().await;
     let url = sandbox.gitea_url().to_owned();
     for (profile, tag, transport, run) in [
         ("gitea-1.25", "1.0.1", "git", "17"),

@@ -725,20 +725,9 @@ async fn sync_always_waits_out_a_running_operation() -> Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_sync_app_is_synced_by_us() -> Result<()> {
     let world = World::start(timing()).await?;
-    world.argo.add_app(
-        gitops_sandbox::argocd::AppSpec {
-            name: "web-manual".into(),
-            project: "default".into(),
-            repo_url: format!("{}/{}.git", world.sandbox.gitea_url(), demo::REPOSITORY),
-            repo_dir: world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
-            path: demo::PATH.into(),
-            target_revision: demo::BRANCH.into(),
-            dest_namespace: demo::NAMESPACE.into(),
-            auto_sync: false,
-            other_sources: Vec::new(),
-        },
-        true,
-    )?;
+    world
+        .argo
+        .add_app(world.app_spec("web-manual", false), true)?;
     let sha = world.commit_tag("1.8.0").await?;
     let (out, err) = world
         .wait(&[

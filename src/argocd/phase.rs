@@ -340,14 +340,7 @@ async fn watch_sync_windows(
     block: Arc<Mutex<Option<String>>>,
 ) {
     loop {
-        let windows = client
-            .apps()
-            .sync_windows(&settings.app)
-            .app_namespace(settings.app_namespace.as_deref())
-            .project(settings.project.as_deref())
-            .send()
-            .await;
-        if let Ok(windows) = windows {
+        if let Ok(windows) = sync_windows(&client, &settings).await {
             let now = super::verdict::automatic_sync_block(&windows);
             let mut shared = block.lock().expect("window lock");
             if let Some(why) = now.as_ref().filter(|_| shared.is_none()) {
@@ -365,21 +358,29 @@ async fn watch_sync_windows(
     }
 }
 
-/// Why a sync window blocks a manual sync of the app, for the error message (a generic reason when
-/// the windows cannot be read).
-async fn manual_sync_block(client: &Client, settings: &ArgoSettings) -> String {
-    let windows = client
+/// The app's sync windows.
+async fn sync_windows(
+    client: &Client,
+    settings: &ArgoSettings,
+) -> Result<super::models::SyncWindows, Error> {
+    client
         .apps()
         .sync_windows(&settings.app)
         .app_namespace(settings.app_namespace.as_deref())
         .project(settings.project.as_deref())
         .send()
-        .await;
-    let active: Vec<String> = windows
+        .await
+}
+
+/// Why a sync window blocks a manual sync of the app, for the error message (a generic reason when
+/// the windows cannot be read).
+async fn manual_sync_block(client: &Client, settings: &ArgoSettings) -> String {
+    let active: Vec<String> = sync_windows(client, settings)
+        .await
         .map(|w| {
             w.active_windows
                 .iter()
-                .map(|w| format!("{} window {:?} ({})", w.kind, w.schedule, w.duration))
+                .map(super::verdict::describe_window)
                 .collect()
         })
         .unwrap_or_default();

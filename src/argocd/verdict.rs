@@ -137,9 +137,8 @@ pub fn source_index(app: &Application, target: &Target) -> usize {
 /// active deny window blocks; with allow windows, one must be active. The API's own `canSync` is
 /// `CanSync(true)`, the rule for manual syncs, so it cannot tell.
 pub fn automatic_sync_block(windows: &SyncWindows) -> Option<String> {
-    let describe = |w: &SyncWindow| format!("{} window {:?} ({})", w.kind, w.schedule, w.duration);
     if let Some(deny) = windows.active_windows.iter().find(|w| w.kind == "deny") {
-        return Some(format!("the sync {} is active", describe(deny)));
+        return Some(format!("the sync {} is active", describe_window(deny)));
     }
     let allows: Vec<&SyncWindow> = windows
         .assigned_windows
@@ -150,10 +149,15 @@ pub fn automatic_sync_block(windows: &SyncWindows) -> Option<String> {
     match allows.first() {
         Some(first) if !allow_active => Some(format!(
             "syncs are allowed only inside the sync {}, which is not active",
-            describe(first)
+            describe_window(first)
         )),
         _ => None,
     }
+}
+
+/// A sync window as messages name it: `deny window "0 22 * * *" (8h)`.
+pub fn describe_window(w: &SyncWindow) -> String {
+    format!("{} window {:?} ({})", w.kind, w.schedule, w.duration)
 }
 
 /// What makes waiting on this app for our commit hopeless or doubtful, said at the start of the phase

@@ -131,6 +131,21 @@ impl World {
         .collect()
     }
 
+    /// An Argo CD app following the demo overlay (add it with `argo.add_app`).
+    pub fn app_spec(&self, name: &str, auto_sync: bool) -> gitops_sandbox::argocd::AppSpec {
+        gitops_sandbox::argocd::AppSpec {
+            name: name.into(),
+            project: "default".into(),
+            repo_url: format!("{}/{}.git", self.sandbox.gitea_url(), demo::REPOSITORY),
+            repo_dir: self.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO),
+            path: demo::PATH.into(),
+            target_revision: demo::BRANCH.into(),
+            dest_namespace: demo::NAMESPACE.into(),
+            auto_sync,
+            other_sources: Vec::new(),
+        }
+    }
+
     /// The head commit of the demo branch.
     pub async fn head(&self) -> Result<String> {
         self.sandbox
