@@ -72,13 +72,41 @@ impl RunConfig {
     }
 }
 
-/// The result of a `run`: one outcome per step that ran.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct RunOutcome {
-    /// The publish step's outcome.
-    pub publish: publish::Outcome,
-    /// The verify phases' outcome (`None` for a dry run or when nothing is configured).
+/// Everything a `run` did, as typed values: each step's outcome (partly filled when a step failed),
+/// the failure, and the rollback as its own section. The outputs, the step summary, the commit status
+/// and `--output json` are functions of it (see `cli::action`).
+#[derive(Debug, Default)]
+pub struct RunReport {
+    /// The publish step's outcome (`None` when it failed or never ran).
+    pub publish: Option<publish::Outcome>,
+    /// What the verify phases proved: those that passed (`None` for a dry run, or when nothing is
+    /// configured, or when publishing failed).
     pub verify: Option<verify::Outcome>,
+    /// The rollback, when one ran.
+    pub rollback: Option<RollbackReport>,
+    /// Why the run failed (`None`: it succeeded).
+    pub failure: Option<DeployError>,
+    /// Each phase's time, in order of first appearance.
+    pub phases: Vec<(Phase, Duration)>,
+}
+
+impl RunReport {
+    /// A run that failed before any step (its inputs).
+    pub fn failed(failure: DeployError) -> RunReport {
+        RunReport {
+            failure: Some(failure),
+            ..RunReport::default()
+        }
+    }
+}
+
+/// A rollback: what it did (or why it could not), and how long it took.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackReport {
+    /// The values written back and whether Argo CD confirmed them, or why the rollback failed.
+    pub result: Result<RollbackOutcome, String>,
+    /// Its time, publish and Argo CD wait included.
+    pub elapsed: Duration,
 }
 
 /// What a rollback did (reported in the failure message).
@@ -126,29 +154,30 @@ fn expect_of(c: &publish::Config) -> verify::Expect {
     }
 }
 
-/// Runs the pipeline.
-///
-/// # Errors
-/// A [`DeployError`] naming the failed phase.
-pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, DeployError> {
+/// Runs the pipeline. Never fails by itself: the [`RunReport`] says what happened, and its
+/// `failure` how it ended.
+pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
     // Announced to the runner (`::add-mask::`) before anything else is printed.
     for secret in config.secrets().iter().chain(&config.verify.secrets()) {
         report.add_secret(secret);
     }
     let started = tokio::time::Instant::now();
-    let publish = publish::run(&config.publish, report).await.map_err(|e| {
-        if e.is_invalid_input() {
-            DeployError::input(Phase::Publish, e)
-        } else {
-            DeployError::failed(Phase::Publish, e)
+    let mut run = RunReport::default();
+    report.enter(Phase::Publish);
+    let publish = match publish::run(&config.publish, report).await {
+        Ok(p) => p,
+        Err(e) => {
+            run.failure = Some(if e.is_invalid_input() {
+                DeployError::input(Phase::Publish, e)
+            } else {
+                DeployError::failed(Phase::Publish, e)
+            });
+            return run.timed(report);
         }
-    })?;
-    record_publish(report, &publish);
+    };
     if publish.dry_run || config.verify.is_empty() {
-        return Ok(RunOutcome {
-            publish,
-            verify: None,
-        });
+        run.publish = Some(publish);
+        return run.timed(report);
     }
     let oracle = oracle_for(config, &publish, report).await;
     let rollback = config.verify.rollback_on_failure && publish.changed;
@@ -168,61 +197,49 @@ pub async fn run(config: &RunConfig, report: &Report) -> Result<RunOutcome, Depl
     )
     .await;
     match result {
-        Ok(v) => Ok(RunOutcome {
-            publish,
-            verify: Some(v),
-        }),
-        Err(err) if rollback => {
-            report.warn(err.phase, format_args!("{:#}; rolling back", err.source));
-            let rb = run_rollback(config, &publish, report, overall).await;
-            if rb.is_ok() {
-                report.record("result", "rolled_back");
+        Ok(v) => run.verify = Some(v),
+        Err(failure) => {
+            run.verify = Some(failure.partial);
+            let err = failure.error;
+            if rollback {
+                report.warn(err.phase, format_args!("{:#}; rolling back", err.source));
+                // Everything the rollback does (its publish, its Argo CD wait) is its time.
+                let scoped = report.scoped(Phase::Rollback);
+                scoped.enter(Phase::Rollback);
+                let rb_started = tokio::time::Instant::now();
+                let result = run_rollback(config, &publish, &scoped, overall)
+                    .await
+                    .map_err(|e| format!("{e:#}"));
+                let tail = match &result {
+                    Ok(rb) => format!(
+                        "rolled back to {} ({})",
+                        rb.restored,
+                        if rb.healthy { "healthy" } else { "not healthy" }
+                    ),
+                    Err(e) => format!("rollback failed: {e}"),
+                };
+                run.rollback = Some(RollbackReport {
+                    result,
+                    elapsed: rb_started.elapsed(),
+                });
+                run.failure = Some(DeployError::failed(
+                    err.phase,
+                    anyhow::anyhow!("{:#}; {tail}", err.source),
+                ));
+            } else {
+                run.failure = Some(err);
             }
-            let tail = match rb {
-                Ok(rb) => format!(
-                    "rolled back to {} ({})",
-                    rb.restored,
-                    if rb.healthy { "healthy" } else { "not healthy" }
-                ),
-                Err(e) => format!("rollback failed: {e:#}"),
-            };
-            Err(DeployError::failed(
-                err.phase,
-                anyhow::anyhow!("{:#}; {tail}", err.source),
-            ))
         }
-        Err(err) => Err(err),
     }
+    run.publish = Some(publish);
+    run.timed(report)
 }
 
-/// Records the publish outputs right away, so that a later failure still reports the commit.
-fn record_publish(report: &Report, publish: &publish::Outcome) {
-    report.record("changed", (publish.changed && !publish.dry_run).to_string());
-    report.record("commit_sha", publish.commit_sha.clone());
-    report.record("commit_url", publish.commit_url.clone());
-    for f in publish.files.iter().filter(|f| f.changed) {
-        for i in &f.images {
-            report.record_change(crate::runner::ImageChange {
-                file: f.path.clone(),
-                image: i.name.clone(),
-                old: i.previous.clone(),
-                new: i.new.clone(),
-            });
-        }
-    }
-    let previous = publish
-        .files
-        .iter()
-        .flat_map(|f| &f.images)
-        .find_map(|i| i.previous_values.as_ref());
-    if let Some(v) = previous {
-        let tag = match (&v.new_tag, &v.digest) {
-            (Some(t), Some(d)) => format!("{t}@{d}"),
-            (Some(t), None) => t.clone(),
-            (None, Some(d)) => d.clone(),
-            (None, None) => String::new(),
-        };
-        report.record("previous_tag", tag);
+impl RunReport {
+    /// Takes the phases' times from the report.
+    fn timed(mut self, report: &Report) -> RunReport {
+        self.phases = report.phase_durations();
+        self
     }
 }
 

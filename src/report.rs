@@ -28,10 +28,9 @@ pub struct Report {
     /// Whether to emit runner workflow commands (`::group::`, `::add-mask::`, `::error::`).
     commands: bool,
     phases: Arc<Mutex<PhaseLog>>,
-    /// Output values known so far (see [`Report::record`]).
-    facts: Arc<Mutex<Vec<(&'static str, String)>>>,
-    /// Image changes the deploy made, for the summary (see [`Report::record_change`]).
-    changes: Arc<Mutex<Vec<crate::runner::ImageChange>>>,
+    /// The phase every line of this handle belongs to, whatever step writes it (see
+    /// [`Report::scoped`]).
+    scope: Option<Phase>,
 }
 
 /// The phases seen so far, in order, and the one that is open.
@@ -93,8 +92,7 @@ impl Report {
             sink: Arc::new(Mutex::new(writer)),
             commands: false,
             phases: Arc::new(Mutex::new(PhaseLog::default())),
-            facts: Arc::new(Mutex::new(Vec::new())),
-            changes: Arc::new(Mutex::new(Vec::new())),
+            scope: None,
         }
     }
 
@@ -131,6 +129,7 @@ impl Report {
     /// Makes `phase` the current one: closes the previous phase (and its group) and opens this one.
     /// Called by every progress line; call it directly to time a phase that has not logged yet.
     pub fn enter(&self, phase: Phase) {
+        let phase = self.scope.unwrap_or(phase);
         let now = self.elapsed();
         let mut log = self.phases.lock().expect("phase lock");
         if log.open == Some(phase) {
@@ -186,34 +185,14 @@ impl Report {
         out
     }
 
-    /// Records the value of an action output as soon as a phase knows it (`commit_sha` right after
-    /// publish, say), so that a deploy failing later still reports it. Names are
-    /// [`crate::runner::OUTPUT_NAMES`]; a later value replaces an earlier one.
-    pub fn record(&self, name: &'static str, value: impl Into<String>) {
-        debug_assert!(crate::runner::OUTPUT_NAMES.contains(&name), "{name}");
-        let mut facts = self.facts.lock().expect("facts lock");
-        facts.retain(|(n, _)| *n != name);
-        facts.push((name, value.into()));
-    }
-
-    /// The value recorded for an output, if any.
-    pub fn recorded(&self, name: &str) -> Option<String> {
-        let facts = self.facts.lock().expect("facts lock");
-        facts
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.clone())
-    }
-
-    /// Records an image change the deploy made (old → new), for the step summary, also when a later
-    /// phase fails.
-    pub fn record_change(&self, change: crate::runner::ImageChange) {
-        self.changes.lock().expect("changes lock").push(change);
-    }
-
-    /// The image changes recorded so far.
-    pub fn changes(&self) -> Vec<crate::runner::ImageChange> {
-        self.changes.lock().expect("changes lock").clone()
+    /// A handle whose lines all belong to `phase` (time included), labelled `phase: step:`: the
+    /// orchestrator gives it to the steps a phase reuses, so that a rollback's publish and Argo CD
+    /// wait are charged to the rollback.
+    pub fn scoped(&self, phase: Phase) -> Report {
+        Report {
+            scope: Some(phase),
+            ..self.clone()
+        }
     }
 
     /// Writes lines unmasked. Only for workflow commands whose content is already safe.
@@ -252,9 +231,17 @@ impl Report {
 
     /// A progress line for a phase: `[  3.2s] argocd: sync OutOfSync → Synced @ abc1234`.
     pub fn info(&self, phase: Phase, message: impl std::fmt::Display) {
-        self.enter(phase);
         let secs = self.elapsed().as_secs_f64();
-        self.line(&format!("[{secs:6.1}s] {phase}: {message}"));
+        match self.scope {
+            Some(scope) if scope != phase => {
+                self.enter(scope);
+                self.line(&format!("[{secs:6.1}s] {scope}: {phase}: {message}"));
+            }
+            _ => {
+                self.enter(phase);
+                self.line(&format!("[{secs:6.1}s] {phase}: {message}"));
+            }
+        }
     }
 
     /// A warning for a phase; same shape as [`Report::info`], marked `warning:`.
@@ -315,6 +302,29 @@ mod tests {
             .map(|(p, _)| p)
             .collect();
         assert_eq!(phases, [Phase::Publish, Phase::Argocd]);
+    }
+
+    #[test]
+    fn a_scoped_handle_charges_every_line_to_its_phase() {
+        let (report, out) = Report::capture(Masker::new());
+        report.info(Phase::Publish, "committed a");
+        let rollback = report.scoped(Phase::Rollback);
+        rollback.info(Phase::Publish, "committed b");
+        rollback.info(Phase::Argocd, "Synced");
+        rollback.info(Phase::Rollback, "done");
+        let text = out.text();
+        assert!(
+            text.contains("] rollback: publish: committed b\n"),
+            "{text}"
+        );
+        assert!(text.contains("] rollback: argocd: Synced\n"), "{text}");
+        assert!(text.contains("] rollback: done\n"), "{text}");
+        let phases: Vec<Phase> = report
+            .phase_durations()
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        assert_eq!(phases, [Phase::Publish, Phase::Rollback]);
     }
 
     #[test]

@@ -565,6 +565,15 @@ impl Outcome {
 /// Slack on top of the overall deadline for the last phase to return its timeout error.
 const EXIT_SLACK: Duration = Duration::from_secs(2);
 
+/// A failed verification: what the phases before the failing one proved, and the failure.
+#[derive(Debug)]
+pub struct Failure {
+    /// The phases that passed (the failing one and those after it are `None`).
+    pub partial: Outcome,
+    /// The failure, naming its phase.
+    pub error: DeployError,
+}
+
 /// Runs the configured phases in order for `commit`.
 ///
 /// `started` is when the command started: the overall `timeout` counts from there.
@@ -579,13 +588,15 @@ pub async fn run(
     report: &Report,
     started: Instant,
 ) -> Result<Outcome, DeployError> {
-    run_until(cfg, commit, expect, oracle, report, started + cfg.timeout).await
+    run_until(cfg, commit, expect, oracle, report, started + cfg.timeout)
+        .await
+        .map_err(|f| f.error)
 }
 
 /// As [`run`], with an explicit overall deadline (the pipeline keeps time for a rollback).
 ///
 /// # Errors
-/// A [`DeployError`] naming the failed phase.
+/// A [`Failure`]: the phases that passed, and the failure naming its phase.
 pub async fn run_until(
     cfg: &Config,
     commit: &str,
@@ -593,20 +604,44 @@ pub async fn run_until(
     oracle: Option<Arc<dyn RevisionOracle>>,
     report: &Report,
     overall: Instant,
-) -> Result<Outcome, DeployError> {
-    let work = run_phases(cfg, commit, expect, oracle, report, overall);
-    match tokio::time::timeout_at(overall + EXIT_SLACK, work).await {
+) -> Result<Outcome, Failure> {
+    let budget = overall.saturating_duration_since(Instant::now());
+    let mut out = Outcome::default();
+    let mut current = Phase::Argocd;
+    let work = run_phases(
+        cfg,
+        commit,
+        expect,
+        oracle,
+        report,
+        overall,
+        &mut out,
+        &mut current,
+    );
+    let result = match tokio::time::timeout_at(overall + EXIT_SLACK, work).await {
         Ok(r) => r,
+        // The backstop names the phase that was running, and the time it really had.
         Err(_) => Err(DeployError::failed(
-            Phase::Argocd,
+            current,
             anyhow::anyhow!(
                 "timed out after {}",
-                humantime::format_duration(cfg.timeout)
+                humantime::format_duration(
+                    Duration::from_secs(budget.as_secs_f64().round() as u64)
+                )
             ),
         )),
+    };
+    match result {
+        Ok(()) => Ok(out),
+        Err(error) => Err(Failure {
+            partial: out,
+            error,
+        }),
     }
 }
 
+/// The phases in order, each opened by this orchestrator and filling `out` as it passes.
+#[allow(clippy::too_many_arguments)]
 async fn run_phases(
     cfg: &Config,
     commit: &str,
@@ -614,10 +649,13 @@ async fn run_phases(
     oracle: Option<Arc<dyn RevisionOracle>>,
     report: &Report,
     overall: Instant,
-) -> Result<Outcome, DeployError> {
+    out: &mut Outcome,
+    current: &mut Phase,
+) -> Result<(), DeployError> {
     let deadline = |t: Option<Duration>| t.map_or(overall, |t| (Instant::now() + t).min(overall));
-    let mut out = Outcome::default();
     if let Some(a) = &cfg.argocd {
+        *current = Phase::Argocd;
+        report.enter(Phase::Argocd);
         let mut target = Target::new(commit);
         target.images = expect.images.clone();
         target.repo_url = expect.repo_url.clone();
@@ -631,9 +669,6 @@ async fn run_phases(
         )
         .await;
         let o = r.map_err(|e| DeployError::failed(Phase::Argocd, e))?;
-        // Outputs are recorded as soon as known, so a later failure still reports them.
-        report.record("synced_revision", o.synced_revision.clone());
-        report.record("health", o.health.clone());
         report.info(
             Phase::Argocd,
             format_args!(
@@ -646,6 +681,8 @@ async fn run_phases(
         out.argocd = Some(o);
     }
     if let Some(r) = &cfg.rollout {
+        *current = Phase::Rollout;
+        report.enter(Phase::Rollout);
         let o = crate::rollout::phase::run(&r.settings, report, deadline(r.timeout))
             .await
             .map_err(|e| DeployError::failed(Phase::Rollout, e))?;
@@ -656,6 +693,8 @@ async fn run_phases(
         out.rollout = Some(o);
     }
     if let Some(h) = &cfg.health {
+        *current = Phase::Health;
+        report.enter(Phase::Health);
         let o = crate::health::run(&h.settings, report, deadline(h.timeout))
             .await
             .map_err(|e| DeployError::failed(Phase::Health, e))?;
@@ -665,7 +704,7 @@ async fn run_phases(
         );
         out.health = Some(o);
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

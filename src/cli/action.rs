@@ -11,11 +11,11 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::OutputFormat;
-use crate::error::{DeployError, Phase};
+use crate::error::Phase;
 use crate::forge::gitea;
-use crate::pipeline::RunOutcome;
+use crate::pipeline::RunReport;
 use crate::report::Report;
-use crate::runner::{DeployResult, Outputs, PhaseRow, Runner, RunnerKind, Summary};
+use crate::runner::{DeployResult, ImageChange, Outputs, PhaseRow, Runner, RunnerKind, Summary};
 use crate::secret::Secret;
 
 /// Options about reporting back to the forge the workflow runs on.
@@ -84,65 +84,99 @@ fn given(v: Option<&str>) -> Option<&str> {
     v.map(str::trim).filter(|v| !v.is_empty())
 }
 
-/// The outputs of a finished `run`: what the phases recorded as they went (so a failed deploy still
-/// reports its commit), then the verify outcome of a successful one.
-pub fn outputs(result: &Result<RunOutcome, DeployError>, report: &Report) -> Outputs {
-    let last_phase = report
-        .phase_durations()
-        .last()
-        .map(|(p, _)| *p)
-        .unwrap_or(Phase::Inputs);
-    let (phase, result_kind) = match result {
-        Ok(_) => (last_phase, DeployResult::Success),
-        Err(err) if err.invalid_input => (err.phase, DeployResult::InvalidInput),
-        Err(err) if report.recorded("result").as_deref() == Some("rolled_back") => {
+/// The outputs of a finished `run`, from its report: what the steps that ran produced (so a failed
+/// deploy still reports its commit), how it ended and where. `elapsed` is the command's time.
+pub fn outputs(run: &RunReport, elapsed: Duration) -> Outputs {
+    let last_phase = run.phases.last().map_or(Phase::Inputs, |(p, _)| *p);
+    let (phase, result) = match &run.failure {
+        None => (last_phase, DeployResult::Success),
+        Some(err) if err.invalid_input => (err.phase, DeployResult::InvalidInput),
+        Some(err) if run.rollback.as_ref().is_some_and(|r| r.result.is_ok()) => {
             (err.phase, DeployResult::RolledBack)
         }
-        Err(err) => (err.phase, DeployResult::Failed),
+        Some(err) => (err.phase, DeployResult::Failed),
     };
-    let mut out = Outputs::new(phase, result_kind, report.elapsed());
-    let fact = |name: &str| report.recorded(name).filter(|v| !v.is_empty());
-    out.changed = fact("changed").as_deref() == Some("true");
-    out.commit_sha = fact("commit_sha");
-    out.commit_url = fact("commit_url");
-    out.previous_tag = fact("previous_tag");
-    out.synced_revision = fact("synced_revision");
-    out.health = fact("health");
-    if let Ok(RunOutcome {
-        verify: Some(verify),
-        ..
-    }) = result
-    {
-        out.synced_revision = verify.synced_revision().map(str::to_owned);
-        out.health = verify.app_health().map(str::to_owned);
+    let mut out = Outputs::new(phase, result, elapsed);
+    if let Some(p) = &run.publish {
+        out.changed = p.changed && !p.dry_run;
+        out.commit_sha = Some(p.commit_sha.clone()).filter(|s| !s.is_empty());
+        out.commit_url = Some(p.commit_url.clone()).filter(|s| !s.is_empty());
+        out.previous_tag = p
+            .files
+            .iter()
+            .flat_map(|f| &f.images)
+            .find_map(|i| i.previous_values.as_ref())
+            .map(|v| match (&v.new_tag, &v.digest) {
+                (Some(t), Some(d)) => format!("{t}@{d}"),
+                (Some(t), None) => t.clone(),
+                (None, Some(d)) => d.clone(),
+                (None, None) => String::new(),
+            })
+            .filter(|t| !t.is_empty());
+    }
+    if let Some(v) = &run.verify {
+        out.synced_revision = v.synced_revision().map(str::to_owned);
+        out.health = v.app_health().map(str::to_owned);
     }
     out
 }
 
+/// The image changes the deploy made, old → new.
+fn changes(run: &RunReport) -> Vec<ImageChange> {
+    let Some(p) = &run.publish else {
+        return Vec::new();
+    };
+    p.files
+        .iter()
+        .filter(|f| f.changed)
+        .flat_map(|f| {
+            f.images.iter().map(|i| ImageChange {
+                file: f.path.clone(),
+                image: i.name.clone(),
+                old: i.previous.clone(),
+                new: i.new.clone(),
+            })
+        })
+        .collect()
+}
+
 /// The step summary of a finished `run`.
-pub fn summary(
-    result: &Result<RunOutcome, DeployError>,
-    outputs: &Outputs,
-    links: &Links,
-    report: &Report,
-) -> Summary {
-    let failed = result.as_ref().err().filter(|e| !e.invalid_input);
-    let phases = report
-        .phase_durations()
-        .into_iter()
-        .map(|(phase, duration)| PhaseRow {
+pub fn summary(run: &RunReport, outputs: &Outputs, links: &Links) -> Summary {
+    let failed = run.failure.as_ref().filter(|e| !e.invalid_input);
+    let phases = run
+        .phases
+        .iter()
+        .map(|&(phase, duration)| PhaseRow {
             phase,
             duration,
-            passed: failed.is_none_or(|e| e.phase != phase),
+            passed: match phase {
+                Phase::Rollback => run
+                    .rollback
+                    .as_ref()
+                    .is_some_and(|r| r.result.as_ref().is_ok_and(|o| o.healthy)),
+                _ => failed.is_none_or(|e| e.phase != phase),
+            },
         })
         .collect();
-    let changes = report.changes();
     Summary {
         outputs: outputs.clone(),
         phases,
-        changes,
+        changes: changes(run),
         argocd_app: links.argocd_app.clone(),
-        error: result.as_ref().err().map(|e| format!("{e:#}")),
+        error: run.failure.as_ref().map(|e| format!("{e:#}")),
+    }
+}
+
+/// The commit status a finished `run` posts: state and description.
+pub fn status_of(outputs: &Outputs) -> (&'static str, String) {
+    match outputs.result {
+        DeployResult::Success if outputs.changed => ("success", "deployed".to_owned()),
+        DeployResult::Success => ("success", "already deployed".to_owned()),
+        DeployResult::RolledBack => (
+            "failure",
+            format!("failed in {}, rolled back", outputs.phase),
+        ),
+        _ => ("failure", format!("failed in {}", outputs.phase)),
     }
 }
 
@@ -150,17 +184,17 @@ pub fn summary(
 /// `$GITHUB_STEP_SUMMARY`, and with `--output json` one JSON object on stdout. Failing to write any of
 /// them is a warning: the deploy itself already happened and its exit code must stand.
 pub async fn finish(
-    result: &Result<RunOutcome, DeployError>,
+    run: &RunReport,
     links: &Links,
     report: &Report,
     runner: Option<&Runner>,
     format: OutputFormat,
     status: Option<&StatusTarget>,
 ) {
-    let outputs = outputs(result, report);
+    let outputs = outputs(run, report.elapsed());
     report.close_phase();
     if let Some(target) = status {
-        let invalid = result.as_ref().is_err_and(|e| e.invalid_input);
+        let invalid = run.failure.as_ref().is_some_and(|e| e.invalid_input);
         if !invalid {
             if let Err(why) = post_status(&outputs, links, runner, target).await {
                 report.line(&format!("gitops-deploy: warning: report_status: {why}"));
@@ -175,7 +209,7 @@ pub async fn finish(
                 anyhow::Error::new(e)
             ));
         }
-        let summary = summary(result, &outputs, links, report);
+        let summary = summary(run, &outputs, links);
         if let Err(e) = runner.write_summary(&summary, masker) {
             report.line(&format!(
                 "gitops-deploy: warning: {:#}",
@@ -217,11 +251,7 @@ async fn post_status(
         .request_timeout(Duration::from_secs(20))
         .build()
         .map_err(|e| format!("{:#}", anyhow::Error::new(e)))?;
-    let (state, description) = match outputs.result {
-        DeployResult::Success if outputs.changed => ("success", "deployed".to_owned()),
-        DeployResult::Success => ("success", "already deployed".to_owned()),
-        _ => ("failure", format!("failed in {}", outputs.phase)),
-    };
+    let (state, description) = status_of(outputs);
     let repo = client.repo(owner, name);
     let mut request = repo
         .create_status(sha, state)
@@ -244,6 +274,296 @@ async fn post_status(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::DeployError;
+    use crate::pipeline::{RollbackOutcome, RollbackReport};
+    use crate::publish::{FileOutcome, ImageOutcome, Outcome as Published, UsedTransport};
+
+    const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
+
+    fn published(changed: bool, dry_run: bool) -> Published {
+        Published {
+            changed,
+            commit_sha: SHA.into(),
+            commit_url: format!("https://git.example.com/ops/gitops/commit/{SHA}"),
+            branch: "main".into(),
+            transport: UsedTransport::Api,
+            files: vec![FileOutcome {
+                path: "apps/web/kustomization.yaml".into(),
+                changed,
+                images: vec![ImageOutcome {
+                    name: "registry.example.com/web".into(),
+                    previous: Some("1.0.0".into()),
+                    new: "1.1.0".into(),
+                    previous_values: Some(crate::edit::ImageValues {
+                        new_name: None,
+                        new_tag: Some("1.0.0".into()),
+                        digest: None,
+                    }),
+                }],
+                diff: String::new(),
+            }],
+            message: "deploy".into(),
+            attempts: 1,
+            elapsed: Duration::from_millis(800),
+            dry_run,
+        }
+    }
+
+    fn argo(health: &str) -> crate::verify::Outcome {
+        crate::verify::Outcome {
+            argocd: Some(crate::argocd::phase::ArgoOutcome {
+                synced_revision: SHA.into(),
+                sync_status: "Synced".into(),
+                health: health.into(),
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn failed(phase: Phase) -> Option<DeployError> {
+        Some(DeployError::failed(phase, anyhow::anyhow!("{phase} broke")))
+    }
+
+    fn rollback(result: Result<bool, &str>) -> Option<RollbackReport> {
+        Some(RollbackReport {
+            result: result
+                .map(|healthy| RollbackOutcome {
+                    restored: "1.0.0".into(),
+                    commits: vec!["feed".into()],
+                    healthy,
+                })
+                .map_err(str::to_owned),
+            elapsed: Duration::from_millis(2300),
+        })
+    }
+
+    fn phases(list: &[Phase]) -> Vec<(Phase, Duration)> {
+        list.iter().map(|p| (*p, Duration::from_secs(1))).collect()
+    }
+
+    /// (name, run, want result, phase, changed, commit, synced revision, rollback row passed)
+    type Case = (
+        &'static str,
+        RunReport,
+        DeployResult,
+        Phase,
+        bool,
+        bool,
+        bool,
+        Option<bool>,
+    );
+
+    #[test]
+    fn outputs_summary_and_status_from_the_run_report() {
+        use Phase::*;
+        let cases: Vec<Case> = vec![
+            (
+                "success",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    verify: Some(argo("Healthy")),
+                    phases: phases(&[Publish, Argocd, Rollout, Health]),
+                    ..Default::default()
+                },
+                DeployResult::Success,
+                Health,
+                true,
+                true,
+                true,
+                None,
+            ),
+            (
+                "no change",
+                RunReport {
+                    publish: Some(published(false, false)),
+                    verify: Some(argo("Healthy")),
+                    phases: phases(&[Publish, Argocd]),
+                    ..Default::default()
+                },
+                DeployResult::Success,
+                Argocd,
+                false,
+                true,
+                true,
+                None,
+            ),
+            (
+                "dry run",
+                RunReport {
+                    publish: Some(published(true, true)),
+                    phases: phases(&[Publish]),
+                    ..Default::default()
+                },
+                DeployResult::Success,
+                Publish,
+                false,
+                true,
+                false,
+                None,
+            ),
+            (
+                "invalid input",
+                RunReport::failed(DeployError::input(Inputs, anyhow::anyhow!("tag: required"))),
+                DeployResult::InvalidInput,
+                Inputs,
+                false,
+                false,
+                false,
+                None,
+            ),
+            (
+                "publish fails",
+                RunReport {
+                    failure: failed(Publish),
+                    phases: phases(&[Publish]),
+                    ..Default::default()
+                },
+                DeployResult::Failed,
+                Publish,
+                false,
+                false,
+                false,
+                None,
+            ),
+            (
+                "argocd fails",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    verify: Some(crate::verify::Outcome::default()),
+                    failure: failed(Argocd),
+                    phases: phases(&[Publish, Argocd]),
+                    ..Default::default()
+                },
+                DeployResult::Failed,
+                Argocd,
+                true,
+                true,
+                false,
+                None,
+            ),
+            (
+                "rollout fails after argocd passed",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    verify: Some(argo("Progressing")),
+                    failure: failed(Rollout),
+                    phases: phases(&[Publish, Argocd, Rollout]),
+                    ..Default::default()
+                },
+                DeployResult::Failed,
+                Rollout,
+                true,
+                true,
+                true,
+                None,
+            ),
+            (
+                "health fails",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    verify: Some(argo("Healthy")),
+                    failure: failed(Health),
+                    phases: phases(&[Publish, Argocd, Health]),
+                    ..Default::default()
+                },
+                DeployResult::Failed,
+                Health,
+                true,
+                true,
+                true,
+                None,
+            ),
+            (
+                "rolled back, healthy",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    verify: Some(crate::verify::Outcome::default()),
+                    failure: failed(Argocd),
+                    rollback: rollback(Ok(true)),
+                    phases: phases(&[Publish, Argocd, Rollback]),
+                },
+                DeployResult::RolledBack,
+                Argocd,
+                true,
+                true,
+                false,
+                Some(true),
+            ),
+            (
+                "rolled back, not healthy",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    verify: Some(crate::verify::Outcome::default()),
+                    failure: failed(Argocd),
+                    rollback: rollback(Ok(false)),
+                    phases: phases(&[Publish, Argocd, Rollback]),
+                },
+                DeployResult::RolledBack,
+                Argocd,
+                true,
+                true,
+                false,
+                Some(false),
+            ),
+            (
+                "rollback failed",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    verify: Some(crate::verify::Outcome::default()),
+                    failure: failed(Argocd),
+                    rollback: rollback(Err("cannot commit")),
+                    phases: phases(&[Publish, Argocd, Rollback]),
+                },
+                DeployResult::Failed,
+                Argocd,
+                true,
+                true,
+                false,
+                Some(false),
+            ),
+        ];
+        for (name, run, result, phase, changed, commit, synced, rollback_passed) in cases {
+            let o = outputs(&run, Duration::from_millis(4250));
+            assert_eq!(o.result, result, "{name}");
+            assert_eq!(o.phase, phase, "{name}");
+            assert_eq!(o.changed, changed, "{name}");
+            assert_eq!(o.commit_sha.is_some(), commit, "{name}");
+            assert_eq!(o.synced_revision.is_some(), synced, "{name}");
+            assert_eq!(o.duration_seconds, 4.3, "{name}");
+            if commit {
+                assert_eq!(o.previous_tag.as_deref(), Some("1.0.0"), "{name}");
+            }
+            let s = summary(&run, &o, &Links::default());
+            assert_eq!(s.phases.len(), run.phases.len(), "{name}");
+            let row = |p: Phase| s.phases.iter().find(|r| r.phase == p).map(|r| r.passed);
+            if let Some(err) = run.failure.as_ref().filter(|e| !e.invalid_input) {
+                assert_eq!(row(err.phase), Some(false), "{name}: the failing phase");
+                assert!(s.error.as_deref().unwrap().contains("broke"), "{name}");
+            } else {
+                assert!(s.phases.iter().all(|r| r.passed), "{name}");
+            }
+            assert_eq!(row(Rollback), rollback_passed, "{name}");
+            assert_eq!(
+                s.changes.len(),
+                usize::from(changed || name == "dry run"),
+                "{name}"
+            );
+            let (state, description) = status_of(&o);
+            match result {
+                DeployResult::Success => assert_eq!(state, "success", "{name}"),
+                _ => {
+                    assert_eq!(state, "failure", "{name}");
+                    assert!(
+                        description.starts_with(&format!("failed in {phase}")),
+                        "{name}"
+                    );
+                }
+            }
+            if result == DeployResult::RolledBack {
+                assert!(description.ends_with("rolled back"), "{name}");
+            }
+        }
+    }
 
     #[test]
     fn argocd_links_follow_the_ui_routes() {

@@ -94,12 +94,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                     return err.exit_code();
                 }
             };
-            let result = run::execute(*args, &report).await;
-            if let Err(err) = &result {
+            let run = run::execute(*args, &report).await;
+            if let Some(err) = &run.failure {
                 report.error_command(err.phase, &format!("{:#}", err.source));
             }
             action::finish(
-                &result,
+                &run,
                 &links,
                 &report,
                 runner.as_ref(),
@@ -107,9 +107,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                 status.as_ref(),
             )
             .await;
-            return match result {
-                Ok(_) => ExitCode::SUCCESS,
-                Err(err) => {
+            return match &run.failure {
+                None => ExitCode::SUCCESS,
+                Some(err) => {
                     report.line(&format!("gitops-deploy: error: {err:#}"));
                     err.exit_code()
                 }

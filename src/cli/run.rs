@@ -5,7 +5,6 @@
 
 use clap::Args;
 
-use crate::error::DeployError;
 use crate::pipeline;
 use crate::report::Report;
 use crate::secret::Secret;
@@ -118,7 +117,7 @@ impl PublishArgs {
 ///
 /// # Errors
 /// A [`DeployError`] naming the phase; invalid input has exit code 2.
-pub async fn execute(args: RunArgs, report: &Report) -> Result<pipeline::RunOutcome, DeployError> {
+pub async fn execute(args: RunArgs, report: &Report) -> pipeline::RunReport {
     // Before anything else, so that no message can carry the token, not even an input error.
     let env = crate::publish::RunnerEnv::from_process();
     for token in [args.publish.token.as_deref(), env.token.as_deref()]
@@ -128,23 +127,26 @@ pub async fn execute(args: RunArgs, report: &Report) -> Result<pipeline::RunOutc
     {
         report.add_secret(&Secret::new(token));
     }
-    let config = pipeline::RunConfig::from_args(&args, &env)?;
-    let outcome = pipeline::run(&config, report).await?;
-    if outcome.publish.dry_run {
+    let config = match pipeline::RunConfig::from_args(&args, &env) {
+        Ok(c) => c,
+        Err(e) => return pipeline::RunReport::failed(e),
+    };
+    let run = pipeline::run(&config, report).await;
+    if let Some(publish) = run.publish.as_ref().filter(|p| p.dry_run) {
         let mut out = String::new();
-        for f in outcome.publish.files.iter().filter(|f| f.changed) {
+        for f in publish.files.iter().filter(|f| f.changed) {
             out.push_str(&f.diff);
             if !f.diff.ends_with('\n') {
                 out.push('\n');
             }
         }
-        if outcome.publish.changed {
+        if publish.changed {
             out.push_str("--- commit message ---\n");
-            out.push_str(&outcome.publish.message);
+            out.push_str(&publish.message);
         } else {
             out.push_str("no change: every file already holds the requested values\n");
         }
         print!("{}", report.masker().mask(&out));
     }
-    Ok(outcome)
+    run
 }
