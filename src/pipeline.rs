@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use crate::argocd::phase::RevisionOracle;
 use crate::argocd::verdict::{short, Target};
-use crate::cli::run::RunArgs;
 use crate::edit::{FieldUpdate, ImageSetting, ImageValues};
 use crate::error::{DeployError, Phase};
 use crate::forge::git::History;
@@ -27,45 +26,7 @@ pub struct RunConfig {
     pub expect: verify::Expect,
 }
 
-/// Every input problem at once.
-#[derive(Debug, thiserror::Error)]
-#[error("invalid input:\n  - {}", problems.join("\n  - "))]
-pub struct InvalidInputs {
-    /// One message per problem, each naming the input.
-    pub problems: Vec<String>,
-}
-
 impl RunConfig {
-    /// Builds every step's config from the raw options and the runner's environment; no I/O.
-    ///
-    /// # Errors
-    /// An invalid-input [`DeployError`] listing every problem.
-    pub fn from_args(args: &RunArgs, env: &publish::RunnerEnv) -> Result<RunConfig, DeployError> {
-        let mut problems = Vec::new();
-        let publish = publish::Config::from_args(&args.publish.to_step_args(), env)
-            .map_err(|p| problems.extend(p))
-            .ok();
-        let expect = publish.as_ref().map(expect_of).unwrap_or_default();
-        let verify = verify::Config::from_args(&args.verify, &expect)
-            .map_err(|p| problems.extend(p))
-            .ok();
-        match (publish, verify) {
-            (Some(mut publish), Some(verify)) if problems.is_empty() => {
-                // The publish step's own budget is capped by the overall deadline.
-                publish.timeout = publish.timeout.min(verify.timeout);
-                Ok(RunConfig {
-                    publish,
-                    verify,
-                    expect,
-                })
-            }
-            _ => Err(DeployError::input(
-                Phase::Inputs,
-                InvalidInputs { problems },
-            )),
-        }
-    }
-
     /// Every secret in the plan, to register with the masker before any network call.
     pub fn secrets(&self) -> Vec<Secret> {
         self.publish.token.iter().cloned().collect()
@@ -127,7 +88,7 @@ const ROLLBACK_RESERVE_SHARE: u32 = 4;
 const ROLLBACK_RESERVE_MAX: Duration = Duration::from_secs(120);
 
 /// The rendered image the deploy puts into the templates (`newName or name` + `:tag` + `@digest`).
-fn expect_of(c: &publish::Config) -> verify::Expect {
+pub fn expect_of(c: &publish::Config) -> verify::Expect {
     let s = &c.setting;
     let set = |f: &FieldUpdate| match f {
         FieldUpdate::Set(v) => Some(v.clone()),

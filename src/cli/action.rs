@@ -34,11 +34,9 @@ impl ActionArgs {
     /// # Errors
     /// A message naming `report_status` when the value is not a boolean.
     pub fn report_status(&self) -> Result<bool, String> {
-        match self.report_status.as_deref().map(str::trim) {
-            None | Some("") => Ok(false),
-            Some(v) if v.eq_ignore_ascii_case("true") => Ok(true),
-            Some(v) if v.eq_ignore_ascii_case("false") => Ok(false),
-            Some(v) => Err(format!("report_status: expected true or false, got {v:?}")),
+        match super::inputs::given(&self.report_status) {
+            None => Ok(false),
+            Some(v) => super::inputs::parse_bool("report_status", v),
         }
     }
 }

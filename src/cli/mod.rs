@@ -11,6 +11,7 @@ use crate::report::Report;
 use crate::secret::Masker;
 
 pub mod action;
+pub mod inputs;
 pub mod run;
 pub mod set_image;
 pub mod verify;

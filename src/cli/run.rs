@@ -1,11 +1,14 @@
 //! `gitops-deploy run`: the deploy command (and the action's entry point). Options are raw strings here,
 //! each also read from `INPUT_<NAME>` so that action mode needs no second parser; an empty value counts as
 //! "not given", because runners set `INPUT_X=""` for inputs without a value. Typed configs are built by
-//! [`crate::pipeline::RunConfig::from_args`].
+//! [`plan`].
 
 use clap::Args;
 
-use crate::pipeline;
+use super::inputs::InvalidInputs;
+use crate::error::{DeployError, Phase};
+use crate::pipeline::{self, expect_of, RunConfig};
+use crate::publish;
 use crate::report::Report;
 use crate::secret::Secret;
 
@@ -108,8 +111,43 @@ impl PublishArgs {
             commit_message: given(&self.commit_message),
             author_name: given(&self.author_name),
             author_email: given(&self.author_email),
-            dry_run: given(&self.dry_run),
+            // Parsed by [`plan`], with the one boolean grammar.
+            dry_run: false,
         }
+    }
+}
+
+/// Builds every step's config from the raw options and the runner's environment; no I/O.
+///
+/// # Errors
+/// An invalid-input [`DeployError`] listing every problem.
+pub fn plan(args: &RunArgs, env: &publish::RunnerEnv) -> Result<RunConfig, DeployError> {
+    let mut problems = Vec::new();
+    let mut step_args = args.publish.to_step_args();
+    step_args.dry_run = super::inputs::given(&args.publish.dry_run)
+        .map(|v| super::inputs::parse_bool("dry_run", v).map_err(|e| problems.push(e)))
+        .is_some_and(|r| r.unwrap_or(false));
+    let publish = publish::Config::from_args(&step_args, env)
+        .map_err(|p| problems.extend(p))
+        .ok();
+    let expect = publish.as_ref().map(expect_of).unwrap_or_default();
+    let verify = super::verify::config(&args.verify, &expect)
+        .map_err(|p| problems.extend(p))
+        .ok();
+    match (publish, verify) {
+        (Some(mut publish), Some(verify)) if problems.is_empty() => {
+            // The publish step's own budget is capped by the overall deadline.
+            publish.timeout = publish.timeout.min(verify.timeout);
+            Ok(RunConfig {
+                publish,
+                verify,
+                expect,
+            })
+        }
+        _ => Err(DeployError::input(
+            Phase::Inputs,
+            InvalidInputs { problems },
+        )),
     }
 }
 
@@ -127,7 +165,7 @@ pub async fn execute(args: RunArgs, report: &Report) -> pipeline::RunReport {
     {
         report.add_secret(&Secret::new(token));
     }
-    let config = match pipeline::RunConfig::from_args(&args, &env) {
+    let config = match plan(&args, &env) {
         Ok(c) => c,
         Err(e) => return pipeline::RunReport::failed(e),
     };

@@ -11,7 +11,7 @@ use crate::edit::ImageSetting;
 use crate::error::{DeployError, Phase};
 use crate::report::Report;
 use crate::secret::Secret;
-use crate::verify::{Config, Expect};
+use crate::verify::Expect;
 
 /// Options of `wait`.
 #[derive(Debug, Args)]
@@ -62,7 +62,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
         }
         _ => {}
     }
-    let images: Vec<String> = crate::verify::split_list(&args.images);
+    let images: Vec<String> = super::inputs::split_list(&args.images);
     let given = |v: &Option<String>| {
         v.as_deref()
             .map(str::trim)
@@ -130,7 +130,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
     if let (Some(server), Some(repo)) = (given(&args.server_url), given(&args.repository)) {
         expect.repo_url = Some(format!("{}/{repo}", server.trim_end_matches('/')));
     }
-    let config = match Config::from_args(&args.verify, &expect) {
+    let config = match super::verify::config(&args.verify, &expect) {
         Ok(c) => Some(c),
         Err(mut p) => {
             problems.append(&mut p);
@@ -140,7 +140,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
     if !problems.is_empty() {
         return Err(DeployError::input(
             Phase::Inputs,
-            crate::verify::InvalidInputs { problems },
+            super::inputs::InvalidInputs { problems },
         ));
     }
     let config = config.expect("no problems means a config");

@@ -122,8 +122,8 @@ pub struct Args {
     pub author_name: Option<String>,
     /// `author_email`.
     pub author_email: Option<String>,
-    /// `dry_run`: `true`/`false` (also `1`/`0`, `yes`/`no`).
-    pub dry_run: Option<String>,
+    /// `dry_run`, parsed by the CLI's boolean grammar.
+    pub dry_run: bool,
 }
 
 /// What the runner tells us about the pipeline run (the `GITHUB_*` variables Gitea, Forgejo and GitHub set).
@@ -392,17 +392,7 @@ impl Config {
                 author.email
             ));
         }
-        let dry_run = match given(&args.dry_run)
-            .map(|s| s.to_ascii_lowercase())
-            .as_deref()
-        {
-            None | Some("false" | "0" | "no" | "off") => false,
-            Some("true" | "1" | "yes" | "on") => true,
-            Some(other) => {
-                problems.push(format!("dry_run: {other:?} is not `true` or `false`"));
-                false
-            }
-        };
+        let dry_run = args.dry_run;
         let token = given(&args.token)
             .or_else(|| env.token.clone())
             .map(Secret::new);
@@ -1247,7 +1237,6 @@ mod tests {
             image: None,
             transport: Some("carrier-pigeon".into()),
             commit_message: Some("{nope}".into()),
-            dry_run: Some("maybe".into()),
             author_email: Some("not-an-email".into()),
             ..Args::default()
         };
@@ -1260,7 +1249,6 @@ mod tests {
             "image:",
             "transport:",
             "commit_message:",
-            "dry_run:",
             "author_email:",
         ] {
             assert!(
@@ -1337,7 +1325,7 @@ mod tests {
         assert!(Config::from_args(&a, &RunnerEnv::default()).unwrap_err()[0].starts_with("token:"));
         let a = Args {
             token: None,
-            dry_run: Some("TRUE".into()),
+            dry_run: true,
             ..args()
         };
         assert!(
