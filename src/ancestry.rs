@@ -200,9 +200,7 @@ impl RevisionOracle for GiteaOracle {
     }
 }
 
-fn short(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
-}
+use crate::text::short;
 
 /// The oracle over any git remote (the `git` transport): ancestry from the branch's commit graph,
 /// fetched without trees or blobs when a revision is not known yet; our files at a revision fetched

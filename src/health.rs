@@ -110,13 +110,13 @@ pub fn probe_verdict(probe: &Probe, passes_before: u32, s: &HealthSettings) -> (
         (Some(st), None) if st != s.expect_status => Some(format!(
             "HTTP {st} (want {}), body {:?}",
             s.expect_status,
-            crate::argocd::excerpt(&probe.body, 120)
+            crate::text::excerpt(&probe.body, 120)
         )),
         (Some(_), None) => match &s.expect_body {
             Some(m) if !m.is_match(&probe.body) => Some(format!(
                 "HTTP {}, body {:?} is not {m}",
                 probe.status.unwrap_or(0),
-                crate::argocd::excerpt(&probe.body, 120)
+                crate::text::excerpt(&probe.body, 120)
             )),
             _ => None,
         },
@@ -189,7 +189,7 @@ pub async fn run(
             vec![Fact::status(
                 "http",
                 match (p.status, &p.error) {
-                    (Some(st), _) => format!("HTTP {st} {}", crate::argocd::excerpt(&p.body, 60)),
+                    (Some(st), _) => format!("HTTP {st} {}", crate::text::excerpt(&p.body, 60)),
                     (None, Some(e)) => format!("no answer ({e})"),
                     _ => "no answer".into(),
                 },
@@ -199,7 +199,7 @@ pub async fn run(
     .await?;
     Ok(HealthOutcome {
         status: probe.status.unwrap_or(0),
-        body: crate::argocd::excerpt(&probe.body, 200),
+        body: crate::text::excerpt(&probe.body, 200),
     })
 }
 

@@ -19,6 +19,7 @@ pub mod retry;
 pub mod rollout;
 pub mod runner;
 pub mod secret;
+pub mod text;
 pub mod tls;
 pub mod verdict;
 pub mod verify;

@@ -458,9 +458,7 @@ impl Summary {
     }
 }
 
-fn short(sha: &str) -> &str {
-    sha.get(..12).unwrap_or(sha)
-}
+use crate::text::short;
 
 /// Inline code that survives a Markdown table cell.
 fn code(text: &str) -> String {
@@ -659,7 +657,7 @@ mod tests {
         );
         assert!(
             md.contains(
-                "- Commit: [`0123456789ab`](http://gitea/demo/gitops/commit/0123456789abcdef0123)"
+                "- Commit: [`0123456`](http://gitea/demo/gitops/commit/0123456789abcdef0123)"
             ),
             "{md}"
         );

@@ -89,7 +89,7 @@ async fn action_mode_deploys_with_only_input_env() {
     assert!(
         summary.contains(&format!(
             "- Commit: [`{}`]({})",
-            &head[..12],
+            &head[..7],
             get("commit_url")
         )),
         "{summary}"

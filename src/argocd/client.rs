@@ -22,6 +22,7 @@ use super::models::{
 };
 use super::{ApiError, Error};
 use crate::secret::Secret;
+use crate::text::excerpt;
 
 /// How to reach and trust the Argo CD API server.
 #[derive(Debug, Clone)]
@@ -193,17 +194,6 @@ fn api_error(method: &Method, path: &str, status: StatusCode, body: &[u8]) -> Ap
         path: path.to_owned(),
         status: status.as_u16(),
         message,
-    }
-}
-
-/// The first `max` characters of `text` on one line, with `…` when cut.
-pub(crate) fn excerpt(text: &str, max: usize) -> String {
-    let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
-    if one_line.chars().count() <= max {
-        one_line
-    } else {
-        let cut: String = one_line.chars().take(max).collect();
-        format!("{cut}…")
     }
 }
 

@@ -9,8 +9,6 @@ pub mod models;
 pub mod phase;
 pub mod verdict;
 
-#[allow(unused_imports)]
-pub(crate) use client::excerpt;
 pub use client::{
     AppsHandler, Client, ClientConfig, GetApp, GetResource, GetSyncWindows, GetTree, Refresh,
     ResourceKey, StreamApp, SyncApp,

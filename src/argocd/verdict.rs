@@ -253,10 +253,7 @@ pub fn operation_revision<'a>(
     })
 }
 
-/// The first 7 characters of a SHA, for messages.
-pub fn short(sha: &str) -> &str {
-    sha.get(..7).unwrap_or(sha)
-}
+pub use crate::text::short;
 
 /// Judges one snapshot. See the module docs for the predicate; the checks run in this order so the
 /// most specific failure wins.

@@ -906,7 +906,7 @@ pub async fn run(config: &Config, report: &Report) -> Result<Outcome, Error> {
         UsedTransport::Git => via_git::publish(config, report, deadline, &deploy_id).await?,
     };
     outcome.elapsed = started.elapsed();
-    let short = &outcome.commit_sha[..outcome.commit_sha.len().min(10)];
+    let short = crate::text::short(&outcome.commit_sha);
     let verb = match (outcome.dry_run, outcome.changed) {
         (true, true) => "would commit on",
         (true, false) => "nothing to change at",
