@@ -89,7 +89,9 @@ const ROLLBACK_RESERVE_MAX: Duration = Duration::from_secs(120);
 
 /// The rendered image the deploy puts into the templates (`newName or name` + `:tag` + `@digest`).
 pub fn expect_of(c: &publish::Config) -> verify::Expect {
-    let s = &c.setting;
+    let Some(s) = c.setting() else {
+        return verify::Expect::default();
+    };
     let set = |f: &FieldUpdate| match f {
         FieldUpdate::Set(v) => Some(v.clone()),
         _ => None,
@@ -216,7 +218,7 @@ async fn oracle_for(
         .filter(|f| f.changed)
         .map(|f| f.path.clone())
         .collect();
-    let setting = config.publish.setting.clone();
+    let setting = config.publish.setting()?.clone();
     let remote = crate::forge::git::Remote {
         url: config.publish.clone_url(),
         token: config.publish.token.clone(),
@@ -288,30 +290,27 @@ async fn run_rollback(
     let mut restored = Vec::new();
     for (prev, paths) in &groups {
         let field = |v: &Option<String>| v.clone().map_or(FieldUpdate::Remove, FieldUpdate::Set);
-        let mut c = config.publish.clone();
-        c.paths = paths.clone();
-        let shown = match prev {
-            Some(prev) => {
-                c.setting = ImageSetting {
-                    name: config.publish.setting.name.clone(),
+        let change = match prev {
+            Some(prev) => publish::Change::Set {
+                setting: ImageSetting {
+                    name: config.publish.image.clone(),
                     new_name: field(&prev.new_name),
                     new_tag: field(&prev.new_tag),
                     digest: field(&prev.digest),
                     tag_suffix: FieldUpdate::Keep,
-                };
-                describe(prev)
-            }
-            None => {
-                c.remove_entry = true;
-                "(entry removed)".to_owned()
-            }
+                },
+                shown: describe(prev),
+            },
+            None => publish::Change::Remove,
         };
-        c.new_value = shown.clone();
-        c.message_template = format!(
-            "rollback {{image}} {{old}} → {{new}} after the failed deploy {} [skip ci]",
-            short(&out.commit_sha)
-        );
-        c.timeout = c.timeout.min(
+        let shown = change.shown().to_owned();
+        let c = config.publish.with_change(
+            paths.clone(),
+            change,
+            format!(
+                "rollback {{image}} {{old}} → {{new}} after the failed deploy {} [skip ci]",
+                short(&out.commit_sha)
+            ),
             overall
                 .saturating_duration_since(tokio::time::Instant::now())
                 .max(Duration::from_secs(2)),
@@ -321,10 +320,10 @@ async fn run_rollback(
             Phase::Rollback,
             format_args!(
                 "{} in {}",
-                if c.remove_entry {
-                    format!("removed the {} entry the deploy added", c.image)
-                } else {
-                    format!("wrote {shown} back")
+                match c.change {
+                    publish::Change::Remove =>
+                        format!("removed the {} entry the deploy added", c.image),
+                    publish::Change::Set { .. } => format!("wrote {shown} back"),
                 },
                 short(&o.commit_sha)
             ),

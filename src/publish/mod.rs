@@ -227,13 +227,8 @@ pub struct Config {
     pub paths: Vec<String>,
     /// The image name as written in `images:`.
     pub image: String,
-    /// The edit, as the engine takes it.
-    pub setting: ImageSetting,
-    /// The new value as shown in messages (`1.2.3`, `1.2.3@sha256:…`, `other/name:1.2.3`).
-    pub new_value: String,
-    /// Remove the entry of `image` instead of applying `setting` (the rollback of a deploy that added
-    /// the entry). Not an input: set by the pipeline.
-    pub remove_entry: bool,
+    /// What to write into each file.
+    pub change: Change,
     /// The token; required unless dry-running.
     pub token: Option<Secret>,
     /// Private CAs trusted for the server (API and git), besides the public roots.
@@ -417,15 +412,16 @@ impl Config {
         }
         let (owner, name) = owner_name.expect("checked above");
         Ok(Config {
-            remove_entry: false,
             server_url: server_url.expect("checked above"),
             owner,
             name,
             branch: given(&args.branch),
             paths,
             image: image.expect("checked above"),
-            setting: setting.expect("checked above"),
-            new_value,
+            change: Change::Set {
+                setting: setting.expect("checked above"),
+                shown: new_value,
+            },
             token,
             server_ca,
             transport,
@@ -849,6 +845,58 @@ impl Error {
     }
 }
 
+/// What the step writes into each file: one of two things, never both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Set the image's fields, as `kustomize edit set image` does.
+    Set {
+        /// The edit, as the engine takes it.
+        setting: ImageSetting,
+        /// The new value as messages show it (`1.2.3`, `1.2.3@sha256:…`, `other/name:1.2.3`).
+        shown: String,
+    },
+    /// Remove the image's entry (the rollback of a deploy that added it).
+    Remove,
+}
+
+impl Change {
+    /// The new value as messages show it.
+    pub fn shown(&self) -> &str {
+        match self {
+            Change::Set { shown, .. } => shown,
+            Change::Remove => "(entry removed)",
+        }
+    }
+}
+
+impl Config {
+    /// The edit this config sets, if it sets one (not a removal).
+    pub fn setting(&self) -> Option<&ImageSetting> {
+        match &self.change {
+            Change::Set { setting, .. } => Some(setting),
+            Change::Remove => None,
+        }
+    }
+
+    /// The same destination, writing `change` to `paths` with the message `template`, within
+    /// `timeout`: what a rollback publishes.
+    pub fn with_change(
+        &self,
+        paths: Vec<String>,
+        change: Change,
+        template: String,
+        timeout: Duration,
+    ) -> Config {
+        Config {
+            paths,
+            change,
+            message_template: template,
+            timeout: self.timeout.min(timeout),
+            ..self.clone()
+        }
+    }
+}
+
 /// Runs the publish step.
 ///
 /// # Errors
@@ -1010,10 +1058,9 @@ fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
     let mut files = Vec::new();
     let mut changed = Vec::new();
     for r in reads {
-        let edited = if config.remove_entry {
-            edit::remove_image(&r.text, &config.image)
-        } else {
-            edit::set_images(&r.text, std::slice::from_ref(&config.setting))
+        let edited = match &config.change {
+            Change::Remove => edit::remove_image(&r.text, &config.image),
+            Change::Set { setting, .. } => edit::set_images(&r.text, std::slice::from_ref(setting)),
         }
         .map_err(|source| Error::Edit {
             path: r.path.clone(),
@@ -1094,7 +1141,7 @@ fn message(config: &Config, applied: &Applied, deploy_id: &str) -> String {
             } else {
                 old.join(", ")
             }),
-            "new" => Some(config.new_value.clone()),
+            "new" => Some(config.change.shown().to_owned()),
             "paths" => Some(paths.iter().copied().collect::<Vec<_>>().join(", ")),
             "source_repo" => config.source_repo.clone(),
             "source_sha" => config.source_sha.clone(),
@@ -1225,7 +1272,7 @@ mod tests {
         assert_eq!(c.transport, Transport::Auto);
         assert_eq!(c.author.name, DEFAULT_AUTHOR_NAME);
         assert!(!c.dry_run);
-        assert_eq!(c.new_value, "1.2.3");
+        assert_eq!(c.change.shown(), "1.2.3");
     }
 
     #[test]
