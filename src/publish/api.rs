@@ -5,10 +5,6 @@
 use super::*;
 use crate::forge::gitea::models::Contents;
 
-/// Writes answered 500 in a row, with nothing landed, after which the server is taken to refuse the
-/// write (a declining hook) rather than to be failing for a moment.
-const SERVER_ERRORS_BEFORE_GIVING_UP: u32 = 3;
-
 fn map(config: &Config, branch: &str, action: String, e: gitea::Error) -> Error {
     use reqwest::StatusCode;
     match e.api() {
@@ -279,128 +275,155 @@ pub(super) async fn publish(
     let head = head_of().await?;
     let first_reads = locate(config, report, deadline, &repo, &branch, &head).await?;
     let files: Vec<String> = first_reads.iter().map(|r| r.path.clone()).collect();
-    // The first attempt works on what `locate` read at `head`.
-    let mut first_reads = Some(first_reads);
+    let mut transport = ApiTransport {
+        config,
+        report,
+        deadline,
+        repo: &repo,
+        branch: branch.clone(),
+        files,
+        // The first attempt works on what `locate` read at `head`.
+        first: Some((head, first_reads)),
+        head_of: &head_of,
+    };
+    super::transport::publish(&mut transport, config, report, deadline, deploy_id).await
+}
 
-    let mut backoff = config.retry.start(deadline);
-    // The head our first ambiguous write was based on: our commit, if it landed, comes after it.
-    let mut ambiguous_base: Option<String> = None;
-    // Writes answered 500 in a row, none of which landed.
-    let mut server_errors = 0u32;
-    let mut head = Some(head);
-    loop {
-        let attempt = async {
-            let head = match head.take() {
-                Some(h) => h,
-                None => head_of().await?,
-            };
-            if let Some(base) = &ambiguous_base {
-                let landed = find_landed(&repo, base, &head, deploy_id)
-                    .await
-                    .map_err(|e| map(config, &branch, "cannot look for our commit".into(), e))?;
-                if let Some((sha, url)) = landed {
-                    report.info(
-                        Phase::Publish,
-                        "the earlier write landed despite the error; not writing again",
-                    );
-                    // Describe the change our commit made (from the base it was written on).
-                    let base_reads =
-                        read_files(config, report, deadline, &repo, &branch, &files, base).await?;
-                    let applied = apply(config, &base_reads)?;
-                    let msg = message(config, &applied, deploy_id);
-                    return Ok(outcome(
-                        config,
-                        UsedTransport::Api,
-                        &branch,
-                        applied,
-                        sha,
-                        url,
-                        msg,
-                    ));
-                }
-                if server_errors >= SERVER_ERRORS_BEFORE_GIVING_UP {
-                    return Err(Error::ServerRefuses {
-                        branch: branch.clone(),
-                        attempts: server_errors,
-                    });
-                }
-            }
-            let reads = match first_reads.take() {
-                Some(r) => r,
-                None => read_files(config, report, deadline, &repo, &branch, &files, &head).await?,
-            };
-            let applied = apply(config, &reads)?;
-            let msg = message(config, &applied, deploy_id);
-            if applied.changed.is_empty() || config.dry_run {
-                return Ok(outcome(
-                    config,
-                    UsedTransport::Api,
-                    &branch,
-                    applied,
+/// The contents API as a [`Transport`](super::transport::Transport): one `POST /contents` per
+/// write, guarded by the blob SHAs read at the head.
+struct ApiTransport<'a, H> {
+    config: &'a Config,
+    report: &'a Report,
+    deadline: Deadline,
+    repo: &'a gitea::RepoHandler<'a>,
+    branch: String,
+    files: Vec<String>,
+    first: Option<(String, Vec<Read>)>,
+    head_of: &'a H,
+}
+
+impl<H, F> super::transport::Transport for ApiTransport<'_, H>
+where
+    H: Fn() -> F,
+    F: std::future::Future<Output = Result<String, Error>>,
+{
+    const KIND: UsedTransport = UsedTransport::Api;
+
+    fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    async fn head(&mut self) -> Result<String, Error> {
+        match &self.first {
+            Some((head, _)) => Ok(head.clone()),
+            None => (self.head_of)().await,
+        }
+    }
+
+    async fn read(&mut self, head: &str) -> Result<Vec<Read>, Error> {
+        match self.first.take() {
+            Some((_, reads)) => Ok(reads),
+            None => {
+                read_files(
+                    self.config,
+                    self.report,
+                    self.deadline,
+                    self.repo,
+                    &self.branch,
+                    &self.files,
                     head,
-                    None,
-                    msg,
-                ));
+                )
+                .await
             }
-            let mut req = repo
-                .change_files(msg.clone())
-                .branch(&branch)
-                .author(&config.author.name, &config.author.email)
-                .committer(&config.author.name, &config.author.email);
-            for (path, _) in &applied.changed {
-                let len = path.chars().count();
-                if len > 500 {
-                    // ChangeFileOperation `path`: MaxSize(500).
-                    return Err(Error::TooLong {
-                        input: format!("file path {path:?}"),
-                        len,
-                        max: 500,
-                    });
-                }
+        }
+    }
+
+    async fn write(
+        &mut self,
+        _head: &str,
+        reads: &[Read],
+        applied: &Applied,
+        message: &str,
+    ) -> Result<(String, Option<String>), super::transport::WriteFailure> {
+        let config = self.config;
+        let refused = |error| super::transport::WriteFailure {
+            error,
+            maybe_landed: false,
+            server_error: false,
+        };
+        for (path, _) in &applied.changed {
+            let len = path.chars().count();
+            if len > 500 {
+                // ChangeFileOperation `path`: MaxSize(500).
+                return Err(refused(Error::TooLong {
+                    input: format!("file path {path:?}"),
+                    len,
+                    max: 500,
+                }));
             }
-            for (path, text) in &applied.changed {
-                let sha = &reads
-                    .iter()
-                    .find(|r| &r.path == path)
-                    .expect("read before")
-                    .sha;
-                req = req.update(path, text.as_bytes(), sha);
-            }
-            match req.send().await {
-                Ok(resp) => Ok(outcome(
+        }
+        let mut req = self
+            .repo
+            .change_files(message.to_owned())
+            .branch(&self.branch)
+            .author(&config.author.name, &config.author.email)
+            .committer(&config.author.name, &config.author.email);
+        for (path, text) in &applied.changed {
+            let sha = &reads
+                .iter()
+                .find(|r| &r.path == path)
+                .expect("read before")
+                .sha;
+            req = req.update(path, text.as_bytes(), sha);
+        }
+        match req.send().await {
+            Ok(resp) => Ok((resp.commit.sha, resp.commit.html_url)),
+            Err(e) => Err(super::transport::WriteFailure {
+                maybe_landed: e.is_ambiguous(),
+                server_error: e
+                    .api()
+                    .is_some_and(|a| a.status == reqwest::StatusCode::INTERNAL_SERVER_ERROR),
+                error: map(
                     config,
-                    UsedTransport::Api,
-                    &branch,
-                    applied,
-                    resp.commit.sha,
-                    resp.commit.html_url,
-                    msg,
-                )),
-                Err(e) => {
-                    if e.is_ambiguous() && ambiguous_base.is_none() {
-                        ambiguous_base = Some(head.clone());
-                    }
-                    let is_500 = e
-                        .api()
-                        .is_some_and(|a| a.status == reqwest::StatusCode::INTERNAL_SERVER_ERROR);
-                    server_errors = if is_500 { server_errors + 1 } else { 0 };
-                    Err(map(
-                        config,
-                        &branch,
-                        format!("cannot commit to {branch}"),
-                        e,
-                    ))
-                }
-            }
+                    &self.branch,
+                    format!("cannot commit to {}", self.branch),
+                    e,
+                ),
+            }),
+        }
+    }
+
+    async fn find_landed(
+        &mut self,
+        base: &str,
+        head: &str,
+        deploy_id: &str,
+    ) -> Result<Option<super::transport::Landed>, Error> {
+        let landed = find_landed(self.repo, base, head, deploy_id)
+            .await
+            .map_err(|e| {
+                map(
+                    self.config,
+                    &self.branch,
+                    "cannot look for our commit".into(),
+                    e,
+                )
+            })?;
+        let Some((sha, url)) = landed else {
+            return Ok(None);
         };
-        let failure = match attempt.await {
-            Ok(mut done) => {
-                done.attempts = backoff.attempts();
-                return Ok(done);
-            }
-            Err(e) => e,
-        };
-        retry_or_give_up(&mut backoff, report, failure).await?;
+        // Describe the change our commit made: the files at the base it was written on.
+        let before = read_files(
+            self.config,
+            self.report,
+            self.deadline,
+            self.repo,
+            &self.branch,
+            &self.files,
+            base,
+        )
+        .await?;
+        Ok(Some(super::transport::Landed { sha, url, before }))
     }
 }
 

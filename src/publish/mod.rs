@@ -1245,6 +1245,9 @@ fn chain(e: &Error) -> String {
 /// The git transport.
 mod via_git;
 
+/// The one publish loop over either transport.
+mod transport;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -129,109 +129,125 @@ pub(super) async fn publish(
     })?;
     let branch = checkout.branch().to_owned();
     let files = locate(config, &checkout)?;
+    let mut transport = GitTransport {
+        config,
+        checkout,
+        branch,
+        files,
+        ours: Vec::new(),
+        fetch: false,
+    };
+    super::transport::publish(&mut transport, config, report, deadline, deploy_id).await
+}
 
-    let mut backoff = config.retry.start(deadline);
-    let mut ours: Vec<String> = Vec::new();
-    // Set once a push failed in a way that does not prove it changed nothing.
-    let mut maybe_landed = false;
-    let mut first = true;
-    // The clone's tip: any commit of ours that landed comes after it.
-    let base = checkout
-        .head()
-        .await
-        .map_err(|e| map(config, &branch, "cannot read HEAD".into(), e))?;
-    loop {
-        let attempt = async {
-            // The commit the edit applies to: the clone's tip, then each newly fetched tip.
-            let mut head = base.clone();
-            if !first {
-                let tip = checkout
-                    .fetch()
-                    .await
-                    .map_err(|e| map(config, &branch, format!("cannot fetch {branch}"), e))?;
-                // Any failed push may have landed: an ambiguous error, but also a rejection, because
-                // curl silently re-sends a request whose answer was lost and the second one is then
-                // refused ("cannot lock ref") although the first one updated the branch.
-                if maybe_landed {
-                    let since = checkout.commits_between(&base, &tip).await.map_err(|e| {
-                        map(config, &branch, "cannot look for our commit".into(), e)
-                    })?;
-                    if let Some(c) = ours.iter().find(|c| since.contains(c)) {
-                        report.info(
-                            Phase::Publish,
-                            "the earlier push landed despite the error; not pushing again",
-                        );
-                        // Describe the change our commit made: reset to its parent and re-apply.
-                        checkout
-                            .reset_to(&format!("{c}~1"))
-                            .await
-                            .map_err(|e| map(config, &branch, "cannot reset".into(), e))?;
-                        let applied = apply(config, &read_files(&checkout, &files)?)?;
-                        let msg = message(config, &applied, deploy_id);
-                        return Ok(outcome(
-                            config,
-                            UsedTransport::Git,
-                            &branch,
-                            applied,
-                            c.clone(),
-                            None,
-                            msg,
-                        ));
-                    }
-                }
-                checkout
-                    .reset_to(&tip)
-                    .await
-                    .map_err(|e| map(config, &branch, format!("cannot reset to {branch}"), e))?;
-                head = tip;
-            }
-            let applied = apply(config, &read_files(&checkout, &files)?)?;
-            let msg = message(config, &applied, deploy_id);
-            if applied.changed.is_empty() || config.dry_run {
-                return Ok(outcome(
-                    config,
-                    UsedTransport::Git,
-                    &branch,
-                    applied,
-                    head,
-                    None,
-                    msg,
-                ));
-            }
-            write_files(&checkout, &applied)?;
-            let changed: Vec<String> = applied.changed.iter().map(|(p, _)| p.clone()).collect();
-            let sha = checkout
-                .commit(&changed, &msg, &config.author)
+/// A sparse clone as a [`Transport`](super::transport::Transport): commit, push; on a rejected push,
+/// fetch, reset and re-apply.
+struct GitTransport<'a> {
+    config: &'a Config,
+    checkout: git::Checkout,
+    branch: String,
+    files: Vec<String>,
+    /// Every commit we made: the one that landed, if any, is among them.
+    ours: Vec<String>,
+    /// False until the clone's tip has been used: each later attempt fetches first.
+    fetch: bool,
+}
+
+impl GitTransport<'_> {
+    fn map(&self, action: String, e: git::Error) -> Error {
+        map(self.config, &self.branch, action, e)
+    }
+}
+
+impl super::transport::Transport for GitTransport<'_> {
+    const KIND: UsedTransport = UsedTransport::Git;
+
+    fn branch(&self) -> &str {
+        &self.branch
+    }
+
+    async fn head(&mut self) -> Result<String, Error> {
+        if !std::mem::replace(&mut self.fetch, true) {
+            return self
+                .checkout
+                .head()
                 .await
-                .map_err(|e| map(config, &branch, "cannot commit".into(), e))?;
-            ours.push(sha.clone());
-            match checkout.push().await {
-                Ok(()) => Ok(outcome(
-                    config,
-                    UsedTransport::Git,
-                    &branch,
-                    applied,
-                    sha,
-                    None,
-                    msg,
-                )),
-                Err(e) => {
-                    // Only git's own check against the advertised tip ("[rejected] (fetch first)",
-                    // "non-fast-forward") proves that nothing was sent.
-                    maybe_landed |= !matches!(&e, git::Error::Rejected { detail }
-                        if detail.contains("[rejected]") && !detail.contains("remote rejected"));
-                    Err(map(config, &branch, format!("cannot push to {branch}"), e))
-                }
-            }
+                .map_err(|e| self.map("cannot read HEAD".into(), e));
+        }
+        self.checkout
+            .fetch()
+            .await
+            .map_err(|e| self.map(format!("cannot fetch {}", self.branch), e))
+    }
+
+    async fn read(&mut self, head: &str) -> Result<Vec<Read>, Error> {
+        self.checkout
+            .reset_to(head)
+            .await
+            .map_err(|e| self.map(format!("cannot reset to {}", self.branch), e))?;
+        read_files(&self.checkout, &self.files)
+    }
+
+    async fn write(
+        &mut self,
+        _head: &str,
+        _reads: &[Read],
+        applied: &Applied,
+        message: &str,
+    ) -> Result<(String, Option<String>), super::transport::WriteFailure> {
+        let refused = |error| super::transport::WriteFailure {
+            error,
+            maybe_landed: false,
+            server_error: false,
         };
-        let failure = match attempt.await {
-            Ok(mut done) => {
-                done.attempts = backoff.attempts();
-                return Ok(done);
-            }
-            Err(e) => e,
+        write_files(&self.checkout, applied).map_err(refused)?;
+        let changed: Vec<String> = applied.changed.iter().map(|(p, _)| p.clone()).collect();
+        let sha = self
+            .checkout
+            .commit(&changed, message, &self.config.author)
+            .await
+            .map_err(|e| refused(self.map("cannot commit".into(), e)))?;
+        self.ours.push(sha.clone());
+        match self.checkout.push().await {
+            Ok(()) => Ok((sha, None)),
+            Err(e) => Err(super::transport::WriteFailure {
+                // Only git's own check against the advertised tip ("[rejected] (fetch first)",
+                // "non-fast-forward") proves that nothing was sent. Any other failed push may have
+                // landed: an ambiguous error, but also a rejection, because curl silently re-sends a
+                // request whose answer was lost and the second one is then refused ("cannot lock
+                // ref") although the first one updated the branch.
+                maybe_landed: !matches!(&e, git::Error::Rejected { detail }
+                    if detail.contains("[rejected]") && !detail.contains("remote rejected")),
+                server_error: false,
+                error: self.map(format!("cannot push to {}", self.branch), e),
+            }),
+        }
+    }
+
+    async fn find_landed(
+        &mut self,
+        base: &str,
+        head: &str,
+        _deploy_id: &str,
+    ) -> Result<Option<super::transport::Landed>, Error> {
+        let since = self
+            .checkout
+            .commits_between(base, head)
+            .await
+            .map_err(|e| self.map("cannot look for our commit".into(), e))?;
+        let Some(sha) = self.ours.iter().find(|c| since.contains(c)).cloned() else {
+            return Ok(None);
         };
-        first = false;
-        retry_or_give_up(&mut backoff, report, failure).await?;
+        // Describe the change our commit made: the files at its parent.
+        self.checkout
+            .reset_to(&format!("{sha}~1"))
+            .await
+            .map_err(|e| self.map("cannot reset".into(), e))?;
+        let before = read_files(&self.checkout, &self.files)?;
+        Ok(Some(super::transport::Landed {
+            sha,
+            url: None,
+            before,
+        }))
     }
 }
