@@ -46,6 +46,10 @@ pub enum Error {
     Rejected {
         /// git's explanation.
         detail: String,
+        /// git's own check against the advertised tip refused it (`[rejected]`, "non-fast-forward"),
+        /// which proves nothing was sent. Other rejections ("cannot lock ref" after curl silently
+        /// re-sent a request whose answer was lost) may follow a first request that landed.
+        proven_unsent: bool,
     },
     /// The server refused the credentials (HTTP 401), or there were none.
     #[error("authentication failed: {detail}")]
@@ -64,6 +68,8 @@ pub enum Error {
     NotFound {
         /// git's explanation.
         detail: String,
+        /// The repository answered, but not the branch ("Remote branch X not found in upstream").
+        branch_missing: bool,
     },
     /// Any other failure of a git command; a push that failed this way may still have landed.
     #[error("`git {command}` failed: {detail}")]
@@ -630,7 +636,11 @@ fn classify(command: &str, stdout: &str, stderr: &str) -> Error {
         || has("Remote branch") && has("not found in upstream")
         || has("does not appear to be a git repository")
     {
-        return Error::NotFound { detail };
+        let branch_missing = has("Remote branch");
+        return Error::NotFound {
+            detail,
+            branch_missing,
+        };
     }
     if has("returned error: 403")
         || has("protected branch")
@@ -648,7 +658,11 @@ fn classify(command: &str, stdout: &str, stderr: &str) -> Error {
             || has("stale info")
             || has("failed to update ref"))
     {
-        return Error::Rejected { detail };
+        let proven_unsent = has("[rejected]") && !has("remote rejected");
+        return Error::Rejected {
+            detail,
+            proven_unsent,
+        };
     }
     Error::Failed {
         command: command.to_owned(),
@@ -712,7 +726,7 @@ mod tests {
             (
                 "",
                 "error: cannot lock ref 'refs/heads/main': is at 1 but expected 2",
-                "rejected",
+                "rejected (maybe sent)",
             ),
             (
                 "! HEAD:refs/heads/main [remote rejected] (pre-receive hook declined)",
@@ -734,13 +748,26 @@ mod tests {
                 "fatal: repository 'http://h/o/r.git/' not found",
                 "not found",
             ),
+            (
+                "",
+                "fatal: couldn't find remote ref refs/heads/nope\nwarning: Remote branch nope not found in upstream origin",
+                "branch not found",
+            ),
             ("", "fatal: the remote end hung up unexpectedly", "failed"),
         ];
         for (stdout, stderr, want) in cases {
             let got = match classify("push", stdout, stderr) {
-                Error::Rejected { .. } => "rejected",
+                Error::Rejected {
+                    proven_unsent: true,
+                    ..
+                } => "rejected",
+                Error::Rejected { .. } => "rejected (maybe sent)",
                 Error::Denied { .. } => "denied",
                 Error::Unauthorized { .. } => "unauthorized",
+                Error::NotFound {
+                    branch_missing: true,
+                    ..
+                } => "branch not found",
                 Error::NotFound { .. } => "not found",
                 Error::Failed { .. } => "failed",
                 _ => "other",

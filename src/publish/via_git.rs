@@ -4,7 +4,9 @@
 
 use super::*;
 
-fn map(config: &Config, branch: &str, action: String, e: git::Error) -> Error {
+/// Maps a git failure to the step's error. `cloning`: the failure is the clone's, where "not found"
+/// means the repository or the branch.
+fn map(config: &Config, branch: &str, action: String, e: git::Error, cloning: bool) -> Error {
     match e {
         git::Error::Unauthorized { .. } => Error::Unauthorized {
             source: Box::new(e),
@@ -14,10 +16,8 @@ fn map(config: &Config, branch: &str, action: String, e: git::Error) -> Error {
             branch: branch.to_owned(),
             message: detail,
         },
-        git::Error::NotFound { .. } if branch.is_empty() || action.starts_with("cannot clone") => {
-            if config.branch.is_some()
-                && matches!(&e, git::Error::NotFound { detail } if detail.contains("Remote branch"))
-            {
+        git::Error::NotFound { branch_missing, .. } if branch.is_empty() || cloning => {
+            if config.branch.is_some() && branch_missing {
                 Error::BranchNotFound {
                     repository: config.repository(),
                     branch: config.branch.clone().unwrap_or_default(),
@@ -125,6 +125,7 @@ pub(super) async fn publish(
             &branch_name,
             format!("cannot clone {}", config.repository()),
             e,
+            true,
         )
     })?;
     let branch = checkout.branch().to_owned();
@@ -155,7 +156,7 @@ struct GitTransport<'a> {
 
 impl GitTransport<'_> {
     fn map(&self, action: String, e: git::Error) -> Error {
-        map(self.config, &self.branch, action, e)
+        map(self.config, &self.branch, action, e, false)
     }
 }
 
@@ -216,8 +217,13 @@ impl super::transport::Transport for GitTransport<'_> {
                 // landed: an ambiguous error, but also a rejection, because curl silently re-sends a
                 // request whose answer was lost and the second one is then refused ("cannot lock
                 // ref") although the first one updated the branch.
-                maybe_landed: !matches!(&e, git::Error::Rejected { detail }
-                    if detail.contains("[rejected]") && !detail.contains("remote rejected")),
+                maybe_landed: !matches!(
+                    &e,
+                    git::Error::Rejected {
+                        proven_unsent: true,
+                        ..
+                    }
+                ),
                 server_error: false,
                 error: self.map(format!("cannot push to {}", self.branch), e),
             }),
