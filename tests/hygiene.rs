@@ -214,3 +214,76 @@ fn every_test_the_compatibility_table_cites_exists() {
     }
     assert!(cited > 30, "only {cited} tests cited: the scan is broken");
 }
+
+/// The module graph of `src/` (README "Architecture"): only `cli` and `main.rs` use `cli`, and no two
+/// top-level modules use each other, directly or through others.
+#[test]
+fn top_level_modules_form_no_circle_and_only_the_cli_knows_the_cli() {
+    use std::collections::{BTreeMap, BTreeSet};
+    let src = root().join("src");
+    let mut uses: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for path in sources()
+        .into_iter()
+        .filter(|p| p.starts_with(&src) && p.extension().is_some_and(|e| e == "rs"))
+    {
+        let rel = path.strip_prefix(&src).unwrap();
+        let module = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy()
+            .trim_end_matches(".rs")
+            .to_owned();
+        if module == "lib" {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let code = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let entry = uses.entry(module.clone()).or_default();
+        for piece in code.split("crate::").skip(1) {
+            let used: String = piece
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            if !used.is_empty() && used != module {
+                entry.insert(used);
+            }
+        }
+    }
+    for (module, used) in &uses {
+        assert!(
+            module == "cli" || module == "main" || !used.contains("cli"),
+            "src/{module} uses crate::cli: inputs are the CLI's job"
+        );
+    }
+    // Depth-first search for a circle.
+    fn visit(
+        m: &str,
+        uses: &BTreeMap<String, BTreeSet<String>>,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) {
+        if done.contains(m) {
+            return;
+        }
+        if let Some(at) = path.iter().position(|p| p == m) {
+            panic!("import circle: {} → {m}", path[at..].join(" → "));
+        }
+        path.push(m.to_owned());
+        for next in uses.get(m).into_iter().flatten() {
+            visit(next, uses, path, done);
+        }
+        path.pop();
+        done.insert(m.to_owned());
+    }
+    let mut done = BTreeSet::new();
+    for m in uses.keys() {
+        visit(m, &uses, &mut Vec::new(), &mut done);
+    }
+    assert!(uses.len() > 15, "the scan found too few modules: {uses:?}");
+}
