@@ -34,7 +34,7 @@ async fn ready_at(argo: ArgoCd, sha: String) -> Result<Instant> {
             &target,
             &VerdictState::default(),
             Duration::from_secs(30),
-            Instant::now(),
+            tokio::time::Instant::now(),
         );
         if v.is_ready() {
             return Ok(Instant::now());

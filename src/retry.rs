@@ -7,7 +7,10 @@
 //! is not this module's job: each client offers an `is_retryable()` next to its error type.
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, like every wait: a test on paused time covers retries and deadlines alike.
+use tokio::time::Instant;
 
 use backon::BackoffBuilder as _;
 
@@ -28,11 +31,6 @@ impl Deadline {
     /// A deadline at a given instant.
     pub fn at(at: Instant) -> Self {
         Deadline { at }
-    }
-
-    /// The instant itself.
-    pub fn instant(self) -> Instant {
-        self.at
     }
 
     /// Time left; zero once the deadline has passed.

@@ -116,7 +116,7 @@ pub async fn wait_until<S, E, St, V, D>(
 where
     E: std::fmt::Display,
     St: Stream<Item = Result<S, E>>,
-    V: FnMut(&S, std::time::Instant) -> Verdict,
+    V: FnMut(&S, Instant) -> Verdict,
     D: Fn(&S) -> Vec<Fact>,
 {
     let started = spec.started;
@@ -180,7 +180,7 @@ where
         };
         if judge_last {
             if let Some(snap) = last.take() {
-                match verdict(&snap, Instant::now().into_std()) {
+                match verdict(&snap, Instant::now()) {
                     Verdict::Ready => return Ok(snap),
                     Verdict::Failed { why } => {
                         return Err(WaitError::Failed {
@@ -299,7 +299,7 @@ mod tests {
         let t0 = Instant::now();
         // One snapshot, then silence (a stream with no further events).
         let source = futures::stream::iter([Ok::<_, String>(())]).chain(futures::stream::pending());
-        let start = t0.into_std();
+        let start = t0;
         let err = wait_until(
             spec(600),
             &report,

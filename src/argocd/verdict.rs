@@ -8,7 +8,9 @@
 //! grace periods through [`VerdictState`] and `now`.
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::models::{Application, ApplicationTree, OperationState, SyncWindow, SyncWindows};
 use crate::verdict::Verdict;

@@ -149,3 +149,195 @@ pub(super) async fn publish<T: Transport>(
         retry_or_give_up(&mut backoff, report, failure).await?;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! The loop on paused time, over a scripted transport: every retry, landed-despite-an-error and
+    //! give-up decision without a server or a real sleep.
+    use super::*;
+    use crate::forge::gitea::ApiError;
+    use crate::report::Captured;
+    use crate::secret::Masker;
+    use std::collections::VecDeque;
+
+    const KUSTOMIZATION: &str = "images:\n- name: app\n  newTag: 1.0.0\n";
+
+    /// How a scripted write ends.
+    #[derive(Clone, Copy, Debug)]
+    enum Write {
+        /// Lands.
+        Ok,
+        /// 409: the branch moved; nothing landed.
+        Conflict,
+        /// A 500 after which the write did land.
+        LandedDespite500,
+        /// A 500 and nothing landed.
+        Refused500,
+    }
+
+    struct Scripted {
+        script: VecDeque<Write>,
+        writes: usize,
+        landed: Option<String>,
+    }
+
+    impl Transport for Scripted {
+        const KIND: UsedTransport = UsedTransport::Api;
+
+        fn branch(&self) -> &str {
+            "main"
+        }
+
+        async fn head(&mut self) -> Result<String, Error> {
+            Ok(format!("head{}", self.writes))
+        }
+
+        async fn read(&mut self, _head: &str) -> Result<Vec<Read>, Error> {
+            Ok(vec![Read {
+                path: "k/kustomization.yaml".into(),
+                text: KUSTOMIZATION.into(),
+                sha: "blob".into(),
+            }])
+        }
+
+        async fn write(
+            &mut self,
+            _head: &str,
+            _reads: &[Read],
+            _applied: &Applied,
+            _message: &str,
+        ) -> Result<(String, Option<String>), WriteFailure> {
+            self.writes += 1;
+            let status = |code: u16| Error::Api {
+                action: "cannot commit to main".into(),
+                source: crate::forge::gitea::Error::Api(ApiError {
+                    method: reqwest::Method::POST,
+                    path: "/api/v1/repos/o/r/contents".into(),
+                    status: reqwest::StatusCode::from_u16(code).unwrap(),
+                    message: String::new(),
+                }),
+            };
+            match self.script.pop_front().unwrap_or(Write::Ok) {
+                Write::Ok => Ok((format!("ours{}", self.writes), None)),
+                Write::Conflict => Err(WriteFailure {
+                    error: status(409),
+                    maybe_landed: false,
+                    server_error: false,
+                }),
+                Write::LandedDespite500 => {
+                    self.landed = Some(format!("ours{}", self.writes));
+                    Err(WriteFailure {
+                        error: status(500),
+                        maybe_landed: true,
+                        server_error: true,
+                    })
+                }
+                Write::Refused500 => Err(WriteFailure {
+                    error: status(500),
+                    maybe_landed: true,
+                    server_error: true,
+                }),
+            }
+        }
+
+        async fn find_landed(
+            &mut self,
+            _base: &str,
+            _head: &str,
+            _deploy_id: &str,
+        ) -> Result<Option<Landed>, Error> {
+            Ok(self.landed.clone().map(|sha| Landed {
+                sha,
+                url: None,
+                before: vec![Read {
+                    path: "k/kustomization.yaml".into(),
+                    text: KUSTOMIZATION.into(),
+                    sha: "blob".into(),
+                }],
+            }))
+        }
+    }
+
+    fn config(max_attempts: u32) -> Config {
+        let args = Args {
+            server_url: Some("https://git.example.com".into()),
+            repository: Some("o/r".into()),
+            path: vec!["k".into()],
+            image: Some("app".into()),
+            tag: Some("2.0.0".into()),
+            token: Some("t0k3n-t0k3n".into()),
+            ..Args::default()
+        };
+        let mut c = Config::from_args(&args, &RunnerEnv::default()).unwrap();
+        c.retry = crate::retry::RetryPolicy {
+            initial_delay: Duration::from_secs(1),
+            factor: 2.0,
+            max_delay: Duration::from_secs(8),
+            max_attempts,
+            max_elapsed: Duration::from_secs(600),
+        };
+        c
+    }
+
+    async fn run(script: &[Write], max_attempts: u32) -> (Result<Outcome, Error>, usize, String) {
+        let mut t = Scripted {
+            script: script.iter().copied().collect(),
+            writes: 0,
+            landed: None,
+        };
+        let config = config(max_attempts);
+        let (report, out): (Report, Captured) = Report::capture(Masker::new());
+        let deadline = Deadline::after(Duration::from_secs(600));
+        let r = publish(&mut t, &config, &report, deadline, "id-1").await;
+        (r, t.writes, out.text())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_moved_branch_is_retried_after_a_backoff() {
+        let started = tokio::time::Instant::now();
+        let (r, writes, _) = run(&[Write::Conflict, Write::Conflict, Write::Ok], 10).await;
+        let done = r.unwrap();
+        assert_eq!(
+            (writes, done.attempts, done.commit_sha.as_str()),
+            (3, 3, "ours3")
+        );
+        // Two backoffs (jittered around 1 s and 2 s) passed on the paused clock, not on the wall.
+        assert!(
+            started.elapsed() >= Duration::from_millis(1500),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_that_landed_despite_a_500_is_not_made_again() {
+        let (r, writes, log) = run(&[Write::LandedDespite500], 10).await;
+        let done = r.unwrap();
+        assert_eq!((writes, done.commit_sha.as_str()), (1, "ours1"));
+        assert!(done.changed);
+        assert!(log.contains("landed despite the error"), "{log}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn three_refused_500s_stop_the_step_naming_a_declining_hook() {
+        let (r, writes, _) = run(&[Write::Refused500; 10], 10).await;
+        assert!(
+            matches!(r, Err(Error::ServerRefuses { attempts: 3, .. })),
+            "{r:?}"
+        );
+        assert_eq!(writes, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_spent_policy_gives_up_with_the_last_failure() {
+        let (r, writes, _) = run(&[Write::Conflict; 10], 4).await;
+        match r {
+            Err(Error::GaveUp { attempts, last, .. }) => {
+                assert_eq!(attempts, 4);
+                assert!(last.to_string().contains("cannot commit"), "{last}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(writes, 4);
+    }
+}

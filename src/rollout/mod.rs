@@ -6,7 +6,9 @@
 //! as done), and [`stuck_pods`] finds pods of our image that will not start. Snapshots come from
 //! [`source`]: through Argo CD (no cluster credentials) or through kube-rs with a kubeconfig.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
