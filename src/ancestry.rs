@@ -1,5 +1,5 @@
 //! Tells how a revision Argo CD reports relates to our commit, and whether our value survived there
-//! (research TL;DR 4: "superseded" and "overwritten"): through the Gitea/Forgejo compare API when the
+//! (docs/research/argocd-rollout.md TL;DR 4: "superseded" and "overwritten"): through the Gitea/Forgejo compare API when the
 //! commit went through it, or through git itself for any other host.
 //!
 //! `compare(X...S)` lists the commits of S missing from X: none means X contains S. `compare(S...X)`
@@ -29,7 +29,7 @@ pub struct GiteaOracle {
     pub setting: ImageSetting,
     /// Where ancestry comes from when the compare API cannot answer for commit IDs (404): Gitea
     /// ≤ 1.22 (SHAs accepted from 1.23, go-gitea/gitea#32801), older Forgejo, and a repository with
-    /// pull requests disabled on Gitea ≤ 1.25 or Forgejo (field-gitea.md §5). `None`: no fallback.
+    /// pull requests disabled on Gitea ≤ 1.25 or Forgejo (docs/research/field-gitea.md §5). `None`: no fallback.
     pub git_fallback: Option<GitFallback>,
 }
 
@@ -118,7 +118,7 @@ impl GiteaOracle {
 
     /// Both directions of the compare API: `rev...ours` empty means rev contains ours, `ours...rev`
     /// empty means ours contains rev. Gitea answers both empty when there is no merge base at all
-    /// (unrelated histories, field-gitea.md §5), which is neither.
+    /// (unrelated histories, docs/research/field-gitea.md §5), which is neither.
     async fn compare_relation(&self, ours: &str, rev: &str) -> Result<Relation, CompareError> {
         let repo = self.client.repo(&self.owner, &self.name);
         let count = |base: &str, head: &str| {

@@ -1,7 +1,7 @@
 //! CI runner integration: detecting GitHub, Gitea and Forgejo runners, workflow commands, the
 //! `$GITHUB_OUTPUT` file, the typed [`Outputs`] of a deploy and the Markdown step summary.
 //!
-//! Owns everything that depends on the runner's conventions (research notes `gitea.md`, Part A): which
+//! Owns everything that depends on the runner's conventions (`docs/research/gitea.md`, Part A): which
 //! environment variables name the file commands (`GITHUB_*`, with the `GITEA_*` / `FORGEJO_*` aliases as
 //! fallbacks), how workflow-command data is escaped, and the heredoc syntax of multi-line outputs. It
 //! never decides anything about the deploy: the pipeline fills [`Outputs`] and [`Summary`], this module
@@ -321,7 +321,7 @@ pub fn escape_property(text: &str) -> String {
 ///
 /// A form holding `%` is announced twice: escaped (`%25`), which GitHub's runner and Gitea's runner
 /// ≥ v3.1 unescape, and as it is, because Forgejo's runner (v12) and older Gitea runners register the
-/// value literally (field-runner.md §4). The extra mask is harmless where the first one works.
+/// value literally (docs/research/field-runner.md §4). The extra mask is harmless where the first one works.
 pub fn add_mask_commands(forms: &[String]) -> Vec<String> {
     let mut lines = Vec::new();
     for form in forms.iter().filter(|f| !f.contains(['\n', '\r'])) {
@@ -596,7 +596,7 @@ mod tests {
         let forms = masker.add(&Secret::new("abcd%efgh"));
         let lines = add_mask_commands(&forms);
         assert_eq!(lines[0], "::add-mask::abcd%25efgh");
-        // field-runner.md ranked #5: also literal, for runners that do not unescape mask values.
+        // docs/research/field-runner.md ranked #5: also literal, for runners that do not unescape mask values.
         assert_eq!(lines[1], "::add-mask::abcd%efgh");
         for form in &forms {
             assert!(

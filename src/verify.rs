@@ -141,7 +141,7 @@ impl Config {
                 let l = line.trim();
                 // Every credential field of a kubeconfig user (client-go `AuthInfo`, and the
                 // auth-provider config of OIDC/GCP/Azure: access-token, id-token, refresh-token,
-                // client-secret), quoted either way or not at all (field-runner.md §4).
+                // client-secret), quoted either way or not at all (docs/research/field-runner.md §4).
                 for key in [
                     "token:",
                     "client-key-data:",

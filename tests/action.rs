@@ -195,7 +195,7 @@ fn action_yml_has_the_required_top_level_keys_and_docker_runs() {
     let image = runs.get("image").and_then(Yaml::str).expect("runs.image");
     assert_eq!(image, "Dockerfile");
     assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(image).is_file());
-    // `args` would be shell-split by the runner and replace the action's own env handling (gitea.md A5).
+    // `args` would be shell-split by the runner and replace the action's own env handling (docs/research/gitea.md A5).
     assert!(runs.get("args").is_none(), "runs.args must stay unset");
 }
 
@@ -324,7 +324,7 @@ fn readme_input_and_output_tables_match_action_yml() {
 fn dockerfile_works_with_the_classic_builder_and_copies_only_what_exists() {
     let dockerfile = repo_file("Dockerfile");
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    // BuildKit-only syntax fails on the runners' classic builder (gitea.md A2).
+    // BuildKit-only syntax fails on the runners' classic builder (docs/research/gitea.md A2).
     for forbidden in ["# syntax=", "--mount", "<<EOF", "<<-", "--link", "--chmod"] {
         assert!(
             !dockerfile.contains(forbidden),

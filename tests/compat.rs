@@ -302,7 +302,7 @@ fn deny_window(schedule: &str, duration: &str) -> Vec<SyncWindow> {
     }]
 }
 
-/// field-argocd.md ranked #3, as the issue states it: a fix-forward deploy onto a Degraded app whose
+/// docs/research/field-argocd.md ranked #3, as the issue states it: a fix-forward deploy onto a Degraded app whose
 /// sync runs a 20 s PreSync hook passes with `degraded_grace: 10s` (the grace counts from the end of
 /// our sync, not from the comparison that still shows the old, broken pods).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,7 +336,7 @@ async fn fix_forward_onto_a_degraded_app_with_a_20s_presync_hook_passes_with_a_1
     Ok(())
 }
 
-/// field-argocd.md ranked #9 (sync windows): an auto-sync app inside a deny window is never synced
+/// docs/research/field-argocd.md ranked #9 (sync windows): an auto-sync app inside a deny window is never synced
 /// and Argo CD says nothing; the phase names the window while waiting and in its timeout message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_window_holding_back_auto_sync_is_named_not_a_silent_timeout() -> Result<()> {
@@ -392,7 +392,7 @@ async fn a_sync_window_refusing_our_sync_fails_at_once_naming_it() -> Result<()>
     Ok(())
 }
 
-/// field-argocd.md ranked #5: "error resolving repo revision" is a 400 (FailedPrecondition), often
+/// docs/research/field-argocd.md ranked #5: "error resolving repo revision" is a 400 (FailedPrecondition), often
 /// from a repo server that is restarting. A few of them are tried again; many fail with the message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revision_the_repo_server_could_not_resolve_is_tried_again_a_few_times() -> Result<()> {
@@ -430,7 +430,7 @@ async fn a_revision_the_repo_server_could_not_resolve_is_tried_again_a_few_times
     Ok(())
 }
 
-/// field-argocd.md ranked #2: a multi-source app (a Helm chart first, our git path, a `ref` source of
+/// docs/research/field-argocd.md ranked #2: a multi-source app (a Helm chart first, our git path, a `ref` source of
 /// another repository). Argo CD synced a newer commit containing ours: the wait finds our source by
 /// its repository URL, not by position (index 0 is the chart's version `1.2.3`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

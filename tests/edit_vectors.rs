@@ -115,7 +115,7 @@ fn every_vector_gives_its_exact_output() {
 }
 
 /// The image a container named `name:0.0.0` renders as after kustomize applies `entries` in order
-/// (research notes kustomize.md §2.1; entries chain).
+/// (docs/research/kustomize.md §2.1; entries chain).
 fn rendered(name: &str, entries: &[(String, ImageValues)]) -> String {
     let (mut name, mut tag, mut digest) = (name.to_string(), Some("0.0.0".to_string()), None);
     for (entry_name, v) in entries {
@@ -496,7 +496,7 @@ mod properties {
             .collect()
     }
 
-    /// The images the settings mean, by the rules of kustomize.md §1.3 (minus the sorting).
+    /// The images the settings mean, by the rules of docs/research/kustomize.md §1.3 (minus the sorting).
     fn intended(spec: &FileSpec, settings: &[ImageSetting]) -> Vec<(String, ImageValues)> {
         let mut out: Vec<(String, ImageValues)> = spec
             .entries

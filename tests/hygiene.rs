@@ -287,3 +287,26 @@ fn top_level_modules_form_no_circle_and_only_the_cli_knows_the_cli() {
     }
     assert!(uses.len() > 15, "the scan found too few modules: {uses:?}");
 }
+
+/// Every repository file the code's comments point at (`docs/…`, `sandbox/specs/…`) exists: a reader of
+/// a clone can follow each reference.
+#[test]
+fn every_file_the_code_cites_is_in_the_repository() {
+    let cited =
+        regex::Regex::new(r"\b(docs/[A-Za-z0-9_./-]+\.md|sandbox/specs/[A-Za-z0-9_.-]+\.json)")
+            .unwrap();
+    let mut seen = 0;
+    for path in sources() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        for m in cited.find_iter(&text) {
+            seen += 1;
+            assert!(
+                root().join(m.as_str()).is_file(),
+                "{} cites {}, which is not in the repository",
+                path.display(),
+                m.as_str()
+            );
+        }
+    }
+    assert!(seen > 50, "only {seen} citations found: the scan is broken");
+}

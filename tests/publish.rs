@@ -512,7 +512,7 @@ async fn refusals_fail_clearly_and_write_nothing() {
             "{transport}: {}",
             r.stderr
         );
-        // field-gitea.md ranked #2: the job token can never push to a protected branch; say what to do.
+        // docs/research/field-gitea.md ranked #2: the job token can never push to a protected branch; say what to do.
         assert!(
             r.stderr
                 .contains("job token never is; set `token` to a personal access token"),
@@ -721,7 +721,7 @@ async fn the_token_appears_nowhere() {
     }
 }
 
-/// field-gitea.md ranked #3: under REQUIRE_SIGNIN_VIEW the version probe needs the token, or `auto`
+/// docs/research/field-gitea.md ranked #3: under REQUIRE_SIGNIN_VIEW the version probe needs the token, or `auto`
 /// takes a Gitea for a plain git host.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn auto_picks_the_api_on_a_gitea_that_requires_signing_in() {
@@ -799,7 +799,7 @@ async fn auto_picks_git_when_the_server_is_not_gitea() {
     assert!(out.elapsed < Duration::from_secs(30), "{:?}", out.elapsed);
 }
 
-/// field-gitea.md ranked #7: a branch with `/` reaches the server as raw path segments (Gitea's route
+/// docs/research/field-gitea.md ranked #7: a branch with `/` reaches the server as raw path segments (Gitea's route
 /// is `/branches/*`), never `%2F`, which some reverse proxies answer with 404.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn branch_names_with_a_slash_travel_unescaped() {
@@ -827,7 +827,7 @@ async fn branch_names_with_a_slash_travel_unescaped() {
     );
 }
 
-/// field-gitea.md ranked #6: a pre-receive hook that declines the push. Gitea ≥ 1.26 answers 403 with
+/// docs/research/field-gitea.md ranked #6: a pre-receive hook that declines the push. Gitea ≥ 1.26 answers 403 with
 /// the hook's text; Gitea ≤ 1.25 and Forgejo answer a 500 whose message production hides, which must
 /// not be retried until the timeout; git shows the hook's output. Nothing lands in any case.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -899,7 +899,7 @@ async fn hook_rejections_fail_fast_naming_the_hook_on_every_profile() {
     assert_eq!(head(&dir), before, "nothing landed");
 }
 
-/// field-gitea.md ranked #8: the API binds `branch`, author name and email with MaxSize; a longer
+/// docs/research/field-gitea.md ranked #8: the API binds `branch`, author name and email with MaxSize; a longer
 /// value is an input error before anything is written (the sandbox answers 422 "[BranchName]:
 /// MaxSize" as Gitea does, see sandbox/tests/gitea.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -922,7 +922,7 @@ async fn values_longer_than_the_api_accepts_are_refused_before_writing() {
     assert_eq!(head(&dir), before, "nothing written");
 }
 
-/// field-runner.md ranked #4: on a Gitea runner the `{run_url}` of the commit message links the run
+/// docs/research/field-runner.md ranked #4: on a Gitea runner the `{run_url}` of the commit message links the run
 /// by number on Gitea ≤ 1.25 and by id from 1.26.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn run_url_follows_the_gitea_version() {

@@ -219,7 +219,7 @@ async fn action_mode_invalid_input_writes_nothing_and_exits_2() {
     assert_eq!(before, after, "nothing written");
 }
 
-/// field-runner.md ranked #7: on GitHub the commit status goes to `$GITHUB_API_URL` (api.github.com),
+/// docs/research/field-runner.md ranked #7: on GitHub the commit status goes to `$GITHUB_API_URL` (api.github.com),
 /// not to `$GITHUB_SERVER_URL/api/v1`. Here the server URL leads nowhere and the API URL is the
 /// sandbox's, which has the same statuses endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -472,7 +472,7 @@ async fn a_newer_commit_containing_ours_passes_by_the_api() -> Result<()> {
     a_newer_commit_containing_ours_passes(Forge::Api).await
 }
 
-/// field-gitea.md ranked #1: on Gitea 1.22 the compare API answers 404 for commit IDs; the wait used
+/// docs/research/field-gitea.md ranked #1: on Gitea 1.22 the compare API answers 404 for commit IDs; the wait used
 /// to replay that error until its deadline. Now git answers, and the descendant passes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_newer_commit_containing_ours_passes_on_gitea_1_22() -> Result<()> {
@@ -570,7 +570,7 @@ async fn both_oracles_tell_every_relation_alike() -> Result<()> {
                 overwritten_by: Some(overwriting.clone()),
             },
         ),
-        // field-gitea.md ranked #4: both compare lists are empty here; that is not a descendant.
+        // docs/research/field-gitea.md ranked #4: both compare lists are empty here; that is not a descendant.
         (&orphan, Relation::Unrelated),
     ];
     for forge in [Forge::Api, Forge::Git, Forge::ApiWithoutCommitCompare] {
@@ -827,7 +827,7 @@ async fn wait_with_the_forge_accepts_a_newer_commit_containing_ours() -> Result<
     Ok(())
 }
 
-/// field-argocd.md ranked #1: a refresh that hangs (the controller left the annotation) must not turn
+/// docs/research/field-argocd.md ranked #1: a refresh that hangs (the controller left the annotation) must not turn
 /// an auto-sync app into a manual sync. With a token allowed only `applications, get`, the deploy
 /// passes on the controller's own poll, and no sync is ever requested. (Before the fix: the refresh
 /// GET blocked for 60 s, then a sync was POSTed and refused with 403.)

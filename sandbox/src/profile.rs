@@ -23,7 +23,7 @@ pub struct GiteaProfile {
     /// Gitea or Forgejo.
     pub forge: Forge,
     /// What `GET /api/v1/version` answers. Forgejo appends the Gitea API level it is compatible with
-    /// (forgejo Makefile `FORGEJO_VERSION`/`GITEA_VERSION`, main.go; field-gitea.md §6).
+    /// (forgejo Makefile `FORGEJO_VERSION`/`GITEA_VERSION`, main.go; docs/research/field-gitea.md §6).
     pub version: &'static str,
     /// The compare API resolves commit IDs: Gitea ≥ 1.23 (go-gitea/gitea#32801, `IsStringLikelyCommitID`;
     /// 1.22 has compare since #30349 for branch and tag names only: a base SHA is 404 "BaseNotExist",

@@ -2,7 +2,7 @@
 //!
 //! It supports what the sandbox's Argo CD needs and nothing more: `resources` (files, and directories
 //! that hold a kustomization, recursively), `images` (matching and rewriting exactly as kustomize v5.5,
-//! research kustomize.md §2) and `namespace`. Files are read with `git show REV:path` and
+//! docs/research/kustomize.md §2) and `namespace`. Files are read with `git show REV:path` and
 //! `git ls-tree`, so nothing is checked out. Agreement with `kubectl kustomize` is tested in
 //! `tests/kube.rs`. It must not grow into a general kustomize: unsupported fields are an error, so a
 //! fixture that needs them fails loudly instead of rendering something different.
@@ -407,7 +407,7 @@ pub fn image_matches(rule_name: &str, image: &str) -> bool {
     regex::Regex::new(&pattern).is_ok_and(|re| re.is_match(image))
 }
 
-/// Rewrites one matched image string per the rule (research kustomize.md §2.1).
+/// Rewrites one matched image string per the rule (docs/research/kustomize.md §2.1).
 pub fn rewrite_image(rule: &ImageRule, image: &str) -> String {
     let (mut name, tag, digest) = split_image(image);
     if let Some(n) = &rule.new_name {

@@ -16,7 +16,7 @@ pub struct Timing {
     pub poll_interval: Duration,
     /// A sync operation stays `Running` this long before it applies.
     pub sync_delay: Duration,
-    /// After an operation, app health and `reconciledAt` stay stale this long (research A5).
+    /// After an operation, app health and `reconciledAt` stay stale this long (docs/research/argocd-rollout.md A5).
     pub stale_health: Duration,
     /// A new pod becomes ready after this long.
     pub pod_start_delay: Duration,

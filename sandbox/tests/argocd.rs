@@ -439,7 +439,7 @@ async fn contract_every_response_validates_against_the_swagger() -> Result<()> {
     names.sort_unstable();
     assert_eq!(names, ["web-manual", "web-prod"]);
 
-    // Errors: every body is a runtimeError with the code and status of research §A2.2.
+    // Errors: every body is a runtimeError with the code and status of docs/research/argocd-rollout.md §A2.2.
     let mut errors = Vec::new();
     let resp = w
         .http
@@ -485,7 +485,7 @@ async fn contract_every_response_validates_against_the_swagger() -> Result<()> {
     let (s, b) = w
         .get("/api/v1/applications/web-prod/resource?namespace=web&resourceName=other&version=v1&group=apps&kind=Deployment")
         .await?;
-    // GetResource: InvalidArgument → 400, not 404 (field-argocd.md §6).
+    // GetResource: InvalidArgument → 400, not 404 (docs/research/field-argocd.md §6).
     errors.push((
         s,
         b,
@@ -510,7 +510,7 @@ async fn contract_every_response_validates_against_the_swagger() -> Result<()> {
         .await?;
     assert_eq!(resp.status(), 401);
     // `Watch` fails before its first message, so grpc-gateway writes a unary error body
-    // (application.pb.gw.go:163; field-argocd.md §2), not a stream error frame.
+    // (application.pb.gw.go:163; docs/research/field-argocd.md §2), not a stream error frame.
     let body: Value = resp.json().await?;
     assert_valid("#/definitions/runtimeError", &body);
     assert_eq!(body["code"], 16);

@@ -1,6 +1,6 @@
 //! The Argo CD REST client: one `reqwest::Client`, Bearer auth, handlers and builders per endpoint.
 //!
-//! Written from `shared/specs/argocd-swagger.json` (research A2). Quirks it honours:
+//! Written from `sandbox/specs/argocd-swagger.json` (docs/research/argocd-rollout.md A2). Quirks it honours:
 //! - non-GET requests carry exactly `Content-Type: application/json` (the server compares the whole
 //!   header; `; charset=utf-8` gets a 415);
 //! - `?refresh=normal` blocks server-side until the controller reconciled, with no server timeout, so

@@ -83,7 +83,7 @@ impl Error {
     }
 
     /// True for "another operation is already in progress" (a 400 from `SetAppOperation`): wait and
-    /// re-check instead of failing (research A2.4).
+    /// re-check instead of failing (docs/research/argocd-rollout.md A2.4).
     pub fn is_operation_in_progress(&self) -> bool {
         matches!(self, Error::Api(e) if e.message.contains("another operation is already in progress"))
     }
@@ -103,7 +103,7 @@ impl Error {
 
     /// True when a resource asked for is not (yet) part of the application. Argo CD's `GetResource`
     /// answers 400 InvalidArgument "… not found as part of application …" for that
-    /// (server/application/application.go, `getAppLiveResource`; field-argocd.md §6), and 404 when
+    /// (server/application/application.go, `getAppLiveResource`; docs/research/field-argocd.md §6), and 404 when
     /// the object is in the tree but gone from the cluster.
     pub fn is_resource_not_found(&self) -> bool {
         match self {

@@ -1,5 +1,5 @@
-//! Argo CD REST models, written from `shared/specs/argocd-swagger.json` (`v1alpha1Application` and
-//! friends). They hold only the fields the verify phases read (research A3) and ignore unknown ones.
+//! Argo CD REST models, written from `sandbox/specs/argocd-swagger.json` (`v1alpha1Application` and
+//! friends). They hold only the fields the verify phases read (docs/research/argocd-rollout.md A3) and ignore unknown ones.
 //!
 //! The swagger marks almost nothing as required and the server omits empty fields, so every field is
 //! optional or defaults to empty.
@@ -196,7 +196,7 @@ pub struct OperationState {
 
 impl OperationState {
     /// True once the phase is final (`Succeeded`, `Failed` or `Error`). `finishedAt` alone is not enough:
-    /// a pending retry keeps `Running` with `finishedAt` set (research TL;DR 3).
+    /// a pending retry keeps `Running` with `finishedAt` set (docs/research/argocd-rollout.md TL;DR 3).
     pub fn is_completed(&self) -> bool {
         matches!(
             self.phase.as_deref(),

@@ -2,7 +2,7 @@
 //! application stream (polling every 2 s when streaming does not work) until [`app_verdict`] says
 //! ready or failed.
 //!
-//! Why refresh: without it Argo CD notices a push only at its next poll (~3 min, research A4); a
+//! Why refresh: without it Argo CD notices a push only at its next poll (~3 min, docs/research/argocd-rollout.md A4); a
 //! `?refresh=normal` GET re-resolves the branch at once. It is repeated every [`REFRESH_EVERY`] while
 //! Argo CD is not at our commit yet, in case the first one raced the push.
 

@@ -1,6 +1,6 @@
 //! The pure Argo CD verdict: does one application snapshot prove that *our* commit runs?
 //!
-//! This implements the predicate of research TL;DR §3–4 (see `shared/research/argocd-rollout.md`):
+//! This implements the predicate of docs/research/argocd-rollout.md TL;DR §3–4 (see `docs/research/argocd-rollout.md`):
 //! ready when the synced revision is our commit S or a descendant of it, `Synced`, `Healthy`, no
 //! pending operation, the operation for S `Succeeded`, and `reconciledAt ≥ finishedAt` (the
 //! stale-health guard of kargo#2196). It never reads the clock or the network: what is known about
@@ -163,7 +163,7 @@ pub fn describe_window(w: &SyncWindow) -> String {
 }
 
 /// What makes waiting on this app for our commit hopeless or doubtful, said at the start of the phase
-/// instead of after a timeout (field-argocd.md §4, ranked #10): a source-hydrator app (it syncs commits
+/// instead of after a timeout (docs/research/field-argocd.md §4, ranked #10): a source-hydrator app (it syncs commits
 /// of the hydrated branch, never ours), or no source from our repository.
 pub fn source_warnings(app: &Application, target: &Target) -> Vec<String> {
     let mut out = Vec::new();

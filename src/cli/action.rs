@@ -238,7 +238,7 @@ async fn post_status(
     let (owner, name) = repository
         .split_once('/')
         .ok_or_else(|| format!("GITHUB_REPOSITORY {repository:?} is not owner/name"))?;
-    // GitHub's API is not under the server URL: `$GITHUB_API_URL` (field-runner.md §7). Gitea and
+    // GitHub's API is not under the server URL: `$GITHUB_API_URL` (docs/research/field-runner.md §7). Gitea and
     // Forgejo serve it at `<server>/api/v1`.
     let builder = match (runner.kind, &runner.api_url) {
         (RunnerKind::Github, Some(api)) => gitea::Client::builder(api.as_str()).api_root(),

@@ -259,7 +259,7 @@ pub fn config(a: &VerifyArgs, expect: &Expect) -> Result<Config, Vec<String>> {
             None
         }
     });
-    // field-runner.md ranked #6: the original string of a base64 input is a secret as well.
+    // docs/research/field-runner.md ranked #6: the original string of a base64 input is a secret as well.
     let kubeconfig_encoded = given(&a.kubeconfig)
         .filter(|k| kubeconfig.as_ref().is_some_and(|s| s.expose() != k.trim()))
         .filter(|k| !std::path::Path::new(k.trim()).is_file())
@@ -421,7 +421,7 @@ mod tests {
             .starts_with("timeout: \"soon\" is not a duration"));
     }
 
-    /// field-runner.md ranked #6: every credential form of a kubeconfig is a secret of its own,
+    /// docs/research/field-runner.md ranked #6: every credential form of a kubeconfig is a secret of its own,
     /// without its quotes.
     #[test]
     fn kubeconfig_credentials_of_every_form_are_secrets() {

@@ -1,7 +1,7 @@
 //! The `kustomize edit set image` argument grammar and the validation of image names, tags and digests.
 //!
 //! Parsing follows kustomize's `setimage.go` and `image.Split` step by step (research notes
-//! kustomize.md §1.2), so every accepted argument means what it means to kustomize. Validation is
+//! docs/research/kustomize.md §1.2), so every accepted argument means what it means to kustomize. Validation is
 //! stricter than kustomize on purpose (§4 L13): names follow the distribution reference grammar, tags
 //! and digests the OCI grammar, and no value may hold a control character.
 
@@ -146,7 +146,7 @@ fn update_of(value: Option<&str>) -> FieldUpdate {
     }
 }
 
-/// Parses one `kustomize edit set image` argument (kustomize.md §1.2), then validates every value.
+/// Parses one `kustomize edit set image` argument (docs/research/kustomize.md §1.2), then validates every value.
 pub(crate) fn parse_arg(arg: &str) -> Result<ImageSetting, EditError> {
     let invalid = |reason: String| EditError::InvalidArg {
         arg: arg.to_string(),

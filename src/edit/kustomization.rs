@@ -1,5 +1,5 @@
 //! Reading a parsed file as kustomize reads it: the top-level fields, the `images` entries and their
-//! values, and the checks that make a file "not a kustomization" (research notes kustomize.md §1.4).
+//! values, and the checks that make a file "not a kustomization" (docs/research/kustomize.md §1.4).
 //!
 //! This module only reads; it never decides what to change.
 

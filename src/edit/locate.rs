@@ -1,7 +1,7 @@
 //! Locating nodes: a small tree with exact byte spans, built from saphyr-parser's events.
 //!
 //! saphyr-parser is only a locator here; nothing is ever re-serialised from this tree. Its quirks
-//! (research notes kustomize.md §6) are corrected in this module and nowhere else:
+//! (docs/research/kustomize.md §6) are corrected in this module and nowhere else:
 //! - markers count characters, not bytes, so every index goes through [`Offsets`];
 //! - a quoted scalar's span runs on over trailing blanks and comments, so its end is found by scanning
 //!   for the closing quote;

@@ -1,7 +1,7 @@
 //! The edit engine: a kustomize-compatible, byte-preserving `set image`.
 //!
 //! [`set_images`] gives the same resulting `images` values as `kustomize edit set image` (research
-//! notes kustomize.md §1) but changes only the bytes that must change: values are replaced in place
+//! notes docs/research/kustomize.md §1) but changes only the bytes that must change: values are replaced in place
 //! with their quote style kept, keys are deleted or inserted line by line, and new entries are
 //! appended in the style of the existing ones. Everything is checked twice: the input must be a
 //! kustomization kustomize would read, and the output is parsed again and must mean exactly the

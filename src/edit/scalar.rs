@@ -2,7 +2,7 @@
 //!
 //! kustomize reads kustomization files with YAML 1.1 rules (sigs.k8s.io/yaml over go-yaml v2), so a
 //! plain `1.10` is a number and `yes` a boolean, and kustomize then fails or silently drops the value
-//! (research notes kustomize.md §2.4). A value stays plain only when it is a string under YAML 1.1 and
+//! (docs/research/kustomize.md §2.4). A value stays plain only when it is a string under YAML 1.1 and
 //! 1.2 alike (§5.3); otherwise it is double-quoted, as kustomize itself writes it. An existing quote
 //! style is always kept.
 
@@ -147,7 +147,7 @@ fn double_quoted(value: &str) -> String {
 mod tests {
     use super::*;
 
-    /// Research notes kustomize.md §2.4: every value kustomize cannot read as a plain string.
+    /// docs/research/kustomize.md §2.4: every value kustomize cannot read as a plain string.
     #[test]
     fn yaml_1_1_non_strings_are_unsafe() {
         let table =

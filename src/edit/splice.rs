@@ -1,6 +1,6 @@
 //! Turning image settings into byte splices of the original text, and applying them.
 //!
-//! Every change is one of the five splices of research notes kustomize.md §5.2: replace a value, delete
+//! Every change is one of the five splices of docs/research/kustomize.md §5.2: replace a value, delete
 //! a key, insert a key after the entry's last kept predecessor (kustomize's field order name, newName,
 //! newTag, digest), append an entry after the last one in its style, or append an `images` block at
 //! the end of the file. Bytes outside the splices are copied unchanged, so untouched formatting,
@@ -245,7 +245,7 @@ fn delete_block_field(text: &str, entry: &Entry<'_>, index: usize, removed: &[us
     let before_key = &text[start_of_line..field.key.start];
     let on_dash_line = before_key.contains('-') && before_key.chars().all(|c| c == ' ' || c == '-');
     if on_dash_line {
-        // The first key shares the `- ` line: pull the next key up onto it (research §4.1 L4).
+        // The first key shares the `- ` line: pull the next key up onto it (docs/research/kustomize.md §4.1 L4).
         // The next key that stays (deleted keys between are covered by their own ranges).
         let next = (index + 1..entry.fields.len())
             .find(|i| !removed.contains(i))

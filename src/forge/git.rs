@@ -9,7 +9,7 @@
 //! (`GIT_CONFIG_COUNT`/`GIT_CONFIG_KEY_n`/`GIT_CONFIG_VALUE_n` with an `http.<url>.extraHeader`), never
 //! through argv, the remote URL or `.git/config`. Prompts, askpass programs, credential helpers and the
 //! user's own git configuration are switched off, so a missing or wrong token fails fast instead of
-//! hanging. Facts: `shared/research/gitea.md` Part B4.
+//! hanging. Facts: `docs/research/gitea.md` Part B4.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -622,7 +622,7 @@ async fn git_with(
 }
 
 /// Turns a failed git command's output into an [`Error`]; push rejections are recognised by the phrases
-/// git and Gitea print (`shared/research/anchors.md` §5).
+/// git and Gitea print (`docs/research/anchors.md` §5).
 fn classify(command: &str, stdout: &str, stderr: &str) -> Error {
     let detail = summarize(stdout, stderr);
     let all = format!("{stdout}\n{stderr}");

@@ -15,17 +15,6 @@ pub enum Transport {
     Auto,
 }
 
-impl Transport {
-    /// The input's spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Api => "api",
-            Transport::Git => "git",
-            Transport::Auto => "auto",
-        }
-    }
-}
-
 /// The raw publish inputs, as typed (empty strings already count as "not given" here).
 #[derive(Debug, Clone, Default)]
 pub struct Args {

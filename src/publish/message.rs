@@ -130,7 +130,7 @@ pub(super) fn message(config: &Config, applied: &Applied, deploy_id: &str) -> St
         })
     })
     .expect("template checked in Config::from_args");
-    // A custom template must not make the deploy trigger its own workflow again (field-gitea.md §9):
+    // A custom template must not make the deploy trigger its own workflow again (docs/research/field-gitea.md §9):
     // without one of the skip markers runners honour, `[skip ci]` is added.
     let skip = SKIP_MARKERS
         .iter()

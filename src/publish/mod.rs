@@ -355,7 +355,7 @@ async fn detect(config: &Config, deadline: &Deadline) -> (UsedTransport, Option<
 async fn server_version(config: &Config, deadline: &Deadline) -> Option<String> {
     let limit = config.request_timeout.min(deadline.remaining());
     // With the token: under REQUIRE_SIGNIN_VIEW Gitea refuses even `/version` to anonymous callers
-    // (field-gitea.md §6), and `auto` would fall back to git for no reason.
+    // (docs/research/field-gitea.md §6), and `auto` would fall back to git for no reason.
     let client = gitea::Client::builder(config.server_url.as_str())
         .token(config.token.clone())
         .extra_roots(config.server_ca.clone())
@@ -708,7 +708,7 @@ mod tests {
         );
     }
 
-    /// field-runner.md ranked #4: Forgejo links a run by its number, GitHub and Gitea by its id;
+    /// docs/research/field-runner.md ranked #4: Forgejo links a run by its number, GitHub and Gitea by its id;
     /// on a Gitea runner the number link is kept for a server that turns out to be ≤ 1.25.
     #[test]
     fn run_url_uses_the_number_on_forgejo_and_the_id_elsewhere() {
@@ -829,7 +829,7 @@ mod tests {
         assert_eq!(config.unwrap().token.unwrap().expose(), "t0ken");
     }
 
-    /// field-gitea.md ranked #9: a custom message without a skip marker gets `[skip ci]`; one with
+    /// docs/research/field-gitea.md ranked #9: a custom message without a skip marker gets `[skip ci]`; one with
     /// any marker runners honour is left as written.
     #[test]
     fn custom_messages_keep_the_deploy_from_triggering_ci() {

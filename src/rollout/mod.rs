@@ -1,7 +1,7 @@
 //! Rollout: prove that the workloads run *our* image, with `kubectl rollout status` logic.
 //!
 //! The pure part lives here: [`rollout_verdict`] judges one workload exactly as
-//! `kubectl rollout status` does (research B1, `pkg/polymorphichelpers/rollout_status.go`), after first
+//! `kubectl rollout status` does (docs/research/argocd-rollout.md B1, `pkg/polymorphichelpers/rollout_status.go`), after first
 //! requiring the live pod template to carry the new image (B4: otherwise the *previous* rollout reads
 //! as done), and [`stuck_pods`] finds pods of our image that will not start. Snapshots come from
 //! [`source`]: through Argo CD (no cluster credentials) or through kube-rs with a kubeconfig.
@@ -259,7 +259,7 @@ pub fn rollout_verdict(w: &Workload, images: &[String]) -> Verdict {
     }
 }
 
-/// `kubectl rollout status` for one object (research B1).
+/// `kubectl rollout status` for one object (docs/research/argocd-rollout.md B1).
 pub fn status_verdict(w: &Workload) -> Verdict {
     match w {
         Workload::Deployment(d) => deployment_status(d),
@@ -397,7 +397,7 @@ impl std::fmt::Display for StuckPod {
     }
 }
 
-/// Waiting reasons that do not fix themselves (research B4.3).
+/// Waiting reasons that do not fix themselves (docs/research/argocd-rollout.md B4.3).
 const STUCK_REASONS: &[&str] = &[
     "ImagePullBackOff",
     "ErrImagePull",

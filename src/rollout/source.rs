@@ -1,5 +1,5 @@
 //! Where rollout snapshots come from: Argo CD (resource tree + live resources; no cluster
-//! credentials needed) or kube-rs with a kubeconfig (one watcher per workload, research C3).
+//! credentials needed) or kube-rs with a kubeconfig (one watcher per workload, docs/research/argocd-rollout.md C3).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -242,7 +242,7 @@ enum KubeEvent {
 }
 
 /// Watches each target with a kube-rs `watcher` (field selector on the name, default backoff;
-/// errors are yielded and skipped, so a 410 re-lists — research C3) and lists the pods of the
+/// errors are yielded and skipped, so a 410 re-lists — docs/research/argocd-rollout.md C3) and lists the pods of the
 /// workloads every 2 s for stuck-pod detection.
 pub fn kube_snapshots(
     client: kube::Client,

@@ -1,4 +1,4 @@
-//! Table tests of the rollout verdict: every branch of research B1, plus B4 and stuck pods.
+//! Table tests of the rollout verdict: every branch of docs/research/argocd-rollout.md B1, plus B4 and stuck pods.
 
 use super::*;
 use serde_json::json;

@@ -1,7 +1,7 @@
 //! Argo CD's REST API (grpc-gateway v1.16 over the gRPC services) for the sandbox apps.
 //!
 //! Error bodies are `{"error","code","message"}` with the HTTP status grpc-gateway maps each gRPC
-//! code to (research argocd-rollout.md §A2.2: FailedPrecondition is 400); stream errors are
+//! code to (docs/research/argocd-rollout.md §A2.2: FailedPrecondition is 400); stream errors are
 //! `{"error":{"grpc_code","http_code","message","http_status"}}`. Non-GET requests must carry exactly
 //! `Content-Type: application/json` (else 415 text/plain, §A2.1). Admin routes under `/_sandbox/`
 //! inject faults and change timing; they need no token.

@@ -1,5 +1,5 @@
 //! Resource and application health the way Argo CD computes it (gitops-engine `pkg/health`,
-//! controller/health.go; research argocd-rollout.md §A3). Pure functions over live objects.
+//! controller/health.go; docs/research/argocd-rollout.md §A3). Pure functions over live objects.
 
 use serde_json::Value;
 

@@ -4,7 +4,7 @@
 //! at once on a refresh, renders the path with [`crate::render`], compares with the live objects of
 //! [`Kube`], auto-syncs, runs sync operations (Running → sync delay → apply → Succeeded/Failed) and
 //! reports `sync`, `operationState`, `reconciledAt`, `health`, `resources`, `conditions` and
-//! `history` as Argo CD does (research argocd-rollout.md §A1–A5) — including the stale-health
+//! `history` as Argo CD does (docs/research/argocd-rollout.md §A1–A5) — including the stale-health
 //! window after an operation, during which health and `reconciledAt` still describe the time
 //! before the sync. It knows git only through bare repository directories.
 
@@ -88,7 +88,7 @@ impl Error {
             Error::ResourceNotFound { .. } => 3,
             Error::OperationInProgress | Error::AutoSyncRevision { .. } => 9,
             // A sync whose revision cannot be resolved is FailedPrecondition → 400 on the real server
-            // (server/application/application.go `Sync`, :2234 and :2259; field-argocd.md §3).
+            // (server/application/application.go `Sync`, :2234 and :2259; docs/research/field-argocd.md §3).
             Error::Unresolvable(_) | Error::RepoServerUnavailable => 9,
             Error::RefreshDeadline => 2,
             Error::Exists(_) => 6,
@@ -796,7 +796,7 @@ impl ArgoCd {
 
     /// Gives the app a sync retry policy (`spec.syncPolicy.retry`): a failed attempt is retried up
     /// to `limit` times after `backoff`; meanwhile the operation stays `Running` with `finishedAt`
-    /// set and a "Retrying attempt #N" message, as Argo CD does (research §A3).
+    /// set and a "Retrying attempt #N" message, as Argo CD does (docs/research/argocd-rollout.md §A3).
     ///
     /// # Errors
     /// [`Error::PermissionDenied`] if the app does not exist.

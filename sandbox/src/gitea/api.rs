@@ -1,5 +1,5 @@
 //! The `/api/v1` subset of Gitea, with Gitea's JSON shapes (checked against
-//! `shared/specs/gitea-swagger.json` by the contract tests) and status codes.
+//! `sandbox/specs/gitea-swagger.json` by the contract tests) and status codes.
 //!
 //! Read endpoints and their JSON builders live here; the contents writes (the part with real
 //! concurrency semantics) live in [`super::files`]. Every endpoint but `/version` needs a token,
@@ -795,7 +795,7 @@ async fn compare(
     }
     // No merge base (unrelated histories): Gitea's compare (modules/git/repo_compare.go
     // `GetCompareInfo`) falls back to the head itself as the base, so the list is empty, which a client
-    // must not read as "head contains base" (field-gitea.md §5).
+    // must not read as "head contains base" (docs/research/field-gitea.md §5).
     let related = git::Git::new(&dir, ["merge-base", ids[0].as_str(), ids[1].as_str()])
         .text()
         .await

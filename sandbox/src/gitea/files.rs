@@ -1,7 +1,7 @@
 //! Contents writes: `PUT`/`POST /repos/{o}/{r}/contents/{path}` (one file) and
 //! `POST /repos/{o}/{r}/contents` (`ChangeFiles`: several files in one commit).
 //!
-//! Semantics follow Gitea's `services/repository/files/update.go` (research notes C4, C5, C7):
+//! Semantics follow Gitea's `services/repository/files/update.go` (docs/research/gitea.md C4, C5, C7):
 //! - each operation's `sha` is checked against the blob at the branch head (a per-file guard, not a
 //!   per-branch one), mismatch → 422 `sha does not match [given: X, expected: Y]`;
 //! - the commit is built with git plumbing on the head that was checked, then the branch is moved

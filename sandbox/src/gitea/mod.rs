@@ -5,7 +5,7 @@
 //! Repositories live at `<state_dir>/repos/<owner>/<name>.git`. All writes (API or push) end in a
 //! compare-and-swap of the branch ref, so concurrent writers interleave as on a real server: nobody's
 //! commit is lost, and a stale writer is told so. Behaviour follows the research notes
-//! (`shared/research/gitea.md`, parts B and C) and the shapes of `shared/specs/gitea-swagger.json`.
+//! (`docs/research/gitea.md`, parts B and C) and the shapes of `sandbox/specs/gitea-swagger.json`.
 //!
 //! Auth is Gitea's: `Authorization: token T`, `Bearer T`, or Basic with any user and the token as
 //! password (or as user, when the password is empty or `x-oauth-basic`). The write token may push and
@@ -185,7 +185,7 @@ impl Gitea {
 
     /// `[service] REQUIRE_SIGNIN_VIEW`: with it, every API route, `/version` included, refuses requests
     /// without a valid token with 403 "Only signed in user is allowed to call APIs." (routers/api/v1/
-    /// api.go `verifyAuthWithOptions`; field-gitea.md §6). Forgejo keeps `/version` public.
+    /// api.go `verifyAuthWithOptions`; docs/research/field-gitea.md §6). Forgejo keeps `/version` public.
     pub fn set_require_signin_view(&self, on: bool) {
         self.state().require_signin_view = on;
     }

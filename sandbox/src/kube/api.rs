@@ -1,6 +1,6 @@
 //! The Kubernetes HTTP API over the [`Kube`] store: discovery, GET, LIST and WATCH.
 //!
-//! Shapes follow what kubectl 1.32 and kube-rs 5 request (research argocd-rollout.md §B3, §C3):
+//! Shapes follow what kubectl 1.32 and kube-rs 5 request (docs/research/argocd-rollout.md §B3, §C3):
 //! legacy discovery JSON, lists with `metadata.resourceVersion`, chunked watch streams of
 //! `{"type","object"}` lines, `ERROR` events with a 410 `Expired` Status for a too-old
 //! resourceVersion, and `Status` objects for errors. A presented `Authorization: Bearer` token must

@@ -3,7 +3,7 @@
 //!
 //! Served kinds: Deployments, StatefulSets, DaemonSets, ReplicaSets and Pods. Other kinds that the
 //! Argo CD part applies (Services, ConfigMaps, …) are kept for comparison but not served.
-//! What `kubectl rollout status` needs from the server is in research argocd-rollout.md §B1–B3.
+//! What `kubectl rollout status` needs from the server is in docs/research/argocd-rollout.md §B1–B3.
 //! This module owns the state; it must not know about Argo CD or git.
 
 pub mod api;

@@ -1,4 +1,4 @@
-//! Table tests of [`app_verdict`]: one row per status combination of research A3.
+//! Table tests of [`app_verdict`]: one row per status combination of docs/research/argocd-rollout.md A3.
 
 use super::*;
 use crate::argocd::models::*;
@@ -226,7 +226,7 @@ fn app_verdict_table() {
                        set("/status/operationState/phase", json!("Failed")),
                        set("/status/operationState/syncResult/revision", json!(NEWER))]),
             &fresh, Want::Failed("sync of 9f8e7d0 failed")),
-        ("operation for an older commit succeeded, we are synced: ready (research TL;DR 3)",
+        ("operation for an older commit succeeded, we are synced: ready (docs/research/argocd-rollout.md TL;DR 3)",
             edits(vec![set("/status/operationState/syncResult/revision", json!(OLD)),
                        set("/status/operationState/operation/sync/revision", json!(OLD))]),
             &fresh, Want::Ready),
@@ -360,7 +360,7 @@ fn without_an_oracle_an_unknown_revision_is_just_not_ours() {
     );
 }
 
-/// field-argocd.md ranked #3: a fix-forward deploy onto a Degraded app whose sync runs a 40 s PreSync
+/// docs/research/field-argocd.md ranked #3: a fix-forward deploy onto a Degraded app whose sync runs a 40 s PreSync
 /// hook does not fail with a 10 s grace while the hook runs; the grace counts from the end of the sync.
 #[test]
 fn degraded_grace_starts_when_the_sync_of_our_commit_finished() {
@@ -448,7 +448,7 @@ fn repository_urls_normalize_to_host_and_path() {
     }
 }
 
-/// field-argocd.md ranked #2: in a multi-source app (a Helm chart from a registry, our git source, a
+/// docs/research/field-argocd.md ranked #2: in a multi-source app (a Helm chart from a registry, our git source, a
 /// `ref` source), with S not literally in `revisions` (a later commit of ours landed), the revision of
 /// *our* source is judged, found by the repository URL, never the chart version at index 0.
 #[test]
@@ -508,7 +508,7 @@ fn source_warnings_name_a_hydrator_and_a_foreign_repository() {
     assert!(source_warnings(&foreign.app, &t).is_empty());
 }
 
-/// field-argocd.md ranked #9 (sync windows): which windows stop an auto-sync, by `CanSync(false)`.
+/// docs/research/field-argocd.md ranked #9 (sync windows): which windows stop an auto-sync, by `CanSync(false)`.
 #[test]
 fn automatic_sync_block_table() {
     use crate::argocd::models::{SyncWindow, SyncWindows};

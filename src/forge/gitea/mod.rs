@@ -6,7 +6,7 @@
 //! directory), change files (`POST /contents`, one commit for many files), commit and compare. Every
 //! non-2xx answer becomes an [`ApiError`] carrying the method, the URL path (never the query), the status
 //! and the server's `message`. The token is only ever placed in a sensitive `Authorization` header.
-//! Facts about the API: `shared/research/gitea.md` Part C and `shared/specs/gitea-swagger.json`.
+//! Facts about the API: `docs/research/gitea.md` Part C and `sandbox/specs/gitea-swagger.json`.
 
 use std::time::Duration;
 
@@ -317,7 +317,7 @@ impl Client {
         let resp = req.send().await.map_err(transport)?;
         let status = resp.status();
         // Redirects are not followed (the token must not travel to another address); name where the
-        // server points instead: an http→https redirect or a renamed repository (field-gitea.md §7).
+        // server points instead: an http→https redirect or a renamed repository (docs/research/field-gitea.md §7).
         let redirect = status
             .is_redirection()
             .then(|| resp.headers().get(reqwest::header::LOCATION).cloned())

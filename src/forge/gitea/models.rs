@@ -1,4 +1,4 @@
-//! Response and request bodies, taken from `shared/specs/gitea-swagger.json`. Responses hold only the
+//! Response and request bodies, taken from `sandbox/specs/gitea-swagger.json`. Responses hold only the
 //! fields we read, `Option` where the server may omit them; unknown fields are ignored.
 
 use base64::Engine as _;

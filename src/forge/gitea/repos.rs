@@ -124,7 +124,7 @@ impl GetBranchBuilder<'_, '_> {
     /// See [`Error`]; 404 when the branch does not exist.
     pub async fn send(self) -> Result<Branch, Error> {
         // The route is `/branches/*`: a branch `release/v1` goes as two raw segments, not `%2F`, which
-        // proxies such as Apache (`AllowEncodedSlashes Off`) refuse with 404 (field-gitea.md §7).
+        // proxies such as Apache (`AllowEncodedSlashes Off`) refuse with 404 (docs/research/field-gitea.md §7).
         let mut rest = vec!["branches"];
         rest.extend(self.branch.split('/'));
         let segments = self.repo.segments(&rest);
