@@ -97,3 +97,16 @@ impl DeployError {
         })
     }
 }
+
+/// An error and its sources on one line, `outer: inner: innermost`, for messages that embed it (the
+/// one formatter of error chains; `{:#}` of an `anyhow::Error` prints the same).
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(c) = src {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        src = c.source();
+    }
+    s
+}

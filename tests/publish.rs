@@ -37,16 +37,7 @@ async fn world(repo: &str, images: usize) -> (Sandbox, String) {
 }
 
 /// An error with its causes, on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
+use gitops_deploy::error::chain;
 
 fn quiet() -> Report {
     Report::capture(Masker::new()).0

@@ -19,7 +19,7 @@ use super::verdict::{
     VerdictState,
 };
 use super::{Client, Error, Refresh};
-use crate::error::Phase;
+use crate::error::{chain, Phase};
 use crate::report::Report;
 use crate::verdict::Verdict;
 use crate::wait::{wait_until, Fact, WaitError, WaitSpec, POLL_INTERVAL};
@@ -471,17 +471,6 @@ fn describe(app: &Application, target: &Target) -> Vec<Fact> {
         ));
     }
     facts
-}
-
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
 
 struct AbortOnDrop(tokio::task::JoinHandle<()>);

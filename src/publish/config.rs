@@ -273,7 +273,7 @@ impl Config {
                 new_name.as_deref(),
             ) {
                 Ok(s) => setting = Some(s),
-                Err(e) => problems.push(format!("image: {}", crate_error_chain(&e))),
+                Err(e) => problems.push(format!("image: {}", crate::error::chain(&e))),
             },
         }
         let new_value = describe_new(new_name.as_deref(), tag.as_deref(), digest.as_deref());

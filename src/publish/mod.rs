@@ -36,18 +36,6 @@ pub const DEFAULT_AUTHOR_NAME: &str = "gitops-deploy";
 /// E-mail of the default author and committer (a reserved domain: it never receives mail).
 pub const DEFAULT_AUTHOR_EMAIL: &str = "gitops-deploy@noreply.invalid";
 
-/// The chain of an error on one line, for messages that embed it.
-fn crate_error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        cur = c.source();
-    }
-    s
-}
-
 /// One image entry of one file: its value before and after.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ImageOutcome {
@@ -529,7 +517,7 @@ async fn retry_or_give_up(
                 report,
                 backoff.attempts(),
                 wait,
-                &format_args!("{}", chain(&failure)),
+                &format_args!("{}", crate::error::chain(&failure)),
             );
             tokio::time::sleep(wait).await;
             Ok(())
@@ -551,11 +539,6 @@ fn retry_note(report: &Report, attempt: u32, wait: Duration, why: &dyn std::fmt:
 
 /// The API transport.
 mod api;
-
-/// The error chain on one line.
-fn chain(e: &Error) -> String {
-    crate_error_chain(e)
-}
 
 /// The git transport.
 mod via_git;

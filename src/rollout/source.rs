@@ -81,7 +81,7 @@ impl ArgoApp {
         {
             Ok(v) => Workload::from_json(v).map(Some),
             Err(e) if e.is_resource_not_found() => Ok(None),
-            Err(e) => Err(error_chain(&e)),
+            Err(e) => Err(crate::error::chain(&e)),
         }
     }
 }
@@ -379,15 +379,4 @@ async fn pods_of(
         Ok(Ok(list)) => stuck_pods(&list.items, images),
         _ => Vec::new(),
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut src = e.source();
-    while let Some(c) = src {
-        s.push_str(": ");
-        s.push_str(&c.to_string());
-        src = c.source();
-    }
-    s
 }
