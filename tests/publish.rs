@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::time::Duration;
 
+use gitops_deploy::error::chain;
 use gitops_deploy::publish::{self, UsedTransport};
 use gitops_deploy::report::Report;
 use gitops_deploy::secret::Masker;
@@ -36,8 +37,6 @@ async fn world(repo: &str, images: usize) -> (Sandbox, String) {
     (sandbox, head)
 }
 
-/// An error with its causes, on one line.
-use gitops_deploy::error::chain;
 
 fn quiet() -> Report {
     Report::capture(Masker::new()).0
