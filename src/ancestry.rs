@@ -13,6 +13,16 @@ use crate::edit::{self, ImageSetting};
 use crate::forge::git::History;
 use crate::forge::gitea::{self, models::Contents};
 
+/// "Does a revision still hold our value?": the files our commit changed and the setting it applied
+/// (a file where applying it again would change something no longer holds our value).
+#[derive(Debug, Clone)]
+pub struct OverwriteCheck {
+    /// Kustomization files our commit changed.
+    pub files: Vec<String>,
+    /// The setting we applied.
+    pub setting: ImageSetting,
+}
+
 /// The oracle over a Gitea repository.
 #[derive(Debug)]
 pub struct GiteaOracle {
@@ -22,11 +32,8 @@ pub struct GiteaOracle {
     pub owner: String,
     /// Repository name.
     pub name: String,
-    /// Kustomization files our commit changed.
-    pub files: Vec<String>,
-    /// The setting we applied: a file where applying it again would change something no longer
-    /// holds our value.
-    pub setting: ImageSetting,
+    /// How to tell that a descendant overwrote our value (`None`: a descendant always counts).
+    pub overwrite: Option<OverwriteCheck>,
     /// Where ancestry comes from when the compare API cannot answer for commit IDs (404): Gitea
     /// ≤ 1.22 (SHAs accepted from 1.23, go-gitea/gitea#32801), older Forgejo, and a repository with
     /// pull requests disabled on Gitea ≤ 1.25 or Forgejo (docs/research/field-gitea.md §5). `None`: no fallback.
@@ -99,8 +106,7 @@ impl GiteaOracle {
                             .await
                             .map(|history| GitOracle {
                                 history,
-                                files: self.files.clone(),
-                                setting: self.setting.clone(),
+                                overwrite: self.overwrite.clone(),
                             })
                             .map_err(|e| format!("{why}; git fallback: {e}"))
                         })
@@ -153,8 +159,11 @@ impl GiteaOracle {
 
     /// `Some(rev)` when one of our files at `rev` no longer holds our values.
     async fn overwritten_at(&self, rev: &str) -> Result<Option<String>, String> {
+        let Some(check) = &self.overwrite else {
+            return Ok(None);
+        };
         let repo = self.client.repo(&self.owner, &self.name);
-        for path in &self.files {
+        for path in &check.files {
             let contents = repo
                 .contents(path.clone())
                 .at_ref(rev)
@@ -167,7 +176,7 @@ impl GiteaOracle {
             let Some(Ok(bytes)) = file.decoded() else {
                 continue;
             };
-            if !holds(&String::from_utf8_lossy(&bytes), &self.setting) {
+            if !holds(&String::from_utf8_lossy(&bytes), &check.setting) {
                 return Ok(Some(rev.to_owned()));
             }
         }
@@ -209,10 +218,8 @@ use crate::text::short;
 pub struct GitOracle {
     /// The branch's history, fetched lazily.
     pub history: History,
-    /// Kustomization files our commit changed.
-    pub files: Vec<String>,
-    /// The setting we applied.
-    pub setting: ImageSetting,
+    /// How to tell that a descendant overwrote our value (`None`: a descendant always counts).
+    pub overwrite: Option<OverwriteCheck>,
 }
 
 impl GitOracle {
@@ -228,9 +235,10 @@ impl GitOracle {
             }
         }
         if self.history.is_ancestor(ours, rev).await.map_err(git)? {
-            for path in &self.files {
+            for path in self.overwrite.iter().flat_map(|c| &c.files) {
+                let setting = &self.overwrite.as_ref().expect("files come from it").setting;
                 let text = self.history.file_at(rev, path).await.map_err(git)?;
-                if !text.is_some_and(|t| holds(&t, &self.setting)) {
+                if !text.is_some_and(|t| holds(&t, setting)) {
                     return Ok(Relation::Descendant {
                         overwritten_by: Some(rev.to_owned()),
                     });

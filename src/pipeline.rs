@@ -218,7 +218,10 @@ async fn oracle_for(
         .filter(|f| f.changed)
         .map(|f| f.path.clone())
         .collect();
-    let setting = config.publish.setting()?.clone();
+    let overwrite = Some(crate::ancestry::OverwriteCheck {
+        files,
+        setting: config.publish.setting()?.clone(),
+    });
     let remote = crate::forge::git::Remote {
         url: config.publish.clone_url(),
         token: config.publish.token.clone(),
@@ -229,11 +232,7 @@ async fn oracle_for(
     let command_timeout = (config.publish.request_timeout * 4).max(Duration::from_secs(60));
     if out.transport == publish::UsedTransport::Git {
         return match History::open(remote, &out.branch, command_timeout).await {
-            Ok(history) => Some(Arc::new(crate::ancestry::GitOracle {
-                history,
-                files,
-                setting,
-            })),
+            Ok(history) => Some(Arc::new(crate::ancestry::GitOracle { history, overwrite })),
             Err(e) => {
                 report.warn(
                     Phase::Argocd,
@@ -255,8 +254,7 @@ async fn oracle_for(
         client,
         owner: config.publish.owner.clone(),
         name: config.publish.name.clone(),
-        files,
-        setting,
+        overwrite,
         git_fallback: Some(crate::ancestry::GitFallback::new(
             remote,
             &out.branch,

@@ -37,7 +37,6 @@ async fn world(repo: &str, images: usize) -> (Sandbox, String) {
     (sandbox, head)
 }
 
-
 fn quiet() -> Report {
     Report::capture(Masker::new()).0
 }

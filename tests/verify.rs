@@ -397,8 +397,10 @@ enum Forge {
 }
 
 async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn RevisionOracle>> {
-    let files = vec![demo::KUSTOMIZATION.to_owned()];
-    let setting = ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?;
+    let overwrite = gitops_deploy::ancestry::OverwriteCheck {
+        files: vec![demo::KUSTOMIZATION.to_owned()],
+        setting: ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?,
+    };
     let token = Some(Secret::new(world.sandbox.token()));
     Ok(match forge {
         Forge::Api | Forge::ApiWithoutCommitCompare => Arc::new(GiteaOracle {
@@ -407,8 +409,7 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
                 .build()?,
             owner: demo::OWNER.into(),
             name: demo::REPO.into(),
-            files,
-            setting,
+            overwrite: Some(overwrite),
             git_fallback: matches!(forge, Forge::ApiWithoutCommitCompare).then(|| {
                 gitops_deploy::ancestry::GitFallback::new(
                     Remote {
@@ -434,8 +435,7 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
             let history = History::open(remote, demo::BRANCH, Duration::from_secs(30)).await?;
             Arc::new(GitOracle {
                 history,
-                files,
-                setting,
+                overwrite: Some(overwrite),
             })
         }
     })

@@ -7,7 +7,6 @@ use clap::Args;
 use super::verify::VerifyArgs;
 use crate::ancestry::GiteaOracle;
 use crate::argocd::phase::RevisionOracle;
-use crate::edit::ImageSetting;
 use crate::error::{DeployError, Phase};
 use crate::report::Report;
 use crate::secret::Secret;
@@ -104,10 +103,9 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
                             client,
                             owner: owner.to_owned(),
                             name: name.trim_end_matches(".git").to_owned(),
-                            // Without the deploy's setting, "our value survived" cannot be checked.
-                            files: Vec::new(),
-                            setting: ImageSetting::deploy("unused", Some("unused"), None, None)
-                                .expect("a constant setting is valid"),
+                            // Without the deploy's paths and setting, "our value survived" cannot
+                            // be checked: any descendant counts.
+                            overwrite: None,
                             git_fallback,
                         });
                         Some(oracle)
