@@ -76,6 +76,89 @@ impl RunnerKind {
     }
 }
 
+/// What the runner tells us about the pipeline run (the `GITHUB_*` variables Gitea, Forgejo and GitHub set).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RunnerEnv {
+    /// `GITHUB_SERVER_URL`.
+    pub server_url: Option<String>,
+    /// `GITHUB_REPOSITORY`.
+    pub repository: Option<String>,
+    /// `GITHUB_SHA`.
+    pub sha: Option<String>,
+    /// `GITHUB_RUN_ID`.
+    pub run_id: Option<String>,
+    /// `GITHUB_RUN_NUMBER`: the per-repository run index Forgejo's web routes use.
+    pub run_number: Option<String>,
+    /// True inside Forgejo's runner (`FORGEJO_ACTIONS=true`).
+    pub forgejo: bool,
+    /// True inside Gitea's runner (`GITEA_ACTIONS=true`).
+    pub gitea: bool,
+    /// The token the runner put in the environment (`GITHUB_TOKEN`, `GITEA_TOKEN`, `FORGEJO_TOKEN`, the
+    /// first one set), read only inside a runner: the `token` input's fallback when a step runs the
+    /// image with `uses: docker://…`, which bypasses action.yml and its `${{ github.token }}` default.
+    pub token: Option<String>,
+}
+
+impl RunnerEnv {
+    /// Reads the variables from the process environment; empty values count as absent.
+    pub fn from_process() -> Self {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads the variables from any lookup (for tests); empty values count as absent.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |k: &str| var(k).filter(|v| !v.trim().is_empty());
+        let in_runner = ["GITHUB_ACTIONS", "GITEA_ACTIONS", "FORGEJO_ACTIONS"]
+            .iter()
+            .any(|k| get(k).is_some_and(|v| v.eq_ignore_ascii_case("true")));
+        RunnerEnv {
+            server_url: get("GITHUB_SERVER_URL"),
+            repository: get("GITHUB_REPOSITORY"),
+            sha: get("GITHUB_SHA"),
+            run_id: get("GITHUB_RUN_ID"),
+            run_number: get("GITHUB_RUN_NUMBER"),
+            forgejo: get("FORGEJO_ACTIONS").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            gitea: get("GITEA_ACTIONS").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            token: in_runner
+                .then(|| {
+                    ["GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"]
+                        .iter()
+                        .find_map(|k| get(k))
+                })
+                .flatten(),
+        }
+    }
+
+    /// The run's web URL, when the runner told us enough to build it. Forgejo routes runs by their
+    /// per-repository number (`GITHUB_RUN_NUMBER`, models/actions/run.go `Link`), GitHub and Gitea ≥
+    /// 1.26 by the global id (`GITHUB_RUN_ID`; go-gitea/gitea#36842). Gitea ≤ 1.25 used the number
+    /// too: [`RunnerEnv::run_url_by_number`] is that link, chosen once the server's version is known.
+    pub fn run_url(&self) -> Option<String> {
+        let run = if self.forgejo {
+            self.run_number.as_deref()?
+        } else {
+            self.run_id.as_deref()?
+        };
+        self.run_link(run)
+    }
+
+    /// On a Gitea runner: the run's link by number, right for Gitea ≤ 1.25 (`None` elsewhere).
+    pub fn run_url_by_number(&self) -> Option<String> {
+        if !self.gitea || self.forgejo {
+            return None;
+        }
+        self.run_link(self.run_number.as_deref()?)
+    }
+
+    fn run_link(&self, run: &str) -> Option<String> {
+        Some(format!(
+            "{}/{}/actions/runs/{run}",
+            self.server_url.as_deref()?.trim_end_matches('/'),
+            self.repository.as_deref()?,
+        ))
+    }
+}
+
 /// The CI runner the process runs in, with the paths of its file commands.
 ///
 /// Every path comes from the environment, never from a hard-coded `/github/...`: Gitea's runner uses
@@ -90,14 +173,11 @@ pub struct Runner {
     pub summary_file: Option<PathBuf>,
     /// `GITHUB_WORKSPACE`: the checked-out source repository (the step's working directory).
     pub workspace: Option<PathBuf>,
-    /// `GITHUB_SERVER_URL`: the forge the workflow runs on.
-    pub server_url: Option<String>,
     /// `GITHUB_API_URL`: its API (`<server>/api/v1` on Gitea and Forgejo).
     pub api_url: Option<String>,
-    /// `GITHUB_REPOSITORY`: `owner/name` of the source repository.
-    pub repository: Option<String>,
-    /// `GITHUB_SHA`: the source commit the workflow runs for.
-    pub sha: Option<String>,
+    /// What the runner says about the run (server, repository, commit, run id, token), read by
+    /// [`RunnerEnv::from_lookup`], the one reader of those variables.
+    pub env: RunnerEnv,
 }
 
 impl Runner {
@@ -132,10 +212,8 @@ impl Runner {
             output_file: file("OUTPUT"),
             summary_file: file("STEP_SUMMARY"),
             workspace: non_empty("GITHUB_WORKSPACE").map(PathBuf::from),
-            server_url: non_empty("GITHUB_SERVER_URL"),
             api_url: non_empty("GITHUB_API_URL"),
-            repository: non_empty("GITHUB_REPOSITORY"),
-            sha: non_empty("GITHUB_SHA"),
+            env: RunnerEnv::from_lookup(&var),
         })
     }
 

@@ -232,9 +232,9 @@ async fn post_status(
         v.clone()
             .ok_or_else(|| format!("{name} is not set, so there is no source commit to mark"))
     };
-    let server = missing(&runner.server_url, "GITHUB_SERVER_URL")?;
-    let repository = missing(&runner.repository, "GITHUB_REPOSITORY")?;
-    let sha = missing(&runner.sha, "GITHUB_SHA")?;
+    let server = missing(&runner.env.server_url, "GITHUB_SERVER_URL")?;
+    let repository = missing(&runner.env.repository, "GITHUB_REPOSITORY")?;
+    let sha = missing(&runner.env.sha, "GITHUB_SHA")?;
     let (owner, name) = repository
         .split_once('/')
         .ok_or_else(|| format!("GITHUB_REPOSITORY {repository:?} is not owner/name"))?;

@@ -545,6 +545,7 @@ mod via_git;
 
 /// Inputs: the typed configuration and its validation.
 mod config;
+pub use crate::runner::RunnerEnv;
 pub use config::*;
 
 /// The commit message: template, placeholders, trailer.
