@@ -24,6 +24,37 @@ async fn deploy(world: &World, subcommand: &str, args: &[&str]) -> Result<(i32, 
     Ok((out.status.code().unwrap_or(-1), err))
 }
 
+/// Runs `gitops-deploy --output json run ARGS` (extra environment in `env`); returns the exit code,
+/// the JSON report (the action's outputs) and stderr.
+async fn deploy_json(
+    world: &World,
+    args: &[String],
+    env: &[(&str, &str)],
+) -> Result<(i32, serde_json::Value, String)> {
+    let mut cmd = world.cli("run");
+    cmd.arg("--output").arg("json").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let (out, err) = common::run(cmd, LIMIT).await?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let report = serde_json::from_str(last)
+        .with_context(|| format!("no JSON report on stdout: {stdout:?}\n{err}"))?;
+    Ok((out.status.code().unwrap_or(-1), report, err))
+}
+
+/// Requests the sandbox's Argo CD got since the log was cleared, as `METHOD path`.
+fn argo_requests(world: &World) -> Vec<String> {
+    world
+        .sandbox
+        .requests()
+        .for_server(gitops_sandbox::faults::Server::ArgoCd)
+        .into_iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect()
+}
+
 /// `run` arguments for `tag` over `transport`, waiting for the rollout and the app's `/version`.
 fn run_args(world: &World, tag: &str, transport: &str, extra: &[&str]) -> Vec<String> {
     let mut args = world.run_args(tag);
@@ -88,17 +119,18 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
         ("happy path (git)", "2.0.1", "git"),
     ] {
         let started = Instant::now();
-        let (code, err) =
-            deploy(world, "run", &strs(&run_args(world, tag, transport, &[]))).await?;
+        let (code, report, err) =
+            deploy_json(world, &run_args(world, tag, transport, &[]), &[]).await?;
         ensure!(code == 0, "{profile}: {name}: exit {code}\n{err}");
         let head = world.head().await?;
         ensure!(
-            err.contains(&format!("Synced @ {}", &head[..7])),
-            "{profile}: {name}\n{err}"
-        );
-        ensure!(
-            err.contains("health: HTTP 200 3 times in a row"),
-            "{profile}: {name}\n{err}"
+            report["result"] == "success"
+                && report["changed"] == true
+                && report["commit_sha"] == head.as_str()
+                && report["synced_revision"] == head.as_str()
+                && report["health"] == "Healthy"
+                && report["phase"] == "health",
+            "{profile}: {name}: {report}\n{err}"
         );
         ensure!(world.ready_tags() == vec![tag; 3], "{profile}: {name}");
         times.push((name, started.elapsed()));
@@ -152,18 +184,19 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
 
     // 5. A broken tag is rolled back to the previous one, healthy.
     let started = Instant::now();
-    let (code, err) = deploy(
+    let (code, report, err) = deploy_json(
         world,
-        "run",
-        &strs(&run_args(
-            world,
-            "broken-3",
-            "api",
-            &["--rollback-on-failure"],
-        )),
+        &run_args(world, "broken-3", "api", &["--rollback-on-failure"]),
+        &[],
     )
     .await?;
     ensure!(code == 1, "{profile}: rollback: exit {code}\n{err}");
+    ensure!(
+        report["result"] == "rolled_back"
+            && report["phase"] == "argocd"
+            && report["previous_tag"] == "2.2.1",
+        "{profile}: rollback: {report}"
+    );
     let last = err.lines().last().unwrap_or_default();
     ensure!(
         last.ends_with("; rolled back to 2.2.1 (healthy)"),
@@ -179,27 +212,47 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
     let started = Instant::now();
     world.argo.hang_next_refreshes(1000);
     world.argo.set_poll_interval(Duration::from_secs(3));
-    let mut cmd = world.cli("run");
-    cmd.env("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)
-        .args(run_args(world, "2.3.0", "api", &[]));
-    let (out, err) = common::run(cmd, LIMIT).await?;
+    world.sandbox.requests().clear();
+    let (code, report, err) = deploy_json(
+        world,
+        &run_args(world, "2.3.0", "api", &[]),
+        &[("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)],
+    )
+    .await?;
     world.argo.hang_next_refreshes(0);
     world.argo.set_poll_interval(Duration::from_secs(180));
-    ensure!(out.status.success(), "{profile}: refresh hang\n{err}");
     ensure!(
-        !err.contains("sync requested"),
-        "{profile}: refresh hang\n{err}"
+        code == 0 && report["synced_revision"] == world.head().await?.as_str(),
+        "{profile}: refresh hang: {report}\n{err}"
+    );
+    let syncs: Vec<String> = argo_requests(world)
+        .into_iter()
+        .filter(|r| r.starts_with("POST") && r.ends_with("/sync"))
+        .collect();
+    ensure!(
+        syncs.is_empty(),
+        "{profile}: refresh hang: a sync was requested: {syncs:?}"
     );
     times.push(("refresh hang", started.elapsed()));
 
     // 7. The next two Argo CD streams end after one event each.
     let started = Instant::now();
     world.argo.cut_streams_after(1, 2);
-    let (code, err) = deploy(world, "run", &strs(&run_args(world, "2.4.0", "git", &[]))).await?;
-    ensure!(code == 0, "{profile}: stream cut: exit {code}\n{err}");
+    world.sandbox.requests().clear();
+    let (code, report, err) =
+        deploy_json(world, &run_args(world, "2.4.0", "git", &[]), &[]).await?;
     ensure!(
-        err.contains("application stream closed; resuming at resourceVersion"),
-        "{profile}: stream cut\n{err}"
+        code == 0 && report["synced_revision"] == world.head().await?.as_str(),
+        "{profile}: stream cut: {report}\n{err}"
+    );
+    // Both cut streams were resumed by a new one: at least three in all.
+    let streams = argo_requests(world)
+        .iter()
+        .filter(|r| r.starts_with("GET /api/v1/stream/applications"))
+        .count();
+    ensure!(
+        streams >= 3,
+        "{profile}: stream cut: {streams} streams\n{err}"
     );
     times.push(("stream cut", started.elapsed()));
     Ok(times)
