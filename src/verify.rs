@@ -1,7 +1,7 @@
 //! The verify step: Argo CD → rollout → HTTP check, each phase only when configured, each bounded by
 //! its own deadline and all by the overall `timeout`.
 //!
-//! [`Config::from_args`] turns the raw [`VerifyArgs`] into typed settings, collecting every problem
+//! The CLI (`cli::verify::config`) turns the raw options into this typed [`Config`], collecting every problem
 //! before any network access; [`run`] executes the phases in order and returns an [`Outcome`].
 
 use std::sync::Arc;

@@ -1,6 +1,6 @@
-//! The command line: raw options as typed by the user (or as `INPUT_*` variables in a runner), and the
-//! dispatch of each subcommand. Options are only checked for shape here; building typed plans is the
-//! job of each step's `Config::from_args`.
+//! The command line: raw options as typed by the user (or as `INPUT_*` variables in a runner), their
+//! lowering into each step's typed config ([`inputs`], [`publish::config`], [`verify::config`],
+//! [`run::plan`]), the dispatch of each subcommand, and the end of a run ([`action`]).
 
 use std::process::ExitCode;
 
@@ -12,6 +12,7 @@ use crate::secret::Masker;
 
 pub mod action;
 pub mod inputs;
+pub mod publish;
 pub mod run;
 pub mod set_image;
 pub mod verify;

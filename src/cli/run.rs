@@ -87,47 +87,13 @@ pub struct PublishArgs {
     pub dry_run: Option<String>,
 }
 
-impl PublishArgs {
-    /// The raw inputs as the publish step takes them (empty strings become "not given").
-    pub fn to_step_args(&self) -> crate::publish::Args {
-        let given = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-        crate::publish::Args {
-            server_url: given(&self.server_url),
-            repository: given(&self.repository),
-            branch: given(&self.branch),
-            path: self
-                .path
-                .iter()
-                .filter(|p| !p.trim().is_empty())
-                .cloned()
-                .collect(),
-            image: given(&self.image),
-            tag: given(&self.tag),
-            digest: given(&self.digest),
-            new_name: given(&self.new_name),
-            token: given(&self.token),
-            server_ca: given(&self.server_ca),
-            transport: given(&self.transport),
-            commit_message: given(&self.commit_message),
-            author_name: given(&self.author_name),
-            author_email: given(&self.author_email),
-            // Parsed by [`plan`], with the one boolean grammar.
-            dry_run: false,
-        }
-    }
-}
-
 /// Builds every step's config from the raw options and the runner's environment; no I/O.
 ///
 /// # Errors
 /// An invalid-input [`DeployError`] listing every problem.
 pub fn plan(args: &RunArgs, env: &publish::RunnerEnv) -> Result<RunConfig, DeployError> {
     let mut problems = Vec::new();
-    let mut step_args = args.publish.to_step_args();
-    step_args.dry_run = super::inputs::given(&args.publish.dry_run)
-        .map(|v| super::inputs::parse_bool("dry_run", v).map_err(|e| problems.push(e)))
-        .is_some_and(|r| r.unwrap_or(false));
-    let publish = publish::Config::from_args(&step_args, env)
+    let publish = super::publish::config(&args.publish, env)
         .map_err(|p| problems.extend(p))
         .ok();
     let expect = publish.as_ref().map(expect_of).unwrap_or_default();

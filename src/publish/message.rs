@@ -37,7 +37,7 @@ pub const PLACEHOLDERS: &[(&str, &str)] = &[
 ];
 
 /// Checks a template's placeholders.
-pub(super) fn check_template(template: &str) -> Result<(), String> {
+pub fn check_template(template: &str) -> Result<(), String> {
     render(template, |name| {
         PLACEHOLDERS
             .iter()
@@ -129,7 +129,7 @@ pub(super) fn message(config: &Config, applied: &Applied, deploy_id: &str) -> St
             _ => return None,
         })
     })
-    .expect("template checked in Config::from_args");
+    .expect("template checked by cli::publish::config");
     // A custom template must not make the deploy trigger its own workflow again (docs/research/field-gitea.md §9):
     // without one of the skip markers runners honour, `[skip ci]` is added.
     let skip = SKIP_MARKERS
@@ -152,3 +152,22 @@ pub(super) const SKIP_MARKERS: [&str; 5] = [
     "[skip actions]",
     "[actions skip]",
 ];
+
+/// The new value as shown to people.
+pub fn describe_new(new_name: Option<&str>, tag: Option<&str>, digest: Option<&str>) -> String {
+    let mut s = String::new();
+    if let Some(n) = new_name {
+        s.push_str(n);
+    }
+    if let Some(t) = tag {
+        if !s.is_empty() {
+            s.push(':');
+        }
+        s.push_str(t);
+    }
+    if let Some(d) = digest {
+        s.push('@');
+        s.push_str(d);
+    }
+    s
+}

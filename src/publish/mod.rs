@@ -1,6 +1,6 @@
 //! The publish step: write the image change to the GitOps repository as one commit, safely.
 //!
-//! Inputs become a typed [`Config`] ([`Config::from_args`] reports every problem at once, before any network
+//! Inputs become a typed [`Config`] (the CLI builds it and reports every problem at once, before any network
 //! or disk access). [`run`] then reads the kustomization files at the branch head, applies the edit with
 //! [`crate::edit::set_images`], and commits every changed file in one commit through one of two transports:
 //!
@@ -559,139 +559,6 @@ mod transport;
 mod tests {
     use super::*;
 
-    fn args() -> Args {
-        Args {
-            server_url: Some("http://127.0.0.1:3000".into()),
-            repository: Some("demo/gitops".into()),
-            path: vec!["apps/web/overlays/prod".into()],
-            image: Some("registry.example.com/demo/web".into()),
-            tag: Some("1.2.3".into()),
-            token: Some("t0ken".into()),
-            ..Args::default()
-        }
-    }
-
-    #[test]
-    fn builds_config_with_defaults() {
-        let c = Config::from_args(&args(), &RunnerEnv::default()).unwrap();
-        assert_eq!(c.repository(), "demo/gitops");
-        assert_eq!(
-            c.clone_url().as_str(),
-            "http://127.0.0.1:3000/demo/gitops.git"
-        );
-        assert_eq!(c.transport, Transport::Auto);
-        assert_eq!(c.author.name, DEFAULT_AUTHOR_NAME);
-        assert!(!c.dry_run);
-        assert_eq!(c.change.shown(), "1.2.3");
-    }
-
-    #[test]
-    fn collects_every_problem_naming_the_input() {
-        let a = Args {
-            server_url: Some("ftp://x".into()),
-            repository: Some("no-slash".into()),
-            path: vec!["/abs, ../up".into()],
-            image: None,
-            transport: Some("carrier-pigeon".into()),
-            commit_message: Some("{nope}".into()),
-            author_email: Some("not-an-email".into()),
-            ..Args::default()
-        };
-        let problems = Config::from_args(&a, &RunnerEnv::default()).unwrap_err();
-        for input in [
-            "repository:",
-            "server_url:",
-            "path: \"/abs\"",
-            "path: \"../up\"",
-            "image:",
-            "transport:",
-            "commit_message:",
-            "author_email:",
-        ] {
-            assert!(
-                problems.iter().any(|p| p.starts_with(input)),
-                "{input} missing in {problems:#?}"
-            );
-        }
-    }
-
-    #[test]
-    fn repository_from_env_and_clone_url() {
-        let env = RunnerEnv {
-            server_url: Some("https://git.example.com/sub".into()),
-            repository: Some("ops/deploy".into()),
-            sha: Some("abc".into()),
-            run_id: Some("7".into()),
-            run_number: Some("3".into()),
-            forgejo: false,
-            gitea: false,
-            token: None,
-        };
-        let a = Args {
-            server_url: None,
-            repository: None,
-            ..args()
-        };
-        let c = Config::from_args(&a, &env).unwrap();
-        assert_eq!(
-            c.clone_url().as_str(),
-            "https://git.example.com/sub/ops/deploy.git"
-        );
-        assert_eq!(
-            c.run_url.as_deref(),
-            Some("https://git.example.com/sub/ops/deploy/actions/runs/7")
-        );
-
-        let a = Args {
-            server_url: None,
-            repository: Some("https://h.example/o/r.git".into()),
-            ..args()
-        };
-        let c = Config::from_args(&a, &RunnerEnv::default()).unwrap();
-        assert_eq!(c.server_url.as_str(), "https://h.example/");
-        assert_eq!((c.owner.as_str(), c.name.as_str()), ("o", "r"));
-
-        let a = Args {
-            repository: Some("https://user:s3cret@h.example/o/r.git".into()),
-            ..args()
-        };
-        let problems = Config::from_args(&a, &RunnerEnv::default()).unwrap_err();
-        assert!(
-            problems.iter().all(|p| !p.contains("s3cret")),
-            "{problems:?}"
-        );
-        assert!(problems[0].contains("must not contain credentials"));
-    }
-
-    #[test]
-    fn paths_split_on_newlines_and_commas() {
-        let a = Args {
-            path: vec!["./a/b/\n c ,a/b".into(), "d".into()],
-            ..args()
-        };
-        let c = Config::from_args(&a, &RunnerEnv::default()).unwrap();
-        assert_eq!(c.paths, ["a/b", "c", "d"]);
-    }
-
-    #[test]
-    fn token_is_required_unless_dry_run() {
-        let a = Args {
-            token: None,
-            ..args()
-        };
-        assert!(Config::from_args(&a, &RunnerEnv::default()).unwrap_err()[0].starts_with("token:"));
-        let a = Args {
-            token: None,
-            dry_run: true,
-            ..args()
-        };
-        assert!(
-            Config::from_args(&a, &RunnerEnv::default())
-                .unwrap()
-                .dry_run
-        );
-    }
-
     /// docs/research/field-runner.md ranked #4: Forgejo links a run by its number, GitHub and Gitea by its id;
     /// on a Gitea runner the number link is kept for a server that turns out to be ≤ 1.25.
     #[test]
@@ -752,97 +619,6 @@ mod tests {
     }
 
     #[test]
-    fn token_falls_back_to_the_runners_token_inside_a_runner_only() {
-        let env = |vars: &[(&str, &str)]| {
-            let vars: Vec<(String, String)> = vars
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            RunnerEnv::from_lookup(move |k| {
-                vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone())
-            })
-        };
-        // (environment, expected fallback)
-        type Vars<'a> = &'a [(&'a str, &'a str)];
-        let table: [(Vars, Option<&str>); 6] = [
-            (&[("GITHUB_TOKEN", "gh")], None),
-            (
-                &[("GITHUB_ACTIONS", "true"), ("GITHUB_TOKEN", "gh")],
-                Some("gh"),
-            ),
-            (
-                &[
-                    ("GITEA_ACTIONS", "true"),
-                    ("GITHUB_TOKEN", ""),
-                    ("GITEA_TOKEN", "gt"),
-                ],
-                Some("gt"),
-            ),
-            (
-                &[("FORGEJO_ACTIONS", "true"), ("FORGEJO_TOKEN", "fj")],
-                Some("fj"),
-            ),
-            (
-                &[
-                    ("GITHUB_ACTIONS", "true"),
-                    ("GITHUB_TOKEN", "gh"),
-                    ("GITEA_TOKEN", "gt"),
-                ],
-                Some("gh"),
-            ),
-            (&[("GITHUB_ACTIONS", "false"), ("GITEA_TOKEN", "gt")], None),
-        ];
-        for (vars, expected) in table {
-            let env = env(vars);
-            assert_eq!(env.token.as_deref(), expected, "{vars:?}");
-            let a = Args {
-                token: None,
-                ..args()
-            };
-            let config = Config::from_args(&a, &env);
-            match expected {
-                Some(t) => assert_eq!(config.unwrap().token.unwrap().expose(), t),
-                None => assert!(config.unwrap_err()[0].starts_with("token: required")),
-            }
-        }
-        // The input wins over the environment.
-        let config = Config::from_args(
-            &args(),
-            &env(&[("GITHUB_ACTIONS", "true"), ("GITHUB_TOKEN", "gh")]),
-        );
-        assert_eq!(config.unwrap().token.unwrap().expose(), "t0ken");
-    }
-
-    /// docs/research/field-gitea.md ranked #9: a custom message without a skip marker gets `[skip ci]`; one with
-    /// any marker runners honour is left as written.
-    #[test]
-    fn custom_messages_keep_the_deploy_from_triggering_ci() {
-        let applied = Applied {
-            files: Vec::new(),
-            changed: Vec::new(),
-        };
-        for (template, want_added) in [
-            ("deploy {image} {new}", true),
-            ("deploy {image} {new} [skip ci]", false),
-            ("deploy {image} {new}\n\n[CI SKIP]", false),
-            ("deploy [skip actions]", false),
-        ] {
-            let a = Args {
-                commit_message: Some(template.into()),
-                ..args()
-            };
-            let c = Config::from_args(&a, &RunnerEnv::default()).unwrap();
-            let m = message(&c, &applied, "id-1");
-            assert!(m.ends_with("\n\nDeploy-Id: id-1\n"), "{m:?}");
-            assert_eq!(
-                m.contains("\n\n[skip ci]\n\nDeploy-Id"),
-                want_added,
-                "{template}: {m:?}"
-            );
-        }
-    }
-
-    #[test]
     fn renders_templates() {
         let v = |n: &str| match n {
             "x" => Some(Some("X".to_owned())),
@@ -860,5 +636,33 @@ mod tests {
         assert!(render("{x", v).unwrap_err().contains("unclosed"));
         assert!(render("x}", v).unwrap_err().contains("unmatched"));
         check_template(DEFAULT_MESSAGE).unwrap();
+    }
+
+    /// docs/research/field-gitea.md ranked #9: a custom message without a skip marker gets `[skip ci]`; one with
+    /// any marker runners honour is left as written.
+    #[test]
+    fn custom_messages_keep_the_deploy_from_triggering_ci() {
+        let applied = Applied {
+            files: Vec::new(),
+            changed: Vec::new(),
+        };
+        for (template, want_added) in [
+            ("deploy {image} {new}", true),
+            ("deploy {image} {new} [skip ci]", false),
+            ("deploy {image} {new}\n\n[CI SKIP]", false),
+            ("deploy [skip actions]", false),
+        ] {
+            let c = Config {
+                message_template: template.into(),
+                ..Config::for_tests()
+            };
+            let m = message(&c, &applied, "id-1");
+            assert!(m.ends_with("\n\nDeploy-Id: id-1\n"), "{m:?}");
+            assert_eq!(
+                m.contains("\n\n[skip ci]\n\nDeploy-Id"),
+                want_added,
+                "{template}: {m:?}"
+            );
+        }
     }
 }

@@ -259,16 +259,7 @@ mod tests {
     }
 
     fn config(max_attempts: u32) -> Config {
-        let args = Args {
-            server_url: Some("https://git.example.com".into()),
-            repository: Some("o/r".into()),
-            path: vec!["k".into()],
-            image: Some("app".into()),
-            tag: Some("2.0.0".into()),
-            token: Some("t0k3n-t0k3n".into()),
-            ..Args::default()
-        };
-        let mut c = Config::from_args(&args, &RunnerEnv::default()).unwrap();
+        let mut c = Config::for_tests();
         c.retry = crate::retry::RetryPolicy {
             initial_delay: Duration::from_secs(1),
             factor: 2.0,

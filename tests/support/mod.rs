@@ -9,7 +9,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gitops_deploy::publish::{Args, Config, RunnerEnv};
+use gitops_deploy::cli::run::PublishArgs;
+use gitops_deploy::publish::{Config, RunnerEnv};
 use gitops_deploy::retry::RetryPolicy;
 use gitops_sandbox::Sandbox;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -60,7 +61,7 @@ pub fn config(
     tag: &str,
     transport: &str,
 ) -> Config {
-    let args = Args {
+    let args = PublishArgs {
         server_url: Some(server.to_owned()),
         repository: Some(format!("{OWNER}/{repo}")),
         branch: Some("main".into()),
@@ -69,9 +70,10 @@ pub fn config(
         tag: Some(tag.to_owned()),
         token: Some(token.to_owned()),
         transport: Some(transport.to_owned()),
-        ..Args::default()
+        ..PublishArgs::default()
     };
-    let mut c = Config::from_args(&args, &RunnerEnv::default()).expect("valid config");
+    let mut c =
+        gitops_deploy::cli::publish::config(&args, &RunnerEnv::default()).expect("valid config");
     // Generous: 32 concurrent runs on a busy 2-core machine make the sandbox slow to answer.
     c.request_timeout = Duration::from_secs(20);
     c.timeout = Duration::from_secs(240);
