@@ -380,16 +380,9 @@ async fn run_rollback(
 }
 
 fn describe(v: &ImageValues) -> String {
-    let mut s = v.new_name.clone().unwrap_or_default();
-    if let Some(t) = &v.new_tag {
-        if !s.is_empty() {
-            s.push(':');
-        }
-        s.push_str(t);
-    }
-    if let Some(d) = &v.digest {
-        s.push('@');
-        s.push_str(d);
-    }
-    s
+    publish::describe_new(
+        v.new_name.as_deref(),
+        v.new_tag.as_deref(),
+        v.digest.as_deref(),
+    )
 }

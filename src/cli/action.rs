@@ -78,9 +78,7 @@ impl Links {
     }
 }
 
-fn given(v: Option<&str>) -> Option<&str> {
-    v.map(str::trim).filter(|v| !v.is_empty())
-}
+use super::inputs::given_str as given;
 
 /// The outputs of a finished `run`, from its report: what the steps that ran produced (so a failed
 /// deploy still reports its commit), how it ended and where. `elapsed` is the command's time.

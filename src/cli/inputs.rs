@@ -49,5 +49,15 @@ pub fn parse_bool(input: &str, value: &str) -> Result<bool, String> {
 /// A value that counts as given: trimmed, and not empty (runners set `INPUT_X=""` for inputs
 /// without a value).
 pub fn given(v: &Option<String>) -> Option<&str> {
-    v.as_deref().map(str::trim).filter(|s| !s.is_empty())
+    given_str(v.as_deref())
+}
+
+/// [`given`] for a borrowed value.
+pub fn given_str(v: Option<&str>) -> Option<&str> {
+    v.map(str::trim).filter(|v| !v.is_empty())
+}
+
+/// [`given`], owned.
+pub fn given_owned(v: &Option<String>) -> Option<String> {
+    given(v).map(str::to_owned)
 }

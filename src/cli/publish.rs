@@ -21,12 +21,7 @@ use crate::secret::Secret;
 /// One message per problem, each naming the input and what is wrong.
 pub fn config(args: &PublishArgs, env: &RunnerEnv) -> Result<Config, Vec<String>> {
     let mut problems = Vec::new();
-    let given = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
+    let given = super::inputs::given_owned;
 
     // Repository and server.
     let server_arg = given(&args.server_url).or_else(|| env.server_url.clone());

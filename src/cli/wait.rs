@@ -62,12 +62,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
         _ => {}
     }
     let images: Vec<String> = super::inputs::split_list(&args.images);
-    let given = |v: &Option<String>| {
-        v.as_deref()
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
+    let given = super::inputs::given_owned;
     if let Some(t) = given(&args.token) {
         report.add_secret(&Secret::new(t));
     }
