@@ -47,7 +47,8 @@ pub struct GitFallback {
     /// `None`: the repository's default branch, asked of the API when first needed.
     branch: Option<String>,
     command_timeout: std::time::Duration,
-    oracle: tokio::sync::OnceCell<Result<GitOracle, String>>,
+    /// Opened on first need; a failure to open is not kept, so the next snapshot tries again.
+    oracle: tokio::sync::OnceCell<GitOracle>,
 }
 
 impl GitFallback {
@@ -86,7 +87,7 @@ impl GiteaOracle {
                 Some(fallback) => {
                     let oracle = fallback
                         .oracle
-                        .get_or_init(|| async {
+                        .get_or_try_init(|| async {
                             let branch = match &fallback.branch {
                                 Some(b) => b.clone(),
                                 None => {
@@ -110,9 +111,7 @@ impl GiteaOracle {
                             })
                             .map_err(|e| format!("{why}; git fallback: {e}"))
                         })
-                        .await
-                        .as_ref()
-                        .map_err(Clone::clone)?;
+                        .await?;
                     oracle.relation_of(ours, rev).await
                 }
                 None => Err(why),

@@ -246,12 +246,24 @@ fn top_level_modules_form_no_circle_and_only_the_cli_knows_the_cli() {
             .join("\n");
         let entry = uses.entry(module.clone()).or_default();
         for piece in code.split("crate::").skip(1) {
-            let used: String = piece
-                .chars()
-                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
-                .collect();
-            if !used.is_empty() && used != module {
-                entry.insert(used);
+            // `crate::a::…`, or a group `crate::{a, b::c}`: every first segment counts.
+            let names: Vec<String> = match piece.strip_prefix('{') {
+                Some(group) => group
+                    .split('}')
+                    .next()
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(|n| n.trim().split("::").next().unwrap_or_default().to_owned())
+                    .collect(),
+                None => vec![piece
+                    .chars()
+                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .collect()],
+            };
+            for used in names {
+                if !used.is_empty() && used != module && used != "self" {
+                    entry.insert(used);
+                }
             }
         }
     }

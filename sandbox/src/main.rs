@@ -43,8 +43,8 @@ enum Command {
         /// [default: 1.26].
         #[arg(long, value_name = "PROFILE")]
         gitea: Option<String>,
-        /// Behave as this Argo CD release line: `2.14`, `3.0` (3.0–3.3), `3.4` (3.4–3.5), `3.6`
-        /// [default: 3.6].
+        /// Behave as this Argo CD release line: `2.14`, `3.0` (3.0–3.3), `3.4` (3.4–3.5), `head`
+        /// (3.6, unreleased) [default: 3.4].
         #[arg(long, value_name = "PROFILE", value_parser = argo_profile)]
         argocd: Option<ArgoProfile>,
         /// Gitea's `REQUIRE_SIGNIN_VIEW = true`: the API, `/version` included, needs a token.

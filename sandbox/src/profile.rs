@@ -134,8 +134,10 @@ impl GiteaProfile {
         })
     }
 
-    /// The profile a version string belongs to (`1.22.6` → gitea-1.22); `None` when no profile
-    /// matches.
+    /// The nearest profile for a version string (`1.22.6` → gitea-1.22); `None` when none parses.
+    /// An approximation between the lines the profiles stand for: Forgejo 9–11 get forgejo-8
+    /// (whose compare is older than 9.0.3's), Gitea 1.25.3+ gets gitea-1.25 (whose compare still
+    /// needs pull requests); pick a profile by name for those.
     pub fn for_version(version: &str) -> Option<GiteaProfile> {
         if let Some((forgejo, _)) = version.split_once("+gitea-") {
             let major: u32 = forgejo.split('.').next()?.parse().ok()?;

@@ -302,19 +302,22 @@ pub async fn run(
             let t = target.lock().expect("target lock");
             state.observe(snap, &t, now);
             let rev = synced_revision(&snap.app, &t);
-            at_ours.store(
-                rev.is_some_and(|r| {
-                    matches!(t.relation(r), Relation::Ours | Relation::Descendant { .. })
-                }),
-                std::sync::atomic::Ordering::Relaxed,
-            );
+            let ours = rev.is_some_and(|r| {
+                matches!(t.relation(r), Relation::Ours | Relation::Descendant { .. })
+            });
+            at_ours.store(ours, std::sync::atomic::Ordering::Relaxed);
+            // A window matters only while our commit is not synced yet; after that, waiting is about
+            // health, and blaming a window would mislead.
+            let synced = ours && snap.app.status.sync.status.as_deref() == Some("Synced");
             match app_verdict(snap, &t, &state, grace, now) {
-                Verdict::Waiting { why } => match &*window_block.lock().expect("window lock") {
-                    Some(block) => Verdict::Waiting {
-                        why: format!("{why}; Argo CD will not auto-sync now: {block}"),
-                    },
-                    None => Verdict::Waiting { why },
-                },
+                Verdict::Waiting { why } if !synced => {
+                    match &*window_block.lock().expect("window lock") {
+                        Some(block) => Verdict::Waiting {
+                            why: format!("{why}; Argo CD will not auto-sync now: {block}"),
+                        },
+                        None => Verdict::Waiting { why },
+                    }
+                }
                 other => other,
             }
         },
@@ -375,19 +378,28 @@ async fn sync_windows(
 /// Why a sync window blocks a manual sync of the app, for the error message (a generic reason when
 /// the windows cannot be read).
 async fn manual_sync_block(client: &Client, settings: &ArgoSettings) -> String {
-    let active: Vec<String> = sync_windows(client, settings)
-        .await
-        .map(|w| {
-            w.active_windows
-                .iter()
-                .map(super::verdict::describe_window)
-                .collect()
-        })
-        .unwrap_or_default();
-    if active.is_empty() {
-        "a sync window blocks it".to_owned()
+    // The same rule as `automatic_sync_block`: an active deny window blocks; else the allow windows,
+    // none of them active, do.
+    let Ok(w) = sync_windows(client, settings).await else {
+        return "a sync window blocks it".to_owned();
+    };
+    let names = |kind: &str, list: &[super::models::SyncWindow]| -> Vec<String> {
+        list.iter()
+            .filter(|w| w.kind == kind)
+            .map(super::verdict::describe_window)
+            .collect()
+    };
+    let denies = names("deny", &w.active_windows);
+    let allows = names("allow", &w.assigned_windows);
+    if !denies.is_empty() {
+        format!("the sync {} blocks it", denies.join(", "))
+    } else if !allows.is_empty() {
+        format!(
+            "syncs are allowed only inside the sync {}, none of them active",
+            allows.join(", ")
+        )
     } else {
-        format!("the sync {} blocks it", active.join(", "))
+        "a sync window blocks it".to_owned()
     }
 }
 

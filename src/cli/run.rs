@@ -118,9 +118,7 @@ pub fn plan(args: &RunArgs, env: &publish::RunnerEnv) -> Result<RunConfig, Deplo
 }
 
 /// Runs `run`: checks every input, then the pipeline. A dry run prints its diffs and message on stdout.
-///
-/// # Errors
-/// A [`DeployError`] naming the phase; invalid input has exit code 2.
+/// The report's `failure` names the phase (invalid input: exit code 2).
 pub async fn execute(args: RunArgs, report: &Report) -> pipeline::RunReport {
     // Before anything else, so that no message can carry the token, not even an input error.
     let env = crate::publish::RunnerEnv::from_process();

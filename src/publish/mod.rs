@@ -114,7 +114,7 @@ pub enum Error {
         "not allowed to write to branch {branch:?} of {repository}: {message} (a read-only token, or \
          a protected branch: those accept pushes only from users on their allowlist, which the \
          workflow's job token never is; set `token` to a personal access token of such a user with \
-         `write:repository`)"
+         `write:repository`; or a server-side hook that declined the change, whose text is above)"
     )]
     Forbidden {
         /// `owner/name`.

@@ -73,10 +73,16 @@ pub(super) async fn publish<T: Transport>(
     let mut backoff = config.retry.start(deadline);
     // The head the first possibly-landed write was based on: our commit, if it landed, comes after it.
     let mut maybe_landed_on: Option<String> = None;
+    // 500s in a row on a branch that did not move, and the head they were written on: Gitea ≤ 1.25
+    // also answers 500 when its own push loses a race, but then the branch has moved.
     let mut server_errors = 0u32;
+    let mut refused_on: Option<String> = None;
     loop {
         let attempt = async {
             let head = transport.head().await?;
+            if refused_on.as_deref() != Some(head.as_str()) {
+                server_errors = 0;
+            }
             if let Some(base) = &maybe_landed_on {
                 if let Some(landed) = transport.find_landed(base, &head, deploy_id).await? {
                     report.info(
@@ -128,13 +134,15 @@ pub(super) async fn publish<T: Transport>(
                 )),
                 Err(failure) => {
                     if failure.maybe_landed && maybe_landed_on.is_none() {
-                        maybe_landed_on = Some(head);
+                        maybe_landed_on = Some(head.clone());
                     }
-                    server_errors = if failure.server_error {
-                        server_errors + 1
+                    if failure.server_error {
+                        server_errors += 1;
+                        refused_on = Some(head);
                     } else {
-                        0
-                    };
+                        server_errors = 0;
+                        refused_on = None;
+                    }
                     Err(failure.error)
                 }
             }
@@ -179,6 +187,8 @@ mod tests {
         script: VecDeque<Write>,
         writes: usize,
         landed: Option<String>,
+        /// The head moves after each write (other pipelines, or the server's own lost race).
+        moves: bool,
     }
 
     impl Transport for Scripted {
@@ -189,7 +199,7 @@ mod tests {
         }
 
         async fn head(&mut self) -> Result<String, Error> {
-            Ok(format!("head{}", self.writes))
+            Ok(format!("head{}", if self.moves { self.writes } else { 0 }))
         }
 
         async fn read(&mut self, _head: &str) -> Result<Vec<Read>, Error> {
@@ -271,10 +281,19 @@ mod tests {
     }
 
     async fn run(script: &[Write], max_attempts: u32) -> (Result<Outcome, Error>, usize, String) {
+        run_on(script, max_attempts, true).await
+    }
+
+    async fn run_on(
+        script: &[Write],
+        max_attempts: u32,
+        moves: bool,
+    ) -> (Result<Outcome, Error>, usize, String) {
         let mut t = Scripted {
             script: script.iter().copied().collect(),
             writes: 0,
             landed: None,
+            moves,
         };
         let config = config(max_attempts);
         let (report, out): (Report, Captured) = Report::capture(Masker::new());
@@ -311,12 +330,21 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn three_refused_500s_stop_the_step_naming_a_declining_hook() {
-        let (r, writes, _) = run(&[Write::Refused500; 10], 10).await;
+        // A hook: the branch stays where it was.
+        let (r, writes, _) = run_on(&[Write::Refused500; 10], 10, false).await;
         assert!(
             matches!(r, Err(Error::ServerRefuses { attempts: 3, .. })),
             "{r:?}"
         );
         assert_eq!(writes, 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn server_errors_on_a_branch_that_keeps_moving_are_races_and_retried() {
+        let mut script = vec![Write::Refused500; 5];
+        script.push(Write::Ok);
+        let (r, writes, _) = run_on(&script, 10, true).await;
+        assert_eq!((r.unwrap().commit_sha, writes), ("ours6".to_owned(), 6));
     }
 
     #[tokio::test(start_paused = true)]

@@ -201,12 +201,20 @@ async fn sync(
     if argo.sync_blocked(&name) {
         return api_error(&Error::SyncWindow);
     }
-    let token = headers
+    // The token as `auth` accepted it: a bearer header or the `argocd.token` cookie.
+    let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    if token.is_some_and(|t| argo.is_get_only(t)) {
+    let cookie = headers
+        .get(header::COOKIE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|c| {
+            c.split(';')
+                .find_map(|kv| kv.trim().strip_prefix("argocd.token="))
+        });
+    if bearer.or(cookie).is_some_and(|t| argo.is_get_only(t)) {
         return error(
             StatusCode::FORBIDDEN,
             7,
