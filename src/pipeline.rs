@@ -65,9 +65,18 @@ impl RunReport {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RollbackReport {
     /// The values written back and whether Argo CD confirmed them, or why the rollback failed.
-    pub result: Result<RollbackOutcome, String>,
+    pub result: Result<RollbackOutcome, RollbackFailure>,
     /// Its time, publish and Argo CD wait included.
     pub elapsed: Duration,
+}
+
+/// A rollback that failed, with the commits it had made before (one per group of files).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RollbackFailure {
+    /// Why it failed.
+    pub error: String,
+    /// The rollback commits that landed before the failure.
+    pub commits: Vec<String>,
 }
 
 /// What a rollback did (reported in the failure message).
@@ -170,16 +179,23 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
                 let scoped = report.scoped(Phase::Rollback);
                 scoped.enter(Phase::Rollback);
                 let rb_started = tokio::time::Instant::now();
-                let result = run_rollback(config, &publish, &scoped, overall)
-                    .await
-                    .map_err(|e| format!("{e:#}"));
+                let result = run_rollback(config, &publish, &scoped, overall).await;
                 let tail = match &result {
                     Ok(rb) => format!(
                         "rolled back to {} ({})",
                         rb.restored,
                         if rb.healthy { "healthy" } else { "not healthy" }
                     ),
-                    Err(e) => format!("rollback failed: {e}"),
+                    Err(f) if f.commits.is_empty() => format!("rollback failed: {}", f.error),
+                    Err(f) => format!(
+                        "rollback failed after writing {}: {}",
+                        f.commits
+                            .iter()
+                            .map(|c| short(c))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        f.error
+                    ),
                 };
                 run.rollback = Some(RollbackReport {
                     result,
@@ -271,7 +287,7 @@ async fn run_rollback(
     out: &publish::Outcome,
     report: &Report,
     overall: tokio::time::Instant,
-) -> Result<RollbackOutcome, anyhow::Error> {
+) -> Result<RollbackOutcome, RollbackFailure> {
     // Per file: the values to write back, or `None` where the deploy added the entry (remove it).
     let mut groups: Vec<(Option<ImageValues>, Vec<String>)> = Vec::new();
     for f in out.files.iter().filter(|f| f.changed) {
@@ -283,7 +299,12 @@ async fn run_rollback(
             }
         }
     }
-    anyhow::ensure!(!groups.is_empty(), "no previous values recorded");
+    if groups.is_empty() {
+        return Err(RollbackFailure {
+            error: "no previous values recorded".into(),
+            commits: Vec::new(),
+        });
+    }
     let mut commits = Vec::new();
     let mut restored = Vec::new();
     for (prev, paths) in &groups {
@@ -313,7 +334,15 @@ async fn run_rollback(
                 .saturating_duration_since(tokio::time::Instant::now())
                 .max(Duration::from_secs(2)),
         );
-        let o = publish::run(&c, report).await?;
+        let o = match publish::run(&c, report).await {
+            Ok(o) => o,
+            Err(e) => {
+                return Err(RollbackFailure {
+                    error: crate::error::chain(&e),
+                    commits,
+                })
+            }
+        };
         report.info(
             Phase::Rollback,
             format_args!(

@@ -271,7 +271,7 @@ async fn post_status(
 mod tests {
     use super::*;
     use crate::error::DeployError;
-    use crate::pipeline::{RollbackOutcome, RollbackReport};
+    use crate::pipeline::{RollbackFailure, RollbackOutcome, RollbackReport};
     use crate::publish::{FileOutcome, ImageOutcome, Outcome as Published, UsedTransport};
 
     const SHA: &str = "0123456789abcdef0123456789abcdef01234567";
@@ -328,7 +328,10 @@ mod tests {
                     commits: vec!["feed".into()],
                     healthy,
                 })
-                .map_err(str::to_owned),
+                .map_err(|e| RollbackFailure {
+                    error: e.to_owned(),
+                    commits: Vec::new(),
+                }),
             elapsed: Duration::from_millis(2300),
         })
     }
