@@ -59,6 +59,12 @@ impl RunReport {
             ..RunReport::default()
         }
     }
+
+    /// Takes the phases' times from the report.
+    fn timed(mut self, report: &Report) -> RunReport {
+        self.phases = report.phase_durations();
+        self
+    }
 }
 
 /// A rollback: what it did (or why it could not), and how long it took.
@@ -212,14 +218,6 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
     }
     run.publish = Some(publish);
     run.timed(report)
-}
-
-impl RunReport {
-    /// Takes the phases' times from the report.
-    fn timed(mut self, report: &Report) -> RunReport {
-        self.phases = report.phase_durations();
-        self
-    }
 }
 
 /// Ancestry through the Gitea compare API when the commit went through it, else through git.

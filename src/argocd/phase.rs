@@ -378,28 +378,21 @@ async fn sync_windows(
 /// Why a sync window blocks a manual sync of the app, for the error message (a generic reason when
 /// the windows cannot be read).
 async fn manual_sync_block(client: &Client, settings: &ArgoSettings) -> String {
-    // The same rule as `automatic_sync_block`: an active deny window blocks; else the allow windows,
-    // none of them active, do.
-    let Ok(w) = sync_windows(client, settings).await else {
-        return "a sync window blocks it".to_owned();
+    use super::verdict::{describe_window, window_block, WindowBlock};
+    let names = |list: Vec<&super::models::SyncWindow>| {
+        list.into_iter()
+            .map(describe_window)
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    let names = |kind: &str, list: &[super::models::SyncWindow]| -> Vec<String> {
-        list.iter()
-            .filter(|w| w.kind == kind)
-            .map(super::verdict::describe_window)
-            .collect()
-    };
-    let denies = names("deny", &w.active_windows);
-    let allows = names("allow", &w.assigned_windows);
-    if !denies.is_empty() {
-        format!("the sync {} blocks it", denies.join(", "))
-    } else if !allows.is_empty() {
-        format!(
+    let windows = sync_windows(client, settings).await.ok();
+    match windows.as_ref().and_then(window_block) {
+        Some(WindowBlock::Deny(denies)) => format!("the sync {} blocks it", names(denies)),
+        Some(WindowBlock::OnlyInside(allows)) => format!(
             "syncs are allowed only inside the sync {}, none of them active",
-            allows.join(", ")
-        )
-    } else {
-        "a sync window blocks it".to_owned()
+            names(allows)
+        ),
+        None => "a sync window blocks it".to_owned(),
     }
 }
 

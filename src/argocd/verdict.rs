@@ -139,22 +139,37 @@ pub fn source_index(app: &Application, target: &Target) -> usize {
 /// active deny window blocks; with allow windows, one must be active. The API's own `canSync` is
 /// `CanSync(true)`, the rule for manual syncs, so it cannot tell.
 pub fn automatic_sync_block(windows: &SyncWindows) -> Option<String> {
-    if let Some(deny) = windows.active_windows.iter().find(|w| w.kind == "deny") {
-        return Some(format!("the sync {} is active", describe_window(deny)));
-    }
-    let allows: Vec<&SyncWindow> = windows
-        .assigned_windows
-        .iter()
-        .filter(|w| w.kind == "allow")
-        .collect();
-    let allow_active = windows.active_windows.iter().any(|w| w.kind == "allow");
-    match allows.first() {
-        Some(first) if !allow_active => Some(format!(
+    Some(match window_block(windows)? {
+        WindowBlock::Deny(denies) => format!("the sync {} is active", describe_window(denies[0])),
+        WindowBlock::OnlyInside(allows) => format!(
             "syncs are allowed only inside the sync {}, which is not active",
-            describe_window(first)
-        )),
-        _ => None,
+            describe_window(allows[0])
+        ),
+    })
+}
+
+/// Which windows stop a sync now (each list non-empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WindowBlock<'a> {
+    /// Active deny windows.
+    Deny(Vec<&'a SyncWindow>),
+    /// Allow windows, none of them active.
+    OnlyInside(Vec<&'a SyncWindow>),
+}
+
+/// `CanSync`'s rule without the manual-sync exceptions: an active deny window blocks; with allow
+/// windows, one must be active.
+pub fn window_block(windows: &SyncWindows) -> Option<WindowBlock<'_>> {
+    fn of_kind<'a>(list: &'a [SyncWindow], kind: &str) -> Vec<&'a SyncWindow> {
+        list.iter().filter(|w| w.kind == kind).collect()
     }
+    let denies = of_kind(&windows.active_windows, "deny");
+    if !denies.is_empty() {
+        return Some(WindowBlock::Deny(denies));
+    }
+    let allows = of_kind(&windows.assigned_windows, "allow");
+    let allow_active = windows.active_windows.iter().any(|w| w.kind == "allow");
+    (!allows.is_empty() && !allow_active).then_some(WindowBlock::OnlyInside(allows))
 }
 
 /// A sync window as messages name it: `deny window "0 22 * * *" (8h)`.

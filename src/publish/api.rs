@@ -302,6 +302,22 @@ struct ApiTransport<'a, H> {
     head_of: &'a H,
 }
 
+impl<H> ApiTransport<'_, H> {
+    /// The kustomization files at `reference`.
+    async fn read_at(&self, reference: &str) -> Result<Vec<Read>, Error> {
+        read_files(
+            self.config,
+            self.report,
+            self.deadline,
+            self.repo,
+            &self.branch,
+            &self.files,
+            reference,
+        )
+        .await
+    }
+}
+
 impl<H, F> super::transport::Transport for ApiTransport<'_, H>
 where
     H: Fn() -> F,
@@ -323,18 +339,7 @@ where
     async fn read(&mut self, head: &str) -> Result<Vec<Read>, Error> {
         match self.first.take() {
             Some((_, reads)) => Ok(reads),
-            None => {
-                read_files(
-                    self.config,
-                    self.report,
-                    self.deadline,
-                    self.repo,
-                    &self.branch,
-                    &self.files,
-                    head,
-                )
-                .await
-            }
+            None => self.read_at(head).await,
         }
     }
 
@@ -413,16 +418,7 @@ where
             return Ok(None);
         };
         // Describe the change our commit made: the files at the base it was written on.
-        let before = read_files(
-            self.config,
-            self.report,
-            self.deadline,
-            self.repo,
-            &self.branch,
-            &self.files,
-            base,
-        )
-        .await?;
+        let before = self.read_at(base).await?;
         Ok(Some(super::transport::Landed { sha, url, before }))
     }
 }

@@ -91,8 +91,9 @@ fn json_ok(v: &Value) -> Response {
         .into_response()
 }
 
-async fn auth(State(argo): State<ArgoCd>, req: Request, next: Next) -> Response {
-    let headers = req.headers();
+/// The request's token: `Authorization: Bearer T`, else the `argocd.token` cookie (server/server.go
+/// `getToken`).
+fn request_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     let bearer = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -105,7 +106,12 @@ async fn auth(State(argo): State<ArgoCd>, req: Request, next: Next) -> Response 
             c.split(';')
                 .find_map(|kv| kv.trim().strip_prefix("argocd.token="))
         });
-    let token = bearer.or(cookie);
+    bearer.or(cookie)
+}
+
+async fn auth(State(argo): State<ArgoCd>, req: Request, next: Next) -> Response {
+    let headers = req.headers();
+    let token = request_token(headers);
     // server/server.go: only a JWT-shaped bearer is parsed as a token at all; anything else carries
     // no session (`jwtutil`: three base64url parts).
     let jwt_shaped = |t: &str| t.split('.').count() == 3 && t.split('.').all(|p| !p.is_empty());
@@ -201,20 +207,7 @@ async fn sync(
     if argo.sync_blocked(&name) {
         return api_error(&Error::SyncWindow);
     }
-    // The token as `auth` accepted it: a bearer header or the `argocd.token` cookie.
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let cookie = headers
-        .get(header::COOKIE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|c| {
-            c.split(';')
-                .find_map(|kv| kv.trim().strip_prefix("argocd.token="))
-        });
-    if bearer.or(cookie).is_some_and(|t| argo.is_get_only(t)) {
+    if request_token(&headers).is_some_and(|t| argo.is_get_only(t)) {
         return error(
             StatusCode::FORBIDDEN,
             7,

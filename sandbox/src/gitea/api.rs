@@ -764,17 +764,20 @@ async fn compare(
     let sha_like =
         |r: &str| r.len() >= 7 && r.len() <= 40 && r.bytes().all(|b| b.is_ascii_hexdigit());
     for (i, rev) in [base, head].into_iter().enumerate() {
-        let is_ref = git::resolve_commit(&dir, &format!("refs/heads/{rev}"))
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-            || git::resolve_commit(&dir, &format!("refs/tags/{rev}"))
-                .await
-                .ok()
-                .flatten()
-                .is_some();
-        if sha_like(rev) && !is_ref && !gitea.compare_takes_commit_ids() {
+        let refused = sha_like(rev) && !gitea.compare_takes_commit_ids() && {
+            // A hex-looking branch or tag name is still a name.
+            let mut named = false;
+            for prefix in ["refs/heads/", "refs/tags/"] {
+                let full = format!("{prefix}{rev}");
+                named |= git::resolve_commit(&dir, &full)
+                    .await
+                    .ok()
+                    .flatten()
+                    .is_some();
+            }
+            !named
+        };
+        if refused {
             // Gitea 1.22 and Forgejo < 9.0.3 resolve base and head as branch or tag names only
             // (v1.22.6 routers/api/v1/repo/pull.go `parseCompareInfo`:1103-1106 for the base,
             // :1178-1182 for the head).

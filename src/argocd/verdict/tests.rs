@@ -549,3 +549,41 @@ fn automatic_sync_block_table() {
         assert_eq!(automatic_sync_block(&windows).as_deref(), blocked, "{name}");
     }
 }
+
+/// `window_block` lists every window that blocks (the refused-sync message names them all).
+#[test]
+fn window_block_lists_every_blocking_window() {
+    use crate::argocd::models::{SyncWindow, SyncWindows};
+    let w = |kind: &str, schedule: &str| SyncWindow {
+        kind: kind.into(),
+        schedule: schedule.into(),
+        duration: "1h".into(),
+        manual_sync: None,
+    };
+    let two_denies = SyncWindows {
+        active_windows: vec![
+            w("deny", "0 1 * * *"),
+            w("deny", "0 2 * * *"),
+            w("allow", "* * * * *"),
+        ],
+        assigned_windows: Vec::new(),
+        can_sync: None,
+    };
+    match window_block(&two_denies) {
+        Some(WindowBlock::Deny(d)) => assert_eq!(d.len(), 2),
+        other => panic!("{other:?}"),
+    }
+    let allows_only = SyncWindows {
+        active_windows: Vec::new(),
+        assigned_windows: vec![
+            w("allow", "0 9 * * 1"),
+            w("allow", "0 9 * * 3"),
+            w("deny", "0 0 * * *"),
+        ],
+        can_sync: None,
+    };
+    match window_block(&allows_only) {
+        Some(WindowBlock::OnlyInside(a)) => assert_eq!(a.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}
