@@ -7,7 +7,7 @@
 
 use futures::future::BoxFuture;
 
-use crate::argocd::phase::RevisionOracle;
+use crate::argocd::phase::{OracleError, RevisionOracle};
 use crate::argocd::verdict::Relation;
 use crate::edit::{self, ImageSetting};
 use crate::forge::git::History;
@@ -81,75 +81,72 @@ impl GitFallback {
 }
 
 impl GiteaOracle {
-    async fn relation_of(&self, ours: &str, rev: &str) -> Result<Relation, String> {
+    async fn relation_of(&self, ours: &str, rev: &str) -> Result<Relation, Error> {
         match self.compare_relation(ours, rev).await {
-            Err(CompareError::NotFound(why)) => match &self.git_fallback {
+            Err(compare) if compare.is_not_found() => match &self.git_fallback {
                 Some(fallback) => {
                     let oracle = fallback
                         .oracle
-                        .get_or_try_init(|| async {
-                            let branch = match &fallback.branch {
-                                Some(b) => b.clone(),
-                                None => {
-                                    self.client
-                                        .repo(&self.owner, &self.name)
-                                        .get()
-                                        .await
-                                        .map_err(|e| format!("{why}; git fallback: {e}"))?
-                                        .default_branch
-                                }
-                            };
-                            History::open(
-                                fallback.remote.clone(),
-                                &branch,
-                                fallback.command_timeout,
-                            )
-                            .await
-                            .map(|history| GitOracle {
-                                history,
-                                overwrite: self.overwrite.clone(),
-                            })
-                            .map_err(|e| format!("{why}; git fallback: {e}"))
-                        })
-                        .await?;
+                        .get_or_try_init(|| self.open_fallback(fallback))
+                        .await
+                        .map_err(|source| Error::Fallback {
+                            compare: Box::new(compare),
+                            source: Box::new(source),
+                        })?;
                     oracle.relation_of(ours, rev).await
                 }
-                None => Err(why),
+                None => Err(compare),
             },
-            Err(CompareError::Other(why)) => Err(why),
-            Ok(relation) => Ok(relation),
+            other => other,
         }
+    }
+
+    /// The git history behind `fallback`, on its branch or the repository's default branch.
+    async fn open_fallback(&self, fallback: &GitFallback) -> Result<GitOracle, Error> {
+        let branch = match &fallback.branch {
+            Some(b) => b.clone(),
+            None => {
+                self.client
+                    .repo(&self.owner, &self.name)
+                    .get()
+                    .await
+                    .map_err(|source| Error::DefaultBranch { source })?
+                    .default_branch
+            }
+        };
+        let history =
+            History::open(fallback.remote.clone(), &branch, fallback.command_timeout).await?;
+        Ok(GitOracle {
+            history,
+            overwrite: self.overwrite.clone(),
+        })
     }
 
     /// Both directions of the compare API: `rev...ours` empty means rev contains ours, `ours...rev`
     /// empty means ours contains rev. Gitea answers both empty when there is no merge base at all
     /// (unrelated histories, docs/research/field-gitea.md §5), which is neither.
-    async fn compare_relation(&self, ours: &str, rev: &str) -> Result<Relation, CompareError> {
+    async fn compare_relation(&self, ours: &str, rev: &str) -> Result<Relation, Error> {
         let repo = self.client.repo(&self.owner, &self.name);
-        let count = |base: &str, head: &str| {
-            let repo = repo.clone();
-            let (base, head) = (base.to_owned(), head.to_owned());
-            async move {
-                let c = repo.compare(&base, &head).send().await.map_err(|e| {
-                    let why = format!("compare {}...{}: {e}", short(&base), short(&head));
-                    match &e {
-                        gitea::Error::Api(a) if a.status.as_u16() == 404 => {
-                            CompareError::NotFound(why)
+        let count =
+            |base: &str, head: &str| {
+                let repo = repo.clone();
+                let (base, head) = (base.to_owned(), head.to_owned());
+                async move {
+                    let c = repo.compare(&base, &head).send().await.map_err(|source| {
+                        Error::Compare {
+                            base: short(&base).to_owned(),
+                            head: short(&head).to_owned(),
+                            source,
                         }
-                        _ => CompareError::Other(why),
-                    }
-                })?;
-                Ok::<usize, CompareError>(c.total_commits.max(c.commits.len() as u64) as usize)
-            }
-        };
+                    })?;
+                    Ok::<usize, Error>(c.total_commits.max(c.commits.len() as u64) as usize)
+                }
+            };
         let missing_ours = count(rev, ours).await?;
         let beyond_ours = count(ours, rev).await?;
         Ok(match (missing_ours, beyond_ours) {
             (0, n) if n > 0 => Relation::Descendant {
-                overwritten_by: self
-                    .overwritten_at(rev)
-                    .await
-                    .map_err(CompareError::Other)?,
+                overwritten_by: self.overwritten_at(rev).await?,
             },
             (m, 0) if m > 0 => Relation::Older,
             _ => Relation::Unrelated,
@@ -157,7 +154,7 @@ impl GiteaOracle {
     }
 
     /// `Some(rev)` when one of our files at `rev` no longer holds our values.
-    async fn overwritten_at(&self, rev: &str) -> Result<Option<String>, String> {
+    async fn overwritten_at(&self, rev: &str) -> Result<Option<String>, Error> {
         let Some(check) = &self.overwrite else {
             return Ok(None);
         };
@@ -168,7 +165,11 @@ impl GiteaOracle {
                 .at_ref(rev)
                 .get()
                 .await
-                .map_err(|e| format!("read {path} at {}: {e}", short(rev)))?;
+                .map_err(|source| Error::ReadFile {
+                    path: path.clone(),
+                    rev: short(rev).to_owned(),
+                    source,
+                })?;
             let Contents::File(file) = contents else {
                 continue;
             };
@@ -183,13 +184,58 @@ impl GiteaOracle {
     }
 }
 
-/// Why the compare API gave no answer.
-enum CompareError {
-    /// 404: this server cannot compare these commits (a version or repository limit), or one of them
-    /// is not in the repository.
-    NotFound(String),
-    /// Anything else (transport, 5xx, reading a file).
-    Other(String),
+/// Why the relation of a revision to our commit could not be told.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The compare API failed (a 404 means this server cannot compare these commits: a version or
+    /// repository limit, or one of them is not in the repository).
+    #[error("compare {base}...{head}")]
+    Compare {
+        /// The compare's base, shortened.
+        base: String,
+        /// The compare's head, shortened.
+        head: String,
+        /// What the forge said.
+        #[source]
+        source: gitea::Error,
+    },
+    /// Reading one of our files at a revision failed.
+    #[error("read {path} at {rev}")]
+    ReadFile {
+        /// The file.
+        path: String,
+        /// The revision, shortened.
+        rev: String,
+        /// What the forge said.
+        #[source]
+        source: gitea::Error,
+    },
+    /// The repository's default branch (for the git fallback) could not be read.
+    #[error("read the repository's default branch")]
+    DefaultBranch {
+        /// What the forge said.
+        #[source]
+        source: gitea::Error,
+    },
+    /// The compare API could not answer and its git fallback could not be opened either.
+    #[error("{}; git fallback", crate::error::chain(compare))]
+    Fallback {
+        /// Why the compare API did not answer.
+        compare: Box<Error>,
+        /// Why the fallback did not open.
+        #[source]
+        source: Box<Error>,
+    },
+    /// A git command failed.
+    #[error(transparent)]
+    Git(#[from] crate::forge::git::Error),
+}
+
+impl Error {
+    /// The compare API answered 404.
+    fn is_not_found(&self) -> bool {
+        matches!(self, Error::Compare { source: gitea::Error::Api(a), .. } if a.status.as_u16() == 404)
+    }
 }
 
 /// True when `text` already holds what `setting` sets (applying it again changes nothing). An entry
@@ -203,8 +249,8 @@ impl RevisionOracle for GiteaOracle {
         &'a self,
         ours: &'a str,
         rev: &'a str,
-    ) -> BoxFuture<'a, Result<Relation, String>> {
-        Box::pin(self.relation_of(ours, rev))
+    ) -> BoxFuture<'a, Result<Relation, OracleError>> {
+        Box::pin(async move { Ok(self.relation_of(ours, rev).await?) })
     }
 }
 
@@ -222,21 +268,20 @@ pub struct GitOracle {
 }
 
 impl GitOracle {
-    async fn relation_of(&self, ours: &str, rev: &str) -> Result<Relation, String> {
-        let git = |e: crate::forge::git::Error| e.to_string();
+    async fn relation_of(&self, ours: &str, rev: &str) -> Result<Relation, Error> {
         for needed in [ours, rev] {
-            if !self.history.has_commit(needed).await.map_err(git)? {
-                self.history.fetch().await.map_err(git)?;
-                if !self.history.has_commit(needed).await.map_err(git)? {
+            if !self.history.has_commit(needed).await? {
+                self.history.fetch().await?;
+                if !self.history.has_commit(needed).await? {
                     // Not on the branch (any more): a history without it.
                     return Ok(Relation::Unrelated);
                 }
             }
         }
-        if self.history.is_ancestor(ours, rev).await.map_err(git)? {
+        if self.history.is_ancestor(ours, rev).await? {
             for path in self.overwrite.iter().flat_map(|c| &c.files) {
                 let setting = &self.overwrite.as_ref().expect("files come from it").setting;
-                let text = self.history.file_at(rev, path).await.map_err(git)?;
+                let text = self.history.file_at(rev, path).await?;
                 if !text.is_some_and(|t| holds(&t, setting)) {
                     return Ok(Relation::Descendant {
                         overwritten_by: Some(rev.to_owned()),
@@ -247,7 +292,7 @@ impl GitOracle {
                 overwritten_by: None,
             });
         }
-        if self.history.is_ancestor(rev, ours).await.map_err(git)? {
+        if self.history.is_ancestor(rev, ours).await? {
             Ok(Relation::Older)
         } else {
             Ok(Relation::Unrelated)
@@ -260,7 +305,7 @@ impl RevisionOracle for GitOracle {
         &'a self,
         ours: &'a str,
         rev: &'a str,
-    ) -> BoxFuture<'a, Result<Relation, String>> {
-        Box::pin(self.relation_of(ours, rev))
+    ) -> BoxFuture<'a, Result<Relation, OracleError>> {
+        Box::pin(async move { Ok(self.relation_of(ours, rev).await?) })
     }
 }

@@ -169,7 +169,7 @@ pub async fn run(
     let source = poll(settings.interval, move || {
         let http = http.clone();
         let url = url.clone();
-        async move { Ok::<_, String>(probe_once(&http, url).await) }
+        async move { Ok::<_, std::convert::Infallible>(probe_once(&http, url).await) }
     });
     let mut passes = 0;
     let probe = wait_until(

@@ -114,7 +114,7 @@ pub async fn wait_until<S, E, St, V, D>(
     describe: D,
 ) -> Result<S, WaitError>
 where
-    E: std::fmt::Display,
+    E: std::error::Error,
     St: Stream<Item = Result<S, E>>,
     V: FnMut(&S, Instant) -> Verdict,
     D: Fn(&S) -> Vec<Fact>,
@@ -158,7 +158,7 @@ where
                     true
                 }
                 Some(Err(e)) => {
-                    let msg = e.to_string();
+                    let msg = crate::error::chain(&e);
                     if last_error.as_deref() != Some(msg.as_str()) {
                         report.warn(spec.phase, &msg);
                         last_output = Instant::now();
@@ -240,7 +240,7 @@ mod tests {
         let mut n = 0;
         let source = poll(POLL_INTERVAL, move || {
             n += 1;
-            async move { Ok::<_, String>(n.min(4)) }
+            async move { Ok::<_, std::convert::Infallible>(n.min(4)) }
         });
         let got = wait_until(
             spec(60),
@@ -266,7 +266,9 @@ mod tests {
     async fn timeout_names_phase_elapsed_and_last_state() {
         let (report, out) = Report::capture(Masker::new());
         let t0 = Instant::now();
-        let source = poll(POLL_INTERVAL, || async { Ok::<_, String>(1u8) });
+        let source = poll(POLL_INTERVAL, || async {
+            Ok::<_, std::convert::Infallible>(1u8)
+        });
         let err = wait_until(
             spec(40),
             &report,
@@ -298,7 +300,8 @@ mod tests {
         let (report, _) = Report::capture(Masker::new());
         let t0 = Instant::now();
         // One snapshot, then silence (a stream with no further events).
-        let source = futures::stream::iter([Ok::<_, String>(())]).chain(futures::stream::pending());
+        let source = futures::stream::iter([Ok::<_, std::convert::Infallible>(())])
+            .chain(futures::stream::pending());
         let start = t0;
         let err = wait_until(
             spec(600),
@@ -331,7 +334,9 @@ mod tests {
             n += 1;
             async move {
                 if n < 4 {
-                    Err("GET /api/v1/applications/web: HTTP 503: unavailable".to_owned())
+                    Err(std::io::Error::other(
+                        "GET /api/v1/applications/web: HTTP 503: unavailable",
+                    ))
                 } else {
                     Ok(())
                 }

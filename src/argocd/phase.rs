@@ -76,6 +76,10 @@ pub struct ArgoSettings {
     pub watch: Watch,
 }
 
+/// Why an oracle could not tell a relation (the implementation's own typed error, kept whole for the
+/// error chain).
+pub type OracleError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Tells how a revision relates to our commit (ancestry from the forge, plus whether our value
 /// survived there). Implemented by the pipeline over the forge's compare API.
 pub trait RevisionOracle: Send + Sync {
@@ -84,7 +88,46 @@ pub trait RevisionOracle: Send + Sync {
         &'a self,
         ours: &'a str,
         rev: &'a str,
-    ) -> BoxFuture<'a, Result<Relation, String>>;
+    ) -> BoxFuture<'a, Result<Relation, OracleError>>;
+}
+
+/// Why the application source yielded no snapshot this time. None of these ends the wait: the
+/// source reconnects, falls back to polling or asks again, and the wait reports each once.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// The ancestry oracle failed for a revision Argo CD reports.
+    #[error("cannot tell whether {rev} contains our commit")]
+    Ancestry {
+        /// The revision, shortened.
+        rev: String,
+        /// The oracle's error.
+        #[source]
+        source: OracleError,
+    },
+    /// Reading the application failed.
+    #[error("reading the application")]
+    Read(#[source] Error),
+    /// The application stream failed; the next snapshot reconnects with the last resourceVersion.
+    #[error("application stream interrupted; reconnecting")]
+    StreamInterrupted(#[source] Error),
+    /// The stream cannot be used (not served, or failed too often); polling from now on.
+    #[error("application stream unusable; polling every 2s instead")]
+    StreamUnusable(#[source] Error),
+    /// The stream ended normally (a proxy's idle timeout); resuming.
+    #[error("application stream closed; resuming at resourceVersion {resource_version}")]
+    StreamClosed {
+        /// Where the next stream starts.
+        resource_version: String,
+    },
+    /// The stream keeps ending; polling from now on.
+    #[error("application stream keeps closing; polling every 2s instead")]
+    StreamKeepsClosing,
+    /// The stream reported the application deleted.
+    #[error("argocd_app {app:?} was deleted")]
+    Deleted {
+        /// The application.
+        app: String,
+    },
 }
 
 /// What the Argo CD phase proved.
@@ -507,7 +550,7 @@ struct AppSource {
 const STREAM_ATTEMPTS: u32 = 3;
 
 impl AppSource {
-    async fn next(&mut self) -> Result<AppSnapshot, String> {
+    async fn next(&mut self) -> Result<AppSnapshot, SourceError> {
         let app = match self.pending_first.take() {
             Some(app) => app,
             None => self.next_app().await?,
@@ -543,7 +586,7 @@ impl AppSource {
     }
 
     /// Asks the oracle about revisions the target does not know yet.
-    async fn learn(&mut self, app: &Application) -> Result<(), String> {
+    async fn learn(&mut self, app: &Application) -> Result<(), SourceError> {
         let Some(oracle) = self.oracle.clone() else {
             return Ok(());
         };
@@ -562,12 +605,14 @@ impl AppSource {
             (t.commit.clone(), revs)
         };
         for rev in unknown {
-            let rel = oracle.relation(&ours, &rev).await.map_err(|e| {
-                format!(
-                    "cannot tell whether {} contains our commit: {e}",
-                    short(&rev)
-                )
-            })?;
+            let rel =
+                oracle
+                    .relation(&ours, &rev)
+                    .await
+                    .map_err(|source| SourceError::Ancestry {
+                        rev: short(&rev).to_owned(),
+                        source,
+                    })?;
             self.target
                 .lock()
                 .expect("target lock")
@@ -577,7 +622,7 @@ impl AppSource {
         Ok(())
     }
 
-    async fn next_app(&mut self) -> Result<Application, String> {
+    async fn next_app(&mut self) -> Result<Application, SourceError> {
         match self.mode {
             Watch::Poll => {
                 if self.polled_once {
@@ -620,7 +665,9 @@ impl AppSource {
                             self.rv = Some(rv.clone());
                         }
                         if ev.type_.as_deref() == Some("DELETED") {
-                            return Err(format!("argocd_app {:?} was deleted", self.settings.app));
+                            return Err(SourceError::Deleted {
+                                app: self.settings.app.clone(),
+                            });
                         }
                         Ok(ev.application)
                     }
@@ -634,36 +681,32 @@ impl AppSource {
                         self.stream_failures += 1;
                         if self.stream_failures >= STREAM_ATTEMPTS {
                             self.mode = Watch::Poll;
-                            return Err(
-                                "application stream keeps closing; polling every 2s instead".into(),
-                            );
+                            return Err(SourceError::StreamKeepsClosing);
                         }
                         if self.stream_failures > 1 {
                             tokio::time::sleep(Duration::from_millis(200)).await;
                         }
-                        Err(format!(
-                            "application stream closed; resuming at resourceVersion {}",
-                            self.rv.as_deref().unwrap_or("0")
-                        ))
+                        Err(SourceError::StreamClosed {
+                            resource_version: self.rv.clone().unwrap_or_else(|| "0".into()),
+                        })
                     }
                 }
             }
         }
     }
 
-    async fn stream_failed(&mut self, e: Error) -> String {
+    async fn stream_failed(&mut self, e: Error) -> SourceError {
         self.stream_failures += 1;
-        let msg = chain(&e);
         if self.stream_failures >= STREAM_ATTEMPTS || matches!(e.status(), Some(404 | 405 | 501)) {
             self.mode = Watch::Poll;
-            return format!("application stream unusable ({msg}); polling every 2s instead");
+            return SourceError::StreamUnusable(e);
         }
         // As `argocd app wait` does: wait a second, reconnect with the last resourceVersion.
         tokio::time::sleep(Duration::from_secs(1)).await;
-        format!("application stream interrupted ({msg}); reconnecting")
+        SourceError::StreamInterrupted(e)
     }
 
-    async fn get(&self) -> Result<Application, String> {
+    async fn get(&self) -> Result<Application, SourceError> {
         self.client
             .apps()
             .get(&self.settings.app)
@@ -671,6 +714,6 @@ impl AppSource {
             .project(self.settings.project.as_deref())
             .send()
             .await
-            .map_err(|e| chain(&e))
+            .map_err(SourceError::Read)
     }
 }

@@ -97,6 +97,26 @@ impl std::fmt::Display for WorkloadRef {
     }
 }
 
+/// Why a live object is not a workload this phase can judge.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Its kind is not a Deployment, StatefulSet or DaemonSet.
+    #[error("kind {kind:?} has no rollout status")]
+    NoRolloutStatus {
+        /// The object's kind.
+        kind: String,
+    },
+    /// It does not decode as its kind.
+    #[error("{kind} does not decode")]
+    Invalid {
+        /// The object's kind.
+        kind: String,
+        /// The decoder's error.
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
 /// A live workload object.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Workload {
@@ -113,13 +133,16 @@ impl Workload {
     ///
     /// # Errors
     /// When the kind is not one of the three or the object does not decode.
-    pub fn from_json(v: serde_json::Value) -> Result<Self, String> {
+    pub fn from_json(v: serde_json::Value) -> Result<Self, DecodeError> {
         let kind = v
             .get("kind")
             .and_then(|k| k.as_str())
             .unwrap_or("")
             .to_owned();
-        let err = |e: serde_json::Error| format!("{kind}: {e}");
+        let err = |source| DecodeError::Invalid {
+            kind: kind.clone(),
+            source,
+        };
         match kind.as_str() {
             "Deployment" => serde_json::from_value(v)
                 .map(Workload::Deployment)
@@ -130,7 +153,9 @@ impl Workload {
             "DaemonSet" => serde_json::from_value(v)
                 .map(Workload::DaemonSet)
                 .map_err(err),
-            other => Err(format!("kind {other:?} has no rollout status")),
+            other => Err(DecodeError::NoRolloutStatus {
+                kind: other.to_owned(),
+            }),
         }
     }
 

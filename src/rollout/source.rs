@@ -62,7 +62,7 @@ impl ArgoApp {
     }
 
     /// The live object; `Ok(None)` while it is not part of the application (or not in the cluster).
-    async fn live(&self, r: &WorkloadRef) -> Result<Option<Workload>, String> {
+    async fn live(&self, r: &WorkloadRef) -> Result<Option<Workload>, SourceError> {
         let key = ResourceKey {
             group: "apps".into(),
             version: "v1".into(),
@@ -79,9 +79,17 @@ impl ArgoApp {
             .send()
             .await
         {
-            Ok(v) => Workload::from_json(v).map(Some),
+            Ok(v) => Workload::from_json(v)
+                .map(Some)
+                .map_err(|source| SourceError::Decode {
+                    workload: r.to_string(),
+                    source,
+                }),
             Err(e) if e.is_resource_not_found() => Ok(None),
-            Err(e) => Err(crate::error::chain(&e)),
+            Err(source) => Err(SourceError::Read {
+                workload: r.to_string(),
+                source,
+            }),
         }
     }
 }
@@ -148,7 +156,7 @@ pub fn argo_snapshots(
     argo: ArgoApp,
     targets: Vec<WorkloadRef>,
     images: Vec<String>,
-) -> BoxStream<'static, Result<RolloutSnapshot, String>> {
+) -> BoxStream<'static, Result<RolloutSnapshot, SourceError>> {
     crate::wait::poll(POLL_INTERVAL, move || {
         let argo = argo.clone();
         let targets = targets.clone();
@@ -156,7 +164,7 @@ pub fn argo_snapshots(
         async move {
             let mut workloads = Vec::new();
             for r in &targets {
-                let live = argo.live(r).await.map_err(|e| format!("{r}: {e}"))?;
+                let live = argo.live(r).await?;
                 workloads.push((r.clone(), live));
             }
             let stuck = match argo.tree().await {
@@ -235,9 +243,35 @@ fn kube_error_kind(e: &kube::config::KubeconfigError) -> String {
     s.split(':').next().unwrap_or("invalid").to_owned()
 }
 
+/// Why a rollout source yielded no snapshot this time (reported once; the source goes on).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// Reading the live object through Argo CD failed.
+    #[error("{workload}")]
+    Read {
+        /// The workload.
+        workload: String,
+        /// Argo CD's error.
+        #[source]
+        source: argocd::Error,
+    },
+    /// The live object is not a workload this phase can judge.
+    #[error("{workload}")]
+    Decode {
+        /// The workload.
+        workload: String,
+        /// What is wrong with it.
+        #[source]
+        source: super::DecodeError,
+    },
+    /// A Kubernetes watch failed; kube-rs's watcher re-lists on its own.
+    #[error("watch interrupted; resuming")]
+    Watch(#[source] watcher::Error),
+}
+
 enum KubeEvent {
     Object(usize, Box<Workload>),
-    Error(String),
+    Error(SourceError),
     Tick,
 }
 
@@ -249,7 +283,7 @@ pub fn kube_snapshots(
     default_ns: String,
     targets: Vec<WorkloadRef>,
     images: Vec<String>,
-) -> BoxStream<'static, Result<RolloutSnapshot, String>> {
+) -> BoxStream<'static, Result<RolloutSnapshot, SourceError>> {
     let targets: Vec<WorkloadRef> = targets
         .into_iter()
         .map(|mut r| {
@@ -347,7 +381,7 @@ where
         .map(move |item| match item {
             Ok(obj) => KubeEvent::Object(index, Box::new(wrap(obj))),
             // Logged and skipped: the watcher re-lists after a 410 on its own.
-            Err(e) => KubeEvent::Error(format!("watch interrupted ({e}); resuming")),
+            Err(e) => KubeEvent::Error(SourceError::Watch(e)),
         })
         .boxed()
 }
