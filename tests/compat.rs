@@ -11,6 +11,7 @@ use anyhow::{ensure, Context, Result};
 use common::{timing, World, APP, LIMIT};
 use gitops_sandbox::argocd::{OtherSource, SyncWindow};
 use gitops_sandbox::demo;
+use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::profile::{ArgoProfile, GiteaProfile};
 
 /// A get-only Argo CD token (JWT-shaped: Argo CD reads no other bearer).
@@ -273,14 +274,14 @@ async fn run_with_a_commit_after_ours(
     cmd.env("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)
         .args(run_args(world, tag, transport, &[]));
     let child = tokio::spawn(common::run(cmd, LIMIT));
-    let started = Instant::now();
-    while world.head().await? == before {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "our commit never landed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually("our commit lands", Duration::from_secs(30), || async {
+        match world.head().await {
+            Ok(head) if head != before => Ok(()),
+            Ok(head) => Err(format!("head still {head}")),
+            Err(e) => Err(e.to_string()),
+        }
+    })
+    .await?;
     let other = world.commit_tag(then_tag).await?;
     world.argo.set_poll_interval(Duration::from_secs(1));
     let (out, err) = child.await??;

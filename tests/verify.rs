@@ -20,6 +20,7 @@ use gitops_deploy::rollout::{rollout_verdict, Workload};
 use gitops_deploy::secret::{Masker, Secret};
 use gitops_deploy::verdict::Verdict;
 use gitops_sandbox::demo;
+use gitops_sandbox::eventually::eventually;
 
 /// A get-only Argo CD token (JWT-shaped: Argo CD reads no other bearer).
 const GET_ONLY_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJnZXQtb25seSJ9.Z2V0LW9ubHktMDEyMw";
@@ -667,22 +668,26 @@ async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
         .refresh(gitops_deploy::argocd::Refresh::Normal)
         .send()
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let (ok, text, ours) = kubectl_and_ours(&world, &img("1.6.0")).await?;
-        if let Verdict::Waiting { why } = &ours {
-            // The two reads are not atomic: retry until they saw the same object.
-            if text.starts_with("Waiting") && text == format!("{why}...") {
-                assert!(ok, "--watch=false exits 0 while waiting");
-                break;
+    // The two reads are not atomic: retry until they saw the same object.
+    let ok = eventually(
+        "a stable mid-rollout state",
+        Duration::from_secs(20),
+        || async {
+            let (ok, text, ours) = kubectl_and_ours(&world, &img("1.6.0"))
+                .await
+                .map_err(|e| e.to_string())?;
+            match &ours {
+                Verdict::Waiting { why }
+                    if text.starts_with("Waiting") && text == format!("{why}...") =>
+                {
+                    Ok(ok)
+                }
+                _ => Err(format!("{text} / {ours:?}")),
             }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "never saw a stable mid-rollout state: {text} / {ours:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        },
+    )
+    .await?;
+    assert!(ok, "--watch=false exits 0 while waiting");
 
     // Broken: after the (scaled) progress deadline both fail with the same message.
     world.commit_tag("broken-3").await?;
@@ -692,18 +697,21 @@ async fn rollout_verdict_agrees_with_kubectl_rollout_status() -> Result<()> {
         .refresh(gitops_deploy::argocd::Refresh::Normal)
         .send()
         .await?;
-    let deadline = Instant::now() + Duration::from_secs(40);
-    loop {
-        let (ok, text, ours) = kubectl_and_ours(&world, &img("broken-3")).await?;
-        if let Verdict::Failed { why } = &ours {
-            if text == format!("error: {why}") {
-                assert!(!ok, "kubectl exits 1 on a failed rollout");
-                break;
+    let ok = eventually(
+        "the same failure from both",
+        Duration::from_secs(40),
+        || async {
+            let (ok, text, ours) = kubectl_and_ours(&world, &img("broken-3"))
+                .await
+                .map_err(|e| e.to_string())?;
+            match &ours {
+                Verdict::Failed { why } if text == format!("error: {why}") => Ok(ok),
+                _ => Err(format!("{text} / {ours:?}")),
             }
-        }
-        assert!(Instant::now() < deadline, "never failed: {text} / {ours:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        },
+    )
+    .await?;
+    assert!(!ok, "kubectl exits 1 on a failed rollout");
     Ok(())
 }
 

@@ -21,6 +21,7 @@
 pub mod app;
 pub mod argocd;
 pub mod demo;
+pub mod eventually;
 pub mod faults;
 pub mod git;
 pub mod gitea;

@@ -11,6 +11,7 @@ mod support;
 use anyhow::{bail, Context, Result};
 use gitops_sandbox::app::{self, AppTarget};
 use gitops_sandbox::argocd::{self, AppSpec, ArgoCd, ArgoTiming};
+use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::kube::{self, Kube, KubeTiming};
 use serde_json::{json, Value};
 use support::{serve, Served};
@@ -249,19 +250,18 @@ impl World {
         &self,
         name: &str,
         within: Duration,
-        mut pred: impl FnMut(&Value) -> bool,
+        pred: impl FnMut(&Value) -> bool,
     ) -> Result<Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            let app = self.app(name).await?;
-            if pred(&app) {
-                return Ok(app);
+        let pred = &std::cell::RefCell::new(pred);
+        Ok(eventually(format!("app {name}"), within, || async move {
+            let app = self.app(name).await.map_err(|e| e.to_string())?;
+            if (pred.borrow_mut())(&app) {
+                Ok(app)
+            } else {
+                Err(app.to_string())
             }
-            if Instant::now() > deadline {
-                bail!("condition not met within {within:?}; last state: {app}");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await?)
     }
 
     /// Reads stream lines until `want` complete lines arrived (or the server ends the stream);
@@ -793,15 +793,16 @@ async fn stream_is_cut_after_n_events_and_resumes_with_resource_version() -> Res
         })
     };
     // Generate changes until the cut stream has ended by itself.
-    let deadline = Instant::now() + Duration::from_secs(10);
     w.get("/api/v1/applications/web-prod?refresh=normal")
         .await?;
-    while !reader.is_finished() {
-        if Instant::now() > deadline {
-            bail!("the stream was not cut");
+    eventually("the cut stream ends", Duration::from_secs(10), || async {
+        if reader.is_finished() {
+            Ok(())
+        } else {
+            Err("still open".to_owned())
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    })
+    .await?;
     let body = reader.await??;
     let lines: Vec<Value> = body
         .lines()
@@ -1081,20 +1082,22 @@ async fn sandbox_world_deploys_a_commit_end_to_end() -> Result<()> {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let app = get(app_url.clone()).await?;
-        if succeeded_at(&app, &sha)
-            && reconciled_after_op(&app)
-            && app["status"]["health"]["status"] == "Healthy"
-        {
-            break;
-        }
-        if Instant::now() > deadline {
-            bail!("app never healthy at {sha}: {}", app["status"]);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    eventually(
+        format!("app healthy at {sha}"),
+        Duration::from_secs(20),
+        || async {
+            let app = get(app_url.clone()).await.map_err(|e| e.to_string())?;
+            if succeeded_at(&app, &sha)
+                && reconciled_after_op(&app)
+                && app["status"]["health"]["status"] == "Healthy"
+            {
+                Ok(())
+            } else {
+                Err(app["status"].to_string())
+            }
+        },
+    )
+    .await?;
     let version: Value = http
         .get(format!("{}/version", sandbox.app_url()))
         .send()
@@ -1115,18 +1118,16 @@ async fn app_mixes_old_and_new_versions_during_a_rollout() -> Result<()> {
     w.get("/api/v1/applications/web-prod?refresh=normal")
         .await?;
     // Freeze the cluster as soon as both versions have ready pods.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
+    eventually("both versions ready", Duration::from_secs(10), || async {
         let tags = w.kube.ready_pod_tags("web", "web");
         if tags.iter().any(|t| t == "1.0.0") && tags.iter().any(|t| t == "6.0.0") {
             w.kube.pause_simulator(true);
-            break;
+            Ok(())
+        } else {
+            Err(format!("{tags:?}"))
         }
-        if Instant::now() > deadline {
-            bail!("never both versions ready: {tags:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    })
+    .await?;
     let ready = w.kube.ready_pod_tags("web", "web");
     let mut seen = std::collections::BTreeMap::new();
     for _ in 0..120 {

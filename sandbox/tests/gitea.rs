@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{Duration, Instant};
 
+use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::faults::{FaultKind, FaultRule, Server};
 use gitops_sandbox::{demo, Sandbox, SandboxConfig};
 
@@ -246,11 +247,18 @@ async fn no_port_or_directory_outlives_the_sandbox() {
             .get(format!("{}/api/v1/version", sandbox.gitea_url()))
             .send(),
     );
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sandbox.requests().entries().is_empty() {
-        assert!(Instant::now() < deadline, "stalled request never arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        "the stalled request arrives",
+        Duration::from_secs(10),
+        || async {
+            match sandbox.requests().entries().is_empty() {
+                false => Ok(()),
+                true => Err("no request".to_owned()),
+            }
+        },
+    )
+    .await
+    .unwrap();
     drop(sandbox);
     // The port refuses connections immediately, and the stalled request ends with an error.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
@@ -996,14 +1004,12 @@ async fn serve_prints_one_json_line_and_stops_cleanly_on_sigterm() {
         .status()
         .unwrap();
     assert!(kill.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = child.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "serve ignored SIGTERM");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = eventually("serve exits on SIGTERM", Duration::from_secs(20), || {
+        let exited = child.0.try_wait().unwrap();
+        async move { exited.ok_or_else(|| "still running".to_owned()) }
+    })
+    .await
+    .unwrap();
     assert!(status.success(), "{status:?}");
     let addr = gitea_url.trim_start_matches("http://").to_owned();
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 mod support;
 
 use anyhow::{bail, Context, Result};
+use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::kube::{self, Kube, KubeTiming, Resource};
 use serde_json::{json, Value};
 use support::{serve, Served};
@@ -110,15 +111,19 @@ impl Cluster {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while self.kube.watches_started() <= before {
-            if Instant::now() > deadline {
-                self.kube.pause_simulator(false);
-                bail!("kubectl never watched {arg}");
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        let watched = eventually(
+            format!("kubectl watches {arg}"),
+            Duration::from_secs(30),
+            || async {
+                match self.kube.watches_started() {
+                    n if n > before => Ok(()),
+                    n => Err(format!("{n} watches")),
+                }
+            },
+        )
+        .await;
         self.kube.pause_simulator(false);
+        watched?;
         Ok(child.wait_with_output().await?)
     }
 
