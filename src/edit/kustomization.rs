@@ -214,7 +214,17 @@ pub(crate) fn view<'d>(doc: &'d Document<'d>) -> Result<View<'d>, EditError> {
     };
     let root = match &doc.root {
         None => return Ok(out),
-        Some(root) if root.is_null() => return Ok(out),
+        // Only comments, or nothing: an empty kustomization.
+        Some(root) if root.is_null() && root.start == root.end => return Ok(out),
+        Some(root) if root.is_null() => {
+            return Err(EditError::Unsupported {
+                reason: format!(
+                    "line {}: the document is an explicit null (`~` or `null`), which has no \
+                     place for images; replace it with a mapping (or empty the file) first",
+                    root.line
+                ),
+            })
+        }
         Some(root) => root,
     };
     let Kind::Map { pairs, .. } = &root.kind else {

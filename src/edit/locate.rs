@@ -162,6 +162,7 @@ struct Open<'t> {
 ///
 /// Plain block-style files take [`super::quick`]'s fast path; everything else goes through saphyr.
 pub(crate) fn parse(text: &str) -> Result<Document<'_>, EditError> {
+    refuse_ambiguous(text)?;
     if let Some(doc) = super::quick::parse(text) {
         debug_assert_eq!(
             Ok(&doc),
@@ -175,8 +176,75 @@ pub(crate) fn parse(text: &str) -> Result<Document<'_>, EditError> {
     parse_with_saphyr(text)
 }
 
+/// Refuses text that YAML readers take differently, before any edit: the engine's parser (saphyr,
+/// YAML 1.2) and kustomize's (go-yaml, the libyaml family, YAML 1.1) must see the same lines, or a
+/// verified edit could mean something else to kustomize (docs/research/fuzz-edit-engine.md O2, F5,
+/// F6, O1).
+pub(crate) fn refuse_ambiguous(text: &str) -> Result<(), EditError> {
+    let line_of = |at: usize| text[..at].matches('\n').count() + 1;
+    // go-yaml rejects `...` before any content ("did not find expected node content"; checked
+    // with kubectl kustomize v5.5.0), saphyr reads it as an empty document.
+    let first = text
+        .trim_start_matches('\u{feff}')
+        .lines()
+        .enumerate()
+        .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    if let Some((i, line)) = first {
+        if line == "..." || line.starts_with("... ") || line.starts_with("...\t") || line == "...\r"
+        {
+            return Err(EditError::Ambiguous {
+                line: i + 1,
+                reason: "a document end marker (`...`) before any content, which kustomize \
+                         rejects (\"did not find expected node content\"); remove it",
+            });
+        }
+    }
+    let bytes = text.as_bytes();
+    // One pass over the bytes: only `\r`, 0xC2 (U+0085) and 0xE2/0xEF (U+2028/9, U+FEFF) can start
+    // what is looked for.
+    for (at, &b) in bytes.iter().enumerate() {
+        let refused = match b {
+            b'\r' if bytes.get(at + 1) != Some(&b'\n') => Some(
+                "a lone carriage return (CR) as a line break: saphyr reads it as one, the \
+                 engine's line handling does not; convert the file to LF or CRLF line endings",
+            ),
+            0xC2 if bytes.get(at + 1) == Some(&0x85) => Some(
+                "a NEXT LINE character (U+0085): YAML 1.1 readers such as kustomize's take it as \
+                 a line break, YAML 1.2 readers do not; remove it",
+            ),
+            0xE2 if bytes.get(at + 1) == Some(&0x80)
+                && matches!(bytes.get(at + 2), Some(0xA8 | 0xA9)) =>
+            {
+                Some(
+                    "a LINE or PARAGRAPH SEPARATOR (U+2028/U+2029): YAML 1.1 readers such as \
+                     kustomize's take it as a line break, YAML 1.2 readers do not, so an edit \
+                     could mean something else to kustomize; remove it",
+                )
+            }
+            0xEF if at > 0
+                && bytes.get(at + 1) == Some(&0xBB)
+                && bytes.get(at + 2) == Some(&0xBF) =>
+            {
+                Some(
+                    "a byte order mark (U+FEFF) after the start of the file: only the first \
+                     character may be one; remove it",
+                )
+            }
+            _ => None,
+        };
+        if let Some(reason) = refused {
+            return Err(EditError::Ambiguous {
+                line: line_of(at),
+                reason,
+            });
+        }
+    }
+    Ok(())
+}
+
 /// [`parse`] through saphyr-parser's events: any YAML.
 pub(crate) fn parse_with_saphyr<'t>(text: &'t str) -> Result<Document<'t>, EditError> {
+    refuse_ambiguous(text)?;
     let offsets = Offsets::new(text);
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Open> = Vec::new();

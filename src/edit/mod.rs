@@ -201,6 +201,15 @@ pub enum EditError {
         /// What is wrong.
         reason: String,
     },
+    /// The text holds a character YAML readers disagree on (a line break to some, text to others);
+    /// nothing is edited.
+    #[error("line {line}: {reason}")]
+    Ambiguous {
+        /// 1-based line.
+        line: usize,
+        /// What was found and what to do.
+        reason: &'static str,
+    },
     /// The change cannot be made without reformatting the file.
     #[error("cannot edit without reformatting: {reason}")]
     Unsupported {

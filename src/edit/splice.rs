@@ -60,8 +60,14 @@ pub(crate) fn apply(text: &str, mut splices: Vec<Splice>) -> Result<String, Edit
     for s in splices.iter_mut().filter(|s| s.start == s.end) {
         if let Some(&(a, _)) = deletions.iter().find(|(a, b)| *a < s.start && s.start < *b) {
             let eol = &text[a..s.start];
-            if (eol == "\n" || eol == "\r\n") && s.with.ends_with(eol) {
-                s.with = format!("{eol}{}", &s.with[..s.with.len() - eol.len()]);
+            // The inserted line's own ending may differ from the deleted one (mixed line endings).
+            let own = if s.with.ends_with("\r\n") {
+                2
+            } else {
+                usize::from(s.with.ends_with('\n'))
+            };
+            if (eol == "\n" || eol == "\r\n") && own > 0 {
+                s.with = format!("{eol}{}", &s.with[..s.with.len() - own]);
                 s.start = a;
                 s.end = a;
             }
@@ -327,6 +333,14 @@ pub(crate) fn remove_entry(
     if matches!(images.value.kind, Kind::Seq { flow: true, .. }) {
         return Err(refuse("the images list is in flow style ([…])"));
     }
+    // An anchor defined in the entry may be used elsewhere: removing it would break the alias.
+    if let Some(field) = entry
+        .fields
+        .iter()
+        .find(|f| f.key.anchored || f.value.anchored)
+    {
+        return Err(aliased(&entry.name(), field));
+    }
     let start = line_start(text, entry.node.start);
     if !on_dash_line(text, entry.node.start) {
         return Err(refuse("the entry's first key is not on its `-` line"));
@@ -352,6 +366,23 @@ pub(crate) fn edit_entry(
     eol: &str,
 ) -> Result<Vec<Splice>, EditError> {
     let name = &setting.name;
+    // A key without `:` (`{name: app, newTag}`) is an implicit null whose span (saphyr gives it the
+    // next token's) is not beside the key: nothing can be edited or inserted relative to it.
+    for field in &entry.fields {
+        let between = text.get(field.key.end..).unwrap_or_default();
+        let empty = field.value.is_null() && field.value.scalar_value() == Some("");
+        if empty && !between.trim_start_matches([' ', '\t']).starts_with(':') {
+            return Err(EditError::Unsupported {
+                reason: format!(
+                    "line {}: the key {} of image {name:?} has no value (no `:`); write `{}: …` or \
+                     remove the key",
+                    field.key.line,
+                    field.which.key(),
+                    field.which.key()
+                ),
+            });
+        }
+    }
     let mut splices = Vec::new();
     let mut removed: Vec<Which> = Vec::new();
     let mut inserts: Vec<(Which, String)> = Vec::new();
@@ -613,6 +644,15 @@ fn append_to_images(
     let order = 100;
     let value = images.value;
     let quotes = Quotes::like(&images.entries);
+    if value.tagged {
+        return Err(EditError::Unsupported {
+            reason: format!(
+                "line {}: the images list carries an explicit tag (such as `!!seq`); remove the \
+                 tag to let entries be added",
+                value.line
+            ),
+        });
+    }
     if value.anchored {
         return Err(EditError::Aliased {
             name: new[0].0.clone(),
