@@ -92,6 +92,42 @@ pub(crate) fn name_problem(name: &str) -> Option<String> {
     None
 }
 
+/// Why `name` cannot even be a match key, or `None` when kustomize would use it to match images.
+///
+/// kustomize only matches `name` against the images of the resources, so placeholders such as
+/// `IMAGE_PLACEHOLDER`, `gcr.io/PROJECT_ID/IMAGE` and `ko://…` names work there
+/// (docs/research/kustomize.md §2.2); only a name that will be written as a new entry must follow
+/// the reference grammar ([`name_problem`]). kustomize v5.5.0 puts the name into a regular
+/// expression unescaped and panics when it does not compile (§2.2), so such names are refused.
+pub(crate) fn match_name_problem(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the image name is empty".into());
+    }
+    if let Some(c) = name.chars().find(|c| c.is_control() || c.is_whitespace()) {
+        return Some(format!(
+            "the image name contains {c:?}, which no image reference holds"
+        ));
+    }
+    if name.len() > NAME_MAX_LEN {
+        return Some(format!(
+            "the image name is {} bytes long, the limit is {NAME_MAX_LEN}",
+            name.len()
+        ));
+    }
+    // Go's RE2 also refuses a repetition of a repetition (`g++`), which Rust's regex accepts.
+    let nested_repetition = name
+        .as_bytes()
+        .windows(2)
+        .any(|w| matches!(w[0], b'*' | b'+' | b'?') && matches!(w[1], b'*' | b'+'));
+    if nested_repetition || Regex::new(&format!("^{name}$")).is_err() {
+        return Some(format!(
+            "{name:?} is not a valid regular expression, and kustomize (which matches names as \
+             regular expressions) fails on it"
+        ));
+    }
+    None
+}
+
 /// Why `tag` is not a valid tag, or `None` when it is.
 pub(crate) fn tag_problem(tag: &str) -> Option<String> {
     if let Some(c) = tag.chars().find(|c| c.is_control()) {
@@ -189,7 +225,7 @@ pub(crate) fn parse_arg(arg: &str) -> Result<ImageSetting, EditError> {
 impl ImageSetting {
     /// Why this setting is invalid, or `None` when every value passes the grammar checks.
     pub(crate) fn problem(&self) -> Option<String> {
-        if let Some(p) = name_problem(&self.name) {
+        if let Some(p) = match_name_problem(&self.name) {
             return Some(p);
         }
         if let FieldUpdate::Set(new_name) = &self.new_name {
@@ -251,6 +287,19 @@ mod tests {
             "[::1]:5000/app",
         ] {
             assert_eq!(name_problem(good), None, "{good}");
+        }
+        for (name, problem) in [
+            ("IMAGE_PLACEHOLDER", false),
+            ("gcr.io/PROJECT_ID/IMAGE", false),
+            ("ko://github.com/kserve/kserve/cmd/manager", false),
+            (".*nginx", false),
+            ("", true),
+            ("nginx[", true),
+            ("g++", true),
+            ("a b", true),
+            ("a\tb", true),
+        ] {
+            assert_eq!(match_name_problem(name).is_some(), problem, "{name}");
         }
         for bad in [
             "",

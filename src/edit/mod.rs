@@ -391,6 +391,7 @@ fn set_images_parsing_with(
     let mut splices = Vec::new();
     let mut changes = Vec::new();
     let mut appended: Vec<(String, Fields)> = Vec::new();
+    let mut marker_warnings: Vec<String> = Vec::new();
     for setting in effective {
         if view.image_tag_names.contains(&setting.name) {
             return Err(EditError::InImageTags {
@@ -402,6 +403,16 @@ fn set_images_parsing_with(
             .collect();
         match targets.as_slice() {
             [] => {
+                // A new entry is written: its name must be a real image reference.
+                if let Some(problem) = arg::name_problem(&setting.name) {
+                    return Err(EditError::InvalidSetting {
+                        name: setting.name.clone(),
+                        reason: format!(
+                            "{problem}; no entry has this name to match, and a new entry's name \
+                             must be a valid image reference"
+                        ),
+                    });
+                }
                 let after = splice::resolved_fields(setting, None);
                 changes.push(ImageChange {
                     name: setting.name.clone(),
@@ -411,6 +422,7 @@ fn set_images_parsing_with(
                 appended.push((setting.name.clone(), after));
             }
             [i] => {
+                marker_warnings.extend(removed_markers(text, &entries[*i], setting));
                 let before = expected[*i].1.clone();
                 let after = splice::resolved_fields(setting, Some(&before));
                 splices.extend(splice::edit_entry(
@@ -445,15 +457,58 @@ fn set_images_parsing_with(
     if !appended.is_empty() {
         splices.extend(splice::append_entries(text, &view, &appended, eol)?);
     }
-    let new_text = splice::apply(text, splices)?;
+    let new_text = keep_missing_final_newline(text, splice::apply(text, splices)?);
     expected.extend(appended);
-    let warnings = verify(text, &view, &new_text, &expected, parse)?;
+    let mut warnings = verify(text, &view, &new_text, &expected, parse)?;
+    warnings.extend(marker_warnings);
     Ok(Edited {
         changed: new_text != text,
         text: new_text,
         changes,
         warnings,
     })
+}
+
+/// Warnings for Flux setter markers (`# {"$imagepolicy": "ns:policy:digest"}`) on the lines of fields
+/// the setting removes: kustomize's rules remove the field, and with it the marker, so Flux stops
+/// managing that field (docs/research/realworld-kustomizations.md C3). `*` keeps a field.
+fn removed_markers(
+    text: &str,
+    entry: &kustomization::Entry<'_>,
+    setting: &ImageSetting,
+) -> Vec<String> {
+    entry
+        .fields
+        .iter()
+        .filter(|f| *setting.update(f.which) == FieldUpdate::Remove && f.meaning().is_some())
+        .filter_map(|f| {
+            let rest = &text[f.value.end.min(text.len())..];
+            let line = &rest[..rest.find('\n').unwrap_or(rest.len())];
+            let comment = line.trim_start().strip_prefix('#')?.trim();
+            comment.contains("\"$imagepolicy\"").then(|| {
+                format!(
+                    "line {}: removing {} of image {:?} removes its Flux marker too ({comment}); \
+                     keep the field with `*` (e.g. `{}=*:TAG@*`) if Flux should go on managing it",
+                    f.key.line,
+                    f.which.key(),
+                    setting.name,
+                    setting.name
+                )
+            })
+        })
+        .collect()
+}
+
+/// A file without a final newline keeps it missing, whatever was appended or replaced at its end
+/// (docs/research/realworld-kustomizations.md C1, C2).
+fn keep_missing_final_newline(old: &str, mut new: String) -> String {
+    if !old.is_empty() && !old.ends_with('\n') && new.ends_with('\n') {
+        new.pop();
+        if new.ends_with('\r') {
+            new.pop();
+        }
+    }
+    new
 }
 
 /// Removes the `images` entry named `name` (block lists only). Nothing changes when there is none.
@@ -673,7 +728,49 @@ mod tests {
                 "{err}"
             );
         }
-        assert!(ImageSetting::deploy("Web", Some("v1"), None, None).is_err());
+        // A name is a match key: any name kustomize matches with is accepted; a new entry's
+        // name must be a valid reference (docs/research/realworld-kustomizations.md D1).
+        let placeholder =
+            ImageSetting::deploy("IMAGE_PLACEHOLDER", Some("v1"), None, None).unwrap();
+        let edited = set_images(
+            "images:\n- name: IMAGE_PLACEHOLDER\n  newName: registry/app\n  newTag: v0\n",
+            std::slice::from_ref(&placeholder),
+        )
+        .unwrap();
+        assert_eq!(
+            edited.text,
+            "images:\n- name: IMAGE_PLACEHOLDER\n  newName: registry/app\n  newTag: v1\n"
+        );
+        let err = set_images("images: []\n", &[placeholder]).unwrap_err();
+        assert!(err.is_invalid_input(), "{err}");
+        assert!(
+            err.to_string()
+                .contains("no entry has this name to match, and a new entry's name must be a valid image reference"),
+            "{err}"
+        );
+        assert!(ImageSetting::deploy("g++", Some("v1"), None, None).is_err());
+    }
+
+    #[test]
+    fn removing_a_field_with_a_flux_marker_warns() {
+        let text = "images:\n- name: app # {\"$imagepolicy\": \"flux:app:name\"}\n  newTag: v1 # {\"$imagepolicy\": \"flux:app:tag\"}\n  digest: sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa # {\"$imagepolicy\": \"flux:app:digest\"}\n";
+        let edited = set_images(text, &[ImageSetting::parse_arg("app:v2").unwrap()]).unwrap();
+        assert_eq!(
+            edited.text,
+            "images:\n- name: app # {\"$imagepolicy\": \"flux:app:name\"}\n  newTag: v2 # {\"$imagepolicy\": \"flux:app:tag\"}\n"
+        );
+        assert_eq!(edited.warnings.len(), 1, "{:?}", edited.warnings);
+        assert!(
+            edited.warnings[0].starts_with(
+                "line 4: removing digest of image \"app\" removes its Flux marker too ({\"$imagepolicy\": \"flux:app:digest\"})"
+            ),
+            "{:?}",
+            edited.warnings
+        );
+        // `*` keeps the digest, and no warning.
+        let kept = set_images(text, &[ImageSetting::parse_arg("app=*:v2@*").unwrap()]).unwrap();
+        assert!(kept.warnings.is_empty(), "{:?}", kept.warnings);
+        assert!(kept.text.contains("flux:app:digest"));
     }
 
     #[test]
