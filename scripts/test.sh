@@ -20,6 +20,9 @@ for pair in git:git buildah:buildah debootstrap:debootstrap docker-registry:dock
   tool="${pair%%:*}" package="${pair#*:}"
   command -v "$tool" >/dev/null || missing+=("$package")
 done
+# PyYAML: the independent YAML 1.1 reader of the values vectors (tests/oracle/pyyaml_values.py).
+command -v python3 >/dev/null || missing+=(python3)
+python3 -c 'import yaml' 2>/dev/null || missing+=(python3-yaml)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "scripts/test.sh: installing ${missing[*]}" >&2
   "${sudo_cmd[@]}" apt-get update -qq
@@ -31,6 +34,10 @@ for tool in git buildah debootstrap docker-registry skopeo kubectl; do
     exit 1
   }
 done
+python3 -c 'import yaml' 2>/dev/null || {
+  echo "scripts/test.sh: python3 with PyYAML is required by the tests and could not be installed (apt-get install python3-yaml)" >&2
+  exit 1
+}
 if [ ! -x "$(git --exec-path)/git-http-backend" ]; then
   echo "scripts/test.sh: git http-backend is required by the sandbox and is missing (apt-get install git)" >&2
   exit 1

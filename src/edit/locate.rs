@@ -244,16 +244,26 @@ pub(crate) fn refuse_ambiguous(text: &str) -> Result<(), EditError> {
 
 /// [`parse`] through saphyr-parser's events: any YAML.
 pub(crate) fn parse_with_saphyr<'t>(text: &'t str) -> Result<Document<'t>, EditError> {
+    let mut docs = parse_documents_up_to(text, 1)?;
+    Ok(docs.pop().unwrap_or(Document {
+        root: None,
+        explicit_end: false,
+    }))
+}
+
+/// Every document of a multi-document file (`---` separated), through saphyr. Refuses what
+/// [`refuse_ambiguous`] refuses.
+pub(crate) fn parse_documents(text: &str) -> Result<Vec<Document<'_>>, EditError> {
+    parse_documents_up_to(text, usize::MAX)
+}
+
+fn parse_documents_up_to<'t>(text: &'t str, most: usize) -> Result<Vec<Document<'t>>, EditError> {
     refuse_ambiguous(text)?;
     let offsets = Offsets::new(text);
     let mut parser = Parser::new_from_str(text);
     let mut stack: Vec<Open> = Vec::new();
     let mut anchors: HashMap<usize, Option<Cow<'_, str>>> = HashMap::new();
-    let mut documents = 0usize;
-    let mut doc = Document {
-        root: None,
-        explicit_end: false,
-    };
+    let mut docs: Vec<Document> = Vec::new();
     while let Some(event) = parser.next_event() {
         let (event, span) = event.map_err(|e| EditError::Yaml {
             line: e.marker().line(),
@@ -275,8 +285,11 @@ pub(crate) fn parse_with_saphyr<'t>(text: &'t str) -> Result<Document<'t>, EditE
         let finished: Option<Node> = match event {
             Event::StreamStart | Event::StreamEnd | Event::Nothing => None,
             Event::DocumentStart(_) => {
-                documents += 1;
-                if documents > 1 {
+                docs.push(Document {
+                    root: None,
+                    explicit_end: false,
+                });
+                if docs.len() > most {
                     return Err(EditError::NotKustomization {
                         reason: format!(
                             "line {}: a second YAML document; a kustomization file holds exactly one",
@@ -287,7 +300,9 @@ pub(crate) fn parse_with_saphyr<'t>(text: &'t str) -> Result<Document<'t>, EditE
                 None
             }
             Event::DocumentEnd => {
-                doc.explicit_end = span.end.index() > span.start.index();
+                if let Some(doc) = docs.last_mut() {
+                    doc.explicit_end = span.end.index() > span.start.index();
+                }
                 None
             }
             Event::Alias(id) => Some(node_at(
@@ -350,7 +365,7 @@ pub(crate) fn parse_with_saphyr<'t>(text: &'t str) -> Result<Document<'t>, EditE
         };
         if let Some(node) = finished {
             match stack.last_mut() {
-                None => doc.root = Some(node),
+                None => docs.last_mut().expect("a node is inside a document").root = Some(node),
                 Some(open) => match &mut open.node.kind {
                     Kind::Seq { items, .. } => items.push(node),
                     Kind::Map { pairs, .. } => match open.pending_key.take() {
@@ -362,7 +377,7 @@ pub(crate) fn parse_with_saphyr<'t>(text: &'t str) -> Result<Document<'t>, EditE
             }
         }
     }
-    Ok(doc)
+    Ok(docs)
 }
 
 /// The end of a block collection: the end of its last child.

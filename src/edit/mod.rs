@@ -20,10 +20,15 @@ mod locate;
 mod quick;
 mod scalar;
 mod splice;
+mod values;
 
 use std::path::PathBuf;
 
 pub use file::{find_kustomization, read_kustomization, unified_diff, write_atomic};
+pub use scalar::Reader;
+pub use values::{
+    set_values, values_at, KeyPath, Segment, ValueChange, ValueSetting, ValuesEdited,
+};
 
 use kustomization::{Fields, Which};
 
@@ -209,6 +214,28 @@ pub enum EditError {
         line: usize,
         /// What was found and what to do.
         reason: &'static str,
+    },
+    /// A key path is malformed.
+    #[error("invalid key path {path:?}: {reason}")]
+    InvalidKeyPath {
+        /// The path as given.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A key path does not lead to a value in the file.
+    #[error("key path {path}: {reason}")]
+    KeyPath {
+        /// The path.
+        path: String,
+        /// How far it got and why it stops.
+        reason: String,
+    },
+    /// The file is not a single YAML mapping document.
+    #[error("not a YAML values file: {reason}")]
+    NotAMapping {
+        /// What is wrong.
+        reason: String,
     },
     /// The change cannot be made without reformatting the file.
     #[error("cannot edit without reformatting: {reason}")]

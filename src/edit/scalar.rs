@@ -1,10 +1,16 @@
-//! Rendering a new scalar value so that kustomize reads it back as exactly that string.
+//! Rendering a new scalar value so that its reader reads it back as exactly that string.
 //!
-//! kustomize reads kustomization files with YAML 1.1 rules (sigs.k8s.io/yaml over go-yaml v2), so a
-//! plain `1.10` is a number and `yes` a boolean, and kustomize then fails or silently drops the value
-//! (docs/research/kustomize.md §2.4). A value stays plain only when it is a string under YAML 1.1 and
-//! 1.2 alike (§5.3); otherwise it is double-quoted, as kustomize itself writes it. An existing quote
-//! style is always kept.
+//! The rule follows the file's real reader ([`Reader`]):
+//! - kustomize reads kustomization files through sigs.k8s.io/yaml over go-yaml v2, so a plain `1.10` is
+//!   a number and `yes` a boolean, and kustomize then fails or silently drops the value
+//!   (docs/research/kustomize.md §2.4), while go-yaml hands timestamps and base-60 forms to an untyped
+//!   target as strings. The table tests/fixtures/kustomize-plain-scalars.tsv, generated with
+//!   `kubectl kustomize` v5.5.0 and re-checked against it by tests/quoting.rs, is the reference.
+//! - Helm values and other YAML are taken to be read with YAML 1.1 rules in full (timestamps and
+//!   base-60 numbers too, as PyYAML reads them), the stricter of the two.
+//!
+//! A value that would not read back as itself is double-quoted, as kustomize itself writes it. An
+//! existing quote style is always kept.
 
 use std::sync::LazyLock;
 
@@ -21,30 +27,72 @@ pub(crate) enum Quote {
     Double,
 }
 
-/// Numbers, infinities and NaN as YAML 1.1 or 1.2 resolves them (go-yaml v2 `resolve.go`, widened).
-static NUMERIC_RES: LazyLock<[Regex; 4]> = LazyLock::new(|| {
+/// Who reads the file, which decides what a plain scalar means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reader {
+    /// kustomize: go-yaml v2 into untyped values (timestamps and base-60 stay strings).
+    Kustomize,
+    /// Any YAML 1.1 reader (Helm values, PyYAML): timestamps and base-60 numbers are not strings.
+    Yaml11,
+}
+
+/// Numbers, infinities and NaN as go-yaml v2 resolves them (`resolve.go`: underscores removed, then
+/// Go's base-prefixed integer parse and float parse), which covers YAML 1.1's and 1.2's forms.
+static NUMERIC_RES: LazyLock<[Regex; 5]> = LazyLock::new(|| {
     [
         Regex::new(r"^[-+]?(\.[0-9]|[0-9])[0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?$"),
-        Regex::new(r"^[-+]?0[xXoObB][0-9a-fA-F_]+$"),
+        Regex::new(r"^[-+]?0[xX][0-9a-fA-F_]+$"),
+        Regex::new(r"^[-+]?0[oO][0-7_]+$"),
+        Regex::new(r"^[-+]?0[bB][01_]+$"),
         Regex::new(r"(?i)^[-+]?\.(inf|nan)$"),
-        // Sexagesimal integers and floats (YAML 1.1 `1:30`).
-        Regex::new(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$"),
     ]
     .map(|r| r.expect("numeric regex"))
 });
 
-/// Timestamps (YAML 1.1 `!!timestamp` starts with a date).
-static DATE_RE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}").expect("date regex"));
+/// YAML 1.1 only: sexagesimal integers and floats (`1:30`, yaml.org/type/int.html, float.html).
+static SEXAGESIMAL_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?$").expect("sexagesimal regex")
+});
 
-/// The YAML 1.1 booleans and nulls, compared case-insensitively.
-const KEYWORDS: [&str; 10] = [
-    "y", "n", "yes", "no", "on", "off", "true", "false", "null", "~",
-];
+/// YAML 1.1 only: timestamps, the exact forms of yaml.org/type/timestamp.html.
+static TIMESTAMP_RE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"^(?:[0-9]{4}-[0-9]{2}-[0-9]{2}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt]|[ \t]+)[0-9]{1,2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]*)?(?:[ \t]*Z|[-+][0-9]{1,2}(?::[0-9]{2})?)?)$",
+    )
+    .expect("timestamp regex")
+});
 
-/// True when `value` written without quotes reads back as the same string under YAML 1.1 and 1.2,
-/// in block and in flow context.
+/// The YAML 1.1 booleans and nulls in the spellings readers resolve (lower case, capitalised, upper
+/// case: go-yaml v2 `resolve.go`, yaml.org/type/bool.html); `nULL` and `tRUE` are strings.
+const KEYWORDS: [&str; 8] = ["y", "n", "yes", "no", "on", "off", "true", "false"];
+const NULLS: [&str; 4] = ["~", "null", "Null", "NULL"];
+
+/// True when `word` is a YAML 1.1 boolean or null as readers resolve it.
+fn is_keyword(word: &str) -> bool {
+    if NULLS.contains(&word) {
+        return true;
+    }
+    if !word.is_ascii() {
+        return false;
+    }
+    KEYWORDS.iter().any(|k| {
+        word == *k
+            || word == k.to_ascii_uppercase()
+            || (word.len() == k.len()
+                && word[..1] == k[..1].to_ascii_uppercase()
+                && word[1..] == k[1..])
+    })
+}
+
+/// True when `value` written without quotes reads back as the same string for kustomize, in block
+/// and in flow context.
 pub(crate) fn is_plain_safe(value: &str) -> bool {
+    is_plain_safe_for(value, Reader::Kustomize)
+}
+
+/// True when `value` written without quotes reads back as the same string for `reader`, in block and
+/// in flow context.
+pub(crate) fn is_plain_safe_for(value: &str, reader: Reader) -> bool {
     let Some(first) = value.chars().next() else {
         return false;
     };
@@ -58,7 +106,7 @@ pub(crate) fn is_plain_safe(value: &str) -> bool {
             return false;
         }
         if !bytes.iter().any(|&b| NEEDS_A_LOOK[usize::from(b)]) {
-            return plain_safe_by_form(value, first);
+            return plain_safe_by_form(value, first, reader);
         }
         let mut previous = 0u8;
         for (i, &b) in bytes.iter().enumerate() {
@@ -82,7 +130,7 @@ pub(crate) fn is_plain_safe(value: &str) -> bool {
     {
         return false;
     }
-    plain_safe_by_form(value, first)
+    plain_safe_by_form(value, first, reader)
 }
 
 /// Bytes that can make an ASCII value unsafe as a plain scalar, wherever they are.
@@ -99,8 +147,8 @@ const NEEDS_A_LOOK: [bool; 256] = {
 };
 
 /// The second half of [`is_plain_safe`]: keywords, numbers and dates.
-fn plain_safe_by_form(value: &str, first: char) -> bool {
-    if value.len() <= 5 && KEYWORDS.iter().any(|k| value.eq_ignore_ascii_case(k)) {
+fn plain_safe_by_form(value: &str, first: char, reader: Reader) -> bool {
+    if value.len() <= 5 && is_keyword(value) {
         return false;
     }
     // Numbers, infinities, sexagesimals and dates all start with a digit, a sign or a dot; most
@@ -108,16 +156,23 @@ fn plain_safe_by_form(value: &str, first: char) -> bool {
     if !(first.is_ascii_digit() || matches!(first, '+' | '-' | '.')) {
         return true;
     }
-    if NUMERIC_RES.iter().any(|r| r.is_match(value)) || DATE_RE.is_match(value) {
+    if NUMERIC_RES.iter().any(|r| r.is_match(value)) {
         return false;
     }
-    true
+    reader == Reader::Kustomize || !(SEXAGESIMAL_RE.is_match(value) || TIMESTAMP_RE.is_match(value))
 }
 
-/// Writes `value` in the style `quote`, falling back from plain to double quotes when plain is unsafe.
+/// Writes `value` in the style `quote` for kustomize, falling back from plain to double quotes when
+/// plain is unsafe.
 pub(crate) fn render(value: &str, quote: Quote) -> String {
+    render_for(value, quote, Reader::Kustomize)
+}
+
+/// Writes `value` in the style `quote` for `reader`, falling back from plain to double quotes when
+/// plain is unsafe.
+pub(crate) fn render_for(value: &str, quote: Quote, reader: Reader) -> String {
     match quote {
-        Quote::Plain if is_plain_safe(value) => value.to_string(),
+        Quote::Plain if is_plain_safe_for(value, reader) => value.to_string(),
         Quote::Plain | Quote::Double => double_quoted(value),
         Quote::Single if value.chars().any(|c| c.is_control()) => double_quoted(value),
         Quote::Single => format!("'{}'", value.replace('\'', "''")),
@@ -175,9 +230,39 @@ mod tests {
         ] {
             assert!(is_plain_safe(v), "{v} can stay plain");
         }
-        // Safe to quote even where go-yaml would not need it.
-        for v in ["2024-01-01", "1:30", "", " a", "a: b", "[x]", "-x", "@x"] {
+        for v in ["", " a", "a: b", "[x]", "-x", "@x"] {
             assert!(!is_plain_safe(v), "{v:?}");
+        }
+    }
+
+    /// kustomize (go-yaml v2 into untyped values) reads dates, base-60 forms, odd-case keywords and
+    /// prefixes with foreign digits as strings; a YAML 1.1 reader does not take the first two.
+    #[test]
+    fn the_reader_decides_dates_and_base_60() {
+        for (v, kustomize, yaml11) in [
+            ("2024-01-01", true, false),
+            ("2024-1-1", true, true),
+            ("2024-01-01-rc1", true, true),
+            ("2024-01-01 10:00:00", true, false),
+            ("1:30", true, false),
+            ("190:20:30", true, false),
+            ("nULL", true, true),
+            ("tRUE", true, true),
+            ("Yes", false, false),
+            ("0b2", true, true),
+            ("0o8", true, true),
+            ("0O17", false, false),
+        ] {
+            assert_eq!(
+                is_plain_safe_for(v, Reader::Kustomize),
+                kustomize,
+                "{v} for kustomize"
+            );
+            assert_eq!(
+                is_plain_safe_for(v, Reader::Yaml11),
+                yaml11,
+                "{v} for YAML 1.1"
+            );
         }
     }
 
@@ -204,7 +289,7 @@ mod tests {
                 proptest::prop_assert!(!is_plain_safe(&value), "{value:?}");
             }
             if by_rules && !value.starts_with(|c: char| c.is_ascii_digit() || "+.".contains(c))
-                && !KEYWORDS.iter().any(|k| value.eq_ignore_ascii_case(k))
+                && !is_keyword(&value)
             {
                 proptest::prop_assert!(is_plain_safe(&value), "{value:?}");
             }

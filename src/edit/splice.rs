@@ -27,7 +27,7 @@ pub(crate) struct Splice {
 }
 
 impl Splice {
-    fn replace(start: usize, end: usize, with: String) -> Self {
+    pub(crate) fn replace(start: usize, end: usize, with: String) -> Self {
         Splice {
             start,
             end,
@@ -35,7 +35,7 @@ impl Splice {
             order: 0,
         }
     }
-    fn insert(at: usize, with: String, order: u32) -> Self {
+    pub(crate) fn insert(at: usize, with: String, order: u32) -> Self {
         Splice {
             start: at,
             end: at,
