@@ -20,12 +20,14 @@ mod locate;
 mod quick;
 mod scalar;
 mod splice;
+mod target;
 mod values;
 
 use std::path::PathBuf;
 
 pub use file::{find_kustomization, read_kustomization, unified_diff, write_atomic};
 pub use scalar::Reader;
+pub use target::{HelmKeys, Target, ValueTemplate};
 pub use values::{
     set_values, values_at, KeyPath, Segment, ValueChange, ValueSetting, ValuesEdited,
 };
@@ -165,6 +167,16 @@ pub struct Edited {
 }
 
 impl Edited {
+    /// The result of a values edit (the helm, yaml and manifests targets).
+    pub(crate) fn from_values(old: &str, text: String, changes: Vec<ImageChange>) -> Edited {
+        Edited {
+            changed: text != old,
+            text,
+            changes,
+            warnings: Vec::new(),
+        }
+    }
+
     /// True when the text changed and has to be written.
     pub fn is_changed(&self) -> bool {
         self.changed

@@ -452,20 +452,49 @@ pub fn set_values(
 ) -> Result<ValuesEdited, EditError> {
     let docs = locate::parse_documents(text)?;
     let doc = single_document(&docs)?;
-    let Some(root) = doc.root.as_ref() else {
+    if doc.root.is_none() {
         return Err(EditError::NotAMapping {
             reason: "the file has no content".into(),
         });
-    };
+    }
+    let indexed: Vec<(usize, &ValueSetting)> = settings.iter().map(|s| (0, s)).collect();
+    edit_documents(text, &docs, &indexed, reader)
+}
+
+/// Sets values in the documents of a multi-document file: each setting names its document (0-based)
+/// and a path from that document's root. Verified like [`set_values`], document by document.
+pub(crate) fn set_in_documents(
+    text: &str,
+    settings: &[(usize, ValueSetting)],
+    reader: Reader,
+) -> Result<ValuesEdited, EditError> {
+    let docs = locate::parse_documents(text)?;
+    let indexed: Vec<(usize, &ValueSetting)> = settings.iter().map(|(d, s)| (*d, s)).collect();
+    edit_documents(text, &docs, &indexed, reader)
+}
+
+fn edit_documents(
+    text: &str,
+    docs: &[Document<'_>],
+    settings: &[(usize, &ValueSetting)],
+    reader: Reader,
+) -> Result<ValuesEdited, EditError> {
     let mut splices = Vec::new();
     let mut changes = Vec::new();
-    for setting in settings {
+    for (doc, setting) in settings {
         if let Some(c) = setting.value.chars().find(|c| c.is_control()) {
             return Err(EditError::InvalidKeyPath {
                 path: setting.path.to_string(),
                 reason: format!("the value contains the control character {c:?}"),
             });
         }
+        let root = docs
+            .get(*doc)
+            .and_then(|d| d.root.as_ref())
+            .ok_or_else(|| EditError::KeyPath {
+                path: setting.path.to_string(),
+                reason: format!("document {} has no content", doc + 1),
+            })?;
         let found = find(root, &setting.path).map_err(|reason| EditError::KeyPath {
             path: setting.path.to_string(),
             reason,
@@ -540,7 +569,7 @@ fn single_document<'a, 'd>(docs: &'a [Document<'d>]) -> Result<&'a Document<'d>,
 fn verify_values(
     old: &str,
     new: &str,
-    settings: &[ValueSetting],
+    settings: &[(usize, &ValueSetting)],
     reader: Reader,
 ) -> Result<(), EditError> {
     let fail = |reason: String| EditError::Verify { reason };
@@ -553,47 +582,51 @@ fn verify_values(
     if new_docs.len() != old_docs.len() {
         return Err(fail("the number of documents would change".into()));
     }
-    let (Some(old_root), Some(new_root)) = (
-        old_docs.first().and_then(|d| d.root.as_ref()),
-        new_docs.first().and_then(|d| d.root.as_ref()),
-    ) else {
-        return Err(fail("the result has no document".into()));
-    };
-    let mut set_paths = Vec::new();
-    for setting in settings {
-        let found =
-            find(new_root, &setting.path).map_err(|e| fail(format!("{}: {e}", setting.path)))?;
-        if meaning_of(found.node).as_deref() != Some(setting.value.as_str()) {
-            return Err(fail(format!(
-                "{} would not be {:?}",
-                setting.path, setting.value
-            )));
-        }
-        if let Kind::Scalar {
-            style: ScalarStyle::Plain,
-            value,
-        } = &found.node.kind
-        {
-            if !super::scalar::is_plain_safe_for(value, reader) {
+    for (index, (old_doc, new_doc)) in old_docs.iter().zip(&new_docs).enumerate() {
+        let (old_root, new_root) = match (&old_doc.root, &new_doc.root) {
+            (Some(o), Some(n)) => (o, n),
+            (None, None) => continue,
+            _ => return Err(fail(format!("document {} would change", index + 1))),
+        };
+        let mut set_paths = Vec::new();
+        for (_, setting) in settings.iter().filter(|(d, _)| *d == index) {
+            let found = find(new_root, &setting.path)
+                .map_err(|e| fail(format!("{}: {e}", setting.path)))?;
+            if meaning_of(found.node).as_deref() != Some(setting.value.as_str()) {
                 return Err(fail(format!(
-                    "{} would be read as something else than the string {value:?}",
-                    setting.path
+                    "{} would not be {:?}",
+                    setting.path, setting.value
                 )));
             }
+            if let Kind::Scalar {
+                style: ScalarStyle::Plain,
+                value,
+            } = &found.node.kind
+            {
+                if !super::scalar::is_plain_safe_for(value, reader) {
+                    return Err(fail(format!(
+                        "{} would be read as something else than the string {value:?}",
+                        setting.path
+                    )));
+                }
+            }
+            set_paths.push(
+                leaf_path_of(old_root, &setting.path)
+                    .ok_or_else(|| fail(format!("{} is not in the old text", setting.path)))?,
+            );
         }
-        set_paths.push(
-            leaf_path_of(old_root, &setting.path)
-                .ok_or_else(|| fail(format!("{} is not in the old text", setting.path)))?,
-        );
-    }
-    let others = |root: &Node| -> Vec<(String, String)> {
-        let mut all = Vec::new();
-        leaves(root, &mut String::new(), &mut all);
-        all.retain(|(p, _)| !set_paths.contains(p));
-        all
-    };
-    if others(new_root) != others(old_root) {
-        return Err(fail("a value other than the ones set would change".into()));
+        let others = |root: &Node| -> Vec<(String, String)> {
+            let mut all = Vec::new();
+            leaves(root, &mut String::new(), &mut all);
+            all.retain(|(p, _)| !set_paths.contains(p));
+            all
+        };
+        if others(new_root) != others(old_root) {
+            return Err(fail(format!(
+                "a value other than the ones set would change (document {})",
+                index + 1
+            )));
+        }
     }
     Ok(())
 }

@@ -1,0 +1,260 @@
+//! The targets (`helm`, `yaml`, `manifests`) against their vector table
+//! (tests/fixtures/values/targets.txt): exact bytes in LF, CRLF and BOM variants, idempotence, and
+//! every success re-read by PyYAML (every changed value must read as a string).
+
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use gitops_deploy::edit::{HelmKeys, ImageSetting, KeyPath, Target, ValueTemplate};
+
+#[derive(Debug)]
+enum Want {
+    Text(String),
+    Unchanged,
+    Error(String),
+}
+
+struct Case {
+    id: String,
+    target: Target,
+    setting: ImageSetting,
+    input: String,
+    want: Want,
+}
+
+fn block(lines: &[&str]) -> String {
+    let mut end = lines.len();
+    while end > 0 && lines[end - 1].trim().is_empty() {
+        end -= 1;
+    }
+    lines[..end].iter().map(|l| format!("{l}\n")).collect()
+}
+
+fn target(spec: &str) -> Target {
+    let mut words = spec.split_whitespace();
+    match words.next().unwrap() {
+        "helm" => {
+            let sets: Vec<HelmKeys> = words.map(|w| HelmKeys::parse(w).unwrap()).collect();
+            Target::Helm(if sets.is_empty() {
+                vec![HelmKeys::chart_convention()]
+            } else {
+                sets
+            })
+        }
+        "yaml" => {
+            let template = ValueTemplate::parse(words.next().unwrap()).unwrap();
+            Target::Yaml {
+                paths: words.map(|w| KeyPath::parse(w).unwrap()).collect(),
+                template,
+            }
+        }
+        "manifests" => Target::Manifests,
+        other => panic!("unknown target {other}"),
+    }
+}
+
+fn cases() -> Vec<Case> {
+    let table = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/values/targets.txt"),
+    )
+    .unwrap();
+    let lines: Vec<&str> = table.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let Some(header) = lines[i].strip_prefix("=== ") else {
+            i += 1;
+            continue;
+        };
+        let id = header.split_whitespace().next().unwrap().to_owned();
+        let target = target(lines[i + 1].strip_prefix("target: ").unwrap());
+        let deploy: Vec<Option<&str>> = lines[i + 2]
+            .strip_prefix("deploy: ")
+            .unwrap()
+            .split_whitespace()
+            .map(|w| (w != "-").then_some(w))
+            .collect();
+        let setting =
+            ImageSetting::deploy(deploy[0].unwrap(), deploy[1], deploy[2], deploy[3]).unwrap();
+        assert_eq!(lines[i + 3], ">>> input", "{id}");
+        i += 4;
+        let start = i;
+        while !lines[i].starts_with(">>>") {
+            i += 1;
+        }
+        let input = block(&lines[start..i]);
+        let marker = lines[i];
+        i += 1;
+        let start = i;
+        while i < lines.len() && !lines[i].starts_with("=== ") {
+            i += 1;
+        }
+        let body = block(&lines[start..i]);
+        let want = match marker {
+            ">>> expected" => Want::Text(body),
+            ">>> unchanged" => Want::Unchanged,
+            ">>> error" => Want::Error(body.trim().to_owned()),
+            other => panic!("{id}: {other}"),
+        };
+        out.push(Case {
+            id,
+            target,
+            setting,
+            input,
+            want,
+        });
+    }
+    out
+}
+
+/// Turns a case's text into one of its variants.
+type Transform = fn(&str) -> String;
+
+#[test]
+fn every_target_vector_gives_its_exact_output_and_pyyaml_reads_strings() {
+    let cases = cases();
+    let count = |p: char| cases.iter().filter(|c| c.id.starts_with(p)).count();
+    assert!(count('M') >= 20, "{} manifests vectors", count('M'));
+    let mut failures = Vec::new();
+    let mut oracle = Vec::new();
+    for case in &cases {
+        let expected = match &case.want {
+            Want::Error(m) => {
+                match case.target.apply(&case.input, &case.setting) {
+                    Err(e) if e.is_invalid_input() && e.to_string().contains(m.as_str()) => {}
+                    other => failures.push(format!(
+                        "{}: want an error with {m:?}, got {:?}",
+                        case.id,
+                        other.map(|e| e.text)
+                    )),
+                }
+                continue;
+            }
+            Want::Text(t) => t.clone(),
+            Want::Unchanged => case.input.clone(),
+        };
+        let variants: [(&str, Transform); 3] = [
+            ("", |t| t.to_owned()),
+            (" crlf", |t| t.replace('\n', "\r\n")),
+            (" bom", |t| format!("\u{feff}{t}")),
+        ];
+        for (suffix, transform) in variants {
+            let id = format!("{}{suffix}", case.id);
+            let input = transform(&case.input);
+            match case.target.apply(&input, &case.setting) {
+                Ok(edited) => {
+                    if edited.text != transform(&expected) {
+                        failures.push(format!(
+                            "{id}:\n--- want\n{}--- got\n{}",
+                            transform(&expected),
+                            edited.text
+                        ));
+                    }
+                    if edited.is_changed() == edited.changes.is_empty() && edited.text != input {
+                        failures.push(format!(
+                            "{id}: changed text but changes {:?}",
+                            edited.changes
+                        ));
+                    }
+                    match case.target.apply(&edited.text, &case.setting) {
+                        Ok(again) if !again.is_changed() => {}
+                        other => failures.push(format!(
+                            "{id}: a second run gives {:?}",
+                            other.map(|e| e.text)
+                        )),
+                    }
+                    oracle.push(serde_json::json!({"id": id, "old": input, "new": edited.text, "mode": "strings"}));
+                }
+                Err(e) => failures.push(format!("{id}: {e}")),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let mut child = Command::new("python3")
+        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/pyyaml_values.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 with PyYAML is required (scripts/test.sh installs python3-yaml)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(serde_json::to_string(&oracle).unwrap().as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "PyYAML disagrees:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// What a rollback needs: the values before, as the target reports them.
+#[test]
+fn each_target_reports_the_previous_values() {
+    let setting = ImageSetting::deploy("web", Some("2.0.0"), None, None).unwrap();
+    let helm = Target::Helm(vec![HelmKeys::chart_convention()]);
+    let edited = helm
+        .apply("image:\n  repository: web\n  tag: 1.0.0\n", &setting)
+        .unwrap();
+    let before = edited.changes[0].before.clone().unwrap();
+    assert_eq!(before.new_tag.as_deref(), Some("1.0.0"));
+    // Rolling back is deploying the previous values: the original text comes back.
+    let back = ImageSetting::deploy(
+        "web",
+        before.new_tag.as_deref(),
+        before.digest.as_deref(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        helm.apply(&edited.text, &back).unwrap().text,
+        "image:\n  repository: web\n  tag: 1.0.0\n"
+    );
+
+    let manifests = Target::Manifests;
+    let text = "kind: Pod\nspec:\n  containers:\n  - image: web:1.0.0\n";
+    let edited = manifests.apply(text, &setting).unwrap();
+    let before = edited.changes[0].before.clone().unwrap();
+    assert_eq!(
+        (before.new_name.as_deref(), before.new_tag.as_deref()),
+        (Some("web"), Some("1.0.0"))
+    );
+    let back = ImageSetting::deploy(
+        "web",
+        before.new_tag.as_deref(),
+        before.digest.as_deref(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(manifests.apply(&edited.text, &back).unwrap().text, text);
+    assert_eq!(
+        manifests
+            .current(&edited.text, "web")
+            .unwrap()
+            .unwrap()
+            .new_tag
+            .as_deref(),
+        Some("2.0.0")
+    );
+
+    let yaml = Target::Yaml {
+        paths: vec![KeyPath::parse("app.image").unwrap()],
+        template: ValueTemplate::whole_reference(),
+    };
+    let text = "app:\n  image: web:1.0.0\n";
+    let edited = yaml.apply(text, &setting).unwrap();
+    assert_eq!(edited.text, "app:\n  image: web:2.0.0\n");
+    let before = edited.changes[0].before.clone().unwrap();
+    let back = ImageSetting::deploy(
+        "web",
+        before.new_tag.as_deref(),
+        before.digest.as_deref(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(yaml.apply(&edited.text, &back).unwrap().text, text);
+}
