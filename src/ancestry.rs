@@ -9,7 +9,7 @@ use futures::future::BoxFuture;
 
 use crate::argocd::phase::{OracleError, RevisionOracle};
 use crate::argocd::verdict::Relation;
-use crate::edit::{self, ImageSetting};
+use crate::edit::{ImageSetting, Target};
 use crate::forge::git::History;
 use crate::forge::gitea::{self, models::Contents};
 
@@ -21,6 +21,8 @@ pub struct OverwriteCheck {
     pub files: Vec<String>,
     /// The setting we applied.
     pub setting: ImageSetting,
+    /// How it was applied (the kind of file).
+    pub target: Target,
 }
 
 /// The oracle over a Gitea repository.
@@ -176,7 +178,7 @@ impl GiteaOracle {
             let Some(Ok(bytes)) = file.decoded() else {
                 continue;
             };
-            if !holds(&String::from_utf8_lossy(&bytes), &check.setting) {
+            if !holds(&String::from_utf8_lossy(&bytes), check) {
                 return Ok(Some(rev.to_owned()));
             }
         }
@@ -238,10 +240,13 @@ impl Error {
     }
 }
 
-/// True when `text` already holds what `setting` sets (applying it again changes nothing). An entry
-/// that is gone, or a file that no longer reads as a kustomization, does not hold our value.
-fn holds(text: &str, setting: &ImageSetting) -> bool {
-    edit::set_images(text, std::slice::from_ref(setting)).is_ok_and(|edited| !edited.is_changed())
+/// True when `text` already holds what the check's setting sets (applying it again changes nothing).
+/// An entry that is gone, or a file that no longer reads as its target, does not hold our value.
+fn holds(text: &str, check: &OverwriteCheck) -> bool {
+    check
+        .target
+        .apply(text, &check.setting)
+        .is_ok_and(|edited| !edited.is_changed())
 }
 
 impl RevisionOracle for GiteaOracle {
@@ -280,9 +285,9 @@ impl GitOracle {
         }
         if self.history.is_ancestor(ours, rev).await? {
             for path in self.overwrite.iter().flat_map(|c| &c.files) {
-                let setting = &self.overwrite.as_ref().expect("files come from it").setting;
+                let check = self.overwrite.as_ref().expect("files come from it");
                 let text = self.history.file_at(rev, path).await?;
-                if !text.is_some_and(|t| holds(&t, setting)) {
+                if !text.is_some_and(|t| holds(&t, check)) {
                     return Ok(Relation::Descendant {
                         overwritten_by: Some(rev.to_owned()),
                     });

@@ -235,6 +235,7 @@ async fn oracle_for(
     let overwrite = Some(crate::ancestry::OverwriteCheck {
         files,
         setting: config.publish.setting()?.clone(),
+        target: config.publish.target.clone(),
     });
     let remote = crate::forge::git::Remote {
         url: config.publish.clone_url(),

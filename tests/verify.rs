@@ -401,6 +401,7 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
     let overwrite = gitops_deploy::ancestry::OverwriteCheck {
         files: vec![demo::KUSTOMIZATION.to_owned()],
         setting: ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?,
+        target: gitops_deploy::edit::Target::Kustomize,
     };
     let token = Some(Secret::new(world.sandbox.token()));
     Ok(match forge {

@@ -1,5 +1,14 @@
 //! A small kustomize: renders a kustomization directory at a git revision of a bare repository.
 //!
+//! An application directory is read the way Argo CD's repo server chooses (argo-cd
+//! `util/app/discovery/discovery.go`, `Discover`/`AppType`): a kustomization file makes it a
+//! Kustomize app (it wins over a `Chart.yaml` in the same directory, which the walk visits first), a
+//! `Chart.yaml` a Helm app, anything else a plain directory (its `*.yaml`, `*.yml` and `*.json`
+//! files, not recursive: Argo CD's `directory.recurse` defaults to false). Helm is rendered by a tiny
+//! stand-in: `values.yaml` read as YAML (so a plain `tag: 1.10` is the number 1.1, as Helm's
+//! sigs.k8s.io/yaml reads it), and `templates/*.yaml` with `{{ .Values.a.b }}` placeholders only;
+//! any other template syntax is an error, so a fixture that needs more fails loudly.
+//!
 //! It supports what the sandbox's Argo CD needs and nothing more: `resources` (files, and directories
 //! that hold a kustomization, recursively), `images` (matching and rewriting exactly as kustomize v5.5,
 //! docs/research/kustomize.md §2) and `namespace`. Files are read with `git show REV:path` and
@@ -146,6 +155,31 @@ impl Tree<'_> {
         })
     }
 
+    /// The names of the files directly in directory `dir`, sorted.
+    fn files_in(&self, dir: &str) -> Result<Vec<String>, Error> {
+        let spec = if dir.is_empty() {
+            format!("{}:", self.rev)
+        } else {
+            format!("{}:{dir}", self.rev)
+        };
+        let out = self.git(&["ls-tree", &spec])?;
+        if !out.status.success() {
+            return Err(Error::NotFound {
+                path: dir.to_owned(),
+                rev: self.rev.to_owned(),
+            });
+        }
+        let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let (meta, name) = l.split_once('\t')?;
+                meta.contains(" blob ").then(|| name.to_owned())
+            })
+            .collect();
+        names.sort();
+        Ok(names)
+    }
+
     fn read(&self, path: &str) -> Result<String, Error> {
         let out = self.git(&["show", &format!("{}:{}", self.rev, path)])?;
         if !out.status.success() {
@@ -186,7 +220,116 @@ pub fn render(repo: &Path, rev: &str, path: &str) -> Result<Vec<Value>, Error> {
         path: path.to_owned(),
         resource: path.to_owned(),
     })?;
-    render_dir(&tree, &dir, 0)
+    let has = |name: &str| -> Result<bool, Error> {
+        Ok(matches!(
+            tree.entry(&join(&dir, name).unwrap_or_default())?,
+            Entry::File
+        ))
+    };
+    let mut kustomized = false;
+    for name in KUSTOMIZATION_FILES {
+        kustomized |= has(name)?;
+    }
+    if kustomized {
+        render_dir(&tree, &dir, 0)
+    } else if has("Chart.yaml")? {
+        render_helm(&tree, &dir)
+    } else {
+        render_directory(&tree, &dir)
+    }
+}
+
+/// A plain directory app: every `*.yaml`, `*.yml` and `*.json` file directly in `dir`.
+fn render_directory(tree: &Tree<'_>, dir: &str) -> Result<Vec<Value>, Error> {
+    if !matches!(tree.entry(dir)?, Entry::Dir) {
+        return Err(Error::NotFound {
+            path: dir.to_owned(),
+            rev: tree.rev.to_owned(),
+        });
+    }
+    let mut out = Vec::new();
+    for name in tree.files_in(dir)? {
+        if [".yaml", ".yml", ".json"].iter().any(|e| name.ends_with(e)) {
+            let path = join(dir, &name).unwrap_or_default();
+            let text = tree.read(&path)?;
+            out.extend(objects_of(&path, &text)?);
+        }
+    }
+    Ok(out)
+}
+
+/// The stand-in for `helm template`: `values.yaml` and `{{ .Values.… }}` placeholders in
+/// `templates/*.yaml`.
+fn render_helm(tree: &Tree<'_>, dir: &str) -> Result<Vec<Value>, Error> {
+    let values_path = join(dir, "values.yaml").unwrap_or_default();
+    let values: Value = match tree.entry(&values_path)? {
+        Entry::File => {
+            serde_saphyr::from_str(&tree.read(&values_path)?).map_err(|source| Error::Yaml {
+                path: values_path.clone(),
+                source: Box::new(source),
+            })?
+        }
+        _ => Value::Null,
+    };
+    let placeholder = regex::Regex::new(r"\{\{-?\s*\.Values\.([A-Za-z0-9_.-]+)\s*-?\}\}")
+        .expect("placeholder regex");
+    let templates = join(dir, "templates").unwrap_or_default();
+    let mut out = Vec::new();
+    for name in tree.files_in(&templates)? {
+        if !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        let path = join(&templates, &name).unwrap_or_default();
+        let text = tree.read(&path)?;
+        let rendered = placeholder.replace_all(&text, |caps: &regex::Captures| {
+            let mut v = &values;
+            for key in caps[1].split('.') {
+                v = &v[key];
+            }
+            // How Go's text/template prints a value: strings as they are, numbers in Go's
+            // shortest form (1.1 for a plain 1.10), a missing value as `<no value>`.
+            match v {
+                Value::String(s) => s.clone(),
+                Value::Null => "<no value>".to_owned(),
+                other => other.to_string(),
+            }
+        });
+        if rendered.contains("{{") {
+            return Err(Error::Invalid {
+                path,
+                what: "template syntax other than {{ .Values.a.b }} is not supported by the \
+                       sandbox's Helm stand-in"
+                    .into(),
+            });
+        }
+        out.extend(objects_of(&path, &rendered)?);
+    }
+    Ok(out)
+}
+
+/// The Kubernetes objects of a (multi-document) manifest file.
+fn objects_of(path: &str, text: &str) -> Result<Vec<Value>, Error> {
+    let docs: Vec<Value> = serde_saphyr::from_multiple(text).map_err(|source| Error::Yaml {
+        path: path.to_owned(),
+        source: Box::new(source),
+    })?;
+    let mut out = Vec::new();
+    for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
+        let named = doc["metadata"]["name"]
+            .as_str()
+            .is_some_and(|n| !n.is_empty());
+        if !doc.is_object() || doc["kind"].as_str().is_none() || !named {
+            return Err(Error::Invalid {
+                path: path.to_owned(),
+                what: format!(
+                    "document {} is not a Kubernetes object (kind and metadata.name needed)",
+                    i + 1
+                ),
+            });
+        }
+        out.push(doc);
+    }
+    Ok(out)
 }
 
 /// Renders and keeps only the workloads the Kubernetes part simulates.
@@ -256,26 +399,7 @@ fn render_dir(tree: &Tree<'_>, dir: &str, depth: usize) -> Result<Vec<Value>, Er
             Entry::Dir => out.extend(render_dir(tree, &rpath, depth + 1)?),
             Entry::File => {
                 let text = tree.read(&rpath)?;
-                let docs: Vec<Value> =
-                    serde_saphyr::from_multiple(&text).map_err(|source| Error::Yaml {
-                        path: rpath.clone(),
-                        source: Box::new(source),
-                    })?;
-                for (i, doc) in docs.into_iter().filter(|d| !d.is_null()).enumerate() {
-                    let named = doc["metadata"]["name"]
-                        .as_str()
-                        .is_some_and(|n| !n.is_empty());
-                    if !doc.is_object() || doc["kind"].as_str().is_none() || !named {
-                        return Err(Error::Invalid {
-                            path: rpath,
-                            what: format!(
-                                "document {} is not a Kubernetes object (kind and metadata.name needed)",
-                                i + 1
-                            ),
-                        });
-                    }
-                    out.push(doc);
-                }
+                out.extend(objects_of(&rpath, &text)?);
             }
             Entry::Missing => {
                 return Err(Error::NotFound {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::run::PublishArgs;
-use crate::edit::ImageSetting;
+use crate::edit::{HelmKeys, ImageSetting, KeyPath, Target, ValueTemplate};
 use crate::publish::{
     check_template, describe_new, Change, Config, Identity, RunnerEnv, Transport,
     DEFAULT_AUTHOR_EMAIL, DEFAULT_AUTHOR_NAME, DEFAULT_MESSAGE,
@@ -81,6 +81,8 @@ pub fn config(args: &PublishArgs, env: &RunnerEnv) -> Result<Config, Vec<String>
                 .to_owned(),
         );
     }
+
+    let target = target_of(args, &mut problems);
 
     // The image edit.
     let image = given(&args.image);
@@ -174,6 +176,7 @@ pub fn config(args: &PublishArgs, env: &RunnerEnv) -> Result<Config, Vec<String>
         name,
         branch: given(&args.branch),
         paths,
+        target,
         image: image.expect("checked above"),
         change: Change::Set {
             setting: setting.expect("checked above"),
@@ -193,6 +196,76 @@ pub fn config(args: &PublishArgs, env: &RunnerEnv) -> Result<Config, Vec<String>
         timeout: Duration::from_secs(300),
         request_timeout: Duration::from_secs(30),
     })
+}
+
+/// The `target` input and its options; a problem for each option given to the wrong target.
+fn target_of(args: &PublishArgs, problems: &mut Vec<String>) -> Target {
+    use super::inputs::given;
+    let key_paths = super::inputs::split_list(&args.key_path);
+    let helm_keys = given(&args.helm_keys);
+    let template = given(&args.value_template);
+    let name = given(&args.target).unwrap_or("kustomize");
+    let mut only_for = |input: &str, given: bool, target: &str| {
+        if given && name != target {
+            problems.push(format!(
+                "{input}: only for `target: {target}` (target is {name})"
+            ));
+        }
+    };
+    only_for("helm_keys", helm_keys.is_some(), "helm");
+    only_for("key_path", !key_paths.is_empty(), "yaml");
+    only_for("value_template", template.is_some(), "yaml");
+    match name {
+        "kustomize" => Target::Kustomize,
+        "helm" => {
+            let mut sets = Vec::new();
+            for spec in helm_keys
+                .unwrap_or_default()
+                .split(['\n', ';'])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+            {
+                match HelmKeys::parse(spec) {
+                    Ok(k) => sets.push(k),
+                    Err(e) => problems.push(format!("helm_keys: {e}")),
+                }
+            }
+            if sets.is_empty() {
+                sets.push(HelmKeys::chart_convention());
+            }
+            Target::Helm(sets)
+        }
+        "yaml" => {
+            let mut paths = Vec::new();
+            for p in &key_paths {
+                match KeyPath::parse(p) {
+                    Ok(k) => paths.push(k),
+                    Err(e) => problems.push(format!("key_path: {e}")),
+                }
+            }
+            if key_paths.is_empty() {
+                problems.push(
+                    "key_path: required for `target: yaml` (the key paths to set)".to_owned(),
+                );
+            }
+            let template = match template.map(ValueTemplate::parse) {
+                None => ValueTemplate::whole_reference(),
+                Some(Ok(t)) => t,
+                Some(Err(e)) => {
+                    problems.push(format!("value_template: {e}"));
+                    ValueTemplate::whole_reference()
+                }
+            };
+            Target::Yaml { paths, template }
+        }
+        "manifests" => Target::Manifests,
+        other => {
+            problems.push(format!(
+                "target: {other:?} is not one of `kustomize`, `helm`, `yaml`, `manifests`"
+            ));
+            Target::Kustomize
+        }
+    }
 }
 
 fn valid_segment(s: &str) -> bool {

@@ -40,10 +40,32 @@ pub struct PublishArgs {
     /// Branch to commit on [default: the repository's default branch].
     #[arg(long, env = "INPUT_BRANCH")]
     pub branch: Option<String>,
-    /// Kustomization directories, relative to the repository root; newline- or comma-separated, or repeat
-    /// the flag.
-    #[arg(long, env = "INPUT_PATH", value_name = "DIR")]
+    /// Kustomization directories (target `kustomize`) or files (the other targets), relative to the
+    /// repository root; newline- or comma-separated, or repeat the flag.
+    #[arg(long, env = "INPUT_PATH", value_name = "PATH")]
     pub path: Vec<String>,
+    /// What the paths are: `kustomize` (a kustomization's `images`), `helm` (values files), `yaml`
+    /// (any YAML file, at `key_path`) or `manifests` (plain Kubernetes manifests: every container
+    /// image of the repository) [default: kustomize].
+    #[arg(
+        long,
+        env = "INPUT_TARGET",
+        value_name = "kustomize|helm|yaml|manifests"
+    )]
+    pub target: Option<String>,
+    /// Target `helm`: the keys of the image, `repository=KEY,tag=KEY,digest=KEY` (any of them; one set
+    /// per image, newline- or `;`-separated; the set whose repository holds `image` is edited)
+    /// [default: repository=image.repository,tag=image.tag,digest=image.digest].
+    #[arg(long, env = "INPUT_HELM_KEYS", value_name = "KEYS")]
+    pub helm_keys: Option<String>,
+    /// Target `yaml`: the key paths to set (`a.b`, `list[0].c`, `list[name=web].image`), newline- or
+    /// comma-separated.
+    #[arg(long, env = "INPUT_KEY_PATH", value_name = "PATH")]
+    pub key_path: Vec<String>,
+    /// Target `yaml`: the value written at every key path: {image} {tag} {digest} {ref} (the whole
+    /// reference) [default: {ref}].
+    #[arg(long, env = "INPUT_VALUE_TEMPLATE", value_name = "TEMPLATE")]
+    pub value_template: Option<String>,
     /// Image name as written in the kustomization's `images:` (e.g. `registry.example.com/demo/web`).
     #[arg(long, env = "INPUT_IMAGE", value_name = "NAME")]
     pub image: Option<String>,

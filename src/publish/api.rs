@@ -61,10 +61,12 @@ async fn locate(
 ) -> Result<Vec<Read>, Error> {
     let mut reads = Vec::new();
     for path in &config.paths {
-        let named = path
-            .rsplit('/')
-            .next()
-            .is_some_and(|n| edit::KUSTOMIZATION_FILE_NAMES.contains(&n));
+        // Other targets name their files; a kustomization may be named or found in its directory.
+        let named = !matches!(config.target, edit::Target::Kustomize)
+            || path
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| edit::KUSTOMIZATION_FILE_NAMES.contains(&n));
         let candidates: Vec<String> = if named {
             vec![path.clone()]
         } else {
@@ -102,6 +104,10 @@ async fn locate(
                 )
                 .await;
                 return Err(match got {
+                    Ok(_) if !matches!(config.target, edit::Target::Kustomize) => Error::NotAFile {
+                        path: path.clone(),
+                        target: config.target.name(),
+                    },
                     Ok(_) => Error::NoKustomization { path: path.clone() },
                     Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => {
                         Error::PathNotFound {

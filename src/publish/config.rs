@@ -29,8 +29,11 @@ pub struct Config {
     pub name: String,
     /// Branch to commit on; `None` means the repository's default branch.
     pub branch: Option<String>,
-    /// Kustomization directories (or files) relative to the repository root, without leading `./` or `/`.
+    /// Kustomization directories (or files) relative to the repository root, without leading `./` or `/`;
+    /// for the other targets, files.
     pub paths: Vec<String>,
+    /// What the paths are and how the image lands in them.
+    pub target: crate::edit::Target,
     /// The image name as written in `images:`.
     pub image: String,
     /// What to write into each file.
@@ -76,6 +79,7 @@ impl Config {
             name: "r".into(),
             branch: None,
             paths: vec!["k".into()],
+            target: crate::edit::Target::Kustomize,
             image: "app".into(),
             change: Change::Set {
                 setting: ImageSetting::deploy("app", Some("2.0.0"), None, None).expect("valid"),

@@ -154,6 +154,14 @@ pub enum Error {
         /// The path input.
         path: String,
     },
+    /// A path of a target that edits files is a directory.
+    #[error("path {path:?} is a directory; target `{target}` edits files (give each file's path)")]
+    NotAFile {
+        /// The path input.
+        path: String,
+        /// The target.
+        target: &'static str,
+    },
     /// A kustomization file is not UTF-8 text or too large for the API.
     #[error("{path}: not a readable text file")]
     Unreadable {
@@ -236,6 +244,7 @@ impl Error {
             | Error::BranchNotFound { .. }
             | Error::PathNotFound { .. }
             | Error::NoKustomization { .. }
+            | Error::NotAFile { .. }
             | Error::TooLong { .. } => true,
             Error::Edit { source, .. } => source.is_invalid_input(),
             _ => false,
@@ -414,8 +423,19 @@ fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
     let mut changed = Vec::new();
     for r in reads {
         let edited = match &config.change {
-            Change::Remove => edit::remove_image(&r.text, &config.image),
-            Change::Set { setting, .. } => edit::set_images(&r.text, std::slice::from_ref(setting)),
+            Change::Remove if config.target == edit::Target::Kustomize => {
+                edit::remove_image(&r.text, &config.image)
+            }
+            // Only a kustomization gains an entry a rollback removes; a value the template could
+            // not read back has no previous value to restore.
+            Change::Remove => Err(edit::EditError::Unsupported {
+                reason: format!(
+                    "the previous value of {} is unknown (it did not follow the value template), so it \
+                     cannot be restored",
+                    config.image
+                ),
+            }),
+            Change::Set { setting, .. } => config.target.apply(&r.text, setting),
         }
         .map_err(|source| Error::Edit {
             path: r.path.clone(),
@@ -434,14 +454,14 @@ fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
             .collect();
         if images.is_empty() {
             // Nothing changed: report the value the file already holds.
-            let current = edit::images_of(&edited.text)
+            let current = config
+                .target
+                .current(&edited.text, &config.image)
                 .map_err(|source| Error::Edit {
                     path: r.path.clone(),
                     source,
                 })?
-                .into_iter()
-                .find(|(name, _)| *name == config.image)
-                .map(|(_, v)| describe_values(&v));
+                .map(|v| describe_values(&v));
             images.push(ImageOutcome {
                 name: config.image.clone(),
                 new: current.clone().unwrap_or_default(),

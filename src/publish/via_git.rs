@@ -44,6 +44,23 @@ fn locate(config: &Config, checkout: &git::Checkout) -> Result<Vec<String>, Erro
         } else {
             checkout.root().join(path)
         };
+        if !matches!(config.target, edit::Target::Kustomize) {
+            if dir.is_file() {
+                files.push(path.clone());
+                continue;
+            }
+            return Err(if dir.is_dir() {
+                Error::NotAFile {
+                    path: path.clone(),
+                    target: config.target.name(),
+                }
+            } else {
+                Error::PathNotFound {
+                    path: path.clone(),
+                    branch: checkout.branch().to_owned(),
+                }
+            });
+        }
         if dir.is_file() {
             let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or_default();
             if edit::KUSTOMIZATION_FILE_NAMES.contains(&name) {
@@ -109,7 +126,23 @@ pub(super) async fn publish(
         stall_timeout: config.request_timeout,
         server_ca: config.server_ca.clone(),
     };
-    let dirs: Vec<String> = config.paths.clone();
+    // Cone-mode sparse checkout takes directories: a file's parent (files at the root are always in).
+    let mut dirs: Vec<String> = Vec::new();
+    for path in &config.paths {
+        let named_file = !matches!(config.target, edit::Target::Kustomize)
+            || path
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| edit::KUSTOMIZATION_FILE_NAMES.contains(&n));
+        let dir = if named_file {
+            path.rsplit_once('/').map_or("", |(d, _)| d)
+        } else {
+            path.as_str()
+        };
+        if !dir.is_empty() && !dirs.iter().any(|d| d == dir) {
+            dirs.push(dir.to_owned());
+        }
+    }
     let branch_name = config.branch.clone().unwrap_or_default();
     let checkout = crate::retry::run(
         &config.retry,

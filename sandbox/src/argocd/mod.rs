@@ -864,6 +864,12 @@ impl ArgoCd {
         self.apps().keys().cloned().collect()
     }
 
+    /// Deletes an app without touching its resources (`argocd app delete --cascade=false`: the
+    /// live objects stay, argo-cd `cmd/argocd/commands/app.go`). True when it existed.
+    pub fn remove_app(&self, name: &str) -> bool {
+        self.apps().remove(name).is_some()
+    }
+
     /// Adds an application. With `synced`, it is synced and healthy at once (the seed):
     /// rendered at the branch head, applied, rollouts settled, one history entry.
     ///
