@@ -146,7 +146,7 @@ proptest! {
             Err(e) => return Err(TestCaseError::fail(format!("{e}\n{text:?}"))),
         };
         // The value reads back.
-        let got = values_at(&edited.text, &[setting.path.clone()]).unwrap();
+        let got = values_at(&edited.text, std::slice::from_ref(&setting.path)).unwrap();
         let want = if VALUES[new].is_empty() { None } else { Some(VALUES[new].to_owned()) };
         prop_assert!(got[0] == want || (VALUES[new].is_empty() && got[0].as_deref() == Some("")), "{got:?} != {want:?}\n{}", edited.text);
         // Every other key reads as before.
