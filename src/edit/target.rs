@@ -14,7 +14,7 @@ use regex::Regex;
 use super::arg::split_reference;
 use super::locate::{self, Kind, Node};
 use super::scalar::Reader;
-use super::values::{self, set_in_documents, values_at, KeyPath, ValueSetting};
+use super::values::{self, set_in_documents, values_at, KeyPath, ValueSetting, ValuesFile};
 use super::{EditError, Edited, FieldUpdate, ImageChange, ImageSetting, ImageValues};
 
 /// The keys of one image in a Helm values file. A key set without `repository` applies to every
@@ -326,26 +326,19 @@ fn non_empty(v: Option<String>) -> Option<String> {
 
 /// The values a Helm key set holds for `name` (`None` when its repository is another image).
 fn helm_current(text: &str, keys: &HelmKeys, name: &str) -> Result<Option<ImageValues>, EditError> {
-    helm_current_of(text, keys, &[name])
+    helm_current_of(&ValuesFile::read(text)?, keys, &[name])
 }
 
 /// [`helm_current`] for a repository that may be any of `names` (the name and a new name).
 fn helm_current_of(
-    text: &str,
+    file: &ValuesFile<'_>,
     keys: &HelmKeys,
     names: &[&str],
 ) -> Result<Option<ImageValues>, EditError> {
-    let mut paths = Vec::new();
-    for k in [&keys.repository, &keys.tag, &keys.digest]
-        .into_iter()
-        .flatten()
-    {
-        paths.push(k.clone());
-    }
     // A digest key the file does not have is simply unset.
     let read = |p: &KeyPath| -> Result<Option<String>, EditError> {
-        match values_at(text, std::slice::from_ref(p)) {
-            Ok(v) => Ok(non_empty(v.into_iter().next().flatten())),
+        match file.get(p) {
+            Ok(v) => Ok(non_empty(v)),
             Err(EditError::KeyPath { .. }) if Some(p) == keys.digest.as_ref() => Ok(None),
             Err(e) => Err(e),
         }
@@ -367,14 +360,12 @@ fn helm(text: &str, key_sets: &[HelmKeys], setting: &ImageSetting) -> Result<Edi
     let mut changes = Vec::new();
     let mut seen = Vec::new();
     let names = names_of(setting);
+    let file = ValuesFile::read(text)?;
     for keys in key_sets {
-        let Some(before) = helm_current_of(text, keys, &names)? else {
+        let Some(before) = helm_current_of(&file, keys, &names)? else {
             if let Some(repo) = &keys.repository {
-                let found = values_at(text, std::slice::from_ref(repo))?;
-                seen.push(format!(
-                    "{repo} is {:?}",
-                    found[0].clone().unwrap_or_default()
-                ));
+                let found = file.get(repo)?;
+                seen.push(format!("{repo} is {:?}", found.unwrap_or_default()));
             }
             continue;
         };
@@ -404,10 +395,7 @@ fn helm(text: &str, key_sets: &[HelmKeys], setting: &ImageSetting) -> Result<Edi
             };
         set(&keys.tag, after.new_tag.as_ref(), "tag")?;
         // A digest key only when the file has one, or when a digest is set.
-        let has_digest_key = keys
-            .digest
-            .as_ref()
-            .is_some_and(|d| values_at(text, std::slice::from_ref(d)).is_ok());
+        let has_digest_key = keys.digest.as_ref().is_some_and(|d| file.get(d).is_ok());
         if has_digest_key || after.digest.is_some() {
             set(&keys.digest, after.digest.as_ref(), "digest")?;
         }

@@ -522,33 +522,46 @@ fn edit_documents(
 /// # Errors
 /// Like [`set_values`].
 pub fn values_at(text: &str, paths: &[KeyPath]) -> Result<Vec<Option<String>>, EditError> {
-    let docs = locate::parse_documents(text)?;
-    let doc = single_document(&docs)?;
-    let Some(root) = doc.root.as_ref() else {
-        return Err(EditError::NotAMapping {
-            reason: "the file has no content".into(),
-        });
-    };
-    paths
-        .iter()
-        .map(|p| {
-            let found = find(root, p).map_err(|reason| EditError::KeyPath {
-                path: p.to_string(),
-                reason,
-            })?;
-            match &found.node.kind {
-                Kind::Scalar { .. } | Kind::Alias { .. } => Ok(meaning_of(found.node)),
-                _ => Err(EditError::KeyPath {
-                    path: p.to_string(),
-                    reason: format!(
-                        "line {}: it is {}, not a single value",
-                        found.node.line,
-                        found.node.kind_name()
-                    ),
-                }),
-            }
-        })
-        .collect()
+    let file = ValuesFile::read(text)?;
+    paths.iter().map(|p| file.get(p)).collect()
+}
+
+/// A single-document YAML file parsed once, to read several paths.
+pub(crate) struct ValuesFile<'t> {
+    docs: Vec<Document<'t>>,
+}
+
+impl<'t> ValuesFile<'t> {
+    /// Parses `text`, which must hold one document with content.
+    pub(crate) fn read(text: &'t str) -> Result<ValuesFile<'t>, EditError> {
+        let docs = locate::parse_documents(text)?;
+        if single_document(&docs)?.root.is_none() {
+            return Err(EditError::NotAMapping {
+                reason: "the file has no content".into(),
+            });
+        }
+        Ok(ValuesFile { docs })
+    }
+
+    /// The value at `path` (`None`: null).
+    pub(crate) fn get(&self, path: &KeyPath) -> Result<Option<String>, EditError> {
+        let root = self.docs[0].root.as_ref().expect("checked by read");
+        let found = find(root, path).map_err(|reason| EditError::KeyPath {
+            path: path.to_string(),
+            reason,
+        })?;
+        match &found.node.kind {
+            Kind::Scalar { .. } | Kind::Alias { .. } => Ok(meaning_of(found.node)),
+            _ => Err(EditError::KeyPath {
+                path: path.to_string(),
+                reason: format!(
+                    "line {}: it is {}, not a single value",
+                    found.node.line,
+                    found.node.kind_name()
+                ),
+            }),
+        }
+    }
 }
 
 fn single_document<'a, 'd>(docs: &'a [Document<'d>]) -> Result<&'a Document<'d>, EditError> {
