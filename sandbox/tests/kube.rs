@@ -688,6 +688,99 @@ fn renderer_agrees_with_kubectl_kustomize() -> Result<()> {
     Ok(())
 }
 
+/// The app types Argo CD tells apart (argo-cd `util/app/discovery/discovery.go`): a kustomization
+/// wins over a Chart.yaml in the same directory, a Chart.yaml is rendered by the Helm stand-in with
+/// the values file read as YAML (a plain `1.10` is the number 1.1), a plain directory is its
+/// manifest files.
+#[test]
+fn renderer_tells_kustomize_helm_and_plain_directories_apart() -> Result<()> {
+    let deployment = |image: &str| {
+        format!(
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {image}\n"
+        )
+    };
+    let (_dir, bare) = fixture_repo(&[
+        (
+            "chart/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        (
+            "chart/values.yaml",
+            "image:\n  repository: web\n  tag: 1.10\nquoted:\n  tag: \"1.10\"\n",
+        ),
+        (
+            "chart/templates/deployment.yaml",
+            &deployment("{{ .Values.image.repository }}:{{ .Values.image.tag }}"),
+        ),
+        (
+            "chart/templates/NOTES.txt",
+            "not rendered {{ include \"x\" . }}",
+        ),
+        (
+            "quoted/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        ("quoted/values.yaml", "image:\n  tag: \"1.10\"\n"),
+        (
+            "quoted/templates/d.yaml",
+            &deployment("web:{{ .Values.image.tag }}"),
+        ),
+        (
+            "fancy/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        (
+            "fancy/templates/d.yaml",
+            &deployment("{{ include \"image\" . }}"),
+        ),
+        (
+            "both/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        (
+            "both/kustomization.yaml",
+            "resources:\n- d.yaml\nimages:\n- name: web\n  newTag: from-kustomize\n",
+        ),
+        ("both/d.yaml", &deployment("web:0")),
+        (
+            "plain/web.yaml",
+            &format!(
+                "{}---\n{}",
+                deployment("web:2.0.0"),
+                "apiVersion: v1\nkind: Service\nmetadata:\n  name: web\n"
+            ),
+        ),
+        ("plain/README.md", "# not a manifest\n"),
+        ("plain/nested/other.yaml", &deployment("ignored:1")),
+    ])?;
+    let images = |p: &str| -> Result<Vec<String>> {
+        Ok(gitops_sandbox::render::render(&bare, "main", p)?
+            .iter()
+            .filter_map(|o| {
+                o["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .map(str::to_owned)
+            })
+            .collect())
+    };
+    assert_eq!(images("chart")?, ["web:1.1"]);
+    assert_eq!(images("quoted")?, ["web:1.10"]);
+    assert_eq!(images("both")?, ["web:from-kustomize"]);
+    assert_eq!(images("plain")?, ["web:2.0.0"]);
+    assert_eq!(
+        gitops_sandbox::render::render(&bare, "main", "plain")?.len(),
+        2
+    );
+    let fancy = gitops_sandbox::render::render(&bare, "main", "fancy")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        fancy.contains("is not supported by the sandbox's Helm stand-in"),
+        "{fancy}"
+    );
+    Ok(())
+}
+
 #[test]
 fn renderer_rejects_bad_input_with_the_path() -> Result<()> {
     let (_dir, bare) = fixture_repo(&[
@@ -716,10 +809,11 @@ fn renderer_rejects_bad_input_with_the_path() -> Result<()> {
         "b/kustomization.yaml: field \"patches\" is not supported by the sandbox renderer"
     );
     assert!(err("c").contains("newTag is not a string"), "{}", err("c"));
-    assert!(
-        err("d").starts_with("d: no kustomization.yaml"),
-        "{}",
-        err("d")
+    // No kustomization and no Chart.yaml: a plain directory app (Argo CD's `AppType` "Directory"),
+    // whose non-manifest files are not read.
+    assert_eq!(
+        gitops_sandbox::render::render(&bare, "main", "d")?,
+        Vec::<serde_json::Value>::new()
     );
     assert_eq!(
         err("e"),
