@@ -23,6 +23,8 @@ pub struct OverwriteCheck {
     pub setting: ImageSetting,
     /// How it was applied (the kind of file).
     pub target: Target,
+    /// The setter whose markers were set too.
+    pub setter: Option<String>,
 }
 
 /// The oracle over a Gitea repository.
@@ -245,7 +247,7 @@ impl Error {
 fn holds(text: &str, check: &OverwriteCheck) -> bool {
     check
         .target
-        .apply(text, &check.setting)
+        .apply_with_setter(text, &check.setting, check.setter.as_deref())
         .is_ok_and(|edited| !edited.is_changed())
 }
 

@@ -236,6 +236,7 @@ async fn oracle_for(
         files,
         setting: config.publish.setting()?.clone(),
         target: config.publish.target.clone(),
+        setter: config.publish.setter.clone(),
     });
     let remote = crate::forge::git::Remote {
         url: config.publish.clone_url(),

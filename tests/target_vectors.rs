@@ -49,6 +49,7 @@ fn target(spec: &str) -> Target {
             }
         }
         "manifests" => Target::Manifests,
+        "markers" => Target::Markers(words.next().unwrap().to_owned()),
         other => panic!("unknown target {other}"),
     }
 }
@@ -257,4 +258,39 @@ fn each_target_reports_the_previous_values() {
     )
     .unwrap();
     assert_eq!(yaml.apply(&edited.text, &back).unwrap().text, text);
+}
+
+/// A setter's markers are set in any target's files besides the target's own values: a Helm values
+/// file whose sidecar image carries a Flux marker.
+#[test]
+fn a_setter_adds_its_markers_to_any_target() {
+    let text = "image:\n  repository: web\n  tag: 1.0.0\nsidecar:\n  image: web:1.0.0 # {\"$imagepolicy\": \"flux-system:web\"}\n";
+    let setting = ImageSetting::deploy("web", Some("2.0.0"), None, None).unwrap();
+    let helm = Target::Helm(vec![HelmKeys::chart_convention()]);
+    let edited = helm
+        .apply_with_setter(text, &setting, Some("flux-system:web"))
+        .unwrap();
+    assert_eq!(
+        edited.text,
+        "image:\n  repository: web\n  tag: 2.0.0\nsidecar:\n  image: web:2.0.0 # {\"$imagepolicy\": \"flux-system:web\"}\n"
+    );
+    assert!(edited.is_changed());
+    // Without the setter, the marked value stays.
+    assert!(helm
+        .apply(text, &setting)
+        .unwrap()
+        .text
+        .contains("web:1.0.0 #"));
+    // Idempotent.
+    assert!(!helm
+        .apply_with_setter(&edited.text, &setting, Some("flux-system:web"))
+        .unwrap()
+        .is_changed());
+    // The markers' previous values are what a rollback of a markers deploy restores.
+    let markers = Target::Markers("flux-system:web".into());
+    let before = markers.current(text, "web").unwrap().unwrap();
+    assert_eq!(
+        (before.new_name.as_deref(), before.new_tag.as_deref()),
+        (Some("web"), Some("1.0.0"))
+    );
 }

@@ -11,6 +11,7 @@ use gitops_sandbox::demo;
 const CHART: &str = "charts/web";
 const VALUES: &str = "charts/web/values.yaml";
 const MANIFESTS: &str = "apps/plain/web.yaml";
+const MARKED: &str = "apps/marked/web.yaml";
 
 const CHART_YAML: &str = "apiVersion: v2\nname: web\nversion: 0.1.0\n";
 
@@ -43,6 +44,14 @@ fn manifests() -> String {
     )
 }
 
+/// The plain manifests with a Flux marker on the image.
+fn marked() -> String {
+    manifests().replace(
+        "image: registry.example.com/demo/web:1.0.0",
+        "image: registry.example.com/demo/web:1.0.0 # {\"$imagepolicy\": \"flux-system:web\"}",
+    )
+}
+
 /// A world whose Argo CD app `web-prod` follows `path` (a chart or a plain directory) instead of
 /// the kustomize overlay; synced and healthy at 1.0.0.
 async fn world_following(path: &str) -> Result<World> {
@@ -54,6 +63,7 @@ async fn world_following(path: &str) -> Result<World> {
                 (VALUES, VALUES_YAML),
                 (&format!("{CHART}/templates/deployment.yaml"), &template()),
                 (MANIFESTS, &manifests()),
+                (MARKED, &marked()),
             ],
             "a chart and plain manifests",
         )
@@ -264,5 +274,36 @@ async fn a_wrong_target_input_writes_nothing() -> Result<()> {
         ensure!(err.contains(message), "{args:?}: {err}");
     }
     ensure!(world.head().await? == before, "something was committed");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flux_marker_deploy_is_verified_and_rolled_back() -> Result<()> {
+    let world = world_following("apps/marked").await?;
+    let target = [
+        "--target",
+        "markers",
+        "--setter",
+        "flux-system:web",
+        "--path",
+        MARKED,
+    ];
+    let (code, report, err) = deploy(&world, "1.3.0", "api", &target, &[]).await?;
+    assert_deployed(&world, "1.3.0", code, &report, &err).await?;
+    ensure!(file_at_head(&world, MARKED).await? == marked().replace("web:1.0.0", "web:1.3.0"));
+    let (code, report, err) = deploy(
+        &world,
+        "broken-3",
+        "git",
+        &target,
+        &["--rollback-on-failure"],
+    )
+    .await?;
+    ensure!(
+        code == 1 && report["result"] == "rolled_back",
+        "exit {code}: {report}\n{err}"
+    );
+    ensure!(file_at_head(&world, MARKED).await? == marked().replace("web:1.0.0", "web:1.3.0"));
+    ensure!(world.ready_tags() == vec!["1.3.0"; 3]);
     Ok(())
 }

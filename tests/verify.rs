@@ -402,6 +402,7 @@ async fn oracle(world: &World, tag: &str, forge: Forge) -> Result<Arc<dyn Revisi
         files: vec![demo::KUSTOMIZATION.to_owned()],
         setting: ImageSetting::deploy(demo::IMAGE, Some(tag), None, None)?,
         target: gitops_deploy::edit::Target::Kustomize,
+        setter: None,
     };
     let token = Some(Secret::new(world.sandbox.token()));
     Ok(match forge {

@@ -177,6 +177,7 @@ pub fn config(args: &PublishArgs, env: &RunnerEnv) -> Result<Config, Vec<String>
         branch: given(&args.branch),
         paths,
         target,
+        setter: given(&args.setter),
         image: image.expect("checked above"),
         change: Change::Set {
             setting: setting.expect("checked above"),
@@ -259,9 +260,19 @@ fn target_of(args: &PublishArgs, problems: &mut Vec<String>) -> Target {
             Target::Yaml { paths, template }
         }
         "manifests" => Target::Manifests,
+        "markers" => match given(&args.setter) {
+            Some(s) => Target::Markers(s.to_owned()),
+            None => {
+                problems.push(
+                    "setter: required for `target: markers` (the NAMESPACE:POLICY of the markers)"
+                        .to_owned(),
+                );
+                Target::Manifests
+            }
+        },
         other => {
             problems.push(format!(
-                "target: {other:?} is not one of `kustomize`, `helm`, `yaml`, `manifests`"
+                "target: {other:?} is not one of `kustomize`, `helm`, `yaml`, `manifests`, `markers`"
             ));
             Target::Kustomize
         }

@@ -45,8 +45,9 @@ pub struct PublishArgs {
     #[arg(long, env = "INPUT_PATH", value_name = "PATH")]
     pub path: Vec<String>,
     /// What the paths are: `kustomize` (a kustomization's `images`), `helm` (values files), `yaml`
-    /// (any YAML file, at `key_path`) or `manifests` (plain Kubernetes manifests: every container
-    /// image of the repository) [default: kustomize].
+    /// (any YAML file, at `key_path`), `manifests` (plain Kubernetes manifests: every container
+    /// image of the repository) or `markers` (any YAML file: the values marked for `setter`)
+    /// [default: kustomize].
     #[arg(
         long,
         env = "INPUT_TARGET",
@@ -62,6 +63,11 @@ pub struct PublishArgs {
     /// comma-separated.
     #[arg(long, env = "INPUT_KEY_PATH", value_name = "PATH")]
     pub key_path: Vec<String>,
+    /// A setter, `NAMESPACE:POLICY`: every value marked `# {"$imagepolicy": "NAMESPACE:POLICY"}`
+    /// (the whole reference), `…:tag` or `…:name` (Flux's markers) in the paths' files is set too;
+    /// required by `target: markers`, which sets only those.
+    #[arg(long, env = "INPUT_SETTER", value_name = "NAMESPACE:POLICY")]
+    pub setter: Option<String>,
     /// Target `yaml`: the value written at every key path: {image} {tag} {digest} {ref} (the whole
     /// reference) [default: {ref}].
     #[arg(long, env = "INPUT_VALUE_TEMPLATE", value_name = "TEMPLATE")]

@@ -17,6 +17,7 @@ mod arg;
 mod file;
 mod kustomization;
 mod locate;
+mod markers;
 mod quick;
 mod scalar;
 mod splice;
@@ -26,6 +27,7 @@ mod values;
 use std::path::PathBuf;
 
 pub use file::{find_kustomization, read_kustomization, unified_diff, write_atomic};
+pub use markers::set_marked;
 pub use scalar::Reader;
 pub use target::{HelmKeys, Target, ValueTemplate};
 pub use values::{
@@ -175,6 +177,12 @@ impl Edited {
             changes,
             warnings: Vec::new(),
         }
+    }
+
+    /// The same result with `warnings`.
+    pub(crate) fn with_warnings(mut self, warnings: Vec<String>) -> Edited {
+        self.warnings = warnings;
+        self
     }
 
     /// True when the text changed and has to be written.

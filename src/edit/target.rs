@@ -235,6 +235,9 @@ pub enum Target {
     },
     /// Plain Kubernetes manifests: every container image of the repository.
     Manifests,
+    /// Any YAML file: every value carrying a setter marker (`# {"$imagepolicy": "NS:POLICY"}`,
+    /// `…:tag`, `…:name`) for this setter.
+    Markers(String),
 }
 
 impl Target {
@@ -245,6 +248,7 @@ impl Target {
             Target::Helm(_) => "helm",
             Target::Yaml { .. } => "yaml",
             Target::Manifests => "manifests",
+            Target::Markers(_) => "markers",
         }
     }
 
@@ -259,6 +263,50 @@ impl Target {
             Target::Helm(keys) => helm(text, keys, setting),
             Target::Yaml { paths, template } => yaml(text, paths, template, setting),
             Target::Manifests => manifests(text, setting),
+            Target::Markers(setter) => {
+                let before = super::markers::marked_values(text, setter)?;
+                let (new_text, marked) = super::markers::set_marked(text, setter, setting)?;
+                if marked == 0 {
+                    return Err(EditError::KeyPath {
+                        path: format!("{{\"$imagepolicy\": \"{setter}\"}}"),
+                        reason: format!("no value of the file carries a marker for {setter}"),
+                    });
+                }
+                let after = super::markers::marked_values(&new_text, setter)?;
+                let changes = match (before, after) {
+                    (before, Some(after)) if new_text != text => vec![ImageChange {
+                        name: setting.name.clone(),
+                        before,
+                        after,
+                    }],
+                    _ => Vec::new(),
+                };
+                Ok(Edited::from_values(text, new_text, changes))
+            }
+        }
+    }
+
+    /// [`Target::apply`], then every value marked for `setter` (Flux `$imagepolicy` markers) in the
+    /// same file, wherever it is.
+    ///
+    /// # Errors
+    /// Like [`Target::apply`], and the markers' errors.
+    pub fn apply_with_setter(
+        &self,
+        text: &str,
+        setting: &ImageSetting,
+        setter: Option<&str>,
+    ) -> Result<Edited, EditError> {
+        let edited = self.apply(text, setting)?;
+        match setter {
+            Some(setter) if !matches!(self, Target::Markers(_)) => {
+                let (marked, _) = super::markers::set_marked(&edited.text, setter, setting)?;
+                Ok(
+                    Edited::from_values(text, marked, edited.changes)
+                        .with_warnings(edited.warnings),
+                )
+            }
+            _ => Ok(edited),
         }
     }
 
@@ -284,6 +332,7 @@ impl Target {
                 let current = values_at(text, &paths[..1])?;
                 Ok(current[0].as_deref().and_then(|v| template.parse_value(v)))
             }
+            Target::Markers(setter) => super::markers::marked_values(text, setter),
             Target::Manifests => Ok(manifest_images(text, name)?
                 .into_iter()
                 .next()

@@ -34,6 +34,8 @@ pub struct Config {
     pub paths: Vec<String>,
     /// What the paths are and how the image lands in them.
     pub target: crate::edit::Target,
+    /// A setter (`NAMESPACE:POLICY`) whose `$imagepolicy` markers are set too, in every file.
+    pub setter: Option<String>,
     /// The image name as written in `images:`.
     pub image: String,
     /// What to write into each file.
@@ -80,6 +82,7 @@ impl Config {
             branch: None,
             paths: vec!["k".into()],
             target: crate::edit::Target::Kustomize,
+            setter: None,
             image: "app".into(),
             change: Change::Set {
                 setting: ImageSetting::deploy("app", Some("2.0.0"), None, None).expect("valid"),

@@ -435,7 +435,11 @@ fn apply(config: &Config, reads: &[Read]) -> Result<Applied, Error> {
                     config.image
                 ),
             }),
-            Change::Set { setting, .. } => config.target.apply(&r.text, setting),
+            Change::Set { setting, .. } => {
+                config
+                    .target
+                    .apply_with_setter(&r.text, setting, config.setter.as_deref())
+            }
         }
         .map_err(|source| Error::Edit {
             path: r.path.clone(),

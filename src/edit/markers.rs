@@ -1,0 +1,213 @@
+//! Setter markers: a value whose line ends with a Flux image-automation marker for the deploy's
+//! setter is set wherever it is, in any file of any target. Flux's markers
+//! (fluxcd/image-automation-controller `pkg/update/setters.go`): `# {"$imagepolicy":
+//! "NAMESPACE:POLICY"}` marks a whole image reference, `…:tag` its tag, `…:name` its repository;
+//! another suffix marks nothing. The project's own marker `# {"$gitops-deploy": "NAME[:tag|:name]"}`
+//! works the same way, for files no Flux policy manages.
+
+use super::locate::{self, Kind, Node};
+use super::scalar::Reader;
+use super::values::{set_in_documents, KeyPath, ValueSetting};
+use super::{EditError, FieldUpdate, ImageSetting};
+
+/// Which part of the image a marked value holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Whole,
+    Tag,
+    Name,
+}
+
+/// The part a comment marks for `setter` (`NAMESPACE:POLICY` or a `$gitops-deploy` name), if any.
+fn marked(comment: &str, setter: &str) -> Option<Part> {
+    let json = comment.trim_start_matches('#').trim();
+    let value: serde_json::Value = serde_json::from_str(json).ok()?;
+    let object = value.as_object()?;
+    let mark = object
+        .get("$imagepolicy")
+        .or_else(|| object.get("$gitops-deploy"))?
+        .as_str()?;
+    let rest = mark.strip_prefix(setter)?;
+    match rest {
+        "" => Some(Part::Whole),
+        ":tag" => Some(Part::Tag),
+        ":name" => Some(Part::Name),
+        _ => None,
+    }
+}
+
+/// A key escaped for a [`KeyPath`].
+fn escaped(key: &str) -> String {
+    key.replace('\\', "\\\\")
+        .replace('.', "\\.")
+        .replace('[', "\\[")
+        .replace(']', "\\]")
+}
+
+/// Every scalar of a document whose end-of-line comment carries a marker for `setter`.
+fn walk(text: &str, node: &Node, path: &str, setter: &str, out: &mut Vec<(String, Part, usize)>) {
+    match &node.kind {
+        Kind::Map { pairs, .. } => {
+            for (k, v) in pairs {
+                let Some(key) = k.scalar_value() else {
+                    continue;
+                };
+                let p = if path.is_empty() {
+                    escaped(key)
+                } else {
+                    format!("{path}.{}", escaped(key))
+                };
+                walk(text, v, &p, setter, out);
+            }
+        }
+        Kind::Seq { items, .. } => {
+            for (i, item) in items.iter().enumerate() {
+                walk(text, item, &format!("{path}[{i}]"), setter, out);
+            }
+        }
+        Kind::Scalar { .. } => {
+            let rest = &text[node.end.min(text.len())..];
+            let line = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
+            if let Some(comment) = line.trim_start().strip_prefix('#') {
+                if let Some(part) = marked(comment, setter) {
+                    out.push((path.to_owned(), part, node.line));
+                }
+            }
+        }
+        Kind::Alias { .. } => {}
+    }
+}
+
+/// Sets every value marked for `setter` to what `setting` deploys. Returns the new text and how
+/// many values were marked (0: no marker for it in this file).
+///
+/// # Errors
+/// [`EditError::InvalidSetting`] for a `:tag` marker on a deploy that sets no tag, and the values
+/// engine's errors.
+pub fn set_marked(
+    text: &str,
+    setter: &str,
+    setting: &ImageSetting,
+) -> Result<(String, usize), EditError> {
+    let docs = locate::parse_documents(text)?;
+    let mut found = Vec::new();
+    for (d, doc) in docs.iter().enumerate() {
+        if let Some(root) = &doc.root {
+            let mut here = Vec::new();
+            walk(text, root, "", setter, &mut here);
+            found.extend(here.into_iter().map(|(p, part, line)| (d, p, part, line)));
+        }
+    }
+    if found.is_empty() {
+        return Ok((text.to_owned(), 0));
+    }
+    let name = match &setting.new_name {
+        FieldUpdate::Set(n) => n.clone(),
+        _ => setting.name.clone(),
+    };
+    let tag = match &setting.new_tag {
+        FieldUpdate::Set(t) => Some(t.clone()),
+        _ => None,
+    };
+    let digest = match &setting.digest {
+        FieldUpdate::Set(d) => Some(d.clone()),
+        _ => None,
+    };
+    let mut settings = Vec::new();
+    for (doc, path, part, line) in &found {
+        let value = match part {
+            Part::Whole => {
+                let mut r = name.clone();
+                if let Some(t) = &tag {
+                    r.push(':');
+                    r.push_str(t);
+                }
+                if let Some(d) = &digest {
+                    r.push('@');
+                    r.push_str(d);
+                }
+                Some(r)
+            }
+            Part::Name => Some(name.clone()),
+            Part::Tag => match &tag {
+                Some(t) => Some(t.clone()),
+                None => {
+                    return Err(EditError::InvalidSetting {
+                        name: setting.name.clone(),
+                        reason: format!(
+                            "line {line}: {path} carries a tag marker for {setter}, and the deploy sets no tag"
+                        ),
+                    })
+                }
+            },
+        };
+        if let Some(value) = value {
+            settings.push((
+                *doc,
+                ValueSetting {
+                    path: KeyPath::parse(path)?,
+                    value,
+                },
+            ));
+        }
+    }
+    let edited = set_in_documents(text, &settings, Reader::Yaml11)?;
+    Ok((edited.text, found.len()))
+}
+
+/// The image values the fields marked for `setter` hold (`None`: no marker in the file); the first
+/// marker of each part counts.
+///
+/// # Errors
+/// When the file is not YAML.
+pub(crate) fn marked_values(
+    text: &str,
+    setter: &str,
+) -> Result<Option<super::ImageValues>, EditError> {
+    let docs = locate::parse_documents(text)?;
+    let mut found = Vec::new();
+    for doc in &docs {
+        if let Some(root) = &doc.root {
+            collect(text, root, setter, &mut found);
+        }
+    }
+    if found.is_empty() {
+        return Ok(None);
+    }
+    let mut values = super::ImageValues::default();
+    for (part, value) in found.into_iter().rev() {
+        match part {
+            Part::Whole => {
+                let (name, tag, digest) = super::arg::split_reference(&value);
+                values.new_name = Some(name.to_owned());
+                values.new_tag = tag.map(str::to_owned);
+                values.digest = digest.map(str::to_owned);
+            }
+            Part::Tag => values.new_tag = Some(value),
+            Part::Name => values.new_name = Some(value),
+        }
+    }
+    Ok(Some(values))
+}
+
+/// The marked scalars' parts and values, in file order.
+fn collect(text: &str, node: &Node, setter: &str, out: &mut Vec<(Part, String)>) {
+    match &node.kind {
+        Kind::Map { pairs, .. } => pairs
+            .iter()
+            .for_each(|(_, v)| collect(text, v, setter, out)),
+        Kind::Seq { items, .. } => items.iter().for_each(|i| collect(text, i, setter, out)),
+        Kind::Scalar { value, .. } => {
+            let rest = &text[node.end.min(text.len())..];
+            let line = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
+            if let Some(part) = line
+                .trim_start()
+                .strip_prefix('#')
+                .and_then(|c| marked(c, setter))
+            {
+                out.push((part, value.to_string()));
+            }
+        }
+        Kind::Alias { .. } => {}
+    }
+}
