@@ -294,3 +294,42 @@ fn a_setter_adds_its_markers_to_any_target() {
         (Some("web"), Some("1.0.0"))
     );
 }
+
+/// Value templates: an unclosed placeholder is refused; a placeholder used twice still reads the
+/// previous values back (the rollback needs them).
+#[test]
+fn value_templates_are_checked_and_read_back() {
+    let err = ValueTemplate::parse("{tag").unwrap_err().to_string();
+    assert!(err.contains("is never closed"), "{err}");
+    let twice = Target::Yaml {
+        paths: vec![KeyPath::parse("app.image").unwrap()],
+        template: ValueTemplate::parse("{image}:{tag} # {tag}").unwrap(),
+    };
+    let current = twice
+        .current("app:\n  image: \"web:1.0.0 # 1.0.0\"\n", "web")
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.new_tag.as_deref(), Some("1.0.0"));
+}
+
+/// A setter on a file where only markers change records the change, with the marked values as
+/// the previous ones (what a rollback restores).
+#[test]
+fn a_markers_only_change_is_recorded() {
+    let text = "images:\n- name: web\n  newTag: 2.0.0\ncommonAnnotations:\n  deployed: web:1.0.0 # {\"$imagepolicy\": \"flux-system:web\"}\n";
+    let setting = ImageSetting::deploy("web", Some("2.0.0"), None, None).unwrap();
+    let kustomize = Target::Kustomize;
+    let edited = kustomize
+        .apply_with_setter(text, &setting, Some("flux-system:web"))
+        .unwrap();
+    assert!(
+        edited.text.contains("deployed: web:2.0.0 #"),
+        "{}",
+        edited.text
+    );
+    let change = edited.changes.iter().find(|c| c.name == "web").unwrap();
+    assert_eq!(
+        change.before.as_ref().and_then(|b| b.new_tag.as_deref()),
+        Some("1.0.0")
+    );
+}

@@ -286,11 +286,13 @@ fn render_helm(tree: &Tree<'_>, dir: &str) -> Result<Vec<Value>, Error> {
             for key in caps[1].split('.') {
                 v = &v[key];
             }
-            // How Go's text/template prints a value: strings as they are, numbers in Go's
-            // shortest form (1.1 for a plain 1.10), a missing value as `<no value>`.
+            // How Go's text/template prints a value: strings as they are, a missing value as
+            // `<no value>`, and numbers as the float64 Helm decodes them to (sigs.k8s.io/yaml goes
+            // through JSON), printed with `%v`: 1.1 for a plain 1.10, 2.0240101e+07 for 20240101.
             match v {
                 Value::String(s) => s.clone(),
                 Value::Null => "<no value>".to_owned(),
+                Value::Number(n) => go_float(n.as_f64().unwrap_or_default()),
                 other => other.to_string(),
             }
         });
@@ -305,6 +307,23 @@ fn render_helm(tree: &Tree<'_>, dir: &str) -> Result<Vec<Value>, Error> {
         out.extend(objects_of(&path, &rendered)?);
     }
     Ok(out)
+}
+
+/// A float64 as Go's `%v` prints it (`%g` with the shortest precision: strconv/ftoa.go uses the
+/// exponent form when the exponent is below -4 or at least 6 for the shortest form), so `1000000`
+/// prints `1e+06` (the well-known Helm surprise with large numbers in values).
+pub fn go_float(f: f64) -> String {
+    if f == 0.0 {
+        return "0".into();
+    }
+    let sci = format!("{f:e}"); // shortest digits: `2.0240101e7`
+    let (mantissa, exp) = sci.split_once('e').expect("an exponent");
+    let exp: i32 = exp.parse().expect("a number");
+    if (-4..6).contains(&exp) {
+        return format!("{f}");
+    }
+    let sign = if exp < 0 { '-' } else { '+' };
+    format!("{mantissa}e{sign}{:02}", exp.abs())
 }
 
 /// The Kubernetes objects of a (multi-document) manifest file.
@@ -710,5 +729,28 @@ mod tests {
         let v: Value = serde_saphyr::from_str("- name: nginx\n  newTag: 1.10\n").unwrap();
         let err = image_rules(Some(&v)).unwrap_err();
         assert!(err.contains("newTag is not a string"), "{err}");
+    }
+}
+
+#[cfg(test)]
+mod go_float_tests {
+    use super::go_float;
+
+    /// Go's `fmt.Sprint(float64(x))` for these (the printed forms Helm templates show).
+    #[test]
+    fn prints_like_go_percent_v() {
+        for (f, go) in [
+            (1.1, "1.1"),
+            (3.0, "3"),
+            (123456.0, "123456"),
+            (1_000_000.0, "1e+06"),
+            (20240101.0, "2.0240101e+07"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (-2.5, "-2.5"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(go_float(f), go, "{f}");
+        }
     }
 }

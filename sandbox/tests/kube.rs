@@ -709,6 +709,15 @@ fn renderer_tells_kustomize_helm_and_plain_directories_apart() -> Result<()> {
             "image:\n  repository: web\n  tag: 1.10\nquoted:\n  tag: \"1.10\"\n",
         ),
         (
+            "big/Chart.yaml",
+            "apiVersion: v2\nname: web\nversion: 0.1.0\n",
+        ),
+        ("big/values.yaml", "image:\n  tag: 20240101\n"),
+        (
+            "big/templates/d.yaml",
+            &deployment("web:{{ .Values.image.tag }}"),
+        ),
+        (
             "chart/templates/deployment.yaml",
             &deployment("{{ .Values.image.repository }}:{{ .Values.image.tag }}"),
         ),
@@ -765,6 +774,8 @@ fn renderer_tells_kustomize_helm_and_plain_directories_apart() -> Result<()> {
     };
     assert_eq!(images("chart")?, ["web:1.1"]);
     assert_eq!(images("quoted")?, ["web:1.10"]);
+    // Helm decodes numbers to float64 and prints them with Go's %v.
+    assert_eq!(images("big")?, ["web:2.0240101e+07"]);
     assert_eq!(images("both")?, ["web:from-kustomize"]);
     assert_eq!(images("plain")?, ["web:2.0.0"]);
     assert_eq!(

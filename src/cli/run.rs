@@ -51,7 +51,7 @@ pub struct PublishArgs {
     #[arg(
         long,
         env = "INPUT_TARGET",
-        value_name = "kustomize|helm|yaml|manifests"
+        value_name = "kustomize|helm|yaml|manifests|markers"
     )]
     pub target: Option<String>,
     /// Target `helm`: the keys of the image, `repository=KEY,tag=KEY,digest=KEY` (any of them; one set

@@ -190,8 +190,7 @@ pub(crate) fn refuse_ambiguous(text: &str) -> Result<(), EditError> {
         .enumerate()
         .find(|(_, l)| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
     if let Some((i, line)) = first {
-        if line == "..." || line.starts_with("... ") || line.starts_with("...\t") || line == "...\r"
-        {
+        if line == "..." || line.starts_with("... ") || line.starts_with("...\t") {
             return Err(EditError::Ambiguous {
                 line: i + 1,
                 reason: "a document end marker (`...`) before any content, which kustomize \

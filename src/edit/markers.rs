@@ -5,8 +5,10 @@
 //! another suffix marks nothing. The project's own marker `# {"$gitops-deploy": "NAME[:tag|:name]"}`
 //! works the same way, for files no Flux policy manages.
 
+use super::arg::split_reference;
 use super::locate::{self, Kind, Node};
 use super::scalar::Reader;
+use super::target::{reference, resolved, values_of_reference};
 use super::values::{set_in_documents, KeyPath, ValueSetting};
 use super::{EditError, FieldUpdate, ImageSetting};
 
@@ -36,6 +38,13 @@ fn marked(comment: &str, setter: &str) -> Option<Part> {
     }
 }
 
+/// The comment that ends a node's line (`# …`, without the `#`), if it has one.
+fn line_comment<'t>(text: &'t str, node: &Node) -> Option<&'t str> {
+    let rest = &text[node.end.min(text.len())..];
+    let line = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
+    line.trim_start().strip_prefix('#')
+}
+
 /// A key escaped for a [`KeyPath`].
 fn escaped(key: &str) -> String {
     key.replace('\\', "\\\\")
@@ -45,7 +54,13 @@ fn escaped(key: &str) -> String {
 }
 
 /// Every scalar of a document whose end-of-line comment carries a marker for `setter`.
-fn walk(text: &str, node: &Node, path: &str, setter: &str, out: &mut Vec<(String, Part, usize)>) {
+fn walk(
+    text: &str,
+    node: &Node,
+    path: &str,
+    setter: &str,
+    out: &mut Vec<(String, Part, usize, String)>,
+) {
     match &node.kind {
         Kind::Map { pairs, .. } => {
             for (k, v) in pairs {
@@ -65,13 +80,9 @@ fn walk(text: &str, node: &Node, path: &str, setter: &str, out: &mut Vec<(String
                 walk(text, item, &format!("{path}[{i}]"), setter, out);
             }
         }
-        Kind::Scalar { .. } => {
-            let rest = &text[node.end.min(text.len())..];
-            let line = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
-            if let Some(comment) = line.trim_start().strip_prefix('#') {
-                if let Some(part) = marked(comment, setter) {
-                    out.push((path.to_owned(), part, node.line));
-                }
+        Kind::Scalar { value, .. } => {
+            if let Some(part) = line_comment(text, node).and_then(|c| marked(c, setter)) {
+                out.push((path.to_owned(), part, node.line, value.to_string()));
             }
         }
         Kind::Alias { .. } => {}
@@ -95,43 +106,39 @@ pub fn set_marked(
         if let Some(root) = &doc.root {
             let mut here = Vec::new();
             walk(text, root, "", setter, &mut here);
-            found.extend(here.into_iter().map(|(p, part, line)| (d, p, part, line)));
+            found.extend(
+                here.into_iter()
+                    .map(|(p, part, line, value)| (d, p, part, line, value)),
+            );
         }
     }
     if found.is_empty() {
         return Ok((text.to_owned(), 0));
     }
-    let name = match &setting.new_name {
-        FieldUpdate::Set(n) => n.clone(),
-        _ => setting.name.clone(),
-    };
-    let tag = match &setting.new_tag {
-        FieldUpdate::Set(t) => Some(t.clone()),
-        _ => None,
-    };
-    let digest = match &setting.digest {
-        FieldUpdate::Set(d) => Some(d.clone()),
-        _ => None,
-    };
     let mut settings = Vec::new();
-    for (doc, path, part, line) in &found {
+    for (doc, path, part, line, current) in &found {
         let value = match part {
+            // What the deploy keeps (`*`) comes from the marked value itself.
             Part::Whole => {
-                let mut r = name.clone();
-                if let Some(t) = &tag {
-                    r.push(':');
-                    r.push_str(t);
-                }
-                if let Some(d) = &digest {
-                    r.push('@');
-                    r.push_str(d);
-                }
-                Some(r)
+                let (name, tag, digest) = split_reference(current);
+                let name = match &setting.new_name {
+                    FieldUpdate::Set(n) => n.clone(),
+                    _ => name.to_owned(),
+                };
+                Some(reference(
+                    &name,
+                    resolved(&setting.new_tag, tag).as_deref(),
+                    resolved(&setting.digest, digest).as_deref(),
+                ))
             }
-            Part::Name => Some(name.clone()),
-            Part::Tag => match &tag {
-                Some(t) => Some(t.clone()),
-                None => {
+            Part::Name => match &setting.new_name {
+                FieldUpdate::Set(n) => Some(n.clone()),
+                _ => None,
+            },
+            Part::Tag => match &setting.new_tag {
+                FieldUpdate::Set(t) => Some(t.clone()),
+                FieldUpdate::Keep => None,
+                FieldUpdate::Remove => {
                     return Err(EditError::InvalidSetting {
                         name: setting.name.clone(),
                         reason: format!(
@@ -178,10 +185,10 @@ pub(crate) fn marked_values(
     for (part, value) in found.into_iter().rev() {
         match part {
             Part::Whole => {
-                let (name, tag, digest) = super::arg::split_reference(&value);
-                values.new_name = Some(name.to_owned());
-                values.new_tag = tag.map(str::to_owned);
-                values.digest = digest.map(str::to_owned);
+                let whole = values_of_reference(&value);
+                values.new_name = whole.new_name;
+                values.new_tag = whole.new_tag;
+                values.digest = whole.digest;
             }
             Part::Tag => values.new_tag = Some(value),
             Part::Name => values.new_name = Some(value),
@@ -198,13 +205,7 @@ fn collect(text: &str, node: &Node, setter: &str, out: &mut Vec<(Part, String)>)
             .for_each(|(_, v)| collect(text, v, setter, out)),
         Kind::Seq { items, .. } => items.iter().for_each(|i| collect(text, i, setter, out)),
         Kind::Scalar { value, .. } => {
-            let rest = &text[node.end.min(text.len())..];
-            let line = &rest[..rest.find(['\n', '\r']).unwrap_or(rest.len())];
-            if let Some(part) = line
-                .trim_start()
-                .strip_prefix('#')
-                .and_then(|c| marked(c, setter))
-            {
+            if let Some(part) = line_comment(text, node).and_then(|c| marked(c, setter)) {
                 out.push((part, value.to_string()));
             }
         }

@@ -125,7 +125,20 @@ impl ValueTemplate {
                     literal.push('}');
                 }
                 '{' => {
-                    let name: String = chars.by_ref().take_while(|c| *c != '}').collect();
+                    let mut name = String::new();
+                    let mut closed = false;
+                    for c in chars.by_ref() {
+                        if c == '}' {
+                            closed = true;
+                            break;
+                        }
+                        name.push(c);
+                    }
+                    if !closed {
+                        return Err(invalid(format!(
+                            "`{{{name}` is never closed (write `{{{{` for a literal brace)"
+                        )));
+                    }
                     if !PLACEHOLDERS.contains(&name.as_str()) {
                         return Err(invalid(format!(
                             "unknown placeholder {{{name}}} (use {{image}}, {{tag}}, {{digest}} or {{ref}})"
@@ -170,26 +183,31 @@ impl ValueTemplate {
     /// The image values a value made by this template holds (`None` when it does not follow it).
     fn parse_value(&self, value: &str) -> Option<ImageValues> {
         let mut pattern = String::from("^");
+        let mut named: Vec<String> = Vec::new();
         for piece in self.pieces().ok()? {
             match piece {
                 Piece::Literal(l) => pattern.push_str(&regex::escape(&l)),
-                Piece::Placeholder(p) => pattern.push_str(match p.as_str() {
-                    "image" => "(?P<image>[^:@]+(?::[0-9]+/[^:@]+)?)",
-                    "tag" => "(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]*)",
-                    "digest" => "(?P<digest>[a-z0-9]+:[a-zA-Z0-9=_-]+)",
-                    _ => "(?P<ref>.+)",
-                }),
+                Piece::Placeholder(p) => {
+                    let body = match p.as_str() {
+                        "image" => "[^:@]+(?::[0-9]+/[^:@]+)?",
+                        "tag" => "[A-Za-z0-9_][A-Za-z0-9_.-]*",
+                        "digest" => "[a-z0-9]+:[a-zA-Z0-9=_-]+",
+                        _ => ".+",
+                    };
+                    // A placeholder used twice captures once (group names are unique).
+                    if named.contains(&p) {
+                        pattern.push_str(&format!("(?:{body})"));
+                    } else {
+                        pattern.push_str(&format!("(?P<{p}>{body})"));
+                        named.push(p);
+                    }
+                }
             }
         }
         pattern.push('$');
         let caps = Regex::new(&pattern).ok()?.captures(value)?;
         if let Some(r) = caps.name("ref") {
-            let (name, tag, digest) = split_reference(r.as_str());
-            return Some(ImageValues {
-                new_name: Some(name.to_owned()),
-                new_tag: tag.map(str::to_owned),
-                digest: digest.map(str::to_owned),
-            });
+            return Some(values_of_reference(r.as_str()));
         }
         Some(ImageValues {
             new_name: caps.name("image").map(|m| m.as_str().to_owned()),
@@ -205,7 +223,7 @@ enum Piece {
 }
 
 /// `image[:tag][@digest]`.
-fn reference(image: &str, tag: Option<&str>, digest: Option<&str>) -> String {
+pub(crate) fn reference(image: &str, tag: Option<&str>, digest: Option<&str>) -> String {
     let mut s = image.to_owned();
     if let Some(t) = tag {
         s.push(':');
@@ -301,10 +319,18 @@ impl Target {
         match setter {
             Some(setter) if !matches!(self, Target::Markers(_)) => {
                 let (marked, _) = super::markers::set_marked(&edited.text, setter, setting)?;
-                Ok(
-                    Edited::from_values(text, marked, edited.changes)
-                        .with_warnings(edited.warnings),
-                )
+                let mut changes = edited.changes;
+                // Only markers changed this file: their values are what a rollback restores.
+                if changes.is_empty() && marked != edited.text {
+                    if let Some(after) = super::markers::marked_values(&marked, setter)? {
+                        changes.push(ImageChange {
+                            name: setting.name.clone(),
+                            before: super::markers::marked_values(text, setter)?,
+                            after,
+                        });
+                    }
+                }
+                Ok(Edited::from_values(text, marked, changes).with_warnings(edited.warnings))
             }
             _ => Ok(edited),
         }
@@ -351,7 +377,7 @@ fn names_of(setting: &ImageSetting) -> Vec<&str> {
     names
 }
 
-fn values_of_reference(reference: &str) -> ImageValues {
+pub(crate) fn values_of_reference(reference: &str) -> ImageValues {
     let (name, tag, digest) = split_reference(reference);
     ImageValues {
         new_name: Some(name.to_owned()),
@@ -361,7 +387,7 @@ fn values_of_reference(reference: &str) -> ImageValues {
 }
 
 /// What a field becomes: `Some(v)` set, `None` unset; `current` is what is there now.
-fn resolved(update: &FieldUpdate, current: Option<&str>) -> Option<String> {
+pub(crate) fn resolved(update: &FieldUpdate, current: Option<&str>) -> Option<String> {
     match update {
         FieldUpdate::Keep => current.map(str::to_owned),
         FieldUpdate::Remove => None,
@@ -393,7 +419,13 @@ fn helm_current_of(
         }
     };
     if let Some(repo) = &keys.repository {
-        if !read(repo)?.is_some_and(|r| names.contains(&r.as_str())) {
+        // A key set whose repository key the file lacks is another image's.
+        let holds = match file.get(repo) {
+            Ok(r) => non_empty(r).is_some_and(|r| names.contains(&r.as_str())),
+            Err(EditError::KeyPath { .. }) => false,
+            Err(e) => return Err(e),
+        };
+        if !holds {
             return Ok(None);
         }
     }
@@ -413,8 +445,10 @@ fn helm(text: &str, key_sets: &[HelmKeys], setting: &ImageSetting) -> Result<Edi
     for keys in key_sets {
         let Some(before) = helm_current_of(&file, keys, &names)? else {
             if let Some(repo) = &keys.repository {
-                let found = file.get(repo)?;
-                seen.push(format!("{repo} is {:?}", found.unwrap_or_default()));
+                seen.push(match file.get(repo) {
+                    Ok(found) => format!("{repo} is {:?}", found.unwrap_or_default()),
+                    Err(_) => format!("there is no {repo}"),
+                });
             }
             continue;
         };

@@ -72,6 +72,9 @@ impl KeyPath {
         let mut expect_key = true;
         while let Some(c) = chars.next() {
             match c {
+                '\\' if after_bracket => {
+                    return Err(invalid("a `\\` follows a `]`; write `.` first".into()))
+                }
                 '\\' => match chars.next() {
                     Some(e @ ('.' | '[' | ']' | '\\')) => {
                         key.push(e);
@@ -411,6 +414,9 @@ fn set_one(
 /// Every scalar leaf of a document with its path, for verification.
 fn leaves(node: &Node, path: &mut String, out: &mut Vec<(String, String)>) {
     match &node.kind {
+        // An empty collection is a value too (`{}` and `[]` differ from each other and from null).
+        Kind::Map { pairs, .. } if pairs.is_empty() => out.push((path.clone(), "{}".into())),
+        Kind::Seq { items, .. } if items.is_empty() => out.push((path.clone(), "[]".into())),
         Kind::Map { pairs, .. } => {
             for (k, v) in pairs {
                 let len = path.len();
@@ -432,8 +438,11 @@ fn leaves(node: &Node, path: &mut String, out: &mut Vec<(String, String)>) {
         }
         Kind::Alias { scalar } => out.push((path.clone(), format!("*{scalar:?}"))),
         Kind::Scalar { .. } => {
-            // The value is what matters, not its quoting (which a set may change).
-            out.push((path.clone(), format!("{:?}", meaning_of(node))));
+            // With its plainness: a plain `yes` is not the string "yes" to a YAML 1.1 reader. The set
+            // values are compared apart (their quoting may change).
+            let mut meaning = String::new();
+            node.meaning(&mut meaning);
+            out.push((path.clone(), meaning));
         }
     }
 }
@@ -481,11 +490,33 @@ fn edit_documents(
 ) -> Result<ValuesEdited, EditError> {
     let mut splices = Vec::new();
     let mut changes = Vec::new();
-    for (doc, setting) in settings {
-        if let Some(c) = setting.value.chars().find(|c| c.is_control()) {
+    for (i, (doc, setting)) in settings.iter().enumerate() {
+        // Characters some YAML readers take as line breaks (`locate::refuse_ambiguous`) cannot be
+        // written either.
+        if let Some(c) = setting.value.chars().find(|c| {
+            c.is_control() || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+        }) {
             return Err(EditError::InvalidKeyPath {
                 path: setting.path.to_string(),
-                reason: format!("the value contains the control character {c:?}"),
+                reason: format!(
+                    "the value contains the character {c:?}, which YAML readers take differently"
+                ),
+            });
+        }
+        // The same path twice: once is enough when the values agree, an error when they do not.
+        if let Some((_, earlier)) = settings[..i]
+            .iter()
+            .find(|(d, s)| d == doc && s.path == setting.path)
+        {
+            if earlier.value == setting.value {
+                continue;
+            }
+            return Err(EditError::InvalidKeyPath {
+                path: setting.path.to_string(),
+                reason: format!(
+                    "it is set twice, to {:?} and to {:?}",
+                    earlier.value, setting.value
+                ),
             });
         }
         let root = docs
