@@ -498,9 +498,11 @@ fn edit_documents(
         }) {
             return Err(EditError::InvalidKeyPath {
                 path: setting.path.to_string(),
-                reason: format!(
-                    "the value contains the character {c:?}, which YAML readers take differently"
-                ),
+                reason: if c.is_control() {
+                    format!("the value contains the control character {c:?}")
+                } else {
+                    format!("the value contains {c:?}, which YAML readers take differently")
+                },
             });
         }
         // The same path twice: once is enough when the values agree, an error when they do not.
