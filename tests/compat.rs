@@ -25,26 +25,6 @@ async fn deploy(world: &World, subcommand: &str, args: &[&str]) -> Result<(i32, 
     Ok((out.status.code().unwrap_or(-1), err))
 }
 
-/// Runs `gitops-deploy --output json run ARGS` (extra environment in `env`); returns the exit code,
-/// the JSON report (the action's outputs) and stderr.
-async fn deploy_json(
-    world: &World,
-    args: &[String],
-    env: &[(&str, &str)],
-) -> Result<(i32, serde_json::Value, String)> {
-    let mut cmd = world.cli("run");
-    cmd.arg("--output").arg("json").args(args);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let (out, err) = common::run(cmd, LIMIT).await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let last = stdout.lines().last().unwrap_or_default();
-    let report = serde_json::from_str(last)
-        .with_context(|| format!("no JSON report on stdout: {stdout:?}\n{err}"))?;
-    Ok((out.status.code().unwrap_or(-1), report, err))
-}
-
 /// Requests the sandbox's Argo CD got since the log was cleared, as `METHOD path`.
 fn argo_requests(world: &World) -> Vec<String> {
     world
@@ -54,33 +34,6 @@ fn argo_requests(world: &World) -> Vec<String> {
         .into_iter()
         .map(|r| format!("{} {}", r.method, r.path))
         .collect()
-}
-
-/// `run` arguments for `tag` over `transport`, waiting for the rollout and the app's `/version`.
-fn run_args(world: &World, tag: &str, transport: &str, extra: &[&str]) -> Vec<String> {
-    let mut args = world.run_args(tag);
-    args.extend(
-        [
-            "--transport",
-            transport,
-            "--rollout",
-            "auto",
-            "--health-url",
-            &format!("{}/version", world.app_url),
-            "--health-expect-body",
-            r#""version":"{tag}""#,
-            "--health-interval",
-            "200ms",
-            "--timeout",
-            "60s",
-            "--degraded-grace",
-            "3s",
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string()),
-    );
-    args
 }
 
 /// Polls the app (a condition, not a sleep) until `ok` holds or `limit` passes.
@@ -120,8 +73,9 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
         ("happy path (git)", "2.0.1", "git"),
     ] {
         let started = Instant::now();
-        let (code, report, err) =
-            deploy_json(world, &run_args(world, tag, transport, &[]), &[]).await?;
+        let (code, report, err) = world
+            .run_json(&world.verified_run_args(tag, transport, &[]), &[])
+            .await?;
         ensure!(code == 0, "{profile}: {name}: exit {code}\n{err}");
         let head = world.head().await?;
         ensure!(
@@ -185,12 +139,12 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
 
     // 5. A broken tag is rolled back to the previous one, healthy.
     let started = Instant::now();
-    let (code, report, err) = deploy_json(
-        world,
-        &run_args(world, "broken-3", "api", &["--rollback-on-failure"]),
-        &[],
-    )
-    .await?;
+    let (code, report, err) = world
+        .run_json(
+            &world.verified_run_args("broken-3", "api", &["--rollback-on-failure"]),
+            &[],
+        )
+        .await?;
     ensure!(code == 1, "{profile}: rollback: exit {code}\n{err}");
     ensure!(
         report["result"] == "rolled_back"
@@ -214,12 +168,12 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
     world.argo.hang_next_refreshes(1000);
     world.argo.set_poll_interval(Duration::from_secs(3));
     world.sandbox.requests().clear();
-    let (code, report, err) = deploy_json(
-        world,
-        &run_args(world, "2.3.0", "api", &[]),
-        &[("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)],
-    )
-    .await?;
+    let (code, report, err) = world
+        .run_json(
+            &world.verified_run_args("2.3.0", "api", &[]),
+            &[("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)],
+        )
+        .await?;
     world.argo.hang_next_refreshes(0);
     world.argo.set_poll_interval(Duration::from_secs(180));
     ensure!(
@@ -240,8 +194,9 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
     let started = Instant::now();
     world.argo.cut_streams_after(1, 2);
     world.sandbox.requests().clear();
-    let (code, report, err) =
-        deploy_json(world, &run_args(world, "2.4.0", "git", &[]), &[]).await?;
+    let (code, report, err) = world
+        .run_json(&world.verified_run_args("2.4.0", "git", &[]), &[])
+        .await?;
     ensure!(
         code == 0 && report["synced_revision"] == world.head().await?.as_str(),
         "{profile}: stream cut: {report}\n{err}"
@@ -272,7 +227,7 @@ async fn run_with_a_commit_after_ours(
     world.argo.hang_next_refreshes(1000);
     let mut cmd = world.cli("run");
     cmd.env("INPUT_ARGOCD_TOKEN", GET_ONLY_TOKEN)
-        .args(run_args(world, tag, transport, &[]));
+        .args(world.verified_run_args(tag, transport, &[]));
     let child = tokio::spawn(common::run(cmd, LIMIT));
     eventually("our commit lands", Duration::from_secs(30), || async {
         match world.head().await {
@@ -373,7 +328,7 @@ async fn fix_forward_onto_a_degraded_app_with_a_20s_presync_hook_passes_with_a_1
         .argo
         .set_presync_hook(APP, Some(Duration::from_secs(20)));
     let started = Instant::now();
-    let mut args = run_args(&world, "3.0.0", "api", &[]);
+    let mut args = world.verified_run_args("3.0.0", "api", &[]);
     let grace = args
         .iter()
         .position(|a| a == "--degraded-grace")

@@ -2,17 +2,10 @@
 //! (tests/fixtures/values/targets.txt): exact bytes in LF, CRLF and BOM variants, idempotence, and
 //! every success re-read by PyYAML (every changed value must read as a string).
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+mod values_common;
 
 use gitops_deploy::edit::{HelmKeys, ImageSetting, KeyPath, Target, ValueTemplate};
-
-#[derive(Debug)]
-enum Want {
-    Text(String),
-    Unchanged,
-    Error(String),
-}
+use values_common::{assert_pyyaml_agrees, table, Want};
 
 struct Case {
     id: String,
@@ -20,14 +13,6 @@ struct Case {
     setting: ImageSetting,
     input: String,
     want: Want,
-}
-
-fn block(lines: &[&str]) -> String {
-    let mut end = lines.len();
-    while end > 0 && lines[end - 1].trim().is_empty() {
-        end -= 1;
-    }
-    lines[..end].iter().map(|l| format!("{l}\n")).collect()
 }
 
 fn target(spec: &str) -> Target {
@@ -55,57 +40,31 @@ fn target(spec: &str) -> Target {
 }
 
 fn cases() -> Vec<Case> {
-    let table = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/values/targets.txt"),
-    )
-    .unwrap();
-    let lines: Vec<&str> = table.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let Some(header) = lines[i].strip_prefix("=== ") else {
-            i += 1;
-            continue;
-        };
-        let id = header.split_whitespace().next().unwrap().to_owned();
-        let target = target(lines[i + 1].strip_prefix("target: ").unwrap());
-        let deploy: Vec<Option<&str>> = lines[i + 2]
-            .strip_prefix("deploy: ")
-            .unwrap()
-            .split_whitespace()
-            .map(|w| (w != "-").then_some(w))
-            .collect();
-        let setting =
-            ImageSetting::deploy(deploy[0].unwrap(), deploy[1], deploy[2], deploy[3]).unwrap();
-        assert_eq!(lines[i + 3], ">>> input", "{id}");
-        i += 4;
-        let start = i;
-        while !lines[i].starts_with(">>>") {
-            i += 1;
-        }
-        let input = block(&lines[start..i]);
-        let marker = lines[i];
-        i += 1;
-        let start = i;
-        while i < lines.len() && !lines[i].starts_with("=== ") {
-            i += 1;
-        }
-        let body = block(&lines[start..i]);
-        let want = match marker {
-            ">>> expected" => Want::Text(body),
-            ">>> unchanged" => Want::Unchanged,
-            ">>> error" => Want::Error(body.trim().to_owned()),
-            other => panic!("{id}: {other}"),
-        };
-        out.push(Case {
-            id,
-            target,
-            setting,
-            input,
-            want,
-        });
-    }
-    out
+    table("targets.txt")
+        .into_iter()
+        .map(|c| {
+            let option = |name: &str| {
+                c.options
+                    .iter()
+                    .find_map(|l| l.strip_prefix(name))
+                    .unwrap_or_else(|| panic!("{}: no `{name}` line", c.id))
+                    .to_owned()
+            };
+            let deploy = option("deploy: ");
+            let deploy: Vec<Option<&str>> = deploy
+                .split_whitespace()
+                .map(|w| (w != "-").then_some(w))
+                .collect();
+            Case {
+                target: target(&option("target: ")),
+                setting: ImageSetting::deploy(deploy[0].unwrap(), deploy[1], deploy[2], deploy[3])
+                    .unwrap(),
+                id: c.id,
+                input: c.input,
+                want: c.want,
+            }
+        })
+        .collect()
 }
 
 /// Turns a case's text into one of its variants.
@@ -171,26 +130,7 @@ fn every_target_vector_gives_its_exact_output_and_pyyaml_reads_strings() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    let mut child = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/pyyaml_values.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 with PyYAML is required (scripts/test.sh installs python3-yaml)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&oracle).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "PyYAML disagrees:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_pyyaml_agrees(&oracle);
 }
 
 /// What a rollback needs: the values before, as the target reports them.

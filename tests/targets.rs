@@ -5,7 +5,7 @@
 mod common;
 
 use anyhow::{ensure, Context, Result};
-use common::{timing, World, LIMIT};
+use common::{timing, World};
 use gitops_sandbox::demo;
 
 const CHART: &str = "charts/web";
@@ -100,7 +100,7 @@ async fn deploy(
     target_args: &[&str],
     extra: &[&str],
 ) -> Result<(i32, serde_json::Value, String)> {
-    let mut args = world.run_args(tag);
+    let mut args = world.verified_run_args(tag, transport, extra);
     // The path is the target's file, not the overlay.
     let at = args
         .iter()
@@ -108,35 +108,7 @@ async fn deploy(
         .expect("run_args has --path");
     args.drain(at..at + 2);
     args.extend(target_args.iter().map(|s| s.to_string()));
-    let version = format!("{}/version", world.app_url);
-    args.extend(
-        [
-            "--transport",
-            transport,
-            "--rollout",
-            "auto",
-            "--health-url",
-            &version,
-            "--health-expect-body",
-            r#""version":"{tag}""#,
-            "--health-interval",
-            "200ms",
-            "--timeout",
-            "60s",
-            "--degraded-grace",
-            "3s",
-        ]
-        .iter()
-        .chain(extra)
-        .map(|s| s.to_string()),
-    );
-    let mut cmd = world.cli("run");
-    cmd.arg("--output").arg("json").args(&args);
-    let (out, err) = common::run(cmd, LIMIT).await?;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report = serde_json::from_str(stdout.lines().last().unwrap_or_default())
-        .with_context(|| format!("no JSON report: {stdout:?}\n{err}"))?;
-    Ok((out.status.code().unwrap_or(-1), report, err))
+    world.run_json(&args, &[]).await
 }
 
 async fn assert_deployed(

@@ -2,18 +2,10 @@
 //! (tests/fixtures/values/vectors.txt), in LF, CRLF, BOM and no-final-newline variants, with every
 //! success re-read by PyYAML (tests/oracle/pyyaml_values.py), and property tests.
 
-use std::io::Write as _;
-use std::process::{Command, Stdio};
+mod values_common;
 
 use gitops_deploy::edit::{set_values, KeyPath, Reader, Segment, ValueSetting};
-
-/// What a case expects.
-#[derive(Debug, Clone)]
-enum Want {
-    Text(String),
-    Unchanged,
-    Error(String),
-}
+use values_common::{assert_pyyaml_agrees, table, Want};
 
 #[derive(Debug, Clone)]
 struct Case {
@@ -42,68 +34,28 @@ fn split_set(line: &str) -> (String, String) {
     (path.to_owned(), value.to_owned())
 }
 
-fn block(lines: &[&str]) -> String {
-    let mut end = lines.len();
-    while end > 0 && lines[end - 1].trim().is_empty() {
-        end -= 1;
-    }
-    lines[..end].iter().map(|l| format!("{l}\n")).collect()
-}
-
 fn cases() -> Vec<Case> {
-    let table = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/values/vectors.txt"),
-    )
-    .unwrap();
-    let lines: Vec<&str> = table.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < lines.len() {
-        let Some(header) = lines[i].strip_prefix("=== ") else {
-            i += 1;
-            continue;
-        };
-        let id = header.split_whitespace().next().unwrap().to_owned();
-        i += 1;
-        let mut sets = Vec::new();
-        let mut reader = Reader::Yaml11;
-        while let Some(line) = lines.get(i).filter(|l| !l.starts_with(">>>")) {
-            if let Some(s) = line.strip_prefix("set: ") {
-                sets.push(split_set(s));
-            } else if *line == "reader: kustomize" {
-                reader = Reader::Kustomize;
+    table("vectors.txt")
+        .into_iter()
+        .map(|c| {
+            let mut sets = Vec::new();
+            let mut reader = Reader::Yaml11;
+            for line in &c.options {
+                if let Some(s) = line.strip_prefix("set: ") {
+                    sets.push(split_set(s));
+                } else if line == "reader: kustomize" {
+                    reader = Reader::Kustomize;
+                }
             }
-            i += 1;
-        }
-        assert_eq!(lines[i], ">>> input", "{id}");
-        i += 1;
-        let start = i;
-        while !lines[i].starts_with(">>>") {
-            i += 1;
-        }
-        let input = block(&lines[start..i]);
-        let marker = lines[i];
-        i += 1;
-        let start = i;
-        while i < lines.len() && !lines[i].starts_with("=== ") {
-            i += 1;
-        }
-        let body = block(&lines[start..i]);
-        let want = match marker {
-            ">>> expected" => Want::Text(body),
-            ">>> unchanged" => Want::Unchanged,
-            ">>> error" => Want::Error(body.trim().to_owned()),
-            other => panic!("{id}: unknown marker {other}"),
-        };
-        out.push(Case {
-            id,
-            sets,
-            reader,
-            input,
-            want,
-        });
-    }
-    out
+            Case {
+                id: c.id,
+                sets,
+                reader,
+                input: c.input,
+                want: c.want,
+            }
+        })
+        .collect()
 }
 
 fn settings(case: &Case) -> Result<Vec<ValueSetting>, String> {
@@ -221,24 +173,5 @@ fn every_vector_gives_its_exact_output_in_every_variant_and_pyyaml_agrees() {
         "only {} edits for PyYAML",
         oracle.len()
     );
-    let mut child = Command::new("python3")
-        .arg(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/pyyaml_values.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 with PyYAML is required (scripts/test.sh installs python3-yaml)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(serde_json::to_string(&oracle).unwrap().as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "PyYAML disagrees:\n{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_pyyaml_agrees(&oracle);
 }

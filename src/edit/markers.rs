@@ -89,6 +89,39 @@ fn walk(
     }
 }
 
+/// A value marked for a setter.
+struct Marked {
+    /// Its document (0-based).
+    doc: usize,
+    /// Its key path in that document.
+    path: String,
+    /// Which part of the image it holds.
+    part: Part,
+    /// Its line.
+    line: usize,
+    /// Its value now.
+    value: String,
+}
+
+/// Every value marked for `setter`, in file order.
+fn marked_in(text: &str, setter: &str) -> Result<Vec<Marked>, EditError> {
+    let mut found = Vec::new();
+    for (d, doc) in locate::parse_documents(text)?.iter().enumerate() {
+        if let Some(root) = &doc.root {
+            let mut here = Vec::new();
+            walk(text, root, "", setter, &mut here);
+            found.extend(here.into_iter().map(|(path, part, line, value)| Marked {
+                doc: d,
+                path,
+                part,
+                line,
+                value,
+            }));
+        }
+    }
+    Ok(found)
+}
+
 /// Sets every value marked for `setter` to what `setting` deploys. Returns the new text and how
 /// many values were marked (0: no marker for it in this file).
 ///
@@ -100,23 +133,19 @@ pub fn set_marked(
     setter: &str,
     setting: &ImageSetting,
 ) -> Result<(String, usize), EditError> {
-    let docs = locate::parse_documents(text)?;
-    let mut found = Vec::new();
-    for (d, doc) in docs.iter().enumerate() {
-        if let Some(root) = &doc.root {
-            let mut here = Vec::new();
-            walk(text, root, "", setter, &mut here);
-            found.extend(
-                here.into_iter()
-                    .map(|(p, part, line, value)| (d, p, part, line, value)),
-            );
-        }
-    }
+    let found = marked_in(text, setter)?;
     if found.is_empty() {
         return Ok((text.to_owned(), 0));
     }
     let mut settings = Vec::new();
-    for (doc, path, part, line, current) in &found {
+    for Marked {
+        doc,
+        path,
+        part,
+        line,
+        value: current,
+    } in &found
+    {
         let value = match part {
             // What the deploy keeps (`*`) comes from the marked value itself.
             Part::Whole => {
@@ -171,18 +200,12 @@ pub(crate) fn marked_values(
     text: &str,
     setter: &str,
 ) -> Result<Option<super::ImageValues>, EditError> {
-    let docs = locate::parse_documents(text)?;
-    let mut found = Vec::new();
-    for doc in &docs {
-        if let Some(root) = &doc.root {
-            collect(text, root, setter, &mut found);
-        }
-    }
+    let found = marked_in(text, setter)?;
     if found.is_empty() {
         return Ok(None);
     }
     let mut values = super::ImageValues::default();
-    for (part, value) in found.into_iter().rev() {
+    for Marked { part, value, .. } in found.into_iter().rev() {
         match part {
             Part::Whole => {
                 let whole = values_of_reference(&value);
@@ -195,20 +218,4 @@ pub(crate) fn marked_values(
         }
     }
     Ok(Some(values))
-}
-
-/// The marked scalars' parts and values, in file order.
-fn collect(text: &str, node: &Node, setter: &str, out: &mut Vec<(Part, String)>) {
-    match &node.kind {
-        Kind::Map { pairs, .. } => pairs
-            .iter()
-            .for_each(|(_, v)| collect(text, v, setter, out)),
-        Kind::Seq { items, .. } => items.iter().for_each(|i| collect(text, i, setter, out)),
-        Kind::Scalar { value, .. } => {
-            if let Some(part) = line_comment(text, node).and_then(|c| marked(c, setter)) {
-                out.push((part, value.to_string()));
-            }
-        }
-        Kind::Alias { .. } => {}
-    }
 }

@@ -162,6 +162,23 @@ fn plain_safe_by_form(value: &str, first: char, reader: Reader) -> bool {
     reader == Reader::Kustomize || !(SEXAGESIMAL_RE.is_match(value) || TIMESTAMP_RE.is_match(value))
 }
 
+impl Quote {
+    /// How an existing scalar node is quoted (plain for anything that is not a quoted scalar).
+    pub(crate) fn of(node: &super::locate::Node<'_>) -> Quote {
+        match &node.kind {
+            super::locate::Kind::Scalar {
+                style: saphyr_parser::ScalarStyle::SingleQuoted,
+                ..
+            } => Quote::Single,
+            super::locate::Kind::Scalar {
+                style: saphyr_parser::ScalarStyle::DoubleQuoted,
+                ..
+            } => Quote::Double,
+            _ => Quote::Plain,
+        }
+    }
+}
+
 /// Writes `value` in the style `quote` for kustomize, falling back from plain to double quotes when
 /// plain is unsafe.
 pub(crate) fn render(value: &str, quote: Quote) -> String {

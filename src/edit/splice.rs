@@ -198,21 +198,6 @@ fn dash_col(text: &str, item: usize) -> Option<usize> {
     }
 }
 
-/// The quote style of an existing value.
-fn quote_of(value: &Node) -> Quote {
-    match &value.kind {
-        Kind::Scalar {
-            style: ScalarStyle::SingleQuoted,
-            ..
-        } => Quote::Single,
-        Kind::Scalar {
-            style: ScalarStyle::DoubleQuoted,
-            ..
-        } => Quote::Double,
-        _ => Quote::Plain,
-    }
-}
-
 /// True when the value is written plain but does not read back as a string in YAML 1.1 (`1.10`).
 fn is_broken_plain(value: &Node) -> bool {
     match &value.kind {
@@ -428,7 +413,7 @@ pub(crate) fn edit_entry(
                         ),
                     });
                 }
-                let rendered = render(v, quote_of(value));
+                let rendered = render(v, Quote::of(value));
                 if value.start == value.end {
                     // `newTag:` with nothing after it: the empty value sits before the colon.
                     let colon = value.start
@@ -501,7 +486,7 @@ impl Quotes {
         let mut quotes = Self::plain();
         for (slot, which) in quotes.0.iter_mut().zip(Which::ALL) {
             if let Some(field) = entries.iter().rev().find_map(|e| e.field(which)) {
-                *slot = quote_of(field.value);
+                *slot = Quote::of(field.value);
             }
         }
         quotes

@@ -324,20 +324,6 @@ fn meaning_of(node: &Node) -> Option<String> {
     }
 }
 
-fn quote_of(node: &Node) -> Quote {
-    match &node.kind {
-        Kind::Scalar {
-            style: ScalarStyle::SingleQuoted,
-            ..
-        } => Quote::Single,
-        Kind::Scalar {
-            style: ScalarStyle::DoubleQuoted,
-            ..
-        } => Quote::Double,
-        _ => Quote::Plain,
-    }
-}
-
 /// The splice that sets `found` to `value` (`None` when it already holds it, readably), or why it
 /// cannot be set without reformatting.
 fn set_one(
@@ -375,7 +361,7 @@ fn set_one(
             if before.as_deref() == Some(value) && readable {
                 return Ok(None);
             }
-            let rendered = render_for(value, quote_of(node), reader);
+            let rendered = render_for(value, Quote::of(node), reader);
             // `key:` with nothing after it: the empty scalar's span is not where the value goes.
             if node.start == node.end || (current.is_empty() && *style == ScalarStyle::Plain) {
                 let Some(key) = found.key else {

@@ -61,13 +61,7 @@ async fn locate(
 ) -> Result<Vec<Read>, Error> {
     let mut reads = Vec::new();
     for path in &config.paths {
-        // Other targets name their files; a kustomization may be named or found in its directory.
-        let named = !matches!(config.target, edit::Target::Kustomize)
-            || path
-                .rsplit('/')
-                .next()
-                .is_some_and(|n| edit::KUSTOMIZATION_FILE_NAMES.contains(&n));
-        let candidates: Vec<String> = if named {
+        let candidates: Vec<String> = if config.names_a_file(path) {
             vec![path.clone()]
         } else {
             edit::KUSTOMIZATION_FILE_NAMES

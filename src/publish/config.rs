@@ -156,6 +156,16 @@ impl Change {
 }
 
 impl Config {
+    /// True when `path` names a file itself: always for the targets that edit files, and for a
+    /// kustomization given by its file name; otherwise it is a kustomization's directory.
+    pub fn names_a_file(&self, path: &str) -> bool {
+        !matches!(self.target, crate::edit::Target::Kustomize)
+            || path
+                .rsplit('/')
+                .next()
+                .is_some_and(|n| crate::edit::KUSTOMIZATION_FILE_NAMES.contains(&n))
+    }
+
     /// The edit this config sets, if it sets one (not a removal).
     pub fn setting(&self) -> Option<&ImageSetting> {
         match &self.change {

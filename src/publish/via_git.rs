@@ -129,12 +129,7 @@ pub(super) async fn publish(
     // Cone-mode sparse checkout takes directories: a file's parent (files at the root are always in).
     let mut dirs: Vec<String> = Vec::new();
     for path in &config.paths {
-        let named_file = !matches!(config.target, edit::Target::Kustomize)
-            || path
-                .rsplit('/')
-                .next()
-                .is_some_and(|n| edit::KUSTOMIZATION_FILE_NAMES.contains(&n));
-        let dir = if named_file {
+        let dir = if config.names_a_file(path) {
             path.rsplit_once('/').map_or("", |(d, _)| d)
         } else {
             path.as_str()

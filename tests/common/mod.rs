@@ -131,6 +131,54 @@ impl World {
         .collect()
     }
 
+    /// [`World::run_args`] for `tag` over `transport`, also waiting for the rollout and the app's
+    /// `/version` (which must report `tag`), with short intervals and a 60 s budget; then `extra`.
+    pub fn verified_run_args(&self, tag: &str, transport: &str, extra: &[&str]) -> Vec<String> {
+        let mut args = self.run_args(tag);
+        args.extend(
+            [
+                "--transport",
+                transport,
+                "--rollout",
+                "auto",
+                "--health-url",
+                &format!("{}/version", self.app_url),
+                "--health-expect-body",
+                r#""version":"{tag}""#,
+                "--health-interval",
+                "200ms",
+                "--timeout",
+                "60s",
+                "--degraded-grace",
+                "3s",
+            ]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string()),
+        );
+        args
+    }
+
+    /// Runs `gitops-deploy run --output json ARGS` (extra environment in `env`); returns the exit
+    /// code, the JSON report (the action's outputs) and stderr.
+    pub async fn run_json(
+        &self,
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> Result<(i32, serde_json::Value, String)> {
+        let mut cmd = self.cli("run");
+        cmd.arg("--output").arg("json").args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let (out, err) = run(cmd, LIMIT).await?;
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let last = stdout.lines().last().unwrap_or_default();
+        let report = serde_json::from_str(last)
+            .with_context(|| format!("no JSON report on stdout: {stdout:?}\n{err}"))?;
+        Ok((out.status.code().unwrap_or(-1), report, err))
+    }
+
     /// An Argo CD app following the demo overlay (add it with `argo.add_app`).
     pub fn app_spec(&self, name: &str, auto_sync: bool) -> gitops_sandbox::argocd::AppSpec {
         gitops_sandbox::argocd::AppSpec {
