@@ -25,6 +25,8 @@ pub enum Phase {
     Edit,
     /// Committing and pushing the change.
     Publish,
+    /// Pull-request mode: waiting for the pull request to be merged.
+    Merge,
     /// Waiting for Argo CD to sync the commit.
     Argocd,
     /// Waiting for the workloads to roll out.
@@ -42,6 +44,7 @@ impl Phase {
             Phase::Inputs => "inputs",
             Phase::Edit => "edit",
             Phase::Publish => "publish",
+            Phase::Merge => "merge",
             Phase::Argocd => "argocd",
             Phase::Rollout => "rollout",
             Phase::Health => "health",

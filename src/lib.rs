@@ -14,6 +14,7 @@ pub mod forge;
 pub mod health;
 pub mod pipeline;
 pub mod publish;
+pub mod pull_request;
 pub mod report;
 pub mod retry;
 pub mod rollout;

@@ -175,6 +175,7 @@ pub fn config(args: &PublishArgs, env: &RunnerEnv) -> Result<Config, Vec<String>
         owner,
         name,
         branch: given(&args.branch),
+        new_branch: None,
         paths,
         target,
         setter: given(&args.setter),

@@ -325,7 +325,17 @@ impl Checkout {
     /// write permission, [`Error::Unauthorized`], and [`Error::Failed`]/[`Error::Timeout`] when the outcome
     /// is unknown.
     pub async fn push(&self) -> Result<(), Error> {
-        let refspec = format!("HEAD:refs/heads/{}", self.branch);
+        let branch = self.branch.clone();
+        self.push_to(&branch, false).await
+    }
+
+    /// Pushes `HEAD` to `branch` of the remote; `force` replaces whatever the branch held (for a
+    /// branch that belongs to this deploy alone).
+    ///
+    /// # Errors
+    /// As [`Checkout::push`].
+    pub async fn push_to(&self, branch: &str, force: bool) -> Result<(), Error> {
+        let refspec = format!("{}HEAD:refs/heads/{branch}", if force { "+" } else { "" });
         self.run(&["push", "--porcelain", "--quiet", "origin", &refspec])
             .await
             .map(drop)

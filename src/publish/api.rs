@@ -199,6 +199,25 @@ async fn find_landed(
     }
 }
 
+/// Our commit at the tip of the new branch, if the branch was created.
+async fn find_on_new_branch(
+    repo: &gitea::RepoHandler<'_>,
+    branch: &str,
+    deploy_id: &str,
+) -> Result<Option<(String, Option<String>)>, gitea::Error> {
+    let tip = match repo.branch(branch).send().await {
+        Ok(b) => b.commit.id,
+        Err(e) if e.status() == Some(reqwest::StatusCode::NOT_FOUND) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let c = repo.commit(&tip).send().await?;
+    let needle = format!("{DEPLOY_ID_TRAILER}: {deploy_id}");
+    Ok(c.commit
+        .message
+        .contains(&needle)
+        .then_some((c.sha, c.html_url)))
+}
+
 pub(super) async fn publish(
     config: &Config,
     report: &Report,
@@ -371,6 +390,7 @@ where
             .repo
             .change_files(message.to_owned())
             .branch(&self.branch)
+            .new_branch(config.new_branch.clone())
             .author(&config.author.name, &config.author.email)
             .committer(&config.author.name, &config.author.email);
         for (path, text) in &applied.changed {
@@ -404,16 +424,18 @@ where
         head: &str,
         deploy_id: &str,
     ) -> Result<Option<super::transport::Landed>, Error> {
-        let landed = find_landed(self.repo, base, head, deploy_id)
-            .await
-            .map_err(|e| {
-                map(
-                    self.config,
-                    &self.branch,
-                    "cannot look for our commit".into(),
-                    e,
-                )
-            })?;
+        let landed = match &self.config.new_branch {
+            Some(new) => find_on_new_branch(self.repo, new, deploy_id).await,
+            None => find_landed(self.repo, base, head, deploy_id).await,
+        };
+        let landed = landed.map_err(|e| {
+            map(
+                self.config,
+                &self.branch,
+                "cannot look for our commit".into(),
+                e,
+            )
+        })?;
         let Some((sha, url)) = landed else {
             return Ok(None);
         };

@@ -29,6 +29,10 @@ pub struct Config {
     pub name: String,
     /// Branch to commit on; `None` means the repository's default branch.
     pub branch: Option<String>,
+    /// Write the commit on this new branch instead, starting at `branch`'s head (pull-request mode).
+    /// The API transport creates it (and fails if it exists); the git transport force-pushes it, as
+    /// the branch belongs to this deploy alone.
+    pub new_branch: Option<String>,
     /// Kustomization directories (or files) relative to the repository root, without leading `./` or `/`;
     /// for the other targets, files.
     pub paths: Vec<String>,
@@ -80,6 +84,7 @@ impl Config {
             owner: "o".into(),
             name: "r".into(),
             branch: None,
+            new_branch: None,
             paths: vec!["k".into()],
             target: crate::edit::Target::Kustomize,
             setter: None,

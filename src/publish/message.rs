@@ -54,6 +54,15 @@ pub(super) fn render(
     template: &str,
     value: impl Fn(&str) -> Option<Option<String>>,
 ) -> Result<String, String> {
+    render_with(template, PLACEHOLDERS, value)
+}
+
+/// [`render`] for a template whose placeholders are `known` (named in the error for an unknown one).
+pub(crate) fn render_with(
+    template: &str,
+    known: &[(&str, &str)],
+    value: impl Fn(&str) -> Option<Option<String>>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(template.len() + 64);
     for line in template.split_inclusive('\n') {
         let (mut used, mut missing) = (0, 0);
@@ -74,10 +83,8 @@ pub(super) fn render(
                     .ok_or("unclosed `{` (write `{{` for a literal brace)")?;
                 let name = &t[..end];
                 let v = value(name).ok_or_else(|| {
-                    let known: Vec<String> = PLACEHOLDERS
-                        .iter()
-                        .map(|(n, _)| format!("{{{n}}}"))
-                        .collect();
+                    let known: Vec<String> =
+                        known.iter().map(|(n, _)| format!("{{{n}}}")).collect();
                     format!(
                         "unknown placeholder {{{name}}} (known: {})",
                         known.join(" ")

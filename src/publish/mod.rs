@@ -515,7 +515,7 @@ fn outcome(
         changed,
         commit_url: commit_url.unwrap_or_else(|| config.commit_url(&commit_sha)),
         commit_sha,
-        branch: branch.to_owned(),
+        branch: config.new_branch.as_deref().unwrap_or(branch).to_owned(),
         transport,
         files: applied.files,
         message: if changed { message } else { String::new() },

@@ -237,7 +237,11 @@ impl super::transport::Transport for GitTransport<'_> {
             .await
             .map_err(|e| refused(self.map("cannot commit".into(), e)))?;
         self.ours.push(sha.clone());
-        match self.checkout.push().await {
+        let pushed = match &self.config.new_branch {
+            Some(new) => self.checkout.push_to(new, true).await,
+            None => self.checkout.push().await,
+        };
+        match pushed {
             Ok(()) => Ok((sha, None)),
             Err(e) => Err(super::transport::WriteFailure {
                 // Only git's own check against the advertised tip ("[rejected] (fetch first)",

@@ -19,7 +19,10 @@ use url::Url;
 use crate::secret::Secret;
 
 pub mod models;
+mod pulls;
 mod repos;
+
+pub use pulls::{CreatePullBuilder, MergeAnswer, MergePullBuilder, MergeStyle};
 
 pub use repos::{
     ChangeFilesBuilder, CompareBuilder, ContentsHandler, GetBranchBuilder, GetCommitBuilder,
@@ -297,6 +300,35 @@ impl Client {
         query: &[(&str, &str)],
         body: Option<&B>,
     ) -> Result<T, Error> {
+        let (_, path, bytes) = self.exchange(method.clone(), segments, query, body).await?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+            method,
+            path,
+            source,
+        })
+    }
+
+    /// Like [`Client::send`] for endpoints that answer without a body (or one we do not read): the
+    /// 2xx status they answered.
+    pub(crate) async fn send_for_status<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<StatusCode, Error> {
+        Ok(self.exchange(method, segments, query, body).await?.0)
+    }
+
+    /// Sends one request; a non-2xx answer becomes an [`ApiError`]. Returns the status, the URL path
+    /// and the body.
+    async fn exchange<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        segments: &[&str],
+        query: &[(&str, &str)],
+        body: Option<&B>,
+    ) -> Result<(StatusCode, String, bytes::Bytes), Error> {
         let mut url = self.api.clone();
         url.path_segments_mut()
             .expect("base URL checked at build time")
@@ -336,11 +368,7 @@ impl Client {
             }
             .into());
         }
-        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
-            method,
-            path,
-            source,
-        })
+        Ok((status, path, bytes))
     }
 }
 

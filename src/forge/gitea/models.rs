@@ -29,6 +29,21 @@ pub struct Branch {
     pub name: String,
     /// The head commit.
     pub commit: PayloadCommit,
+    /// True when a branch protection rule applies.
+    #[serde(default)]
+    pub protected: bool,
+    /// Approvals the protection requires before a merge.
+    #[serde(default)]
+    pub required_approvals: u32,
+    /// True when the protection requires status checks.
+    #[serde(default)]
+    pub enable_status_check: bool,
+    /// The required status contexts (glob patterns).
+    #[serde(default)]
+    pub status_check_contexts: Vec<String>,
+    /// True when the token's user may push to the branch directly.
+    #[serde(default)]
+    pub user_can_push: bool,
 }
 
 /// `PayloadCommit`: a commit as embedded in a branch.
@@ -167,6 +182,109 @@ pub struct Compare {
     /// Their number.
     #[serde(default)]
     pub total_commits: u64,
+}
+
+/// `PRBranchInfo`: the head or base of a pull request.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PrBranch {
+    /// The branch name.
+    #[serde(rename = "ref", default)]
+    pub branch: String,
+    /// Its commit when the pull request was last updated.
+    #[serde(default)]
+    pub sha: String,
+}
+
+/// `Label` (the fields we read).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Label {
+    /// Its id, the value pull requests are created with.
+    pub id: i64,
+    /// Its name.
+    pub name: String,
+}
+
+/// `PullRequest` (the fields we read).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PullRequest {
+    /// The number, shown as `#N`.
+    pub number: u64,
+    /// Web URL.
+    #[serde(default)]
+    pub html_url: String,
+    /// `open` or `closed`.
+    #[serde(default)]
+    pub state: String,
+    /// Title.
+    #[serde(default)]
+    pub title: String,
+    /// Body (Markdown).
+    #[serde(default)]
+    pub body: String,
+    /// True once merged.
+    #[serde(default)]
+    pub merged: bool,
+    /// The commit the merge made on the base (a merge commit, the squashed commit, or the rebased tip).
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
+    /// False when the head conflicts with the base (as of the server's last check).
+    #[serde(default)]
+    pub mergeable: bool,
+    /// The head branch.
+    pub head: PrBranch,
+    /// The base branch.
+    pub base: PrBranch,
+}
+
+/// `CommitStatus`: one status of a commit.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CommitStatus {
+    /// Its name (`ci/build`).
+    #[serde(default)]
+    pub context: String,
+    /// `pending`, `success`, `error`, `failure` or `warning`.
+    #[serde(default)]
+    pub status: String,
+    /// Its one-line description.
+    #[serde(default)]
+    pub description: String,
+    /// Its link.
+    #[serde(default)]
+    pub target_url: String,
+}
+
+/// `CombinedStatus`: the latest status of each context of a commit.
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CombinedStatus {
+    /// The worst state of all contexts (empty or `pending` when none).
+    #[serde(default)]
+    pub state: String,
+    /// The latest status per context.
+    #[serde(default)]
+    pub statuses: Vec<CommitStatus>,
+}
+
+/// `PullReview` (the fields we read).
+#[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PullReview {
+    /// `APPROVED`, `REQUEST_CHANGES`, `COMMENT`, `PENDING`, `REQUEST_REVIEW`.
+    #[serde(default)]
+    pub state: String,
+    /// True for a review that counts towards the protection (by a user allowed to approve).
+    #[serde(default)]
+    pub official: bool,
+    /// True when the head changed after the review.
+    #[serde(default)]
+    pub stale: bool,
+    /// True when dismissed.
+    #[serde(default)]
+    pub dismissed: bool,
 }
 
 #[cfg(test)]

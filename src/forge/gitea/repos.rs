@@ -26,7 +26,16 @@ impl<'c> RepoHandler<'c> {
         }
     }
 
-    fn segments<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
+    /// `owner/name`.
+    pub fn full_name(&self) -> String {
+        format!("{}/{}", self.owner, self.name)
+    }
+
+    pub(super) fn client(&self) -> &'c Client {
+        self.client
+    }
+
+    pub(super) fn segments<'a>(&'a self, rest: &[&'a str]) -> Vec<&'a str> {
         let mut s = vec!["repos", self.owner.as_str(), self.name.as_str()];
         s.extend_from_slice(rest);
         s
@@ -65,6 +74,7 @@ impl<'c> RepoHandler<'c> {
             repo: self,
             message: message.into(),
             branch: None,
+            new_branch: None,
             author: None,
             committer: None,
             files: Vec::new(),
@@ -179,6 +189,8 @@ pub struct ChangeFilesBuilder<'r, 'c> {
     #[serde(skip_serializing_if = "Option::is_none")]
     branch: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    new_branch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     author: Option<Identity>,
     #[serde(skip_serializing_if = "Option::is_none")]
     committer: Option<Identity>,
@@ -189,6 +201,13 @@ impl ChangeFilesBuilder<'_, '_> {
     /// The branch to commit on (default: the default branch).
     pub fn branch(mut self, branch: impl Into<String>) -> Self {
         self.branch = Some(branch.into());
+        self
+    }
+
+    /// Commit on a new branch `name` that starts at [`ChangeFilesBuilder::branch`] (422 when it
+    /// exists).
+    pub fn new_branch(mut self, name: Option<String>) -> Self {
+        self.new_branch = name;
         self
     }
 

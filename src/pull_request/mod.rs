@@ -1,0 +1,1120 @@
+//! The pull-request mode: deliver the change through a pull request instead of a push, for branches
+//! nobody may push to (on Gitea the job token never can, `docs/research/field-gitea.md` §3).
+//!
+//! [`run`] writes the commit on a branch of its own that starts at the base's head (through the
+//! publish step, so the edit, the transports and their race handling are the same), opens a pull
+//! request with an old → new table, and then, per the [`MergePolicy`], stops, merges now, or asks the
+//! forge to merge when the required checks succeed and waits, saying what the pull request waits for.
+//!
+//! Each pull request carries a hidden marker naming its *subject* (image, target, paths) and its
+//! *change* (the subject and the new value). A re-run of the same change finds and reuses its open pull
+//! request; an open one for the same subject with another value is superseded (closed with a link) when
+//! asked. A pull request that conflicts with a moved base is never merged textually: the change is
+//! re-applied to the new base on a new branch (the publish step re-reads and re-edits), and the old
+//! pull request is closed pointing at the new one.
+//!
+//! Forge behaviour (status codes, merge styles, auto-merge): `docs/research/gitea-pulls.md`.
+
+pub mod decide;
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde::Serialize;
+use sha2::Digest as _;
+
+use crate::error::Phase;
+use crate::forge::gitea::{self, models::PullRequest, MergeAnswer, MergeStyle};
+use crate::publish;
+use crate::report::Report;
+use crate::retry::Deadline;
+
+pub use decide::{Blocker, State};
+
+/// What happens once the pull request is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MergePolicy {
+    /// Stop after opening it: the outputs name it, a person merges.
+    None,
+    /// Ask the forge to merge it when the required checks succeed, and wait for the merge.
+    Auto,
+    /// Merge it now; fail, saying why, when the forge does not allow it yet.
+    Now,
+}
+
+impl MergePolicy {
+    /// The input's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MergePolicy::None => "none",
+            MergePolicy::Auto => "auto",
+            MergePolicy::Now => "now",
+        }
+    }
+}
+
+/// The default branch name template.
+pub const DEFAULT_BRANCH: &str = "gitops-deploy/{image_slug}-{new_slug}-{key}";
+/// The default title template.
+pub const DEFAULT_TITLE: &str = "deploy {image} {new}";
+/// The default body template.
+pub const DEFAULT_BODY: &str = "Deploys `{image}` **{new}** to {paths}.\n\n{changes}\n\n\
+source: {source_repo}@{source_sha}\nrun: {run_url}\n\n\
+Opened by gitops-deploy; merging it deploys the change.";
+
+/// Placeholders of the branch, title and body templates: the commit message's, plus these.
+pub const EXTRA_PLACEHOLDERS: &[(&str, &str)] = &[
+    (
+        "image_slug",
+        "the image name as a branch-name part (`demo-web`)",
+    ),
+    ("new_slug", "the new value as a branch-name part (`1.2.3`)"),
+    (
+        "key",
+        "8 hex digits identifying the change (image, value, paths)",
+    ),
+    ("base", "the base branch"),
+    ("changes", "a Markdown table: file, old value, new value"),
+];
+
+/// The typed configuration of the pull-request mode.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Template of the branch name (see [`EXTRA_PLACEHOLDERS`]).
+    pub branch_template: String,
+    /// Template of the title.
+    pub title_template: String,
+    /// Template of the body; a hidden marker is appended.
+    pub body_template: String,
+    /// Label names (they must exist in the repository).
+    pub labels: Vec<String>,
+    /// Assignees by login.
+    pub assignees: Vec<String>,
+    /// Requested reviewers by login.
+    pub reviewers: Vec<String>,
+    /// What happens once it is open.
+    pub merge: MergePolicy,
+    /// How it is merged.
+    pub style: MergeStyle,
+    /// Close older open pull requests of this tool for the same image and paths.
+    pub supersede: bool,
+    /// Delete the branch once merged.
+    pub delete_branch: bool,
+    /// How often the wait for the merge looks.
+    pub poll_interval: Duration,
+    /// Time allowed to wait for the merge.
+    pub timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            branch_template: DEFAULT_BRANCH.into(),
+            title_template: DEFAULT_TITLE.into(),
+            body_template: DEFAULT_BODY.into(),
+            labels: Vec::new(),
+            assignees: Vec::new(),
+            reviewers: Vec::new(),
+            merge: MergePolicy::Auto,
+            style: MergeStyle::Merge,
+            supersede: false,
+            delete_branch: true,
+            poll_interval: Duration::from_secs(5),
+            timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// Checks a branch, title or body template's placeholders.
+///
+/// # Errors
+/// The template's problem.
+pub fn check_template(template: &str) -> Result<(), String> {
+    render(template, |_| Some(Some(String::new()))).map(drop)
+}
+
+/// The pull request the deploy went through.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PullInfo {
+    /// Its number.
+    pub number: u64,
+    /// Its web URL.
+    pub url: String,
+    /// Its head branch.
+    pub branch: String,
+    /// The commit on that branch.
+    pub head_sha: String,
+    /// True when an open pull request of an earlier run of the same change was reused.
+    pub reused: bool,
+    /// Times the change was re-applied to a moved base on a new branch.
+    pub recreated: u32,
+    /// Older pull requests for the same image and paths that were closed in its favour.
+    pub superseded: Vec<u64>,
+}
+
+/// A merge the forge made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Merged {
+    /// The commit the merge made on the base: verification waits for it.
+    pub sha: String,
+    /// The style it was merged with.
+    pub style: MergeStyle,
+    /// True when our commit itself is in the base's history (merge commit, fast-forward); false
+    /// when the merge wrote new commits with our content (squash, rebase).
+    pub keeps_our_commit: bool,
+}
+
+/// The result of the pull-request mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The publish step's outcome: our commit on the pull request's branch, or the base's head when
+    /// nothing had to change.
+    pub publish: publish::Outcome,
+    /// The pull request (`None` when nothing had to change, or in a dry run).
+    pub pull: Option<PullInfo>,
+    /// The merge (`None` with `merge: none`).
+    pub merged: Option<Merged>,
+}
+
+impl Outcome {
+    /// The commit verification waits for: the merge's, else the base head when nothing changed.
+    pub fn deployed_commit(&self) -> Option<&str> {
+        match (&self.merged, &self.pull) {
+            (Some(m), _) => Some(&m.sha),
+            (None, None) => Some(&self.publish.commit_sha),
+            (None, Some(_)) => None,
+        }
+    }
+}
+
+/// Why the pull-request mode failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Writing the branch failed.
+    #[error(transparent)]
+    Publish(#[from] publish::Error),
+    /// A request to the forge failed.
+    #[error("{action}")]
+    Api {
+        /// What we were doing.
+        action: String,
+        /// The failed request.
+        #[source]
+        source: gitea::Error,
+    },
+    /// A label input names no label of the repository.
+    #[error("labels: {name:?} is not a label of {repository} (it has: {known})")]
+    UnknownLabel {
+        /// The label.
+        name: String,
+        /// `owner/name`.
+        repository: String,
+        /// The labels it has.
+        known: String,
+    },
+    /// The pull-request unit of the repository is disabled.
+    #[error("{repository} does not accept pull requests (its Pull Requests unit is disabled)")]
+    PullsDisabled {
+        /// `owner/name`.
+        repository: String,
+    },
+    /// A required check failed.
+    #[error("pull request #{number} ({url}) cannot merge: required check {context:?} is {state}{}", if description.is_empty() { String::new() } else { format!(": {description}") })]
+    CheckFailed {
+        /// Its number.
+        number: u64,
+        /// Its URL.
+        url: String,
+        /// The check.
+        context: String,
+        /// Its state.
+        state: String,
+        /// Its description.
+        description: String,
+    },
+    /// Someone closed the pull request.
+    #[error("pull request #{number} ({url}) was closed without being merged")]
+    Closed {
+        /// Its number.
+        number: u64,
+        /// Its URL.
+        url: String,
+    },
+    /// `merge: now` and the forge does not allow the merge yet.
+    #[error("pull request #{number} ({url}) cannot be merged now: {reason}")]
+    MergeRefused {
+        /// Its number.
+        number: u64,
+        /// Its URL.
+        url: String,
+        /// What blocks it (the forge's message and what we saw).
+        reason: String,
+    },
+    /// The merge did not happen in time.
+    #[error("pull request #{number} ({url}) not merged after {:.0}s; it waits for {waiting}", elapsed.as_secs_f64())]
+    NotMerged {
+        /// Its number.
+        number: u64,
+        /// Its URL.
+        url: String,
+        /// Time waited.
+        elapsed: Duration,
+        /// What it waited for, last seen.
+        waiting: String,
+    },
+    /// The base kept moving in conflicting ways.
+    #[error(
+        "the change was re-applied to a moved base {times} times and still conflicts; giving up"
+    )]
+    KeepsConflicting {
+        /// Re-creations made.
+        times: u32,
+    },
+}
+
+impl Error {
+    /// True when the failure is the user's input: exit code 2.
+    pub fn is_invalid_input(&self) -> bool {
+        match self {
+            Error::Publish(e) => e.is_invalid_input(),
+            Error::UnknownLabel { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Re-creations of the branch on a moved, conflicting base before giving up.
+const MAX_RECREATIONS: u32 = 5;
+
+/// Runs the pull-request mode: open (or reuse) the pull request, then merge it per the policy.
+///
+/// # Errors
+/// See [`Error`]; invalid labels are found before anything is written.
+pub async fn run(
+    publish_config: &publish::Config,
+    config: &Config,
+    report: &Report,
+) -> Result<Outcome, Error> {
+    let started = tokio::time::Instant::now();
+    let client = gitea::Client::builder(publish_config.server_url.as_str())
+        .token(publish_config.token.clone())
+        .extra_roots(publish_config.server_ca.clone())
+        .read_timeout(publish_config.request_timeout)
+        .request_timeout(publish_config.request_timeout)
+        .build()
+        .map_err(|e| api("cannot create the API client", e))?;
+    let repo = client.repo(&publish_config.owner, &publish_config.name);
+    let base = match &publish_config.branch {
+        Some(b) => b.clone(),
+        None => {
+            repo.get()
+                .await
+                .map_err(|e| api("cannot read the repository", e))?
+                .default_branch
+        }
+    };
+    let keys = Keys::of(publish_config);
+    let label_ids = label_ids(&repo, publish_config, &config.labels).await?;
+    let open = open_pulls(&repo).await?;
+    let mine = open
+        .iter()
+        .find(|p| marker(&p.body) == Some((keys.subject.as_str(), keys.change.as_str())))
+        .cloned();
+    let older: Vec<PullRequest> = open
+        .iter()
+        .filter(|p| {
+            marker(&p.body).is_some_and(|(s, c)| s == keys.subject && c != keys.change)
+                && p.base.branch == base
+        })
+        .cloned()
+        .collect();
+
+    let opened = match mine {
+        Some(pull) => {
+            // Describe the change against the base as it is now (the rollback needs the values
+            // the pull request replaces); nothing is written.
+            let dry = publish::Config {
+                dry_run: true,
+                branch: Some(base.clone()),
+                ..publish_config.clone()
+            };
+            let mut described = publish::run(&dry, report).await?;
+            described.dry_run = publish_config.dry_run;
+            described.commit_sha = pull.head.sha.clone();
+            described.commit_url = publish_config.commit_url(&pull.head.sha);
+            described.branch = pull.head.branch.clone();
+            report.info(
+                Phase::Publish,
+                format_args!(
+                    "reusing the open pull request #{} ({}) of an earlier run",
+                    pull.number, pull.html_url
+                ),
+            );
+            Opened {
+                info: info(&pull, true),
+                publish: described,
+            }
+        }
+        None => {
+            match open_new(
+                &repo,
+                publish_config,
+                config,
+                &keys,
+                &base,
+                &label_ids,
+                0,
+                report,
+            )
+            .await?
+            {
+                Some(o) => o,
+                None => {
+                    // Nothing to change, or a dry run: the publish outcome says which.
+                    let publish = publish::run(
+                        &publish::Config {
+                            branch: Some(base.clone()),
+                            dry_run: true,
+                            ..publish_config.clone()
+                        },
+                        report,
+                    )
+                    .await?;
+                    return Ok(Outcome {
+                        publish: publish::Outcome {
+                            dry_run: publish_config.dry_run,
+                            ..publish
+                        },
+                        pull: None,
+                        merged: None,
+                    });
+                }
+            }
+        }
+    };
+    let mut opened = opened;
+    if config.supersede {
+        for old in &older {
+            let note = format!(
+                "Superseded by #{} ({}), which deploys {} {}.",
+                opened.info.number,
+                opened.info.url,
+                publish_config.image,
+                publish_config.change.shown()
+            );
+            close_with(&repo, old.number, &note).await?;
+            report.info(
+                Phase::Publish,
+                format_args!("closed the older pull request #{} (superseded)", old.number),
+            );
+            opened.info.superseded.push(old.number);
+        }
+    }
+    if config.merge == MergePolicy::None {
+        report.info(
+            Phase::Publish,
+            format_args!(
+                "pull request #{} is open: {} (merge: none; it deploys once merged)",
+                opened.info.number, opened.info.url
+            ),
+        );
+        return Ok(Outcome {
+            publish: opened.publish,
+            pull: Some(opened.info),
+            merged: None,
+        });
+    }
+    report.enter(Phase::Merge);
+    let deadline = Deadline::after(config.timeout.saturating_sub(started.elapsed()));
+    let merged = merge(
+        &repo,
+        publish_config,
+        config,
+        &keys,
+        &base,
+        &label_ids,
+        &mut opened,
+        deadline,
+        report,
+    )
+    .await?;
+    Ok(Outcome {
+        publish: opened.publish,
+        pull: Some(opened.info),
+        merged: Some(merged),
+    })
+}
+
+/// A pull request that is open, with the publish outcome of its commit.
+struct Opened {
+    info: PullInfo,
+    publish: publish::Outcome,
+}
+
+fn info(p: &PullRequest, reused: bool) -> PullInfo {
+    PullInfo {
+        number: p.number,
+        url: p.html_url.clone(),
+        branch: p.head.branch.clone(),
+        head_sha: p.head.sha.clone(),
+        reused,
+        recreated: 0,
+        superseded: Vec::new(),
+    }
+}
+
+fn api(action: impl Into<String>, source: gitea::Error) -> Error {
+    Error::Api {
+        action: action.into(),
+        source,
+    }
+}
+
+/// The identity of a deploy's pull requests, written into each as a hidden marker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Keys {
+    /// What is deployed where: the image, the target and the paths.
+    subject: String,
+    /// The subject and the new value.
+    change: String,
+}
+
+impl Keys {
+    fn of(c: &publish::Config) -> Keys {
+        let mut paths = c.paths.clone();
+        paths.sort();
+        let subject = hex(&format!(
+            "{}\n{}\n{}",
+            c.image,
+            c.target.name(),
+            paths.join("\n")
+        ));
+        let change = hex(&format!("{subject}\n{}", c.change.shown()));
+        Keys { subject, change }
+    }
+}
+
+fn hex(text: &str) -> String {
+    let digest = sha2::Sha256::digest(text.as_bytes());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hidden marker of a pull request's body.
+fn marker_line(keys: &Keys) -> String {
+    format!(
+        "<!-- gitops-deploy subject={} change={} -->",
+        keys.subject, keys.change
+    )
+}
+
+/// The (subject, change) of a body's marker.
+fn marker(body: &str) -> Option<(&str, &str)> {
+    let start = body.find("<!-- gitops-deploy subject=")?;
+    let rest = &body[start + "<!-- gitops-deploy subject=".len()..];
+    let (subject, rest) = rest.split_once(" change=")?;
+    let (change, _) = rest.split_once(" -->")?;
+    Some((subject, change))
+}
+
+/// A value as a branch-name part: lower case, `[a-z0-9._-]` only, no `..`, at most 40 characters.
+fn slug(value: &str) -> String {
+    let mut out = String::new();
+    for c in value.chars().flat_map(char::to_lowercase) {
+        let c = if c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.' {
+            c
+        } else {
+            '-'
+        };
+        let last = out.chars().last();
+        if (c == '-' || c == '.') && matches!(last, Some('-' | '.') | None) {
+            continue;
+        }
+        out.push(c);
+    }
+    let mut out: String = out.chars().take(40).collect();
+    while out.ends_with(['-', '.']) {
+        out.pop();
+    }
+    out
+}
+
+/// Renders a branch, title or body template.
+fn render(
+    template: &str,
+    value: impl Fn(&str) -> Option<Option<String>>,
+) -> Result<String, String> {
+    let known: Vec<(&str, &str)> = publish::PLACEHOLDERS
+        .iter()
+        .chain(EXTRA_PLACEHOLDERS)
+        .copied()
+        .collect();
+    publish::render_with(template, &known, value)
+}
+
+/// The placeholders' values for this deploy (the table only once the files were read).
+fn values<'a>(
+    c: &'a publish::Config,
+    keys: &'a Keys,
+    base: &'a str,
+    files: Option<&'a [publish::FileOutcome]>,
+) -> impl Fn(&str) -> Option<Option<String>> + 'a {
+    move |name| {
+        Some(match name {
+            "image" => Some(c.image.clone()),
+            "new" => Some(c.change.shown().to_owned()),
+            "old" => Some(files.map_or_else(String::new, old_values)),
+            "paths" => Some(c.paths.join(", ")),
+            "source_repo" => c.source_repo.clone(),
+            "source_sha" => c.source_sha.clone(),
+            "run_url" => c.run_url.clone(),
+            "image_slug" => Some(slug(&c.image)),
+            "new_slug" => Some(slug(c.change.shown())),
+            "key" => Some(keys.change.clone()),
+            "base" => Some(base.to_owned()),
+            "changes" => Some(files.map_or_else(String::new, table)),
+            _ => return None,
+        })
+    }
+}
+
+fn old_values(files: &[publish::FileOutcome]) -> String {
+    let mut old: Vec<String> = Vec::new();
+    for i in files.iter().filter(|f| f.changed).flat_map(|f| &f.images) {
+        let v = i.previous.clone().unwrap_or_else(|| "none".into());
+        if !old.contains(&v) {
+            old.push(v);
+        }
+    }
+    old.join(", ")
+}
+
+/// The old → new table of the body.
+fn table(files: &[publish::FileOutcome]) -> String {
+    let cell = |s: &str| s.replace('|', "\\|").replace('\n', " ");
+    let mut t = String::from("| file | image | old | new |\n| --- | --- | --- | --- |\n");
+    for f in files.iter().filter(|f| f.changed) {
+        for i in &f.images {
+            t.push_str(&format!(
+                "| `{}` | `{}` | {} | **{}** |\n",
+                cell(&f.path),
+                cell(&i.name),
+                cell(i.previous.as_deref().unwrap_or("(none)")),
+                cell(&i.new)
+            ));
+        }
+    }
+    t.trim_end().to_owned()
+}
+
+/// Every open pull request (newest first).
+async fn open_pulls(repo: &gitea::RepoHandler<'_>) -> Result<Vec<PullRequest>, Error> {
+    let mut all = Vec::new();
+    for page in 1..=20 {
+        let got = match repo.open_pulls(page, 50).await {
+            Ok(g) => g,
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) && page == 1 => {
+                return Err(Error::PullsDisabled {
+                    repository: repo.full_name(),
+                })
+            }
+            Err(e) => return Err(api("cannot list the open pull requests", e)),
+        };
+        let last = got.len() < 50;
+        all.extend(got);
+        if last {
+            break;
+        }
+    }
+    Ok(all)
+}
+
+/// The ids of the label inputs; an unknown name is an input error.
+async fn label_ids(
+    repo: &gitea::RepoHandler<'_>,
+    c: &publish::Config,
+    names: &[String],
+) -> Result<Vec<i64>, Error> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let labels = repo
+        .labels()
+        .await
+        .map_err(|e| api("cannot read the repository's labels", e))?;
+    names
+        .iter()
+        .map(|n| {
+            labels
+                .iter()
+                .find(|l| &l.name == n)
+                .map(|l| l.id)
+                .ok_or_else(|| Error::UnknownLabel {
+                    name: n.clone(),
+                    repository: c.repository(),
+                    known: if labels.is_empty() {
+                        "no labels".into()
+                    } else {
+                        labels
+                            .iter()
+                            .map(|l| l.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    },
+                })
+        })
+        .collect()
+}
+
+/// Comments on a pull request and closes it.
+async fn close_with(repo: &gitea::RepoHandler<'_>, number: u64, note: &str) -> Result<(), Error> {
+    repo.comment(number, note)
+        .await
+        .map_err(|e| api(format!("cannot comment on pull request #{number}"), e))?;
+    repo.close_pull(number)
+        .await
+        .map_err(|e| api(format!("cannot close pull request #{number}"), e))?;
+    Ok(())
+}
+
+/// True when publishing to a new branch failed because the branch exists.
+fn branch_exists(e: &publish::Error) -> bool {
+    matches!(e, publish::Error::Api { source, .. }
+        if source.status() == Some(StatusCode::UNPROCESSABLE_ENTITY)
+            && source.api().is_some_and(|a| a.message.contains("already exists")))
+}
+
+/// Writes the change on a new branch from the base's head and opens its pull request; `None` when
+/// the base already holds the values (or in a dry run). `attempt` > 0 names a re-creation.
+#[allow(clippy::too_many_arguments)]
+async fn open_new(
+    repo: &gitea::RepoHandler<'_>,
+    c: &publish::Config,
+    config: &Config,
+    keys: &Keys,
+    base: &str,
+    label_ids: &[i64],
+    attempt: u32,
+    report: &Report,
+) -> Result<Option<Opened>, Error> {
+    let name = render(&config.branch_template, values(c, keys, base, None))
+        .expect("template checked by cli");
+    let name = name.trim().to_owned();
+    let mut suffix = attempt;
+    let out = loop {
+        let branch = if suffix == 0 {
+            name.clone()
+        } else {
+            format!("{name}-{}", suffix + 1)
+        };
+        let write = publish::Config {
+            branch: Some(base.to_owned()),
+            new_branch: Some(branch),
+            ..c.clone()
+        };
+        match publish::run(&write, report).await {
+            Ok(o) => break o,
+            // Left over from an earlier pull request of the same change (closed, or whose opening
+            // failed): take the next name.
+            Err(e) if branch_exists(&e) && suffix < attempt + 20 => suffix += 1,
+            Err(e) => return Err(e.into()),
+        }
+    };
+    if !out.changed || out.dry_run {
+        return Ok(None);
+    }
+    let title = render(
+        &config.title_template,
+        values(c, keys, base, Some(&out.files)),
+    )
+    .expect("template checked by cli");
+    let mut body = render(
+        &config.body_template,
+        values(c, keys, base, Some(&out.files)),
+    )
+    .expect("template checked by cli");
+    body = format!("{}\n\n{}\n", body.trim_end(), marker_line(keys));
+    let created = repo
+        .create_pull(&out.branch, base, title.trim())
+        .body(body)
+        .labels(label_ids.to_vec())
+        .assignees(config.assignees.clone())
+        .reviewers(config.reviewers.clone())
+        .send()
+        .await;
+    let pull = match created {
+        Ok(p) => p,
+        // Another run of the same change opened it first (same head and base).
+        Err(e) if e.status() == Some(StatusCode::CONFLICT) => open_pulls(repo)
+            .await?
+            .into_iter()
+            .find(|p| p.head.branch == out.branch && p.base.branch == base)
+            .ok_or_else(|| api("cannot open the pull request", e))?,
+        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
+            return Err(Error::PullsDisabled {
+                repository: c.repository(),
+            })
+        }
+        Err(e) => return Err(api("cannot open the pull request", e)),
+    };
+    report.info(
+        Phase::Publish,
+        format_args!(
+            "opened pull request #{} {} ← {} ({})",
+            pull.number, base, out.branch, pull.html_url
+        ),
+    );
+    let mut info = info(&pull, false);
+    info.head_sha = out.commit_sha.clone();
+    Ok(Some(Opened { info, publish: out }))
+}
+
+/// Merges the pull request per the policy, re-creating it on a conflicting base; waits (bounded)
+/// for an auto-merge.
+#[allow(clippy::too_many_arguments)]
+async fn merge(
+    repo: &gitea::RepoHandler<'_>,
+    c: &publish::Config,
+    config: &Config,
+    keys: &Keys,
+    base: &str,
+    label_ids: &[i64],
+    opened: &mut Opened,
+    deadline: Deadline,
+    report: &Report,
+) -> Result<Merged, Error> {
+    let started = tokio::time::Instant::now();
+    let mut last_said = String::new();
+    let mut asked = false;
+    loop {
+        let number = opened.info.number;
+        let url = opened.info.url.clone();
+        if !asked {
+            let req = repo
+                .merge_pull(number, config.style)
+                .head_commit_id(&opened.info.head_sha)
+                .delete_branch_after_merge(config.delete_branch)
+                .when_checks_succeed(config.merge == MergePolicy::Auto);
+            match req.send().await {
+                Ok(MergeAnswer::Merged) => {}
+                Ok(MergeAnswer::Scheduled) => report.info(
+                    Phase::Merge,
+                    format_args!(
+                        "pull request #{number} will merge ({}) when its required checks succeed",
+                        config.style.as_str()
+                    ),
+                ),
+                // Already scheduled by an earlier run of the same change.
+                Err(e)
+                    if e.status() == Some(StatusCode::CONFLICT)
+                        && e.api()
+                            .is_some_and(|a| a.message.contains("already scheduled")) => {}
+                Err(e)
+                    if matches!(
+                        e.status(),
+                        Some(StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT)
+                    ) =>
+                {
+                    // Not mergeable (yet): the snapshot below says why.
+                    if config.merge == MergePolicy::Now {
+                        let message = e.api().map(|a| a.message.clone()).unwrap_or_default();
+                        let state =
+                            snapshot_state(repo, base, number, &opened.info.head_sha).await?;
+                        match state {
+                            State::Conflict => {}
+                            State::Merged { .. } => {}
+                            other => {
+                                return Err(Error::MergeRefused {
+                                    number,
+                                    url,
+                                    reason: refusal(&message, &other),
+                                })
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(api(format!("cannot merge pull request #{number}"), e));
+                }
+            }
+            asked = true;
+        }
+        let state = snapshot_state(repo, base, number, &opened.info.head_sha).await?;
+        match state {
+            State::Merged { sha } => {
+                let keeps = config.style.keeps_our_commit();
+                report.info(
+                    Phase::Merge,
+                    format_args!(
+                        "pull request #{number} merged ({}) as {}{}",
+                        config.style.as_str(),
+                        crate::text::short(&sha),
+                        if keeps {
+                            String::new()
+                        } else {
+                            format!(
+                                "; a {} merge writes new commits, so the deploy waits for {} (it carries our change)",
+                                config.style.as_str(),
+                                crate::text::short(&sha)
+                            )
+                        }
+                    ),
+                );
+                return Ok(Merged {
+                    sha,
+                    style: config.style,
+                    keeps_our_commit: keeps,
+                });
+            }
+            State::Closed => return Err(Error::Closed { number, url }),
+            State::CheckFailed {
+                context,
+                state,
+                description,
+            } => {
+                return Err(Error::CheckFailed {
+                    number,
+                    url,
+                    context,
+                    state,
+                    description,
+                })
+            }
+            State::Conflict => {
+                let times = opened.info.recreated + 1;
+                if times > MAX_RECREATIONS {
+                    return Err(Error::KeepsConflicting { times: times - 1 });
+                }
+                report.info(
+                    Phase::Merge,
+                    format_args!(
+                        "pull request #{number} conflicts with {base}; re-applying the change to the new {base}"
+                    ),
+                );
+                let Some(mut fresh) =
+                    open_new(repo, c, config, keys, base, label_ids, times, report).await?
+                else {
+                    // The base now holds our values: nothing left to merge.
+                    close_with(
+                        repo,
+                        number,
+                        &format!("{base} already holds this change; closing."),
+                    )
+                    .await?;
+                    return Ok(Merged {
+                        sha: repo
+                            .branch(base)
+                            .send()
+                            .await
+                            .map_err(|e| api(format!("cannot read branch {base}"), e))?
+                            .commit
+                            .id,
+                        style: config.style,
+                        keeps_our_commit: false,
+                    });
+                };
+                close_with(
+                    repo,
+                    number,
+                    &format!(
+                        "Conflicts with {base}; the change was re-applied to the new {base} in #{} ({}).",
+                        fresh.info.number, fresh.info.url
+                    ),
+                )
+                .await?;
+                fresh.info.recreated = times;
+                fresh.info.superseded = std::mem::take(&mut opened.info.superseded);
+                *opened = fresh;
+                asked = false;
+                continue;
+            }
+            State::Ready | State::Waiting(_) if config.merge == MergePolicy::Now => {
+                // The forge answered the merge but the pull request is not merged yet (a merge
+                // runs asynchronously on some servers): look again shortly.
+            }
+            State::Ready => {}
+            State::Waiting(blockers) => {
+                let said = blockers
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                if said != last_said {
+                    report.info(
+                        Phase::Merge,
+                        format_args!("pull request #{number} waits for {said}"),
+                    );
+                    last_said = said;
+                }
+            }
+        }
+        if deadline.remaining().is_zero() {
+            return Err(Error::NotMerged {
+                number,
+                url,
+                elapsed: started.elapsed(),
+                waiting: if last_said.is_empty() {
+                    "the forge to merge it (nothing blocks it as far as we can see)".into()
+                } else {
+                    last_said
+                },
+            });
+        }
+        tokio::time::sleep(config.poll_interval.min(deadline.remaining())).await;
+    }
+}
+
+/// Why `merge: now` was refused: the forge's message and what the snapshot shows.
+fn refusal(message: &str, state: &State) -> String {
+    let seen = match state {
+        State::Waiting(b) => b
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+        State::CheckFailed { context, state, .. } => {
+            format!("required check {context:?} is {state}")
+        }
+        State::Closed => "it is closed".into(),
+        _ => String::new(),
+    };
+    match (message.is_empty(), seen.is_empty()) {
+        (false, false) => format!("{message} ({seen}); use merge: auto to wait for it"),
+        (false, true) => message.to_owned(),
+        (true, false) => format!("{seen}; use merge: auto to wait for it"),
+        (true, true) => "the forge refused the merge".into(),
+    }
+}
+
+/// Reads the pull request, the base's protection, the head's statuses and the reviews, and decides.
+async fn snapshot_state(
+    repo: &gitea::RepoHandler<'_>,
+    base: &str,
+    number: u64,
+    head: &str,
+) -> Result<State, Error> {
+    let pull = repo
+        .pull(number)
+        .await
+        .map_err(|e| api(format!("cannot read pull request #{number}"), e))?;
+    if pull.merged || pull.state == "closed" {
+        return Ok(decide::state(&decide::Snapshot {
+            pull: &pull,
+            base: &empty_branch(base),
+            statuses: &[],
+            reviews: &[],
+        }));
+    }
+    let branch = repo
+        .branch(base)
+        .send()
+        .await
+        .map_err(|e| api(format!("cannot read branch {base}"), e))?;
+    let statuses = repo
+        .combined_status(head)
+        .await
+        .map_err(|e| api("cannot read the checks of the pull request's head", e))?
+        .statuses;
+    let reviews = repo
+        .pull_reviews(number)
+        .await
+        .map_err(|e| api(format!("cannot read the reviews of #{number}"), e))?;
+    Ok(decide::state(&decide::Snapshot {
+        pull: &pull,
+        base: &branch,
+        statuses: &statuses,
+        reviews: &reviews,
+    }))
+}
+
+fn empty_branch(name: &str) -> gitea::models::Branch {
+    serde_json::from_value(serde_json::json!({"name": name, "commit": {"id": ""}}))
+        .expect("a valid branch")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_branch_name_parts() {
+        for (value, want) in [
+            (
+                "registry.example.com/demo/web",
+                "registry.example.com-demo-web",
+            ),
+            ("1.2.3", "1.2.3"),
+            ("1.2.3@sha256:abcdef", "1.2.3-sha256-abcdef"),
+            ("A..B//C", "a.b-c"),
+            ("-x-", "x"),
+        ] {
+            assert_eq!(slug(value), want, "{value}");
+        }
+        assert!(slug(&"x".repeat(100)).len() <= 40);
+    }
+
+    #[test]
+    fn markers_round_trip_and_identify_subject_and_change() {
+        let c = publish::Config::for_tests();
+        let k = Keys::of(&c);
+        let body = format!("text\n\n{}\n", marker_line(&k));
+        assert_eq!(marker(&body), Some((k.subject.as_str(), k.change.as_str())));
+        assert_eq!(marker("no marker"), None);
+        // Another value: same subject, another change; other paths: another subject.
+        let mut other = c.clone();
+        other.change = publish::Change::Set {
+            setting: crate::edit::ImageSetting::deploy("app", Some("3.0.0"), None, None).unwrap(),
+            shown: "3.0.0".into(),
+        };
+        let k2 = Keys::of(&other);
+        assert_eq!(k2.subject, k.subject);
+        assert_ne!(k2.change, k.change);
+        let mut moved = c.clone();
+        moved.paths = vec!["other".into()];
+        assert_ne!(Keys::of(&moved).subject, k.subject);
+        // Path order does not matter.
+        let mut a = c.clone();
+        a.paths = vec!["x".into(), "y".into()];
+        let mut b = c;
+        b.paths = vec!["y".into(), "x".into()];
+        assert_eq!(Keys::of(&a), Keys::of(&b));
+    }
+
+    #[test]
+    fn default_templates_render() {
+        let c = publish::Config::for_tests();
+        let k = Keys::of(&c);
+        let branch = render(DEFAULT_BRANCH, values(&c, &k, "main", None)).unwrap();
+        assert_eq!(branch, format!("gitops-deploy/app-2.0.0-{}", k.change));
+        let files = vec![publish::FileOutcome {
+            path: "k/kustomization.yaml".into(),
+            changed: true,
+            images: vec![publish::ImageOutcome {
+                name: "app".into(),
+                previous: Some("1.0.0".into()),
+                new: "2.0.0".into(),
+                previous_values: None,
+            }],
+            diff: String::new(),
+        }];
+        let body = render(DEFAULT_BODY, values(&c, &k, "main", Some(&files))).unwrap();
+        assert!(
+            body.contains("| `k/kustomization.yaml` | `app` | 1.0.0 | **2.0.0** |"),
+            "{body}"
+        );
+        // Unavailable runner values drop their lines.
+        assert!(!body.contains("run:"), "{body}");
+        assert!(check_template("{nope}")
+            .unwrap_err()
+            .contains("unknown placeholder {nope}"));
+    }
+
+    #[test]
+    fn refusals_say_what_blocks() {
+        let s = State::Waiting(vec![Blocker::Approvals { have: 0, need: 1 }]);
+        assert_eq!(
+            refusal("Does not have enough approvals", &s),
+            "Does not have enough approvals (approvals: 0 of 1 required); use merge: auto to wait for it"
+        );
+    }
+}
