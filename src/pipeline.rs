@@ -11,6 +11,7 @@ use crate::edit::{FieldUpdate, ImageSetting, ImageValues};
 use crate::error::{DeployError, Phase};
 use crate::forge::git::History;
 use crate::publish;
+use crate::pull_request;
 use crate::report::Report;
 use crate::secret::Secret;
 use crate::verify;
@@ -24,6 +25,8 @@ pub struct RunConfig {
     pub verify: verify::Config,
     /// What the verify phases expect to see (our image, tag, digest).
     pub expect: verify::Expect,
+    /// Pull-request mode (`None`: push to the branch).
+    pub pull_request: Option<pull_request::Config>,
 }
 
 impl RunConfig {
@@ -38,8 +41,13 @@ impl RunConfig {
 /// and `--output json` are functions of it (see `cli::action`).
 #[derive(Debug, Default)]
 pub struct RunReport {
-    /// The publish step's outcome (`None` when it failed or never ran).
+    /// The publish step's outcome (`None` when it failed or never ran); in pull-request mode, the
+    /// commit on the pull request's branch.
     pub publish: Option<publish::Outcome>,
+    /// Pull-request mode: the pull request (also when a later phase failed).
+    pub pull: Option<pull_request::PullInfo>,
+    /// Pull-request mode: its merge.
+    pub merged: Option<pull_request::Merged>,
     /// What the verify phases proved: those that passed (`None` for a dry run, or when nothing is
     /// configured, or when publishing failed).
     pub verify: Option<verify::Outcome>,
@@ -140,34 +148,44 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
         report.add_secret(secret);
     }
     let started = tokio::time::Instant::now();
+    let overall = started + config.verify.timeout;
     let mut run = RunReport::default();
     report.enter(Phase::Publish);
-    let publish = match publish::run(&config.publish, report).await {
-        Ok(p) => p,
-        Err(e) => {
-            run.failure = Some(if e.is_invalid_input() {
-                DeployError::input(Phase::Publish, e)
-            } else {
-                DeployError::failed(Phase::Publish, e)
-            });
+    let delivered = match deliver(config, &config.publish, None, report, overall).await {
+        Ok(d) => d,
+        Err(f) => {
+            run.publish = f.publish;
+            run.pull = f.pull;
+            run.failure = Some(f.error);
             return run.timed(report);
         }
+    };
+    let publish = delivered.publish;
+    run.pull = delivered.pull;
+    run.merged = delivered.merged;
+    let Some(commit) = delivered.commit else {
+        // `merge: none`: the pull request is open; it deploys once someone merges it.
+        run.publish = Some(publish);
+        return run.timed(report);
     };
     if publish.dry_run || config.verify.is_empty() {
         run.publish = Some(publish);
         return run.timed(report);
     }
-    let oracle = oracle_for(config, &publish, report).await;
+    let branch = run
+        .pull
+        .as_ref()
+        .map_or(publish.branch.clone(), |p| p.base.clone());
+    let oracle = oracle_for(config, &publish, &branch, report).await;
     let rollback = config.verify.rollback_on_failure && publish.changed;
     let reserve = if rollback {
         (config.verify.timeout / ROLLBACK_RESERVE_SHARE).min(ROLLBACK_RESERVE_MAX)
     } else {
         Duration::ZERO
     };
-    let overall = started + config.verify.timeout;
     let result = verify::run_until(
         &config.verify,
-        &publish.commit_sha,
+        &commit,
         &config.expect,
         oracle,
         report,
@@ -185,7 +203,7 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
                 let scoped = report.scoped(Phase::Rollback);
                 scoped.enter(Phase::Rollback);
                 let rb_started = tokio::time::Instant::now();
-                let result = run_rollback(config, &publish, &scoped, overall).await;
+                let result = run_rollback(config, &publish, &commit, &scoped, overall).await;
                 let tail = match &result {
                     Ok(rb) => format!(
                         "rolled back to {} ({})",
@@ -220,10 +238,84 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
     run.timed(report)
 }
 
+/// What publishing delivered: the publish outcome, and in pull-request mode the pull request and
+/// its merge.
+struct Delivered {
+    publish: publish::Outcome,
+    pull: Option<pull_request::PullInfo>,
+    merged: Option<pull_request::Merged>,
+    /// The commit to verify (`None`: a pull request left open).
+    commit: Option<String>,
+}
+
+/// A failed delivery, with what it had done.
+struct Undelivered {
+    error: DeployError,
+    publish: Option<publish::Outcome>,
+    pull: Option<pull_request::PullInfo>,
+}
+
+/// Publishes `publish` by the configured mode: a push, or a pull request (titled `title` when
+/// given) merged per its policy within `until`.
+async fn deliver(
+    config: &RunConfig,
+    publish: &publish::Config,
+    title: Option<String>,
+    report: &Report,
+    until: tokio::time::Instant,
+) -> Result<Delivered, Undelivered> {
+    let Some(pr) = &config.pull_request else {
+        return match publish::run(publish, report).await {
+            Ok(p) => Ok(Delivered {
+                commit: Some(p.commit_sha.clone()),
+                publish: p,
+                pull: None,
+                merged: None,
+            }),
+            Err(e) => Err(Undelivered {
+                error: if e.is_invalid_input() {
+                    DeployError::input(Phase::Publish, e)
+                } else {
+                    DeployError::failed(Phase::Publish, e)
+                },
+                publish: None,
+                pull: None,
+            }),
+        };
+    };
+    let mut pr = pr.clone();
+    pr.timeout = pr
+        .timeout
+        .min(until.saturating_duration_since(tokio::time::Instant::now()));
+    if let Some(t) = title {
+        pr.title_template = t;
+        // A revert is not superseding anything but itself.
+        pr.supersede = false;
+    }
+    match pull_request::run(publish, &pr, report).await {
+        Ok(o) => Ok(Delivered {
+            commit: o.deployed_commit().map(str::to_owned),
+            publish: o.publish,
+            pull: o.pull,
+            merged: o.merged,
+        }),
+        Err(f) => Err(Undelivered {
+            error: if f.error.is_invalid_input() {
+                DeployError::input(f.error.phase(), f.error)
+            } else {
+                DeployError::failed(f.error.phase(), f.error)
+            },
+            publish: f.publish,
+            pull: f.pull,
+        }),
+    }
+}
+
 /// Ancestry through the Gitea compare API when the commit went through it, else through git.
 async fn oracle_for(
     config: &RunConfig,
     out: &publish::Outcome,
+    branch: &str,
     report: &Report,
 ) -> Option<Arc<dyn RevisionOracle>> {
     let files = out
@@ -247,7 +339,7 @@ async fn oracle_for(
     // A fetch of a long history may take a while; a stall is cut by `stall_timeout`.
     let command_timeout = (config.publish.request_timeout * 4).max(Duration::from_secs(60));
     if out.transport == publish::UsedTransport::Git {
-        return match History::open(remote, &out.branch, command_timeout).await {
+        return match History::open(remote, branch, command_timeout).await {
             Ok(history) => Some(Arc::new(crate::ancestry::GitOracle { history, overwrite })),
             Err(e) => {
                 report.warn(
@@ -273,7 +365,7 @@ async fn oracle_for(
         overwrite,
         git_fallback: Some(crate::ancestry::GitFallback::new(
             remote,
-            &out.branch,
+            branch,
             command_timeout,
         )),
     }))
@@ -285,6 +377,7 @@ async fn oracle_for(
 async fn run_rollback(
     config: &RunConfig,
     out: &publish::Outcome,
+    deployed: &str,
     report: &Report,
     overall: tokio::time::Instant,
 ) -> Result<RollbackOutcome, RollbackFailure> {
@@ -328,20 +421,40 @@ async fn run_rollback(
             change,
             format!(
                 "rollback {{image}} {{old}} → {{new}} after the failed deploy {} [skip ci]",
-                short(&out.commit_sha)
+                short(deployed)
             ),
             overall
                 .saturating_duration_since(tokio::time::Instant::now())
                 .max(Duration::from_secs(2)),
         );
-        let o = match publish::run(&c, report).await {
-            Ok(o) => o,
-            Err(e) => {
+        let title = format!(
+            "rollback {{image}} to {{new}} after the failed deploy {}",
+            short(deployed)
+        );
+        let d = match deliver(config, &c, Some(title), report, overall).await {
+            Ok(d) => d,
+            Err(f) => {
                 return Err(RollbackFailure {
-                    error: crate::error::chain(&e),
+                    error: format!("{:#}", f.error.source),
                     commits,
                 })
             }
+        };
+        let Some(commit) = d.commit else {
+            let pull = d
+                .pull
+                .as_ref()
+                .map_or(String::new(), |p| format!("#{} ({})", p.number, p.url));
+            return Err(RollbackFailure {
+                error: format!(
+                    "opened the rollback pull request {pull}; it rolls back once merged (merge: none)"
+                ),
+                commits,
+            });
+        };
+        let o = publish::Outcome {
+            commit_sha: commit,
+            ..d.publish
         };
         report.info(
             Phase::Rollback,

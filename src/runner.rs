@@ -18,11 +18,15 @@ use crate::error::Phase;
 use crate::secret::Masker;
 
 /// The names of the action's outputs, in the order they are written (and listed in `action.yml`).
-pub const OUTPUT_NAMES: [&str; 9] = [
+pub const OUTPUT_NAMES: [&str; 13] = [
     "changed",
     "commit_sha",
     "commit_url",
     "previous_tag",
+    "pr_number",
+    "pr_url",
+    "pr_branch",
+    "merge_commit_sha",
     "synced_revision",
     "health",
     "phase",
@@ -297,6 +301,14 @@ pub struct Outputs {
     pub commit_url: Option<String>,
     /// The tag the (first) image had before the deploy, for a manual rollback.
     pub previous_tag: Option<String>,
+    /// Pull-request mode: the pull request's number.
+    pub pr_number: Option<u64>,
+    /// Pull-request mode: its web URL.
+    pub pr_url: Option<String>,
+    /// Pull-request mode: its head branch.
+    pub pr_branch: Option<String>,
+    /// Pull-request mode: the commit its merge made on the base (what was verified).
+    pub merge_commit_sha: Option<String>,
     /// The revision Argo CD reported as synced.
     pub synced_revision: Option<String>,
     /// The last health seen: Argo CD's health status, or the HTTP check's verdict.
@@ -317,6 +329,10 @@ impl Outputs {
             commit_sha: None,
             commit_url: None,
             previous_tag: None,
+            pr_number: None,
+            pr_url: None,
+            pr_branch: None,
+            merge_commit_sha: None,
             synced_revision: None,
             health: None,
             phase,
@@ -333,6 +349,13 @@ impl Outputs {
             ("commit_sha", opt(&self.commit_sha)),
             ("commit_url", opt(&self.commit_url)),
             ("previous_tag", opt(&self.previous_tag)),
+            (
+                "pr_number",
+                self.pr_number.map(|n| n.to_string()).unwrap_or_default(),
+            ),
+            ("pr_url", opt(&self.pr_url)),
+            ("pr_branch", opt(&self.pr_branch)),
+            ("merge_commit_sha", opt(&self.merge_commit_sha)),
             ("synced_revision", opt(&self.synced_revision)),
             ("health", opt(&self.health)),
             ("phase", self.phase.as_str().to_owned()),
@@ -510,6 +533,13 @@ impl Summary {
             }
             md.push('\n');
         }
+        if let (Some(n), Some(url)) = (o.pr_number, &o.pr_url) {
+            let merged = match &o.merge_commit_sha {
+                Some(sha) => format!(", merged as `{}`", short(sha)),
+                None => ", not merged".to_owned(),
+            };
+            let _ = writeln!(md, "- Pull request: [#{n}]({url}){merged}");
+        }
         match (&o.commit_sha, &o.commit_url) {
             (Some(sha), Some(url)) => {
                 let _ = writeln!(md, "- Commit: [`{}`]({url})", short(sha));
@@ -664,7 +694,7 @@ mod tests {
         assert!(render_outputs(&outputs, &masker).contains("commit_url=https://x/***\n"));
         assert_eq!(
             outputs.to_json(&masker),
-            r#"{"changed":false,"commit_sha":null,"commit_url":"https://x/***","previous_tag":null,"synced_revision":null,"health":null,"phase":"publish","result":"failed","duration_seconds":0.0}"#
+            r#"{"changed":false,"commit_sha":null,"commit_url":"https://x/***","previous_tag":null,"pr_number":null,"pr_url":null,"pr_branch":null,"merge_commit_sha":null,"synced_revision":null,"health":null,"phase":"publish","result":"failed","duration_seconds":0.0}"#
         );
     }
 

@@ -110,6 +110,14 @@ pub fn outputs(run: &RunReport, elapsed: Duration) -> Outputs {
             })
             .filter(|t| !t.is_empty());
     }
+    if let Some(pr) = &run.pull {
+        out.pr_number = Some(pr.number);
+        out.pr_url = Some(pr.url.clone());
+        out.pr_branch = Some(pr.branch.clone());
+        // The PR's commit may differ from the one the (reused) publish outcome named.
+        out.commit_sha = Some(pr.head_sha.clone()).filter(|s| !s.is_empty());
+    }
+    out.merge_commit_sha = run.merged.as_ref().map(|m| m.sha.clone());
     if let Some(v) = &run.verify {
         out.synced_revision = v.synced_revision().map(str::to_owned);
         out.health = v.app_health().map(str::to_owned);

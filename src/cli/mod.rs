@@ -13,6 +13,7 @@ use crate::secret::Masker;
 pub mod action;
 pub mod inputs;
 pub mod publish;
+pub mod pull_request;
 pub mod run;
 pub mod set_image;
 pub mod verify;

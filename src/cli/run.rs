@@ -3,6 +3,8 @@
 //! "not given", because runners set `INPUT_X=""` for inputs without a value. Typed configs are built by
 //! [`plan`].
 
+use std::time::Duration;
+
 use clap::Args;
 
 use super::inputs::InvalidInputs;
@@ -18,6 +20,9 @@ pub struct RunArgs {
     /// Where and what to publish.
     #[command(flatten)]
     pub publish: PublishArgs,
+    /// Push or pull request.
+    #[command(flatten)]
+    pub pull_request: super::pull_request::PullRequestArgs,
     /// How to verify the deploy (and roll it back).
     #[command(flatten)]
     pub verify: super::verify::VerifyArgs,
@@ -128,14 +133,21 @@ pub fn plan(args: &RunArgs, env: &publish::RunnerEnv) -> Result<RunConfig, Deplo
     let verify = super::verify::config(&args.verify, &expect)
         .map_err(|p| problems.extend(p))
         .ok();
-    match (publish, verify) {
-        (Some(mut publish), Some(verify)) if problems.is_empty() => {
+    let overall = verify
+        .as_ref()
+        .map_or(Duration::from_secs(600), |v| v.timeout);
+    let pull_request = super::pull_request::config(&args.pull_request, overall)
+        .map_err(|p| problems.extend(p))
+        .ok();
+    match (publish, verify, pull_request) {
+        (Some(mut publish), Some(verify), Some(pull_request)) if problems.is_empty() => {
             // The publish step's own budget is capped by the overall deadline.
             publish.timeout = publish.timeout.min(verify.timeout);
             Ok(RunConfig {
                 publish,
                 verify,
                 expect,
+                pull_request,
             })
         }
         _ => Err(DeployError::input(

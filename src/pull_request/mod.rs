@@ -143,6 +143,8 @@ pub struct PullInfo {
     pub url: String,
     /// Its head branch.
     pub branch: String,
+    /// Its base branch (where the merge lands and Argo CD looks).
+    pub base: String,
     /// The commit on that branch.
     pub head_sha: String,
     /// True when an open pull request of an earlier run of the same change was reused.
@@ -273,7 +275,47 @@ pub enum Error {
     },
 }
 
+/// A failed run of the pull-request mode, with what it had done: the branch's commit and the pull
+/// request, when it got that far (the outputs still name them).
+#[derive(Debug)]
+pub struct Failure {
+    /// Why it failed.
+    pub error: Error,
+    /// The commit on the pull request's branch.
+    pub publish: Option<publish::Outcome>,
+    /// The pull request.
+    pub pull: Option<PullInfo>,
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        Failure {
+            error,
+            publish: None,
+            pull: None,
+        }
+    }
+}
+
+impl From<publish::Error> for Failure {
+    fn from(e: publish::Error) -> Self {
+        Error::from(e).into()
+    }
+}
+
 impl Error {
+    /// The phase the failure belongs to: the wait for the merge, or the publishing before it.
+    pub fn phase(&self) -> Phase {
+        match self {
+            Error::CheckFailed { .. }
+            | Error::Closed { .. }
+            | Error::MergeRefused { .. }
+            | Error::NotMerged { .. }
+            | Error::KeepsConflicting { .. } => Phase::Merge,
+            _ => Phase::Publish,
+        }
+    }
+
     /// True when the failure is the user's input: exit code 2.
     pub fn is_invalid_input(&self) -> bool {
         match self {
@@ -295,7 +337,7 @@ pub async fn run(
     publish_config: &publish::Config,
     config: &Config,
     report: &Report,
-) -> Result<Outcome, Error> {
+) -> Result<Outcome, Failure> {
     let started = tokio::time::Instant::now();
     let client = gitea::Client::builder(publish_config.server_url.as_str())
         .token(publish_config.token.clone())
@@ -403,7 +445,13 @@ pub async fn run(
                 publish_config.image,
                 publish_config.change.shown()
             );
-            close_with(&repo, old.number, &note).await?;
+            if let Err(error) = close_with(&repo, old.number, &note).await {
+                return Err(Failure {
+                    error,
+                    publish: Some(opened.publish),
+                    pull: Some(opened.info),
+                });
+            }
             report.info(
                 Phase::Publish,
                 format_args!("closed the older pull request #{} (superseded)", old.number),
@@ -427,7 +475,7 @@ pub async fn run(
     }
     report.enter(Phase::Merge);
     let deadline = Deadline::after(config.timeout.saturating_sub(started.elapsed()));
-    let merged = merge(
+    let merged = match merge(
         &repo,
         publish_config,
         config,
@@ -438,7 +486,17 @@ pub async fn run(
         deadline,
         report,
     )
-    .await?;
+    .await
+    {
+        Ok(m) => m,
+        Err(error) => {
+            return Err(Failure {
+                error,
+                publish: Some(opened.publish),
+                pull: Some(opened.info),
+            })
+        }
+    };
     Ok(Outcome {
         publish: opened.publish,
         pull: Some(opened.info),
@@ -457,6 +515,7 @@ fn info(p: &PullRequest, reused: bool) -> PullInfo {
         number: p.number,
         url: p.html_url.clone(),
         branch: p.head.branch.clone(),
+        base: p.base.branch.clone(),
         head_sha: p.head.sha.clone(),
         reused,
         recreated: 0,

@@ -1,0 +1,251 @@
+//! The pull-request options and their lowering into [`crate::pull_request::Config`].
+
+use std::time::Duration;
+
+use clap::Args;
+
+use super::inputs::{given, parse_bool, parse_duration, split_list};
+use crate::forge::gitea::MergeStyle;
+use crate::pull_request::{check_template, Config, MergePolicy};
+
+/// How the change reaches the branch.
+#[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Pull request")]
+pub struct PullRequestArgs {
+    /// `push` (commit on `branch`) or `pull_request` (commit on a branch of its own and open a pull
+    /// request into `branch`, for protected branches) [default: push].
+    #[arg(long, env = "INPUT_MODE", value_name = "push|pull_request")]
+    pub mode: Option<String>,
+    /// Pull-request mode: `none` (open it and stop), `auto` (the forge merges it when the required
+    /// checks succeed; wait for that) or `now` (merge it at once; fail, saying why, when the forge
+    /// does not allow it yet) [default: auto].
+    #[arg(long, env = "INPUT_MERGE", value_name = "none|auto|now")]
+    pub merge: Option<String>,
+    /// Pull-request mode: `merge`, `squash`, `rebase`, `rebase-merge` or `fast-forward-only`
+    /// [default: merge].
+    #[arg(long, env = "INPUT_MERGE_STYLE", value_name = "STYLE")]
+    pub merge_style: Option<String>,
+    /// Pull-request mode: time allowed for the merge [default: the overall timeout].
+    #[arg(long, env = "INPUT_MERGE_TIMEOUT", value_name = "DURATION")]
+    pub merge_timeout: Option<String>,
+    /// Pull-request mode: branch name template; the commit message's placeholders plus
+    /// {image_slug} {new_slug} {key} {base} [default: gitops-deploy/{image_slug}-{new_slug}-{key}].
+    #[arg(long, env = "INPUT_PR_BRANCH", value_name = "TEMPLATE")]
+    pub pr_branch: Option<String>,
+    /// Pull-request mode: title template [default: deploy {image} {new}].
+    #[arg(long, env = "INPUT_PR_TITLE", value_name = "TEMPLATE")]
+    pub pr_title: Option<String>,
+    /// Pull-request mode: body template; {changes} is the old → new table [default: the image, the
+    /// table, the source commit and the run].
+    #[arg(long, env = "INPUT_PR_BODY", value_name = "TEMPLATE")]
+    pub pr_body: Option<String>,
+    /// Pull-request mode: label names (they must exist), newline- or comma-separated.
+    #[arg(long, env = "INPUT_PR_LABELS", value_name = "NAMES")]
+    pub pr_labels: Vec<String>,
+    /// Pull-request mode: assignees (logins), newline- or comma-separated.
+    #[arg(long, env = "INPUT_PR_ASSIGNEES", value_name = "LOGINS")]
+    pub pr_assignees: Vec<String>,
+    /// Pull-request mode: requested reviewers (logins), newline- or comma-separated.
+    #[arg(long, env = "INPUT_PR_REVIEWERS", value_name = "LOGINS")]
+    pub pr_reviewers: Vec<String>,
+    /// Pull-request mode: close this tool's older open pull requests for the same image and paths,
+    /// linking the new one. Accepts true/false [default: false].
+    #[arg(long, env = "INPUT_SUPERSEDE", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub supersede: Option<String>,
+}
+
+/// The pull-request config (`None` in push mode), collecting every problem.
+///
+/// # Errors
+/// One message per problem, each naming its input.
+pub fn config(args: &PullRequestArgs, overall: Duration) -> Result<Option<Config>, Vec<String>> {
+    let mut problems = Vec::new();
+    let pr_inputs_given = given(&args.merge).is_some()
+        || given(&args.merge_style).is_some()
+        || given(&args.pr_branch).is_some()
+        || given(&args.pr_title).is_some()
+        || !split_list(&args.pr_labels).is_empty();
+    match given(&args.mode) {
+        None | Some("push") => {
+            if pr_inputs_given {
+                problems.push(
+                    "mode: pull-request inputs (merge, merge_style, pr_*) are given but mode is \
+                     `push`; set mode: pull_request"
+                        .to_owned(),
+                );
+            }
+            return if problems.is_empty() {
+                Ok(None)
+            } else {
+                Err(problems)
+            };
+        }
+        Some("pull_request" | "pull-request" | "pr") => {}
+        Some(other) => {
+            return Err(vec![format!(
+                "mode: {other:?} is not one of `push`, `pull_request`"
+            )])
+        }
+    }
+    let mut c = Config {
+        timeout: overall,
+        ..Config::default()
+    };
+    match given(&args.merge) {
+        None | Some("auto") => c.merge = MergePolicy::Auto,
+        Some("none") => c.merge = MergePolicy::None,
+        Some("now") => c.merge = MergePolicy::Now,
+        Some(other) => problems.push(format!(
+            "merge: {other:?} is not one of `none`, `auto`, `now`"
+        )),
+    }
+    match given(&args.merge_style) {
+        None | Some("merge") => c.style = MergeStyle::Merge,
+        Some("squash") => c.style = MergeStyle::Squash,
+        Some("rebase") => c.style = MergeStyle::Rebase,
+        Some("rebase-merge") => c.style = MergeStyle::RebaseMerge,
+        Some("fast-forward-only") => c.style = MergeStyle::FastForwardOnly,
+        Some(other) => problems.push(format!(
+            "merge_style: {other:?} is not one of `merge`, `squash`, `rebase`, `rebase-merge`, \
+             `fast-forward-only`"
+        )),
+    }
+    if let Some(t) = given(&args.merge_timeout) {
+        match parse_duration("merge_timeout", t) {
+            Ok(d) => c.timeout = d.min(overall),
+            Err(e) => problems.push(e),
+        }
+    }
+    for (input, value, target) in [
+        ("pr_branch", &args.pr_branch, &mut c.branch_template),
+        ("pr_title", &args.pr_title, &mut c.title_template),
+        ("pr_body", &args.pr_body, &mut c.body_template),
+    ] {
+        if let Some(v) = given(value) {
+            *target = v.to_owned();
+        }
+        if let Err(why) = check_template(target) {
+            problems.push(format!("{input}: {why}"));
+        }
+    }
+    if c.branch_template
+        .contains(['\n', ' ', '~', '^', ':', '?', '*', '[', '\\'])
+        || c.branch_template.contains("..")
+    {
+        problems.push(format!(
+            "pr_branch: {:?} cannot be a git branch name (no spaces, `~ ^ : ? * [ \\`, `..` or line breaks)",
+            c.branch_template
+        ));
+    }
+    c.labels = split_list(&args.pr_labels);
+    c.assignees = split_list(&args.pr_assignees);
+    c.reviewers = split_list(&args.pr_reviewers);
+    if let Some(v) = given(&args.supersede) {
+        match parse_bool("supersede", v) {
+            Ok(b) => c.supersede = b,
+            Err(e) => problems.push(e),
+        }
+    }
+    if problems.is_empty() {
+        Ok(Some(c))
+    } else {
+        Err(problems)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(pairs: &[(&str, &str)]) -> PullRequestArgs {
+        let mut a = PullRequestArgs::default();
+        for (k, v) in pairs {
+            let v = Some((*v).to_owned());
+            match *k {
+                "mode" => a.mode = v,
+                "merge" => a.merge = v,
+                "merge_style" => a.merge_style = v,
+                "merge_timeout" => a.merge_timeout = v,
+                "pr_branch" => a.pr_branch = v,
+                "pr_title" => a.pr_title = v,
+                "pr_labels" => a.pr_labels = vec![v.unwrap()],
+                "supersede" => a.supersede = v,
+                _ => unreachable!("{k}"),
+            }
+        }
+        a
+    }
+
+    #[test]
+    fn push_mode_is_the_default_and_refuses_pull_request_inputs() {
+        let overall = Duration::from_secs(600);
+        assert!(config(&args(&[]), overall).unwrap().is_none());
+        assert!(config(&args(&[("mode", "")]), overall).unwrap().is_none());
+        let e = config(&args(&[("merge", "now")]), overall).unwrap_err();
+        assert!(e[0].contains("set mode: pull_request"), "{e:?}");
+    }
+
+    #[test]
+    fn pull_request_inputs_are_typed_and_every_problem_named() {
+        let overall = Duration::from_secs(600);
+        let c = config(
+            &args(&[
+                ("mode", "pull_request"),
+                ("merge", "now"),
+                ("merge_style", "squash"),
+                ("merge_timeout", "2m"),
+                ("pr_labels", "deploy, prod"),
+                ("supersede", "yes"),
+            ]),
+            overall,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            (c.merge, c.style, c.timeout, c.supersede),
+            (
+                MergePolicy::Now,
+                MergeStyle::Squash,
+                Duration::from_secs(120),
+                true
+            )
+        );
+        assert_eq!(c.labels, ["deploy", "prod"]);
+        let defaults = config(&args(&[("mode", "pull_request")]), overall)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (defaults.merge, defaults.style, defaults.timeout),
+            (MergePolicy::Auto, MergeStyle::Merge, overall)
+        );
+        let e = config(
+            &args(&[
+                ("mode", "pull_request"),
+                ("merge", "later"),
+                ("merge_style", "octopus"),
+                ("pr_branch", "deploy/{nope}"),
+                ("pr_title", "x {"),
+                ("supersede", "maybe"),
+            ]),
+            overall,
+        )
+        .unwrap_err();
+        let all = e.join("\n");
+        for needle in [
+            "merge: \"later\"",
+            "merge_style: \"octopus\"",
+            "pr_branch: unknown placeholder {nope}",
+            "pr_title: unclosed",
+            "supersede: \"maybe\"",
+        ] {
+            assert!(all.contains(needle), "{needle}: {all}");
+        }
+        assert!(config(&args(&[("mode", "fork")]), overall).unwrap_err()[0].contains("mode:"));
+        let e = config(
+            &args(&[("mode", "pull_request"), ("pr_branch", "a b")]),
+            overall,
+        )
+        .unwrap_err();
+        assert!(e[0].contains("cannot be a git branch name"), "{e:?}");
+    }
+}
