@@ -49,6 +49,35 @@ pub struct GiteaProfile {
     pub not_found_errors: NotFoundErrors,
 }
 
+impl GiteaProfile {
+    /// The Gitea minor version (`Some(25)` for 1.25.x); `None` for Forgejo.
+    fn gitea_minor(&self) -> Option<u32> {
+        if self.forge != Forge::Gitea {
+            return None;
+        }
+        self.version.split('.').nth(1)?.parse().ok()
+    }
+
+    /// Merge refusals by branch protection are bare texts ("Does not have enough approvals") on
+    /// Gitea ≥ 1.24 (go-gitea/gitea#27779 `ErrNotReadyToMerge`); Forgejo and older Gitea wrap them:
+    /// `not allowed to merge [reason: …]` (forgejo models/error.go `ErrDisallowedToMerge`).
+    pub fn merge_reasons_bare(&self) -> bool {
+        self.gitea_minor().is_some_and(|m| m >= 24)
+    }
+
+    /// The combined status of a commit without statuses is a `null` body on Gitea ≤ 1.24 and
+    /// Forgejo; `{"state": "pending", …}` since Gitea 1.25 (go-gitea/gitea#34562).
+    pub fn empty_combined_status_is_null(&self) -> bool {
+        !self.gitea_minor().is_some_and(|m| m >= 25)
+    }
+
+    /// `merge_when_checks_succeed` always schedules (201, merged asynchronously) on Gitea ≥ 1.23
+    /// (go-gitea/gitea#30780) and Forgejo; Gitea 1.22 merged at once (200) when the checks passed.
+    pub fn auto_merge_always_schedules(&self) -> bool {
+        !self.gitea_minor().is_some_and(|m| m <= 22)
+    }
+}
+
 /// The `errors` member of a 404 body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotFoundErrors {

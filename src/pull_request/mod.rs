@@ -1073,7 +1073,8 @@ async fn snapshot_state(
         .combined_status(head)
         .await
         .map_err(|e| api("cannot read the checks of the pull request's head", e))?
-        .statuses;
+        .and_then(|c| c.statuses)
+        .unwrap_or_default();
     let reviews = repo
         .pull_reviews(number)
         .await

@@ -21,16 +21,6 @@ use serde_json::{json, Value};
 use super::{Access, Gitea, User};
 use crate::git::{self, CommitInfo, GitError, TreeEntry};
 
-/// A pull request the sandbox keeps in memory.
-#[derive(Clone, Debug)]
-pub(super) struct Pull {
-    pub owner: String,
-    pub repo: String,
-    pub number: i64,
-    pub head: String,
-    pub base: String,
-    pub title: String,
-}
 
 pub(super) fn router(gitea: Gitea) -> Router {
     let repo = "/api/v1/repos/{owner}/{repo}";
@@ -54,7 +44,38 @@ pub(super) fn router(gitea: Gitea) -> Router {
         )
         .route(&format!("{repo}/git/commits/{{sha}}"), get(get_commit))
         .route(&format!("{repo}/compare/{{*basehead}}"), get(compare))
-        .route(&format!("{repo}/pulls"), post(create_pull))
+        .route(
+            &format!("{repo}/pulls"),
+            get(super::pulls::list_pulls).post(super::pulls::create_pull),
+        )
+        .route(
+            &format!("{repo}/pulls/{{number}}"),
+            get(super::pulls::get_pull).patch(super::pulls::edit_pull),
+        )
+        .route(
+            &format!("{repo}/pulls/{{number}}/merge"),
+            post(super::pulls::merge_pull),
+        )
+        .route(
+            &format!("{repo}/pulls/{{number}}/reviews"),
+            get(super::pulls::list_reviews),
+        )
+        .route(
+            &format!("{repo}/issues/{{number}}/comments"),
+            post(super::pulls::create_comment),
+        )
+        .route(
+            &format!("{repo}/labels"),
+            get(super::pulls::list_labels).post(super::pulls::create_label),
+        )
+        .route(
+            &format!("{repo}/commits/{{reference}}/status"),
+            get(super::pulls::combined_status),
+        )
+        .route(
+            "/_sandbox/repos/{owner}/{repo}/pulls/{number}/review",
+            post(super::pulls::sandbox_review),
+        )
         .route("/_sandbox/profile", post(admin_profile))
         .route(
             "/_sandbox/repos/{owner}/{repo}/settings",
@@ -490,17 +511,19 @@ async fn get_branch(
     let commit = git::read_commit(&dir, &head)
         .await
         .map_err(|e| internal(&gitea, e))?;
-    let protected = gitea.is_protected(&owner, &name, &branch);
+    let rule = gitea.protection(&owner, &name, &branch);
+    let protected = rule.is_some();
+    let rule = rule.unwrap_or_default();
     let can_push = user.access == Access::Write && !protected;
     Ok(Json(json!({
         "name": branch,
         "commit": payload_commit_json(&gitea, &owner, &name, &commit),
         "protected": protected,
-        "required_approvals": 0,
-        "enable_status_check": false,
-        "status_check_contexts": [],
+        "required_approvals": rule.required_approvals,
+        "enable_status_check": rule.enable_status_check,
+        "status_check_contexts": rule.status_check_contexts,
         "user_can_push": can_push,
-        "user_can_merge": can_push,
+        "user_can_merge": user.access == Access::Write,
         "effective_branch_protection_name": if protected { branch.clone() } else { String::new() },
     })))
 }
@@ -886,9 +909,13 @@ async fn create_status(
     });
     state
         .statuses
-        .entry((owner, name, full))
+        .entry((owner.clone(), name.clone(), full.clone()))
         .or_default()
         .push(status.clone());
+    drop(state);
+    // A new status re-checks the merges scheduled on this head (services/automerge/notify.go).
+    let g = gitea.clone();
+    tokio::spawn(async move { super::pulls::statuses_changed(&g, &owner, &name, &full).await });
     Ok((StatusCode::CREATED, Json(status)))
 }
 
@@ -917,159 +944,6 @@ async fn list_statuses(
     Ok(Json(Value::Array(list)))
 }
 
-#[derive(Debug, serde::Deserialize)]
-struct CreatePullRequestOption {
-    #[serde(default)]
-    head: String,
-    #[serde(default)]
-    base: String,
-    #[serde(default)]
-    title: String,
-    #[serde(default)]
-    body: String,
-}
-
-async fn create_pull(
-    State(gitea): State<Gitea>,
-    headers: HeaderMap,
-    Path((owner, name)): Path<(String, String)>,
-    body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let user = require_writer(&gitea, &headers, &owner, &name)?;
-    let opts: CreatePullRequestOption = parse_body(&gitea, &body)?;
-    if opts.title.trim().is_empty() {
-        return Err(api_error(
-            &gitea,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "[Title]: Required",
-        ));
-    }
-    // `owner:branch` names a fork's branch; the sandbox has no forks, so only our own owner works.
-    let head = match opts.head.split_once(':') {
-        Some((o, b)) if o == owner => b.to_owned(),
-        Some(_) => return Err(not_found(&gitea)),
-        None => opts.head.clone(),
-    };
-    let base = if opts.base.is_empty() {
-        gitea.default_branch(&owner, &name)
-    } else {
-        opts.base.clone()
-    };
-    let mut heads = Vec::new();
-    for branch in [&head, &base] {
-        let id = gitea
-            .branch_head(&owner, &name, branch)
-            .await
-            .map_err(|e| internal(&gitea, e))?
-            .ok_or_else(|| not_found(&gitea))?;
-        heads.push(id);
-    }
-    let dir = gitea.repo_dir(&owner, &name);
-    let ahead = git::Git::new(
-        &dir,
-        [
-            "rev-list",
-            "--count",
-            &format!("{}..{}", heads[1], heads[0]),
-        ],
-    )
-    .text()
-    .await
-    .map_err(|e| internal(&gitea, e))?;
-    if head == base || ahead == "0" {
-        return Err(api_error(
-            &gitea,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Invalid PullRequest: There are no changes between the head and the base",
-        ));
-    }
-    let repo_id = gitea.repo_id(&owner, &name);
-    let number = {
-        let mut state = gitea.state();
-        if let Some(existing) = state
-            .pulls
-            .iter()
-            .find(|p| p.owner == owner && p.repo == name && p.head == head && p.base == base)
-        {
-            return Err(api_error(
-                &gitea,
-                StatusCode::CONFLICT,
-                format!(
-                    "pull request already exists for these targets [id: {n}, issue_id: {n}, head_repo_id: {repo_id}, base_repo_id: {repo_id}, head_branch: {head}, base_branch: {base}]",
-                    n = existing.number
-                ),
-            ));
-        }
-        let number = state
-            .pulls
-            .iter()
-            .filter(|p| p.owner == owner && p.repo == name)
-            .count() as i64
-            + 1;
-        state.pulls.push(Pull {
-            owner: owner.clone(),
-            repo: name.clone(),
-            number,
-            head: head.clone(),
-            base: base.clone(),
-            title: opts.title.clone(),
-        });
-        number
-    };
-    let repo = repo_json(&gitea, &owner, &name, &user);
-    let web = format!("{}/{owner}/{name}", gitea.url());
-    let now = jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string();
-    let branch_info = |branch: &str, sha: &str| {
-        json!({
-            "label": branch,
-            "ref": branch,
-            "sha": sha,
-            "repo_id": repo_id,
-            "repo": repo,
-        })
-    };
-    let merge_base = git::Git::new(&dir, ["merge-base", &heads[0], &heads[1]])
-        .text()
-        .await
-        .unwrap_or_default();
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({
-            "id": number,
-            "url": format!("{web}/pulls/{number}"),
-            "number": number,
-            "user": user_json(&gitea, &user),
-            "title": opts.title,
-            "body": opts.body,
-            "labels": [],
-            "assignees": [],
-            "requested_reviewers": [],
-            "requested_reviewers_teams": [],
-            "state": "open",
-            "draft": false,
-            "is_locked": false,
-            "comments": 0,
-            "review_comments": 0,
-            "additions": 0,
-            "deletions": 0,
-            "changed_files": 0,
-            "html_url": format!("{web}/pulls/{number}"),
-            "diff_url": format!("{web}/pulls/{number}.diff"),
-            "patch_url": format!("{web}/pulls/{number}.patch"),
-            "mergeable": true,
-            "merged": false,
-            "merge_base": merge_base,
-            "base": branch_info(&base, &heads[1]),
-            "head": branch_info(&head, &heads[0]),
-            "allow_maintainer_edit": false,
-            "created_at": now,
-            "updated_at": now,
-        })),
-    ))
-}
-
 /// `POST /_sandbox/profile {"gitea": "1.22"}`: behave as that release line (names as
 /// [`crate::profile::GiteaProfile::named`]); answers the profile and version.
 async fn admin_profile(State(gitea): State<Gitea>, Json(body): Json<Value>) -> Response {
@@ -1092,7 +966,9 @@ async fn admin_profile(State(gitea): State<Gitea>, Json(body): Json<Value>) -> R
 
 /// `POST /_sandbox/repos/{owner}/{repo}/settings` with any of `{"pulls": false}` (disable the
 /// pull-request unit), `{"hook_rejection": "text"}` (a declining pre-receive hook; `null` removes
-/// it), `{"protect": "main"}` / `{"unprotect": "main"}` (branch protection).
+/// it), `{"protect": "main"}` / `{"unprotect": "main"}` (branch protection), or `{"protect":
+/// {"branch": "main", "required_approvals": 1, "enable_status_check": true,
+/// "status_check_contexts": ["ci/*"]}}` (with merge requirements).
 async fn admin_repo_settings(
     State(gitea): State<Gitea>,
     Path((owner, name)): Path<(String, String)>,
@@ -1107,6 +983,19 @@ async fn admin_repo_settings(
     }
     if let Some(branch) = body["protect"].as_str() {
         result = result.and(gitea.protect_branch(&owner, &name, branch));
+    }
+    if let Some(rule) = body["protect"].as_object() {
+        let branch = rule
+            .get("branch")
+            .and_then(Value::as_str)
+            .unwrap_or("main")
+            .to_owned();
+        match serde_json::from_value::<super::Protection>(Value::Object(rule.clone())) {
+            Ok(rule) => result = result.and(gitea.protect_branch_with(&owner, &name, &branch, rule)),
+            Err(e) => {
+                return api_error(&gitea, StatusCode::BAD_REQUEST, e.to_string()).into_response()
+            }
+        }
     }
     if let Some(branch) = body["unprotect"].as_str() {
         result = result.and(gitea.unprotect_branch(&owner, &name, branch));

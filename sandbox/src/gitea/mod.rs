@@ -14,7 +14,10 @@
 
 mod api;
 mod files;
+mod pulls;
 mod smart_http;
+
+pub use pulls::Protection;
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -78,6 +81,31 @@ pub enum Error {
     },
 }
 
+/// A pull request as tests look at it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PullSummary {
+    /// Its number.
+    pub number: i64,
+    /// Head branch.
+    pub head: String,
+    /// Base branch.
+    pub base: String,
+    /// Title.
+    pub title: String,
+    /// Body.
+    pub body: String,
+    /// Still open.
+    pub open: bool,
+    /// Merged.
+    pub merged: bool,
+    /// The base's tip the merge made.
+    pub merge_commit_sha: Option<String>,
+    /// Number of labels.
+    pub labels: usize,
+    /// Its comments' bodies.
+    pub comments: Vec<String>,
+}
+
 /// What a token may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -134,7 +162,11 @@ struct State {
     repo_ids: HashMap<(String, String), i64>,
     protected: HashSet<(String, String, String)>,
     statuses: HashMap<(String, String, String), Vec<serde_json::Value>>,
-    pulls: Vec<api::Pull>,
+    pulls: Vec<pulls::Pull>,
+    /// Merge requirements of the protected branches that have some.
+    protections: HashMap<(String, String, String), Protection>,
+    /// Labels per repository: (id, name).
+    labels: HashMap<(String, String), Vec<(i64, String)>>,
     next_id: i64,
     race_counter: u64,
     write_locks: HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>,
@@ -585,6 +617,83 @@ impl Gitea {
         self.write_protected_list(owner, name)
     }
 
+    /// Protect `branch` as [`Gitea::protect_branch`] does, with merge requirements: approvals and
+    /// required status checks, which pull-request merges (and auto-merges) must meet.
+    ///
+    /// # Errors
+    /// No such repository, or the hook's list could not be written.
+    pub fn protect_branch_with(
+        &self,
+        owner: &str,
+        name: &str,
+        branch: &str,
+        rule: Protection,
+    ) -> Result<(), Error> {
+        self.protect_branch(owner, name, branch)?;
+        self.state()
+            .protections
+            .insert((owner.into(), name.into(), branch.into()), rule);
+        Ok(())
+    }
+
+    /// The merge requirements of `branch` (`None`: not protected; protected without any: default).
+    pub fn protection(&self, owner: &str, name: &str, branch: &str) -> Option<Protection> {
+        if !self.is_protected(owner, name, branch) {
+            return None;
+        }
+        Some(
+            self.state()
+                .protections
+                .get(&(owner.into(), name.into(), branch.into()))
+                .cloned()
+                .unwrap_or_default(),
+        )
+    }
+
+    /// Creates a label in `owner/name`; returns its id.
+    pub fn add_label(&self, owner: &str, name: &str, label: &str) -> i64 {
+        let mut state = self.state();
+        let id = state.next_id;
+        state.next_id += 1;
+        state
+            .labels
+            .entry((owner.into(), name.into()))
+            .or_default()
+            .push((id, label.into()));
+        id
+    }
+
+    /// The labels of `owner/name`: (id, name).
+    pub fn labels(&self, owner: &str, name: &str) -> Vec<(i64, String)> {
+        self.state()
+            .labels
+            .get(&(owner.into(), name.into()))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// A fresh id (comments, reviews, statuses share Gitea's sequence here).
+    pub(crate) fn next_id(&self) -> i64 {
+        let mut state = self.state();
+        let id = state.next_id;
+        state.next_id += 1;
+        id
+    }
+
+    /// True unless the repository's pull-request unit is disabled.
+    pub fn pulls_enabled(&self, owner: &str, name: &str) -> bool {
+        !self
+            .state()
+            .pulls_disabled
+            .contains(&(owner.to_owned(), name.to_owned()))
+    }
+
+    /// Someone (`login`, not the token's user) reviews pull request `number` at its head:
+    /// `APPROVED`, `REQUEST_CHANGES` or `COMMENT`; a scheduled merge is re-checked.
+    pub async fn review_pull(&self, owner: &str, name: &str, number: i64, login: &str, state: &str) {
+        pulls::review(self, owner, name, number, login, state).await;
+    }
+
     /// Remove the protection of `branch`.
     ///
     /// # Errors
@@ -616,13 +725,24 @@ impl Gitea {
         list
     }
 
-    /// The pull requests opened so far, as `(number, head, base, title)`.
-    pub fn pulls(&self, owner: &str, name: &str) -> Vec<(i64, String, String, String)> {
+    /// The pull requests opened so far.
+    pub fn pulls(&self, owner: &str, name: &str) -> Vec<PullSummary> {
         self.state()
             .pulls
             .iter()
             .filter(|p| p.owner == owner && p.repo == name)
-            .map(|p| (p.number, p.head.clone(), p.base.clone(), p.title.clone()))
+            .map(|p| PullSummary {
+                number: p.number,
+                head: p.head.clone(),
+                base: p.base.clone(),
+                title: p.title.clone(),
+                body: p.body.clone(),
+                open: !p.closed,
+                merged: p.merged,
+                merge_commit_sha: p.merge_commit_sha.clone(),
+                labels: p.labels.len(),
+                comments: p.comments.clone(),
+            })
             .collect()
     }
 

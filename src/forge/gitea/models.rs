@@ -264,9 +264,9 @@ pub struct CombinedStatus {
     /// The worst state of all contexts (empty or `pending` when none).
     #[serde(default)]
     pub state: String,
-    /// The latest status per context.
+    /// The latest status per context (`null` when there is none, on Gitea ≥ 1.25).
     #[serde(default)]
-    pub statuses: Vec<CommitStatus>,
+    pub statuses: Option<Vec<CommitStatus>>,
 }
 
 /// `PullReview` (the fields we read).

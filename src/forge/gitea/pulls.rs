@@ -204,11 +204,12 @@ impl<'c> RepoHandler<'c> {
         Ok(all)
     }
 
-    /// `GET /repos/{o}/{r}/commits/{ref}/status`: the latest status of each context.
+    /// `GET /repos/{o}/{r}/commits/{ref}/status`: the latest status of each context; `None` for a
+    /// commit without statuses on Gitea ≤ 1.24 and Forgejo, which answer a `null` body.
     ///
     /// # Errors
     /// See [`Error`].
-    pub async fn combined_status(&self, reference: &str) -> Result<CombinedStatus, Error> {
+    pub async fn combined_status(&self, reference: &str) -> Result<Option<CombinedStatus>, Error> {
         self.client()
             .send(
                 Method::GET,
