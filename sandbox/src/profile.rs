@@ -68,13 +68,13 @@ impl GiteaProfile {
     /// The combined status of a commit without statuses is a `null` body on Gitea ≤ 1.24 and
     /// Forgejo; `{"state": "pending", …}` since Gitea 1.25 (go-gitea/gitea#34562).
     pub fn empty_combined_status_is_null(&self) -> bool {
-        !self.gitea_minor().is_some_and(|m| m >= 25)
+        self.gitea_minor().is_none_or(|m| m < 25)
     }
 
     /// `merge_when_checks_succeed` always schedules (201, merged asynchronously) on Gitea ≥ 1.23
     /// (go-gitea/gitea#30780) and Forgejo; Gitea 1.22 merged at once (200) when the checks passed.
     pub fn auto_merge_always_schedules(&self) -> bool {
-        !self.gitea_minor().is_some_and(|m| m <= 22)
+        self.gitea_minor().is_none_or(|m| m > 22)
     }
 }
 

@@ -360,6 +360,90 @@ mod tests {
         Option<bool>,
     );
 
+    /// Pull-request mode: the outputs name the pull request; the merge commit only once merged, also
+    /// when a later phase or the merge itself failed.
+    #[test]
+    fn pull_request_outputs() {
+        use crate::forge::gitea::MergeStyle;
+        use crate::pull_request::{Merged, PullInfo};
+        let pull = PullInfo {
+            number: 42,
+            url: "https://git.example.com/ops/gitops/pulls/42".into(),
+            branch: "gitops-deploy/web-1.1.0-0123abcd".into(),
+            base: "main".into(),
+            head_sha: SHA.into(),
+            reused: false,
+            recreated: 0,
+            superseded: Vec::new(),
+        };
+        let merged = Merged {
+            sha: "fedcba9876543210fedcba9876543210fedcba98".into(),
+            style: MergeStyle::Squash,
+            keeps_our_commit: false,
+        };
+        use Phase::*;
+        for (name, run, result, phase, merge_sha, synced) in [
+            (
+                "merged and verified",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    pull: Some(pull.clone()),
+                    merged: Some(merged.clone()),
+                    verify: Some(argo("Healthy")),
+                    phases: phases(&[Publish, Merge, Argocd]),
+                    ..Default::default()
+                },
+                DeployResult::Success,
+                Argocd,
+                true,
+                true,
+            ),
+            (
+                "left open (merge: none)",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    pull: Some(pull.clone()),
+                    phases: phases(&[Publish]),
+                    ..Default::default()
+                },
+                DeployResult::Success,
+                Publish,
+                false,
+                false,
+            ),
+            (
+                "a check failed",
+                RunReport {
+                    publish: Some(published(true, false)),
+                    pull: Some(pull.clone()),
+                    failure: failed(Merge),
+                    phases: phases(&[Publish, Merge]),
+                    ..Default::default()
+                },
+                DeployResult::Failed,
+                Merge,
+                false,
+                false,
+            ),
+        ] {
+            let o = outputs(&run, Duration::from_millis(1000));
+            assert_eq!((o.result, o.phase), (result, phase), "{name}");
+            assert_eq!(o.pr_number, Some(42), "{name}");
+            assert_eq!(o.pr_url.as_deref(), Some(pull.url.as_str()), "{name}");
+            assert_eq!(o.pr_branch.as_deref(), Some(pull.branch.as_str()), "{name}");
+            assert_eq!(o.commit_sha.as_deref(), Some(SHA), "{name}");
+            assert_eq!(o.merge_commit_sha.is_some(), merge_sha, "{name}");
+            assert_eq!(o.synced_revision.is_some(), synced, "{name}");
+            let md = summary(&run, &o, &Links::default()).to_markdown();
+            let line = if merge_sha {
+                "- Pull request: [#42](https://git.example.com/ops/gitops/pulls/42), merged as `fedcba9`"
+            } else {
+                "- Pull request: [#42](https://git.example.com/ops/gitops/pulls/42), not merged"
+            };
+            assert!(md.contains(line), "{name}: {md}");
+        }
+    }
+
     #[test]
     fn outputs_summary_and_status_from_the_run_report() {
         use Phase::*;
@@ -488,6 +572,7 @@ mod tests {
                     failure: failed(Argocd),
                     rollback: rollback(Ok(true)),
                     phases: phases(&[Publish, Argocd, Rollback]),
+                    ..Default::default()
                 },
                 DeployResult::RolledBack,
                 Argocd,
@@ -504,6 +589,7 @@ mod tests {
                     failure: failed(Argocd),
                     rollback: rollback(Ok(false)),
                     phases: phases(&[Publish, Argocd, Rollback]),
+                    ..Default::default()
                 },
                 DeployResult::RolledBack,
                 Argocd,
@@ -520,6 +606,7 @@ mod tests {
                     failure: failed(Argocd),
                     rollback: rollback(Err("cannot commit")),
                     phases: phases(&[Publish, Argocd, Rollback]),
+                    ..Default::default()
                 },
                 DeployResult::Failed,
                 Argocd,

@@ -28,6 +28,9 @@ pub struct PullRequestArgs {
     /// Pull-request mode: time allowed for the merge [default: the overall timeout].
     #[arg(long, env = "INPUT_MERGE_TIMEOUT", value_name = "DURATION")]
     pub merge_timeout: Option<String>,
+    /// Pull-request mode: how often the wait for the merge looks [default: 5s].
+    #[arg(long, env = "INPUT_MERGE_POLL_INTERVAL", value_name = "DURATION")]
+    pub merge_poll_interval: Option<String>,
     /// Pull-request mode: branch name template; the commit message's placeholders plus
     /// {image_slug} {new_slug} {key} {base} [default: gitops-deploy/{image_slug}-{new_slug}-{key}].
     #[arg(long, env = "INPUT_PR_BRANCH", value_name = "TEMPLATE")]
@@ -116,6 +119,13 @@ pub fn config(args: &PullRequestArgs, overall: Duration) -> Result<Option<Config
             Err(e) => problems.push(e),
         }
     }
+    if let Some(t) = given(&args.merge_poll_interval) {
+        match parse_duration("merge_poll_interval", t) {
+            Ok(d) if !d.is_zero() => c.poll_interval = d,
+            Ok(_) => problems.push("merge_poll_interval: must be more than 0".to_owned()),
+            Err(e) => problems.push(e),
+        }
+    }
     for (input, value, target) in [
         ("pr_branch", &args.pr_branch, &mut c.branch_template),
         ("pr_title", &args.pr_title, &mut c.title_template),
@@ -160,7 +170,8 @@ mod tests {
     fn args(pairs: &[(&str, &str)]) -> PullRequestArgs {
         let mut a = PullRequestArgs::default();
         for (k, v) in pairs {
-            let v = Some((*v).to_owned());
+            let owned = (*v).to_owned();
+            let v = Some(owned.clone());
             match *k {
                 "mode" => a.mode = v,
                 "merge" => a.merge = v,
@@ -168,7 +179,7 @@ mod tests {
                 "merge_timeout" => a.merge_timeout = v,
                 "pr_branch" => a.pr_branch = v,
                 "pr_title" => a.pr_title = v,
-                "pr_labels" => a.pr_labels = vec![v.unwrap()],
+                "pr_labels" => a.pr_labels = vec![owned],
                 "supersede" => a.supersede = v,
                 _ => unreachable!("{k}"),
             }

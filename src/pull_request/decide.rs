@@ -193,6 +193,7 @@ mod tests {
     #[test]
     fn states_from_snapshots() {
         let ok = |c: &str| status(c, "success");
+        #[allow(clippy::type_complexity)]
         let cases: Vec<(
             &str,
             PullRequest,

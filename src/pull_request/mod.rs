@@ -131,7 +131,14 @@ impl Default for Config {
 /// # Errors
 /// The template's problem.
 pub fn check_template(template: &str) -> Result<(), String> {
-    render(template, |_| Some(Some(String::new()))).map(drop)
+    render(template, |name| {
+        publish::PLACEHOLDERS
+            .iter()
+            .chain(EXTRA_PLACEHOLDERS)
+            .any(|(n, _)| *n == name)
+            .then(|| Some(String::new()))
+    })
+    .map(drop)
 }
 
 /// The pull request the deploy went through.

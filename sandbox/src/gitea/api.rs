@@ -21,7 +21,6 @@ use serde_json::{json, Value};
 use super::{Access, Gitea, User};
 use crate::git::{self, CommitInfo, GitError, TreeEntry};
 
-
 pub(super) fn router(gitea: Gitea) -> Router {
     let repo = "/api/v1/repos/{owner}/{repo}";
     Router::new()
@@ -991,7 +990,9 @@ async fn admin_repo_settings(
             .unwrap_or("main")
             .to_owned();
         match serde_json::from_value::<super::Protection>(Value::Object(rule.clone())) {
-            Ok(rule) => result = result.and(gitea.protect_branch_with(&owner, &name, &branch, rule)),
+            Ok(rule) => {
+                result = result.and(gitea.protect_branch_with(&owner, &name, &branch, rule))
+            }
             Err(e) => {
                 return api_error(&gitea, StatusCode::BAD_REQUEST, e.to_string()).into_response()
             }

@@ -690,7 +690,14 @@ impl Gitea {
 
     /// Someone (`login`, not the token's user) reviews pull request `number` at its head:
     /// `APPROVED`, `REQUEST_CHANGES` or `COMMENT`; a scheduled merge is re-checked.
-    pub async fn review_pull(&self, owner: &str, name: &str, number: i64, login: &str, state: &str) {
+    pub async fn review_pull(
+        &self,
+        owner: &str,
+        name: &str,
+        number: i64,
+        login: &str,
+        state: &str,
+    ) {
         pulls::review(self, owner, name, number, login, state).await;
     }
 

@@ -32,8 +32,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::api::{
-    api_error, internal, not_found, parse_body, repo_json, require_repo, require_writer,
-    user_json, ApiError,
+    api_error, internal, not_found, parse_body, repo_json, require_repo, require_writer, user_json,
+    ApiError,
 };
 use super::{Gitea, User};
 use crate::git;
@@ -245,18 +245,14 @@ async fn pull_json(gitea: &Gitea, p: &Pull, viewer: &User) -> Result<Value, ApiE
         .await
         .unwrap_or_default();
     let web = format!("{}/{}/{}", gitea.url(), p.owner, p.repo);
-    let branch_info = |branch: &str, sha: &str| {
-        json!({"label": branch, "ref": branch, "sha": sha, "repo_id": repo_id, "repo": repo})
-    };
+    let branch_info = |branch: &str, sha: &str| json!({"label": branch, "ref": branch, "sha": sha, "repo_id": repo_id, "repo": repo});
     let labels: Vec<Value> = gitea
         .labels(&p.owner, &p.repo)
         .into_iter()
         .filter(|(id, _)| p.labels.contains(id))
         .map(|(id, name)| label_json(gitea, &p.owner, &p.repo, id, &name))
         .collect();
-    let person = |login: &str| {
-        json!({"id": 0, "login": login, "username": login, "email": format!("{login}@sandbox.invalid")})
-    };
+    let person = |login: &str| json!({"id": 0, "login": login, "username": login, "email": format!("{login}@sandbox.invalid")});
     Ok(json!({
         "id": p.number,
         "url": format!("{web}/pulls/{}", p.number),
@@ -535,11 +531,7 @@ pub(super) async fn merge_pull(
         }
     }
     if !opts.head_commit_id.is_empty() && opts.head_commit_id != head_sha {
-        return Err(api_error(
-            &gitea,
-            StatusCode::CONFLICT,
-            "head out of date",
-        ));
+        return Err(api_error(&gitea, StatusCode::CONFLICT, "head out of date"));
     }
     let plan = AutoMerge {
         style: opts.style.clone(),
@@ -734,10 +726,13 @@ async fn merged_tip(
         .map_err(|e| internal(gitea, e))?;
     let wt = work.path().join("wt");
     let wt_str = wt.to_string_lossy().into_owned();
-    git::Git::new(dir, ["worktree", "add", "--detach", "--quiet", &wt_str, base])
-        .output()
-        .await
-        .map_err(fail)?;
+    git::Git::new(
+        dir,
+        ["worktree", "add", "--detach", "--quiet", &wt_str, base],
+    )
+    .output()
+    .await
+    .map_err(fail)?;
     let result = merge_in(gitea, &wt, p, plan, base, head).await;
     let _ = git::Git::new(dir, ["worktree", "remove", "--force", &wt_str])
         .succeeds()
@@ -1062,7 +1057,14 @@ fn approved() -> String {
 /// another person reviews the head (what `POST /pulls/{n}/reviews` with their token does); a
 /// scheduled merge is re-checked, as Gitea's `PullReviewed` notifier does.
 /// Records a review by `login` at the head and re-checks a scheduled merge.
-pub(super) async fn review(gitea: &Gitea, owner: &str, name: &str, number: i64, login: &str, state: &str) {
+pub(super) async fn review(
+    gitea: &Gitea,
+    owner: &str,
+    name: &str,
+    number: i64,
+    login: &str,
+    state: &str,
+) {
     let Some(p) = find(gitea, owner, name, number) else {
         return;
     };
