@@ -217,7 +217,10 @@ async fn squash_and_rebase_merges_are_verified_on_the_commit_the_merge_made() ->
             let (_, head) = open_pull(&world, tag).await?;
             // Someone else changes the base meanwhile, so that the rebase replays our commit.
             world
-                .commit(&[("docs/NOTES.md", &format!("before {tag}\n"))], "notes")
+                .commit(
+                    &[("release-notes.txt", &format!("before {tag}\n"))],
+                    "notes",
+                )
                 .await?;
             post_status(&world, &head, "success", "ci/test", "ok").await?;
             Ok::<_, anyhow::Error>(head)

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::faults::{FaultKind, FaultRule, Server};
 use gitops_sandbox::{demo, Sandbox, SandboxConfig};
+use serde_json::json;
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder()
@@ -311,6 +312,17 @@ impl Swagger {
         );
     }
 
+    /// [`Swagger::check`] for a model whose Go struct has pointer fields: Gitea sends `null` for
+    /// them, which swagger 2.0 cannot express, so those (and only those) may be `null`.
+    #[track_caller]
+    fn check_nullable(&self, name: &str, value: &serde_json::Value, nullable: &[&str]) {
+        let mut v = value.clone();
+        if let Some(map) = v.as_object_mut() {
+            map.retain(|k, x| !(x.is_null() && nullable.contains(&k.as_str())));
+        }
+        self.check(name, &v);
+    }
+
     #[track_caller]
     fn check_list(&self, name: &str, value: &serde_json::Value) {
         let items = value.as_array().expect("a JSON array");
@@ -383,6 +395,19 @@ fn unb64(value: &serde_json::Value) -> String {
 }
 
 const REPO_API: &str = "/repos/demo/gitops";
+
+/// The pointer fields of `PullRequest` (go-gitea/gitea modules/structs/pull.go: `Milestone
+/// *Milestone`, `Assignee *User`, `MergedCommitID *string`, `Merged`, `Closed`, `Deadline
+/// *time.Time`, `MergedBy *User`): `null` until set.
+const PULL_NULLABLE: &[&str] = &[
+    "assignee",
+    "closed_at",
+    "due_date",
+    "merge_commit_sha",
+    "merged_at",
+    "merged_by",
+    "milestone",
+];
 
 async fn head(sandbox: &Sandbox) -> String {
     sandbox
@@ -588,7 +613,7 @@ async fn api_responses_match_gitea_swagger() {
         )
         .await;
     assert_eq!(status, 201, "{pull}");
-    swagger.check("PullRequest", &pull);
+    swagger.check_nullable("PullRequest", &pull, PULL_NULLABLE);
     assert_eq!(pull["number"], 1);
     assert_eq!(pull["head"]["sha"], branched["commit"]["sha"]);
     let (status, conflict) = api
@@ -1225,4 +1250,253 @@ async fn profiles_answer_as_their_release_does() {
         }
     }
     assert_eq!(head(&sandbox).await, before, "no refused write landed");
+}
+
+/// Pull requests, merges, reviews, labels and the combined status behave as Gitea's (see
+/// `sandbox/src/gitea/pulls.rs` for the upstream files) and every body matches the swagger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pull_requests_behave_as_gitea_and_match_its_swagger() {
+    use gitops_sandbox::gitea::Protection;
+    let swagger = Swagger::load();
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let api = Api::new(&sandbox, Some(sandbox.token()));
+    let gitea = sandbox.gitea();
+    gitea
+        .protect_branch_with(
+            demo::OWNER,
+            demo::REPO,
+            "main",
+            Protection {
+                required_approvals: 1,
+                enable_status_check: true,
+                status_check_contexts: vec!["ci/*".into()],
+            },
+        )
+        .unwrap();
+    let (status, branch) = api.get(&format!("{REPO_API}/branches/main")).await;
+    assert_eq!(status, 200);
+    swagger.check("Branch", &branch);
+    assert_eq!(
+        (
+            &branch["protected"],
+            &branch["required_approvals"],
+            &branch["enable_status_check"]
+        ),
+        (&json!(true), &json!(1), &json!(true))
+    );
+    assert_eq!(branch["status_check_contexts"], json!(["ci/*"]));
+    assert_eq!(branch["user_can_push"], false);
+
+    let (status, label) = api
+        .post(
+            &format!("{REPO_API}/labels"),
+            json!({"name": "deploy", "color": "#00aabb"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{label}");
+    swagger.check("Label", &label);
+    let (_, labels) = api.get(&format!("{REPO_API}/labels")).await;
+    swagger.check_list("Label", &labels);
+    assert_eq!(labels[0]["name"], "deploy");
+
+    // A change on its own branch (main is protected), then its pull request. Unknown label ids are
+    // dropped, as Gitea does.
+    let (_, file) = api
+        .get(&format!(
+            "{REPO_API}/contents/{}?ref=main",
+            demo::KUSTOMIZATION
+        ))
+        .await;
+    let text = demo::PROD_KUSTOMIZATION.replace("\"1.0.0\"", "\"2.0.0\"");
+    let (status, branched) = api
+        .post(
+            &format!("{REPO_API}/contents"),
+            json!({"branch": "main", "new_branch": "deploy/2.0.0", "message": "deploy 2.0.0",
+                   "files": [{"operation": "update", "path": demo::KUSTOMIZATION,
+                              "sha": file["sha"], "content": b64(&text)}]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{branched}");
+    let head_sha = branched["commit"]["sha"].as_str().unwrap().to_owned();
+    let (status, again) = api
+        .post(
+            &format!("{REPO_API}/contents"),
+            json!({"branch": "main", "new_branch": "deploy/2.0.0", "message": "again",
+                   "files": [{"operation": "update", "path": demo::KUSTOMIZATION,
+                              "sha": file["sha"], "content": b64(&text)}]}),
+        )
+        .await;
+    assert_eq!(
+        (status, again["message"].as_str()),
+        (422, Some("branch already exists [name: deploy/2.0.0]"))
+    );
+    let (status, pull) = api
+        .post(
+            &format!("{REPO_API}/pulls"),
+            json!({"head": "deploy/2.0.0", "base": "main", "title": "deploy 2.0.0",
+                   "body": "body", "labels": [label["id"], 9999]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{pull}");
+    swagger.check_nullable("PullRequest", &pull, PULL_NULLABLE);
+    assert_eq!(pull["labels"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        (&pull["mergeable"], &pull["merged"]),
+        (&json!(true), &json!(false))
+    );
+    assert!(pull["merge_commit_sha"].is_null());
+    let n = pull["number"].as_i64().unwrap();
+    let pulls_api = format!("{REPO_API}/pulls/{n}");
+
+    // No statuses yet: the newest Gitea answers `pending` with `statuses: null`.
+    let (status, combined) = api
+        .get(&format!("{REPO_API}/commits/{head_sha}/status"))
+        .await;
+    assert_eq!(status, 200);
+    swagger.check_nullable("CombinedStatus", &combined, &["statuses"]);
+    assert_eq!(
+        (&combined["state"], &combined["total_count"]),
+        (&json!("pending"), &json!(0))
+    );
+
+    // Merging now is refused with the protection's reasons, in Gitea's order.
+    let merge = |body: serde_json::Value| {
+        let api = &api;
+        let path = format!("{pulls_api}/merge");
+        async move { api.post(&path, body).await }
+    };
+    let (status, refused) = merge(json!({"Do": "merge"})).await;
+    assert_eq!(status, 405);
+    swagger.check("APIError", &refused);
+    assert_eq!(
+        refused["message"],
+        "Not all required status checks successful"
+    );
+    let (status, _) = api
+        .post(
+            &format!("{REPO_API}/statuses/{head_sha}"),
+            json!({"state": "success", "context": "ci/test"}),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, combined) = api
+        .get(&format!("{REPO_API}/commits/{head_sha}/status"))
+        .await;
+    swagger.check("CombinedStatus", &combined);
+    assert_eq!(combined["state"], "success");
+    let (status, refused) = merge(json!({"do": "merge"})).await;
+    assert_eq!(
+        (status, refused["message"].as_str()),
+        (405, Some("Does not have enough approvals"))
+    );
+    gitea
+        .review_pull(demo::OWNER, demo::REPO, n, "alice", "APPROVED")
+        .await;
+    let (status, reviews) = api.get(&format!("{pulls_api}/reviews")).await;
+    assert_eq!(status, 200);
+    swagger.check_nullable("PullReview", &reviews[0], &["team"]);
+    assert_eq!(
+        (&reviews[0]["state"], &reviews[0]["official"]),
+        (&json!("APPROVED"), &json!(true))
+    );
+    let (status, stale) = merge(json!({"Do": "merge", "head_commit_id": "0".repeat(40)})).await;
+    assert_eq!(
+        (status, stale["message"].as_str()),
+        (409, Some("head out of date"))
+    );
+
+    // Auto-merge: 201 with an empty body, merged moments later; a merge commit on main.
+    let before = head(&sandbox).await;
+    let (status, body) = merge(json!({"Do": "merge", "merge_when_checks_succeed": true,
+                                      "delete_branch_after_merge": true}))
+    .await;
+    assert_eq!((status, body), (201, json!("")));
+    let merged = eventually("the scheduled merge", Duration::from_secs(10), || async {
+        let (_, p) = api.get(&pulls_api).await;
+        if p["merged"] == true {
+            Ok(p)
+        } else {
+            Err(p.to_string())
+        }
+    })
+    .await
+    .unwrap();
+    swagger.check_nullable("PullRequest", &merged, PULL_NULLABLE);
+    let tip = head(&sandbox).await;
+    assert_eq!(merged["merge_commit_sha"], tip.as_str());
+    assert_eq!(merged["state"], "closed");
+    let parents = git(
+        &gitea.repo_dir(demo::OWNER, demo::REPO),
+        None,
+        &["rev-list", "--parents", "-n1", &tip],
+    )
+    .await;
+    let parents = String::from_utf8_lossy(&parents.stdout).into_owned();
+    assert_eq!(
+        parents.split_whitespace().collect::<Vec<_>>(),
+        [tip.as_str(), before.as_str(), head_sha.as_str()]
+    );
+    assert!(gitea
+        .branch_head(demo::OWNER, demo::REPO, "deploy/2.0.0")
+        .await
+        .unwrap()
+        .is_none());
+    let (status, twice) = merge(json!({"Do": "merge"})).await;
+    assert_eq!(
+        (status, twice["message"].as_str()),
+        (405, Some("The PR is already merged"))
+    );
+
+    // The list: no `state` means all; `state=open` the open ones.
+    let (_, all) = api.get(&format!("{REPO_API}/pulls")).await;
+    assert_eq!(all.as_array().unwrap().len(), 1);
+    let (_, open) = api.get(&format!("{REPO_API}/pulls?state=open")).await;
+    assert_eq!(open, json!([]));
+
+    // Comment and close another one; a closed pull request cannot be merged (404).
+    gitea
+        .commit_files(demo::OWNER, demo::REPO, "main", &[("x.txt", "x\n")], "x")
+        .await
+        .unwrap();
+    git(
+        &gitea.repo_dir(demo::OWNER, demo::REPO),
+        None,
+        &["branch", "other", "main~1"],
+    )
+    .await;
+    let (_, other) = api
+        .post(
+            &format!("{REPO_API}/pulls"),
+            json!({"head": "other", "base": "main", "title": "other"}),
+        )
+        .await;
+    let m = other["number"].as_i64().unwrap();
+    let (status, comment) = api
+        .post(
+            &format!("{REPO_API}/issues/{m}/comments"),
+            json!({"body": "superseded"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{comment}");
+    swagger.check("Comment", &comment);
+    let (status, closed) = api
+        .call(
+            reqwest::Method::PATCH,
+            &format!("{REPO_API}/pulls/{m}"),
+            Some(json!({"state": "closed"})),
+        )
+        .await;
+    assert_eq!((status, &closed["state"]), (201, &json!("closed")));
+    let (status, _) = api
+        .post(
+            &format!("{REPO_API}/pulls/{m}/merge"),
+            json!({"Do": "merge"}),
+        )
+        .await;
+    assert_eq!(status, 404);
+
+    // Gitea 1.22: protection reasons wrapped, and no statuses is a `null` body.
+    gitea.set_profile(gitops_sandbox::profile::GiteaProfile::named("gitea-1.22").unwrap());
+    let (_, null) = api.get(&format!("{REPO_API}/commits/{tip}/status")).await;
+    assert_eq!(null, serde_json::Value::Null);
 }

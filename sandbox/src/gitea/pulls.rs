@@ -1009,7 +1009,7 @@ pub(super) async fn combined_status(
     headers: HeaderMap,
     Path((owner, name, reference)): Path<(String, String, String)>,
 ) -> Result<Json<Value>, ApiError> {
-    require_repo(&gitea, &headers, &owner, &name)?;
+    let user = require_repo(&gitea, &headers, &owner, &name)?;
     let dir = gitea.repo_dir(&owner, &name);
     let sha = git::resolve_commit(&dir, &reference)
         .await
@@ -1036,7 +1036,7 @@ pub(super) async fn combined_status(
         "sha": sha,
         "total_count": latest.len(),
         "statuses": if latest.is_empty() { Value::Null } else { Value::Array(latest) },
-        "repository": Value::Null,
+        "repository": repo_json(&gitea, &owner, &name, &user),
         "commit_url": format!("{base}/commits/{sha}"),
         "url": format!("{base}/commits/{sha}/status"),
     })))
