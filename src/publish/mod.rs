@@ -114,7 +114,8 @@ pub enum Error {
         "not allowed to write to branch {branch:?} of {repository}: {message} (a read-only token, or \
          a protected branch: those accept pushes only from users on their allowlist, which the \
          workflow's job token never is; set `token` to a personal access token of such a user with \
-         `write:repository`; or a server-side hook that declined the change, whose text is above)"
+         `write:repository`, or deliver through a pull request with `mode: pull_request`; or a \
+         server-side hook that declined the change, whose text is above)"
     )]
     Forbidden {
         /// `owner/name`.
