@@ -622,3 +622,79 @@ async fn a_conflicting_pull_request_is_recreated_from_the_new_base() -> Result<(
     );
     Ok(())
 }
+
+/// The same flow on the older Gitea and on Forgejo, whose answers differ (1.22 merges a passing pull
+/// request at once with 200; Forgejo wraps refusals in `not allowed to merge [reason: …]` and answers a
+/// `null` combined status), and over the git transport.
+#[tokio::test]
+async fn pull_requests_work_on_every_profile_and_over_git() -> Result<()> {
+    let world = World::start(timing()).await?;
+    for (profile, transport, tag) in [
+        ("gitea-1.22", "api", "3.1.0"),
+        ("forgejo-12", "api", "3.2.0"),
+        ("gitea-1.25", "git", "3.3.0"),
+    ] {
+        world.sandbox.gitea().set_profile(
+            gitops_sandbox::profile::GiteaProfile::named(profile).context("a profile")?,
+        );
+        protect(&world, checks(&["ci/test"]))?;
+        let ci = async {
+            let (_, head) = open_pull(&world, tag).await?;
+            post_status(&world, &head, "success", "ci/test", "ok").await?;
+            Ok::<_, anyhow::Error>(head)
+        };
+        let mut args = pr_args(&world, tag, &[]);
+        let at = args
+            .iter()
+            .position(|a| a == "--transport")
+            .context("--transport")?;
+        args[at + 1] = transport.into();
+        let run = world.run_json(&args, &[]);
+        let (ran, ci) = tokio::join!(run, ci);
+        let (code, report, err) = ran?;
+        let head = ci?;
+        ensure!(
+            code == 0 && report["result"] == "success",
+            "{profile}: {report}\n{err}"
+        );
+        ensure!(report["commit_sha"] == head.as_str(), "{profile}: {report}");
+        ensure!(
+            report["merge_commit_sha"] == world.head().await?.as_str(),
+            "{profile}: {report}"
+        );
+        ensure!(
+            world.ready_tags() == vec![tag; 3],
+            "{profile}: {:?}",
+            world.ready_tags()
+        );
+
+        // A refusal in the profile's words, with what we saw.
+        protect(
+            &world,
+            Protection {
+                required_approvals: 1,
+                ..Protection::default()
+            },
+        )?;
+        let refused = format!("{tag}-1");
+        let (code, report, err) = world
+            .run_json(&pr_args(&world, &refused, &["--merge", "now"]), &[])
+            .await?;
+        let reason = if profile == "gitea-1.25" {
+            "Does not have enough approvals".to_owned()
+        } else {
+            "not allowed to merge [reason: Does not have enough approvals]".to_owned()
+        };
+        ensure!(
+            code == 1 && report["phase"] == "merge",
+            "{profile}: {report}\n{err}"
+        );
+        ensure!(
+            err.contains(&format!(
+                "cannot be merged now: {reason} (approvals: 0 of 1 required)"
+            )),
+            "{profile}: {err}"
+        );
+    }
+    Ok(())
+}

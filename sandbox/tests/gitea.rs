@@ -1340,13 +1340,31 @@ async fn pull_requests_behave_as_gitea_and_match_its_swagger() {
     assert_eq!(status, 201, "{pull}");
     swagger.check_nullable("PullRequest", &pull, PULL_NULLABLE);
     assert_eq!(pull["labels"].as_array().unwrap().len(), 1);
+    // A new pull request is "checking" for a moment: not mergeable, and a merge is "try again later".
     assert_eq!(
         (&pull["mergeable"], &pull["merged"]),
-        (&json!(true), &json!(false))
+        (&json!(false), &json!(false))
     );
     assert!(pull["merge_commit_sha"].is_null());
     let n = pull["number"].as_i64().unwrap();
     let pulls_api = format!("{REPO_API}/pulls/{n}");
+    let (status, later) = api
+        .post(&format!("{pulls_api}/merge"), json!({"Do": "merge"}))
+        .await;
+    assert_eq!(
+        (status, later["message"].as_str()),
+        (405, Some("Please try again later"))
+    );
+    eventually("the conflict check", Duration::from_secs(5), || async {
+        let (_, p) = api.get(&pulls_api).await;
+        if p["mergeable"] == true {
+            Ok(())
+        } else {
+            Err(p["mergeable"].to_string())
+        }
+    })
+    .await
+    .unwrap();
 
     // No statuses yet: the newest Gitea answers `pending` with `statuses: null`.
     let (status, combined) = api

@@ -17,6 +17,8 @@ pub struct Snapshot<'a> {
     pub statuses: &'a [CommitStatus],
     /// The reviews.
     pub reviews: &'a [PullReview],
+    /// True when the base changed a file our commit changed since the head branched off.
+    pub base_changed_our_files: bool,
 }
 
 /// Where a pull request stands.
@@ -29,8 +31,11 @@ pub enum State {
     },
     /// Closed without a merge (by someone, or superseded).
     Closed,
-    /// The head conflicts with the base: the branch must be re-created from the new base.
+    /// The head conflicts with the base (the forge cannot merge it, and the base changed a file we
+    /// changed): the branch must be re-created from the new base.
     Conflict,
+    /// The forge cannot merge it yet but the base did not touch our files: it is still checking.
+    Checking,
     /// A required check failed: it will not merge until someone re-runs it.
     CheckFailed {
         /// The context.
@@ -88,7 +93,11 @@ pub fn state(s: &Snapshot<'_>) -> State {
         return State::Closed;
     }
     if !s.pull.mergeable {
-        return State::Conflict;
+        return if s.base_changed_our_files {
+            State::Conflict
+        } else {
+            State::Checking
+        };
     }
     let mut blockers = Vec::new();
     if s.base.enable_status_check {
@@ -229,6 +238,14 @@ mod tests {
                 State::Conflict,
             ),
             (
+                "still checking",
+                pull("open", false, false),
+                branch(0, &[]),
+                vec![],
+                vec![],
+                State::Checking,
+            ),
+            (
                 "no protection",
                 pull("open", false, true),
                 branch(0, &[]),
@@ -343,6 +360,8 @@ mod tests {
                 base: &b,
                 statuses: &st,
                 reviews: &rv,
+                // Unmergeable: a conflict only when the base touched our files.
+                base_changed_our_files: name == "conflict",
             });
             assert_eq!(got, want, "{name}");
         }

@@ -363,88 +363,54 @@ pub async fn run(
                 .default_branch
         }
     };
-    let keys = Keys::of(publish_config);
-    let label_ids = label_ids(&repo, publish_config, &config.labels).await?;
-    let open = open_pulls(&repo).await?;
+    let session = Session {
+        label_ids: label_ids(&repo, publish_config, &config.labels).await?,
+        repo,
+        publish: publish_config,
+        config,
+        keys: Keys::of(publish_config),
+        base,
+        report,
+    };
+    let open = open_pulls(&session.repo).await?;
+    let ours = |p: &&PullRequest| p.base.branch == session.base;
     let mine = open
         .iter()
-        .find(|p| marker(&p.body) == Some((keys.subject.as_str(), keys.change.as_str())))
-        .cloned();
-    let older: Vec<PullRequest> = open
-        .iter()
-        .filter(|p| {
-            marker(&p.body).is_some_and(|(s, c)| s == keys.subject && c != keys.change)
-                && p.base.branch == base
+        .filter(ours)
+        .find(|p| {
+            marker(&p.body) == Some((session.keys.subject.as_str(), session.keys.change.as_str()))
         })
-        .cloned()
+        .cloned();
+    let older: Vec<&PullRequest> = open
+        .iter()
+        .filter(ours)
+        .filter(|p| {
+            marker(&p.body)
+                .is_some_and(|(s, c)| s == session.keys.subject && c != session.keys.change)
+        })
         .collect();
 
-    let opened = match mine {
-        Some(pull) => {
-            // Describe the change against the base as it is now (the rollback needs the values
-            // the pull request replaces); nothing is written.
-            let dry = publish::Config {
-                dry_run: true,
-                branch: Some(base.clone()),
-                ..publish_config.clone()
-            };
-            let mut described = publish::run(&dry, report).await?;
-            described.dry_run = publish_config.dry_run;
-            described.commit_sha = pull.head.sha.clone();
-            described.commit_url = publish_config.commit_url(&pull.head.sha);
-            described.branch = pull.head.branch.clone();
-            report.info(
-                Phase::Publish,
-                format_args!(
-                    "reusing the open pull request #{} ({}) of an earlier run",
-                    pull.number, pull.html_url
-                ),
-            );
-            Opened {
-                info: info(&pull, true),
-                publish: described,
+    let mut opened = match mine {
+        Some(pull) => session.reuse(&pull).await?,
+        None => match session.open_new(0).await? {
+            Ok(o) => o,
+            // Nothing to change, or a dry run: the publish outcome says which.
+            Err(publish) => {
+                return Ok(Outcome {
+                    publish,
+                    pull: None,
+                    merged: None,
+                })
             }
-        }
-        None => {
-            match open_new(
-                &repo,
-                publish_config,
-                config,
-                &keys,
-                &base,
-                &label_ids,
-                0,
-                report,
-            )
-            .await?
-            {
-                Some(o) => o,
-                None => {
-                    // Nothing to change, or a dry run: the publish outcome says which.
-                    let publish = publish::run(
-                        &publish::Config {
-                            branch: Some(base.clone()),
-                            dry_run: true,
-                            ..publish_config.clone()
-                        },
-                        report,
-                    )
-                    .await?;
-                    return Ok(Outcome {
-                        publish: publish::Outcome {
-                            dry_run: publish_config.dry_run,
-                            ..publish
-                        },
-                        pull: None,
-                        merged: None,
-                    });
-                }
-            }
-        }
+        },
     };
-    let mut opened = opened;
+    let failed = |error, opened: Opened| Failure {
+        error,
+        publish: Some(opened.publish),
+        pull: Some(opened.info),
+    };
     if config.supersede {
-        for old in &older {
+        for old in older {
             let note = format!(
                 "Superseded by #{} ({}), which deploys {} {}.",
                 opened.info.number,
@@ -452,12 +418,8 @@ pub async fn run(
                 publish_config.image,
                 publish_config.change.shown()
             );
-            if let Err(error) = close_with(&repo, old.number, &note).await {
-                return Err(Failure {
-                    error,
-                    publish: Some(opened.publish),
-                    pull: Some(opened.info),
-                });
+            if let Err(error) = session.close_with(old.number, &note).await {
+                return Err(failed(error, opened));
             }
             report.info(
                 Phase::Publish,
@@ -481,34 +443,42 @@ pub async fn run(
         });
     }
     report.enter(Phase::Merge);
-    let deadline = Deadline::after(config.timeout.saturating_sub(started.elapsed()));
-    let merged = match merge(
-        &repo,
-        publish_config,
-        config,
-        &keys,
-        &base,
-        &label_ids,
-        &mut opened,
-        deadline,
-        report,
+    let budget = config.timeout.saturating_sub(started.elapsed());
+    let deadline = Deadline::after(budget);
+    // The wait ends at its deadline even when a request to the forge hangs.
+    let merged = tokio::time::timeout(
+        budget + Duration::from_secs(1),
+        session.merge(&mut opened, deadline),
     )
-    .await
-    {
-        Ok(m) => m,
-        Err(error) => {
-            return Err(Failure {
-                error,
-                publish: Some(opened.publish),
-                pull: Some(opened.info),
-            })
+    .await;
+    match merged {
+        Ok(Ok(merged)) => Ok(Outcome {
+            publish: opened.publish,
+            pull: Some(opened.info),
+            merged: Some(merged),
+        }),
+        Ok(Err(error)) => Err(failed(error, opened)),
+        Err(_) => {
+            let error = Error::NotMerged {
+                number: opened.info.number,
+                url: opened.info.url.clone(),
+                elapsed: budget,
+                waiting: "an answer from the forge, which did not come in time".into(),
+            };
+            Err(failed(error, opened))
         }
-    };
-    Ok(Outcome {
-        publish: opened.publish,
-        pull: Some(opened.info),
-        merged: Some(merged),
-    })
+    }
+}
+
+/// One run's view of the forge and its inputs.
+struct Session<'a> {
+    repo: gitea::RepoHandler<'a>,
+    publish: &'a publish::Config,
+    config: &'a Config,
+    keys: Keys,
+    base: String,
+    label_ids: Vec<i64>,
+    report: &'a Report,
 }
 
 /// A pull request that is open, with the publish outcome of its commit.
@@ -732,17 +702,6 @@ async fn label_ids(
         .collect()
 }
 
-/// Comments on a pull request and closes it.
-async fn close_with(repo: &gitea::RepoHandler<'_>, number: u64, note: &str) -> Result<(), Error> {
-    repo.comment(number, note)
-        .await
-        .map_err(|e| api(format!("cannot comment on pull request #{number}"), e))?;
-    repo.close_pull(number)
-        .await
-        .map_err(|e| api(format!("cannot close pull request #{number}"), e))?;
-    Ok(())
-}
-
 /// True when publishing to a new branch failed because the branch exists.
 fn branch_exists(e: &publish::Error) -> bool {
     matches!(e, publish::Error::Api { source, .. }
@@ -750,237 +709,318 @@ fn branch_exists(e: &publish::Error) -> bool {
             && source.api().is_some_and(|a| a.message.contains("already exists")))
 }
 
-/// Writes the change on a new branch from the base's head and opens its pull request; `None` when
-/// the base already holds the values (or in a dry run). `attempt` > 0 names a re-creation.
-#[allow(clippy::too_many_arguments)]
-async fn open_new(
-    repo: &gitea::RepoHandler<'_>,
-    c: &publish::Config,
-    config: &Config,
-    keys: &Keys,
-    base: &str,
-    label_ids: &[i64],
-    attempt: u32,
-    report: &Report,
-) -> Result<Option<Opened>, Error> {
-    let name = render(&config.branch_template, values(c, keys, base, None))
-        .expect("template checked by cli");
-    let name = name.trim().to_owned();
-    let mut suffix = attempt;
-    let out = loop {
-        let branch = if suffix == 0 {
-            name.clone()
-        } else {
-            format!("{name}-{}", suffix + 1)
-        };
-        let write = publish::Config {
-            branch: Some(base.to_owned()),
-            new_branch: Some(branch),
-            ..c.clone()
-        };
-        match publish::run(&write, report).await {
-            Ok(o) => break o,
-            // Left over from an earlier pull request of the same change (closed, or whose opening
-            // failed): take the next name.
-            Err(e) if branch_exists(&e) && suffix < attempt + 20 => suffix += 1,
-            Err(e) => return Err(e.into()),
-        }
-    };
-    if !out.changed || out.dry_run {
-        return Ok(None);
-    }
-    let title = render(
-        &config.title_template,
-        values(c, keys, base, Some(&out.files)),
-    )
-    .expect("template checked by cli");
-    let mut body = render(
-        &config.body_template,
-        values(c, keys, base, Some(&out.files)),
-    )
-    .expect("template checked by cli");
-    body = format!("{}\n\n{}\n", body.trim_end(), marker_line(keys));
-    let created = repo
-        .create_pull(&out.branch, base, title.trim())
-        .body(body)
-        .labels(label_ids.to_vec())
-        .assignees(config.assignees.clone())
-        .reviewers(config.reviewers.clone())
-        .send()
-        .await;
-    let pull = match created {
-        Ok(p) => p,
-        // Another run of the same change opened it first (same head and base).
-        Err(e) if e.status() == Some(StatusCode::CONFLICT) => open_pulls(repo)
-            .await?
-            .into_iter()
-            .find(|p| p.head.branch == out.branch && p.base.branch == base)
-            .ok_or_else(|| api("cannot open the pull request", e))?,
-        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
-            return Err(Error::PullsDisabled {
-                repository: c.repository(),
-            })
-        }
-        Err(e) => return Err(api("cannot open the pull request", e)),
-    };
-    report.info(
-        Phase::Publish,
-        format_args!(
-            "opened pull request #{} {} ← {} ({})",
-            pull.number, base, out.branch, pull.html_url
-        ),
-    );
-    let mut info = info(&pull, false);
-    info.head_sha = out.commit_sha.clone();
-    Ok(Some(Opened { info, publish: out }))
-}
+/// Polls a pull request that nothing blocks may stay unmerged before the merge is asked for
+/// directly (a scheduled auto-merge runs on events; one missed leaves it waiting).
+const READY_POLLS_BEFORE_MERGING: u32 = 3;
 
-/// Merges the pull request per the policy, re-creating it on a conflicting base; waits (bounded)
-/// for an auto-merge.
-#[allow(clippy::too_many_arguments)]
-async fn merge(
-    repo: &gitea::RepoHandler<'_>,
-    c: &publish::Config,
-    config: &Config,
-    keys: &Keys,
-    base: &str,
-    label_ids: &[i64],
-    opened: &mut Opened,
-    deadline: Deadline,
-    report: &Report,
-) -> Result<Merged, Error> {
-    let started = tokio::time::Instant::now();
-    let mut last_said = String::new();
-    let mut asked = false;
-    loop {
+impl Session<'_> {
+    /// Reuses an open pull request of an earlier run of the same change.
+    async fn reuse(&self, pull: &PullRequest) -> Result<Opened, Error> {
+        // Describe the change against the base as it is now (the rollback needs the values the
+        // pull request replaces); nothing is written.
+        let dry = publish::Config {
+            dry_run: true,
+            branch: Some(self.base.clone()),
+            ..self.publish.clone()
+        };
+        let mut described = publish::run(&dry, self.report).await?;
+        described.dry_run = self.publish.dry_run;
+        described.commit_sha = pull.head.sha.clone();
+        described.commit_url = self.publish.commit_url(&pull.head.sha);
+        described.branch = pull.head.branch.clone();
+        self.report.info(
+            Phase::Publish,
+            format_args!(
+                "reusing the open pull request #{} ({}) of an earlier run",
+                pull.number, pull.html_url
+            ),
+        );
+        Ok(Opened {
+            info: info(pull, true),
+            publish: described,
+        })
+    }
+
+    /// Writes the change on a new branch from the base's head and opens its pull request;
+    /// `Err(outcome)` when the base already holds the values, or in a dry run. `attempt` > 0 names
+    /// a re-creation.
+    async fn open_new(&self, attempt: u32) -> Result<Result<Opened, publish::Outcome>, Error> {
+        let c = self.publish;
+        let (keys, base) = (&self.keys, self.base.as_str());
+        let name = render(&self.config.branch_template, values(c, keys, base, None))
+            .expect("template checked by cli");
+        let name = name.trim().to_owned();
+        let mut suffix = attempt;
+        let out = loop {
+            let branch = if suffix == 0 {
+                name.clone()
+            } else {
+                format!("{name}-{}", suffix + 1)
+            };
+            let write = publish::Config {
+                branch: Some(base.to_owned()),
+                new_branch: Some(branch),
+                ..c.clone()
+            };
+            match publish::run(&write, self.report).await {
+                Ok(o) => break o,
+                // Left over from an earlier pull request of the same change (closed, or whose
+                // opening failed): take the next name.
+                Err(e) if branch_exists(&e) && suffix < attempt + 20 => suffix += 1,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        if !out.changed || out.dry_run {
+            return Ok(Err(publish::Outcome {
+                branch: base.to_owned(),
+                ..out
+            }));
+        }
+        let title = render(
+            &self.config.title_template,
+            values(c, keys, base, Some(&out.files)),
+        )
+        .expect("template checked by cli");
+        let body = render(
+            &self.config.body_template,
+            values(c, keys, base, Some(&out.files)),
+        )
+        .expect("template checked by cli");
+        let body = format!("{}\n\n{}\n", body.trim_end(), marker_line(keys));
+        let created = self
+            .repo
+            .create_pull(&out.branch, base, title.trim())
+            .body(body)
+            .labels(self.label_ids.clone())
+            .assignees(self.config.assignees.clone())
+            .reviewers(self.config.reviewers.clone())
+            .send()
+            .await;
+        let pull = match created {
+            Ok(p) => p,
+            // Another run of the same change opened it first (same head and base).
+            Err(e) if e.status() == Some(StatusCode::CONFLICT) => open_pulls(&self.repo)
+                .await?
+                .into_iter()
+                .find(|p| p.head.branch == out.branch && p.base.branch == base)
+                .ok_or_else(|| api("cannot open the pull request", e))?,
+            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
+                return Err(Error::PullsDisabled {
+                    repository: c.repository(),
+                })
+            }
+            Err(e) => return Err(api("cannot open the pull request", e)),
+        };
+        self.report.info(
+            Phase::Publish,
+            format_args!(
+                "opened pull request #{} {} ← {} ({})",
+                pull.number, base, out.branch, pull.html_url
+            ),
+        );
+        let mut info = info(&pull, false);
+        info.head_sha = out.commit_sha.clone();
+        Ok(Ok(Opened { info, publish: out }))
+    }
+
+    /// Comments on a pull request and closes it.
+    async fn close_with(&self, number: u64, note: &str) -> Result<(), Error> {
+        self.repo
+            .comment(number, note)
+            .await
+            .map_err(|e| api(format!("cannot comment on pull request #{number}"), e))?;
+        self.repo
+            .close_pull(number)
+            .await
+            .map_err(|e| api(format!("cannot close pull request #{number}"), e))?;
+        Ok(())
+    }
+
+    /// Asks the forge to merge (now, or when the checks succeed); a refusal that the state
+    /// explains is not an error here: the caller looks at the state next.
+    async fn ask_merge(&self, opened: &Opened) -> Result<Option<String>, Error> {
         let number = opened.info.number;
-        let url = opened.info.url.clone();
-        if !asked {
-            let req = repo
-                .merge_pull(number, config.style)
-                .head_commit_id(&opened.info.head_sha)
-                .delete_branch_after_merge(config.delete_branch)
-                .when_checks_succeed(config.merge == MergePolicy::Auto);
-            match req.send().await {
-                Ok(MergeAnswer::Merged) => {}
-                Ok(MergeAnswer::Scheduled) => report.info(
+        let auto = self.config.merge == MergePolicy::Auto;
+        let req = self
+            .repo
+            .merge_pull(number, self.config.style)
+            .head_commit_id(&opened.info.head_sha)
+            .delete_branch_after_merge(self.config.delete_branch)
+            .when_checks_succeed(auto);
+        match req.send().await {
+            Ok(MergeAnswer::Merged) => Ok(None),
+            Ok(MergeAnswer::Scheduled) => {
+                self.report.info(
                     Phase::Merge,
                     format_args!(
                         "pull request #{number} will merge ({}) when its required checks succeed",
-                        config.style.as_str()
-                    ),
-                ),
-                // Already scheduled by an earlier run of the same change.
-                Err(e)
-                    if e.status() == Some(StatusCode::CONFLICT)
-                        && e.api()
-                            .is_some_and(|a| a.message.contains("already scheduled")) => {}
-                Err(e)
-                    if matches!(
-                        e.status(),
-                        Some(StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT)
-                    ) =>
-                {
-                    // Not mergeable (yet): the snapshot below says why.
-                    if config.merge == MergePolicy::Now {
-                        let message = e.api().map(|a| a.message.clone()).unwrap_or_default();
-                        let state =
-                            snapshot_state(repo, base, number, &opened.info.head_sha).await?;
-                        match state {
-                            State::Conflict => {}
-                            State::Merged { .. } => {}
-                            other => {
-                                return Err(Error::MergeRefused {
-                                    number,
-                                    url,
-                                    reason: refusal(&message, &other),
-                                })
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    return Err(api(format!("cannot merge pull request #{number}"), e));
-                }
-            }
-            asked = true;
-        }
-        let state = snapshot_state(repo, base, number, &opened.info.head_sha).await?;
-        match state {
-            State::Merged { sha } => {
-                let keeps = config.style.keeps_our_commit();
-                report.info(
-                    Phase::Merge,
-                    format_args!(
-                        "pull request #{number} merged ({}) as {}{}",
-                        config.style.as_str(),
-                        crate::text::short(&sha),
-                        if keeps {
-                            String::new()
-                        } else {
-                            format!(
-                                "; a {} merge writes new commits, so the deploy waits for {} (it carries our change)",
-                                config.style.as_str(),
-                                crate::text::short(&sha)
-                            )
-                        }
+                        self.config.style.as_str()
                     ),
                 );
-                return Ok(Merged {
-                    sha,
-                    style: config.style,
-                    keeps_our_commit: keeps,
-                });
+                Ok(None)
             }
-            State::Closed => return Err(Error::Closed { number, url }),
-            State::CheckFailed {
-                context,
-                state,
-                description,
-            } => {
-                return Err(Error::CheckFailed {
-                    number,
-                    url,
+            // Already scheduled by an earlier run of the same change.
+            Err(e)
+                if e.status() == Some(StatusCode::CONFLICT)
+                    && e.api()
+                        .is_some_and(|a| a.message.contains("already scheduled")) =>
+            {
+                Ok(None)
+            }
+            // Not mergeable (yet): checks, approvals, a conflict, or still being checked.
+            Err(e)
+                if matches!(
+                    e.status(),
+                    Some(StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT)
+                ) =>
+            {
+                Ok(Some(e.api().map(|a| a.message.clone()).unwrap_or_default()))
+            }
+            Err(e) => Err(api(format!("cannot merge pull request #{number}"), e)),
+        }
+    }
+
+    /// Merges the pull request per the policy, re-creating it on a conflicting base; waits
+    /// (bounded) for an auto-merge.
+    async fn merge(&self, opened: &mut Opened, deadline: Deadline) -> Result<Merged, Error> {
+        let started = tokio::time::Instant::now();
+        let mut last_said = String::new();
+        let mut ask = true;
+        let mut ready_polls = 0u32;
+        loop {
+            let number = opened.info.number;
+            let url = opened.info.url.clone();
+            let refused = if ask {
+                ask = false;
+                self.ask_merge(opened).await?
+            } else {
+                None
+            };
+            let state = self.state(opened).await?;
+            let waiting = match &state {
+                State::Merged { sha } => {
+                    let keeps = self.config.style.keeps_our_commit();
+                    let style = self.config.style.as_str();
+                    let short = crate::text::short(sha);
+                    let note = if keeps {
+                        String::new()
+                    } else {
+                        format!(
+                            "; a {style} merge writes new commits, so the deploy waits for {short} \
+                             (it carries our change)"
+                        )
+                    };
+                    self.report.info(
+                        Phase::Merge,
+                        format_args!("pull request #{number} merged ({style}) as {short}{note}"),
+                    );
+                    return Ok(Merged {
+                        sha: sha.clone(),
+                        style: self.config.style,
+                        keeps_our_commit: keeps,
+                    });
+                }
+                State::Closed => return Err(Error::Closed { number, url }),
+                State::CheckFailed {
                     context,
                     state,
                     description,
-                })
-            }
-            State::Conflict => {
-                let times = opened.info.recreated + 1;
-                if times > MAX_RECREATIONS {
-                    return Err(Error::KeepsConflicting { times: times - 1 });
-                }
-                report.info(
-                    Phase::Merge,
-                    format_args!(
-                        "pull request #{number} conflicts with {base}; re-applying the change to the new {base}"
-                    ),
-                );
-                let Some(mut fresh) =
-                    open_new(repo, c, config, keys, base, label_ids, times, report).await?
-                else {
-                    // The base now holds our values: nothing left to merge.
-                    close_with(
-                        repo,
+                } => {
+                    return Err(Error::CheckFailed {
                         number,
-                        &format!("{base} already holds this change; closing."),
-                    )
-                    .await?;
-                    return Ok(Merged {
-                        sha: repo
-                            .branch(base)
-                            .send()
-                            .await
-                            .map_err(|e| api(format!("cannot read branch {base}"), e))?
-                            .commit
-                            .id,
-                        style: config.style,
-                        keeps_our_commit: false,
-                    });
-                };
-                close_with(
-                    repo,
+                        url,
+                        context: context.clone(),
+                        state: state.clone(),
+                        description: description.clone(),
+                    })
+                }
+                State::Conflict => {
+                    self.recreate(opened).await?;
+                    ask = true;
+                    ready_polls = 0;
+                    continue;
+                }
+                State::Checking => {
+                    // The forge is still test-merging it; ask again once it knows.
+                    ask = true;
+                    "the forge to finish checking whether it merges cleanly".to_owned()
+                }
+                State::Waiting(blockers) => {
+                    ready_polls = 0;
+                    let said = blockers
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    if self.config.merge == MergePolicy::Now {
+                        return Err(Error::MergeRefused {
+                            number,
+                            url,
+                            reason: refusal(refused.as_deref().unwrap_or_default(), &state),
+                        });
+                    }
+                    said
+                }
+                State::Ready => {
+                    ready_polls += 1;
+                    if ready_polls >= READY_POLLS_BEFORE_MERGING {
+                        ready_polls = 0;
+                        // Nothing blocks it: merge it directly rather than wait for an event.
+                        let direct = self
+                            .repo
+                            .merge_pull(number, self.config.style)
+                            .head_commit_id(&opened.info.head_sha)
+                            .delete_branch_after_merge(self.config.delete_branch);
+                        if let Err(e) = direct.send().await {
+                            if !matches!(
+                                e.status(),
+                                Some(StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT)
+                            ) {
+                                return Err(api(format!("cannot merge pull request #{number}"), e));
+                            }
+                        }
+                        continue;
+                    }
+                    "the forge to merge it (nothing blocks it as far as we can see)".to_owned()
+                }
+            };
+            if waiting != last_said {
+                self.report.info(
+                    Phase::Merge,
+                    format_args!("pull request #{number} waits for {waiting}"),
+                );
+                last_said = waiting;
+            }
+            if deadline.remaining().is_zero() {
+                return Err(Error::NotMerged {
+                    number,
+                    url,
+                    elapsed: started.elapsed(),
+                    waiting: last_said,
+                });
+            }
+            tokio::time::sleep(self.config.poll_interval.min(deadline.remaining())).await;
+        }
+    }
+
+    /// Re-applies the change to the moved base on a new branch, opens its pull request and closes
+    /// the conflicting one, pointing at it.
+    async fn recreate(&self, opened: &mut Opened) -> Result<(), Error> {
+        let base = self.base.as_str();
+        let number = opened.info.number;
+        let times = opened.info.recreated + 1;
+        if times > MAX_RECREATIONS {
+            return Err(Error::KeepsConflicting { times: times - 1 });
+        }
+        self.report.info(
+            Phase::Merge,
+            format_args!(
+                "pull request #{number} conflicts with {base}; re-applying the change to the new {base}"
+            ),
+        );
+        match self.open_new(times).await? {
+            Ok(mut fresh) => {
+                self.close_with(
                     number,
                     &format!(
                         "Conflicts with {base}; the change was re-applied to the new {base} in #{} ({}).",
@@ -991,42 +1031,105 @@ async fn merge(
                 fresh.info.recreated = times;
                 fresh.info.superseded = std::mem::take(&mut opened.info.superseded);
                 *opened = fresh;
-                asked = false;
-                continue;
+                Ok(())
             }
-            State::Ready | State::Waiting(_) if config.merge == MergePolicy::Now => {
-                // The forge answered the merge but the pull request is not merged yet (a merge
-                // runs asynchronously on some servers): look again shortly.
+            Err(_) => {
+                // The base now holds our values: nothing is left to merge.
+                self.close_with(
+                    number,
+                    &format!("{base} already holds this change; closing."),
+                )
+                .await?;
+                Err(Error::Closed {
+                    number,
+                    url: opened.info.url.clone(),
+                })
             }
-            State::Ready => {}
-            State::Waiting(blockers) => {
-                let said = blockers
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                if said != last_said {
-                    report.info(
-                        Phase::Merge,
-                        format_args!("pull request #{number} waits for {said}"),
-                    );
-                    last_said = said;
+        }
+    }
+
+    /// Reads the pull request, the base's protection, the head's statuses and the reviews, and
+    /// decides. A pull request the forge cannot merge is a conflict only when the base changed a
+    /// file we edited since the branch started; otherwise the forge is still checking it.
+    async fn state(&self, opened: &Opened) -> Result<State, Error> {
+        let (base, number, head) = (
+            self.base.as_str(),
+            opened.info.number,
+            &opened.info.head_sha,
+        );
+        let pull = self
+            .repo
+            .pull(number)
+            .await
+            .map_err(|e| api(format!("cannot read pull request #{number}"), e))?;
+        if pull.merged || pull.state == "closed" {
+            return Ok(decide::state(&decide::Snapshot {
+                pull: &pull,
+                base: &empty_branch(base),
+                statuses: &[],
+                reviews: &[],
+                base_changed_our_files: false,
+            }));
+        }
+        let branch = self
+            .repo
+            .branch(base)
+            .send()
+            .await
+            .map_err(|e| api(format!("cannot read branch {base}"), e))?;
+        let base_changed_our_files = !pull.mergeable
+            && self
+                .base_changed(opened, &pull.merge_base, &branch.commit.id)
+                .await?;
+        let statuses = self
+            .repo
+            .combined_status(head)
+            .await
+            .map_err(|e| api("cannot read the checks of the pull request's head", e))?
+            .and_then(|c| c.statuses)
+            .unwrap_or_default();
+        let reviews = self
+            .repo
+            .pull_reviews(number)
+            .await
+            .map_err(|e| api(format!("cannot read the reviews of #{number}"), e))?;
+        Ok(decide::state(&decide::Snapshot {
+            pull: &pull,
+            base: &branch,
+            statuses: &statuses,
+            reviews: &reviews,
+            base_changed_our_files,
+        }))
+    }
+
+    /// True when a file our commit changed differs between `merge_base` and `base_head` (by blob).
+    async fn base_changed(
+        &self,
+        opened: &Opened,
+        merge_base: &str,
+        base_head: &str,
+    ) -> Result<bool, Error> {
+        if merge_base.is_empty() || merge_base == base_head {
+            return Ok(false);
+        }
+        for f in opened.publish.files.iter().filter(|f| f.changed) {
+            let blob = |at: String| {
+                let repo = &self.repo;
+                let path = f.path.clone();
+                async move {
+                    match repo.contents(&path).at_ref(at).get().await {
+                        Ok(gitea::models::Contents::File(c)) => Ok(Some(c.sha)),
+                        Ok(_) => Ok(None),
+                        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
+                        Err(e) => Err(api(format!("cannot read {path}"), e)),
+                    }
                 }
+            };
+            if blob(merge_base.to_owned()).await? != blob(base_head.to_owned()).await? {
+                return Ok(true);
             }
         }
-        if deadline.remaining().is_zero() {
-            return Err(Error::NotMerged {
-                number,
-                url,
-                elapsed: started.elapsed(),
-                waiting: if last_said.is_empty() {
-                    "the forge to merge it (nothing blocks it as far as we can see)".into()
-                } else {
-                    last_said
-                },
-            });
-        }
-        tokio::time::sleep(config.poll_interval.min(deadline.remaining())).await;
+        Ok(false)
     }
 }
 
@@ -1050,48 +1153,6 @@ fn refusal(message: &str, state: &State) -> String {
         (true, false) => format!("{seen}; use merge: auto to wait for it"),
         (true, true) => "the forge refused the merge".into(),
     }
-}
-
-/// Reads the pull request, the base's protection, the head's statuses and the reviews, and decides.
-async fn snapshot_state(
-    repo: &gitea::RepoHandler<'_>,
-    base: &str,
-    number: u64,
-    head: &str,
-) -> Result<State, Error> {
-    let pull = repo
-        .pull(number)
-        .await
-        .map_err(|e| api(format!("cannot read pull request #{number}"), e))?;
-    if pull.merged || pull.state == "closed" {
-        return Ok(decide::state(&decide::Snapshot {
-            pull: &pull,
-            base: &empty_branch(base),
-            statuses: &[],
-            reviews: &[],
-        }));
-    }
-    let branch = repo
-        .branch(base)
-        .send()
-        .await
-        .map_err(|e| api(format!("cannot read branch {base}"), e))?;
-    let statuses = repo
-        .combined_status(head)
-        .await
-        .map_err(|e| api("cannot read the checks of the pull request's head", e))?
-        .and_then(|c| c.statuses)
-        .unwrap_or_default();
-    let reviews = repo
-        .pull_reviews(number)
-        .await
-        .map_err(|e| api(format!("cannot read the reviews of #{number}"), e))?;
-    Ok(decide::state(&decide::Snapshot {
-        pull: &pull,
-        base: &branch,
-        statuses: &statuses,
-        reviews: &reviews,
-    }))
 }
 
 fn empty_branch(name: &str) -> gitea::models::Branch {

@@ -58,6 +58,8 @@ pub(super) struct Pull {
     /// The head's tip when last seen (kept after the branch is deleted).
     pub head_sha: String,
     pub created_at: String,
+    /// Until then the server is still test-merging it (Gitea's `PullRequestStatusChecking`).
+    pub checking_until: tokio::time::Instant,
     pub auto_merge: Option<AutoMerge>,
     pub reviews: Vec<Review>,
     pub comments: Vec<String>,
@@ -96,6 +98,11 @@ pub struct Protection {
     #[serde(default)]
     pub enable_status_check: bool,
 }
+
+/// How long a new pull request stays "checking" (Gitea test-merges it in a queue,
+/// services/pull/check.go `AddToTaskQueue`): `mergeable` is false and a merge is answered 405
+/// "Please try again later" meanwhile.
+const CHECKING: std::time::Duration = std::time::Duration::from_millis(300);
 
 fn now() -> String {
     jiff::Timestamp::now()
@@ -211,6 +218,7 @@ pub(super) async fn create_pull(
             merge_commit_sha: None,
             head_sha: heads[0].clone(),
             created_at: now(),
+            checking_until: tokio::time::Instant::now() + CHECKING,
             auto_merge: None,
             reviews: Vec::new(),
             comments: Vec::new(),
@@ -235,7 +243,7 @@ async fn pull_json(gitea: &Gitea, p: &Pull, viewer: &User) -> Result<Value, ApiE
         .map_err(|e| internal(gitea, e))?
         .unwrap_or_default();
     let head_sha = current_head(gitea, p).await?;
-    let mergeable = if p.merged || p.closed {
+    let mergeable = if p.merged || p.closed || is_checking(p) {
         false
     } else {
         !conflicts(gitea, &dir, &base_sha, &head_sha).await?
@@ -292,6 +300,10 @@ async fn pull_json(gitea: &Gitea, p: &Pull, viewer: &User) -> Result<Value, ApiE
         "closed_at": if p.closed { json!(now()) } else { Value::Null },
         "pin_order": 0,
     }))
+}
+
+fn is_checking(p: &Pull) -> bool {
+    tokio::time::Instant::now() < p.checking_until
 }
 
 /// The head branch's tip, or the last one seen once the branch is gone.
@@ -511,7 +523,7 @@ pub(super) async fn merge_pull(
         .map_err(|e| internal(&gitea, e))?
         .ok_or_else(|| not_found(&gitea))?;
     let head_sha = current_head(&gitea, &p).await?;
-    if conflicts(&gitea, &dir, &base_sha, &head_sha).await? {
+    if is_checking(&p) || conflicts(&gitea, &dir, &base_sha, &head_sha).await? {
         return Err(api_error(
             &gitea,
             StatusCode::METHOD_NOT_ALLOWED,
@@ -854,6 +866,8 @@ pub(super) async fn try_auto_merge(gitea: &Gitea, owner: &str, name: &str, numbe
     let Some(plan) = p.auto_merge.clone() else {
         return;
     };
+    // The queue runs once the conflict check is done.
+    tokio::time::sleep_until(p.checking_until).await;
     let Ok(head) = current_head(gitea, &p).await else {
         return;
     };

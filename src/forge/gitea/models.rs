@@ -230,9 +230,13 @@ pub struct PullRequest {
     /// The commit the merge made on the base (a merge commit, the squashed commit, or the rebased tip).
     #[serde(default)]
     pub merge_commit_sha: Option<String>,
-    /// False when the head conflicts with the base (as of the server's last check).
+    /// False when the head conflicts with the base, and while the server is still checking that
+    /// (Gitea's `PullRequest.Mergeable`: not checking, not conflicting, not failed).
     #[serde(default)]
     pub mergeable: bool,
+    /// The commit the head branched from (as of the server's last check).
+    #[serde(default)]
+    pub merge_base: String,
     /// The head branch.
     pub head: PrBranch,
     /// The base branch.
