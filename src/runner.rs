@@ -97,6 +97,8 @@ pub struct RunnerEnv {
     pub forgejo: bool,
     /// True inside Gitea's runner (`GITEA_ACTIONS=true`).
     pub gitea: bool,
+    /// `GITHUB_API_URL` inside GitHub's own runner (Gitea's and Forgejo's point it at `/api/v1`).
+    pub github_api_url: Option<String>,
     /// The token the runner put in the environment (`GITHUB_TOKEN`, `GITEA_TOKEN`, `FORGEJO_TOKEN`, the
     /// first one set), read only inside a runner: the `token` input's fallback when a step runs the
     /// image with `uses: docker://…`, which bypasses action.yml and its `${{ github.token }}` default.
@@ -123,6 +125,12 @@ impl RunnerEnv {
             run_number: get("GITHUB_RUN_NUMBER"),
             forgejo: get("FORGEJO_ACTIONS").is_some_and(|v| v.eq_ignore_ascii_case("true")),
             gitea: get("GITEA_ACTIONS").is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            github_api_url: (in_runner
+                && ["GITEA_ACTIONS", "FORGEJO_ACTIONS"]
+                    .iter()
+                    .all(|k| !get(k).is_some_and(|v| v.eq_ignore_ascii_case("true"))))
+            .then(|| get("GITHUB_API_URL"))
+            .flatten(),
             token: in_runner
                 .then(|| {
                     ["GITHUB_TOKEN", "GITEA_TOKEN", "FORGEJO_TOKEN"]

@@ -423,6 +423,7 @@ mod tests {
             run_number: Some("3".into()),
             forgejo: false,
             gitea: false,
+            github_api_url: None,
             token: None,
         };
         let a = PublishArgs {

@@ -6,7 +6,8 @@ use clap::Args;
 
 use super::inputs::{given, parse_bool, parse_duration, split_list};
 use crate::forge::gitea::MergeStyle;
-use crate::pull_request::{check_template, Config, MergePolicy};
+use crate::pull_request::{check_template, Config, ForgeKind, MergePolicy};
+use crate::runner::RunnerEnv;
 
 /// How the change reaches the branch.
 #[derive(Debug, Clone, Default, Args)]
@@ -16,6 +17,15 @@ pub struct PullRequestArgs {
     /// request into `branch`, for protected branches) [default: push].
     #[arg(long, env = "INPUT_MODE", value_name = "push|pull_request")]
     pub mode: Option<String>,
+    /// Pull-request mode: the forge's API, `gitea` (Gitea, Forgejo), `github` (GitHub, GitHub
+    /// Enterprise Server; the branch is written over git) or `auto` (`github` for github.com and in
+    /// GitHub's runners) [default: auto].
+    #[arg(long, env = "INPUT_FORGE", value_name = "auto|gitea|github")]
+    pub forge: Option<String>,
+    /// Pull-request mode, GitHub: the REST API root [default: $GITHUB_API_URL in GitHub's runners;
+    /// https://api.github.com for github.com; else {server_url}/api/v3].
+    #[arg(long, env = "INPUT_API_URL", value_name = "URL")]
+    pub api_url: Option<String>,
     /// Pull-request mode: `none` (open it and stop), `auto` (the forge merges it when the required
     /// checks succeed; wait for that) or `now` (merge it at once; fail, saying why, when the forge
     /// does not allow it yet) [default: auto].
@@ -61,12 +71,18 @@ pub struct PullRequestArgs {
 ///
 /// # Errors
 /// One message per problem, each naming its input.
-pub fn config(args: &PullRequestArgs, overall: Duration) -> Result<Option<Config>, Vec<String>> {
+pub fn config(
+    args: &PullRequestArgs,
+    overall: Duration,
+    server_url: Option<&url::Url>,
+    env: &RunnerEnv,
+) -> Result<Option<Config>, Vec<String>> {
     let mut problems = Vec::new();
     let pr_inputs_given = given(&args.merge).is_some()
         || given(&args.merge_style).is_some()
         || given(&args.pr_branch).is_some()
         || given(&args.pr_title).is_some()
+        || given(&args.forge).is_some()
         || !split_list(&args.pr_labels).is_empty();
     match given(&args.mode) {
         None | Some("push") => {
@@ -94,6 +110,32 @@ pub fn config(args: &PullRequestArgs, overall: Duration) -> Result<Option<Config
         timeout: overall,
         ..Config::default()
     };
+    let on_github = server_url.is_some_and(|u| u.host_str() == Some("github.com"));
+    let github = match given(&args.forge) {
+        None | Some("auto") => on_github || env.github_api_url.is_some(),
+        Some("gitea" | "forgejo") => false,
+        Some("github") => true,
+        Some(other) => {
+            problems.push(format!(
+                "forge: {other:?} is not one of `auto`, `gitea`, `github`"
+            ));
+            false
+        }
+    };
+    if github {
+        let api_url = given(&args.api_url)
+            .map(str::to_owned)
+            .or_else(|| env.github_api_url.clone())
+            .or_else(|| on_github.then(|| "https://api.github.com".to_owned()))
+            .or_else(|| server_url.map(|u| format!("{}/api/v3", u.as_str().trim_end_matches('/'))));
+        match api_url {
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => {
+                c.forge = ForgeKind::Github { api_url: u }
+            }
+            Some(u) => problems.push(format!("api_url: {u:?} is not an http(s) URL")),
+            None => problems.push("api_url: required for forge: github".to_owned()),
+        }
+    }
     match given(&args.merge) {
         None | Some("auto") => c.merge = MergePolicy::Auto,
         Some("none") => c.merge = MergePolicy::None,
@@ -112,6 +154,12 @@ pub fn config(args: &PullRequestArgs, overall: Duration) -> Result<Option<Config
             "merge_style: {other:?} is not one of `merge`, `squash`, `rebase`, `rebase-merge`, \
              `fast-forward-only`"
         )),
+    }
+    if github && crate::forge::github::github_method(c.style).is_none() {
+        problems.push(format!(
+            "merge_style: GitHub has no `{}` merge (use merge, squash or rebase)",
+            c.style.as_str()
+        ));
     }
     if let Some(t) = given(&args.merge_timeout) {
         match parse_duration("merge_timeout", t) {
@@ -188,11 +236,76 @@ mod tests {
     }
 
     #[test]
+    fn the_forge_is_github_on_github_and_in_its_runners() {
+        let overall = Duration::from_secs(600);
+        let pr = PullRequestArgs {
+            mode: Some("pull_request".into()),
+            ..PullRequestArgs::default()
+        };
+        let url = |u: &str| url::Url::parse(u).unwrap();
+        let forge = |server: &str, env: &RunnerEnv, a: &PullRequestArgs| {
+            config(a, overall, Some(&url(server)), env).map(|c| c.unwrap().forge)
+        };
+        let none = RunnerEnv::default();
+        assert_eq!(
+            forge("https://gitea.example.com", &none, &pr),
+            Ok(ForgeKind::Gitea)
+        );
+        assert_eq!(
+            forge("https://github.com", &none, &pr),
+            Ok(ForgeKind::Github {
+                api_url: "https://api.github.com".into()
+            })
+        );
+        let ghes = RunnerEnv {
+            github_api_url: Some("https://ghe.example.com/api/v3".into()),
+            ..RunnerEnv::default()
+        };
+        assert_eq!(
+            forge("https://ghe.example.com", &ghes, &pr),
+            Ok(ForgeKind::Github {
+                api_url: "https://ghe.example.com/api/v3".into()
+            })
+        );
+        let explicit = PullRequestArgs {
+            forge: Some("github".into()),
+            ..pr.clone()
+        };
+        assert_eq!(
+            forge("https://git.example.com/", &none, &explicit),
+            Ok(ForgeKind::Github {
+                api_url: "https://git.example.com/api/v3".into()
+            })
+        );
+        let ff = PullRequestArgs {
+            merge_style: Some("fast-forward-only".into()),
+            ..explicit
+        };
+        let e = forge("https://github.com", &none, &ff).unwrap_err();
+        assert!(
+            e[0].contains("GitHub has no `fast-forward-only` merge"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn push_mode_is_the_default_and_refuses_pull_request_inputs() {
         let overall = Duration::from_secs(600);
-        assert!(config(&args(&[]), overall).unwrap().is_none());
-        assert!(config(&args(&[("mode", "")]), overall).unwrap().is_none());
-        let e = config(&args(&[("merge", "now")]), overall).unwrap_err();
+        assert!(config(&args(&[]), overall, None, &RunnerEnv::default())
+            .unwrap()
+            .is_none());
+        assert!(
+            config(&args(&[("mode", "")]), overall, None, &RunnerEnv::default())
+                .unwrap()
+                .is_none()
+        );
+        let e = config(
+            &args(&[("merge", "now")]),
+            overall,
+            None,
+            &RunnerEnv::default(),
+        )
+        .unwrap_err();
         assert!(e[0].contains("set mode: pull_request"), "{e:?}");
     }
 
@@ -209,6 +322,8 @@ mod tests {
                 ("supersede", "yes"),
             ]),
             overall,
+            None,
+            &RunnerEnv::default(),
         )
         .unwrap()
         .unwrap();
@@ -222,9 +337,14 @@ mod tests {
             )
         );
         assert_eq!(c.labels, ["deploy", "prod"]);
-        let defaults = config(&args(&[("mode", "pull_request")]), overall)
-            .unwrap()
-            .unwrap();
+        let defaults = config(
+            &args(&[("mode", "pull_request")]),
+            overall,
+            None,
+            &RunnerEnv::default(),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(
             (defaults.merge, defaults.style, defaults.timeout),
             (MergePolicy::Auto, MergeStyle::Merge, overall)
@@ -239,6 +359,8 @@ mod tests {
                 ("supersede", "maybe"),
             ]),
             overall,
+            None,
+            &RunnerEnv::default(),
         )
         .unwrap_err();
         let all = e.join("\n");
@@ -251,10 +373,19 @@ mod tests {
         ] {
             assert!(all.contains(needle), "{needle}: {all}");
         }
-        assert!(config(&args(&[("mode", "fork")]), overall).unwrap_err()[0].contains("mode:"));
+        assert!(config(
+            &args(&[("mode", "fork")]),
+            overall,
+            None,
+            &RunnerEnv::default()
+        )
+        .unwrap_err()[0]
+            .contains("mode:"));
         let e = config(
             &args(&[("mode", "pull_request"), ("pr_branch", "a b")]),
             overall,
+            None,
+            &RunnerEnv::default(),
         )
         .unwrap_err();
         assert!(e[0].contains("cannot be a git branch name"), "{e:?}");

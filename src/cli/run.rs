@@ -136,9 +136,28 @@ pub fn plan(args: &RunArgs, env: &publish::RunnerEnv) -> Result<RunConfig, Deplo
     let overall = verify
         .as_ref()
         .map_or(Duration::from_secs(600), |v| v.timeout);
-    let pull_request = super::pull_request::config(&args.pull_request, overall)
-        .map_err(|p| problems.extend(p))
-        .ok();
+    let pull_request = super::pull_request::config(
+        &args.pull_request,
+        overall,
+        publish.as_ref().map(|p| &p.server_url),
+        env,
+    )
+    .map_err(|p| problems.extend(p))
+    .ok();
+    let mut publish = publish;
+    if let (Some(p), Some(Some(pr))) = (publish.as_mut(), pull_request.as_ref()) {
+        if matches!(pr.forge, crate::pull_request::ForgeKind::Github { .. }) {
+            // The contents API is Gitea's: on GitHub the branch is written over git.
+            if p.transport == publish::Transport::Api {
+                problems.push(
+                    "transport: `api` is the Gitea/Forgejo contents API; on GitHub the pull \
+                     request's branch is written over git (transport: git or auto)"
+                        .to_owned(),
+                );
+            }
+            p.transport = publish::Transport::Git;
+        }
+    }
     match (publish, verify, pull_request) {
         (Some(mut publish), Some(verify), Some(pull_request)) if problems.is_empty() => {
             // The publish step's own budget is capped by the overall deadline.

@@ -19,6 +19,8 @@ pub struct Snapshot<'a> {
     pub reviews: &'a [PullReview],
     /// True when the base changed a file our commit changed since the head branched off.
     pub base_changed_our_files: bool,
+    /// What the forge says blocks the merge when it does not say why (GitHub's `blocked`).
+    pub forge_blocked: Option<&'a str>,
 }
 
 /// Where a pull request stands.
@@ -68,6 +70,8 @@ pub enum Blocker {
     },
     /// A reviewer requested changes.
     ChangesRequested,
+    /// The forge's own rules, as it words them.
+    Forge(String),
 }
 
 impl std::fmt::Display for Blocker {
@@ -78,6 +82,7 @@ impl std::fmt::Display for Blocker {
                 write!(f, "approvals: {have} of {need} required")
             }
             Blocker::ChangesRequested => f.write_str("a reviewer requested changes"),
+            Blocker::Forge(why) => f.write_str(why),
         }
     }
 }
@@ -144,6 +149,9 @@ pub fn state(s: &Snapshot<'_>) -> State {
             have,
             need: s.base.required_approvals,
         });
+    }
+    if let (true, Some(why)) = (blockers.is_empty(), s.forge_blocked) {
+        blockers.push(Blocker::Forge(why.to_owned()));
     }
     if blockers.is_empty() {
         State::Ready
@@ -362,9 +370,39 @@ mod tests {
                 reviews: &rv,
                 // Unmergeable: a conflict only when the base touched our files.
                 base_changed_our_files: name == "conflict",
+                forge_blocked: None,
             });
             assert_eq!(got, want, "{name}");
         }
+    }
+
+    /// GitHub does not say which rule blocks (its reviews rule is not readable without admin):
+    /// its word stands when nothing we can see blocks; what we can see is named first.
+    #[test]
+    fn the_forges_own_block_counts_when_nothing_else_does() {
+        let p = pull("open", false, true);
+        let b = branch(0, &["ci"]);
+        let blocked = Some("GitHub's branch rules");
+        let seen = |statuses: &[CommitStatus]| {
+            state(&Snapshot {
+                pull: &p,
+                base: &b,
+                statuses,
+                reviews: &[],
+                base_changed_our_files: false,
+                forge_blocked: blocked,
+            })
+        };
+        assert_eq!(
+            seen(&[status("ci", "success")]),
+            State::Waiting(vec![Blocker::Forge("GitHub's branch rules".into())])
+        );
+        assert_eq!(
+            seen(&[]),
+            State::Waiting(vec![Blocker::Checks {
+                pending: vec!["ci (not reported)".into()]
+            }])
+        );
     }
 
     #[test]

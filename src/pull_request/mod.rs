@@ -16,6 +16,7 @@
 //! Forge behaviour (status codes, merge styles, auto-merge): `docs/research/gitea-pulls.md`.
 
 pub mod decide;
+mod forge;
 
 use std::time::Duration;
 
@@ -24,10 +25,12 @@ use serde::Serialize;
 use sha2::Digest as _;
 
 use crate::error::Phase;
-use crate::forge::gitea::{self, models::PullRequest, MergeAnswer, MergeStyle};
+use crate::forge::gitea::models::{Label, PullRequest};
+use crate::forge::gitea::{self, MergeStyle};
 use crate::publish;
 use crate::report::Report;
 use crate::retry::Deadline;
+use forge::{Asked, CreateFailure, Forge};
 
 pub use decide::{Blocker, State};
 
@@ -78,9 +81,24 @@ pub const EXTRA_PLACEHOLDERS: &[(&str, &str)] = &[
     ("changes", "a Markdown table: file, old value, new value"),
 ];
 
+/// Which API the pull requests go through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ForgeKind {
+    /// Gitea or Forgejo, at the server's `/api/v1`.
+    Gitea,
+    /// GitHub or GitHub Enterprise Server, at this REST API root (`https://api.github.com`,
+    /// `https://HOST/api/v3`); the branch is written over git.
+    Github {
+        /// The REST API root.
+        api_url: String,
+    },
+}
+
 /// The typed configuration of the pull-request mode.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The forge's API.
+    pub forge: ForgeKind,
     /// Template of the branch name (see [`EXTRA_PLACEHOLDERS`]).
     pub branch_template: String,
     /// Template of the title.
@@ -110,6 +128,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Config {
+            forge: ForgeKind::Gitea,
             branch_template: DEFAULT_BRANCH.into(),
             title_template: DEFAULT_TITLE.into(),
             body_template: DEFAULT_BODY.into(),
@@ -346,33 +365,40 @@ pub async fn run(
     report: &Report,
 ) -> Result<Outcome, Failure> {
     let started = tokio::time::Instant::now();
-    let client = gitea::Client::builder(publish_config.server_url.as_str())
+    let builder = match &config.forge {
+        ForgeKind::Gitea => gitea::Client::builder(publish_config.server_url.as_str()),
+        ForgeKind::Github { api_url } => gitea::Client::builder(api_url.as_str()).github(),
+    };
+    let client = builder
         .token(publish_config.token.clone())
         .extra_roots(publish_config.server_ca.clone())
         .read_timeout(publish_config.request_timeout)
         .request_timeout(publish_config.request_timeout)
         .build()
         .map_err(|e| api("cannot create the API client", e))?;
-    let repo = client.repo(&publish_config.owner, &publish_config.name);
-    let base = match &publish_config.branch {
-        Some(b) => b.clone(),
-        None => {
-            repo.get()
-                .await
-                .map_err(|e| api("cannot read the repository", e))?
-                .default_branch
+    let forge = match &config.forge {
+        ForgeKind::Gitea => Forge::Gitea(client.repo(&publish_config.owner, &publish_config.name)),
+        ForgeKind::Github { .. } => {
+            Forge::Github(client.github_repo(&publish_config.owner, &publish_config.name))
         }
     };
+    let base = match &publish_config.branch {
+        Some(b) => b.clone(),
+        None => forge
+            .default_branch()
+            .await
+            .map_err(|e| api("cannot read the repository", e))?,
+    };
     let session = Session {
-        label_ids: label_ids(&repo, publish_config, &config.labels).await?,
-        repo,
+        labels: labels(&forge, publish_config, &config.labels).await?,
+        forge,
         publish: publish_config,
         config,
         keys: Keys::of(publish_config),
         base,
         report,
     };
-    let open = open_pulls(&session.repo).await?;
+    let open = session.open_pulls().await?;
     let ours = |p: &&PullRequest| p.base.branch == session.base;
     let mine = open
         .iter()
@@ -472,12 +498,12 @@ pub async fn run(
 
 /// One run's view of the forge and its inputs.
 struct Session<'a> {
-    repo: gitea::RepoHandler<'a>,
+    forge: Forge<'a>,
     publish: &'a publish::Config,
     config: &'a Config,
     keys: Keys,
     base: String,
-    label_ids: Vec<i64>,
+    labels: Vec<Label>,
     report: &'a Report,
 }
 
@@ -643,38 +669,16 @@ fn table(files: &[publish::FileOutcome]) -> String {
     t.trim_end().to_owned()
 }
 
-/// Every open pull request (newest first).
-async fn open_pulls(repo: &gitea::RepoHandler<'_>) -> Result<Vec<PullRequest>, Error> {
-    let mut all = Vec::new();
-    for page in 1..=20 {
-        let got = match repo.open_pulls(page, 50).await {
-            Ok(g) => g,
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) && page == 1 => {
-                return Err(Error::PullsDisabled {
-                    repository: repo.full_name(),
-                })
-            }
-            Err(e) => return Err(api("cannot list the open pull requests", e)),
-        };
-        let last = got.len() < 50;
-        all.extend(got);
-        if last {
-            break;
-        }
-    }
-    Ok(all)
-}
-
-/// The ids of the label inputs; an unknown name is an input error.
-async fn label_ids(
-    repo: &gitea::RepoHandler<'_>,
+/// The labels the inputs name; an unknown name is an input error.
+async fn labels(
+    forge: &Forge<'_>,
     c: &publish::Config,
     names: &[String],
-) -> Result<Vec<i64>, Error> {
+) -> Result<Vec<Label>, Error> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let labels = repo
+    let labels = forge
         .labels()
         .await
         .map_err(|e| api("cannot read the repository's labels", e))?;
@@ -684,7 +688,7 @@ async fn label_ids(
             labels
                 .iter()
                 .find(|l| &l.name == n)
-                .map(|l| l.id)
+                .cloned()
                 .ok_or_else(|| Error::UnknownLabel {
                     name: n.clone(),
                     repository: c.repository(),
@@ -714,6 +718,28 @@ fn branch_exists(e: &publish::Error) -> bool {
 const READY_POLLS_BEFORE_MERGING: u32 = 3;
 
 impl Session<'_> {
+    /// Every open pull request (newest first).
+    async fn open_pulls(&self) -> Result<Vec<PullRequest>, Error> {
+        let mut all = Vec::new();
+        for page in 1..=20 {
+            let (got, size) = match self.forge.open_pulls(page).await {
+                Ok(g) => g,
+                Err(e) if e.status() == Some(StatusCode::NOT_FOUND) && page == 1 => {
+                    return Err(Error::PullsDisabled {
+                        repository: self.forge.full_name(),
+                    })
+                }
+                Err(e) => return Err(api("cannot list the open pull requests", e)),
+            };
+            let last = got.len() < size;
+            all.extend(got);
+            if last {
+                break;
+            }
+        }
+        Ok(all)
+    }
+
     /// Reuses an open pull request of an earlier run of the same change.
     async fn reuse(&self, pull: &PullRequest) -> Result<Opened, Error> {
         // Describe the change against the base as it is now (the rollback needs the values the
@@ -788,28 +814,32 @@ impl Session<'_> {
         .expect("template checked by cli");
         let body = format!("{}\n\n{}\n", body.trim_end(), marker_line(keys));
         let created = self
-            .repo
-            .create_pull(&out.branch, base, title.trim())
-            .body(body)
-            .labels(self.label_ids.clone())
-            .assignees(self.config.assignees.clone())
-            .reviewers(self.config.reviewers.clone())
-            .send()
+            .forge
+            .create(
+                &out.branch,
+                base,
+                title.trim(),
+                &body,
+                &self.labels,
+                &self.config.assignees,
+                &self.config.reviewers,
+            )
             .await;
         let pull = match created {
             Ok(p) => p,
             // Another run of the same change opened it first (same head and base).
-            Err(e) if e.status() == Some(StatusCode::CONFLICT) => open_pulls(&self.repo)
+            Err(CreateFailure::Exists(e)) => self
+                .open_pulls()
                 .await?
                 .into_iter()
                 .find(|p| p.head.branch == out.branch && p.base.branch == base)
                 .ok_or_else(|| api("cannot open the pull request", e))?,
-            Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => {
+            Err(CreateFailure::Disabled) => {
                 return Err(Error::PullsDisabled {
                     repository: c.repository(),
                 })
             }
-            Err(e) => return Err(api("cannot open the pull request", e)),
+            Err(CreateFailure::Other(e)) => return Err(api("cannot open the pull request", e)),
         };
         self.report.info(
             Phase::Publish,
@@ -825,31 +855,35 @@ impl Session<'_> {
 
     /// Comments on a pull request and closes it.
     async fn close_with(&self, number: u64, note: &str) -> Result<(), Error> {
-        self.repo
+        self.forge
             .comment(number, note)
             .await
             .map_err(|e| api(format!("cannot comment on pull request #{number}"), e))?;
-        self.repo
-            .close_pull(number)
+        self.forge
+            .close(number)
             .await
             .map_err(|e| api(format!("cannot close pull request #{number}"), e))?;
         Ok(())
     }
 
-    /// Asks the forge to merge (now, or when the checks succeed); a refusal that the state
-    /// explains is not an error here: the caller looks at the state next.
+    /// Asks the forge to merge (now, or when the checks succeed); a refusal (with the forge's
+    /// message) is not an error here: the caller looks at the state next.
     async fn ask_merge(&self, opened: &Opened) -> Result<Option<String>, Error> {
         let number = opened.info.number;
-        let auto = self.config.merge == MergePolicy::Auto;
-        let req = self
-            .repo
-            .merge_pull(number, self.config.style)
-            .head_commit_id(&opened.info.head_sha)
-            .delete_branch_after_merge(self.config.delete_branch)
-            .when_checks_succeed(auto);
-        match req.send().await {
-            Ok(MergeAnswer::Merged) => Ok(None),
-            Ok(MergeAnswer::Scheduled) => {
+        let asked = self
+            .forge
+            .ask_merge(
+                number,
+                self.config.style,
+                &opened.info.head_sha,
+                self.config.delete_branch,
+                self.config.merge == MergePolicy::Auto,
+            )
+            .await
+            .map_err(|e| api(format!("cannot merge pull request #{number}"), e))?;
+        Ok(match asked {
+            Asked::Accepted => None,
+            Asked::Scheduled => {
                 self.report.info(
                     Phase::Merge,
                     format_args!(
@@ -857,27 +891,10 @@ impl Session<'_> {
                         self.config.style.as_str()
                     ),
                 );
-                Ok(None)
+                None
             }
-            // Already scheduled by an earlier run of the same change.
-            Err(e)
-                if e.status() == Some(StatusCode::CONFLICT)
-                    && e.api()
-                        .is_some_and(|a| a.message.contains("already scheduled")) =>
-            {
-                Ok(None)
-            }
-            // Not mergeable (yet): checks, approvals, a conflict, or still being checked.
-            Err(e)
-                if matches!(
-                    e.status(),
-                    Some(StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT)
-                ) =>
-            {
-                Ok(Some(e.api().map(|a| a.message.clone()).unwrap_or_default()))
-            }
-            Err(e) => Err(api(format!("cannot merge pull request #{number}"), e)),
-        }
+            Asked::Refused(message) => Some(message),
+        })
     }
 
     /// Merges the pull request per the policy, re-creating it on a conflicting base; waits
@@ -887,6 +904,8 @@ impl Session<'_> {
         let mut last_said = String::new();
         let mut ask = true;
         let mut ready_polls = 0u32;
+        // The last state seen was settled (not still being checked): a refusal then is final.
+        let mut settled = false;
         loop {
             let number = opened.info.number;
             let url = opened.info.url.clone();
@@ -896,7 +915,9 @@ impl Session<'_> {
             } else {
                 None
             };
+            let refused_when_settled = refused.is_some() && settled;
             let state = self.state(opened).await?;
+            settled = !matches!(state, State::Checking);
             let waiting = match &state {
                 State::Merged { sha } => {
                     let keeps = self.config.style.keeps_our_commit();
@@ -953,11 +974,16 @@ impl Session<'_> {
                         .collect::<Vec<_>>()
                         .join("; ");
                     if self.config.merge == MergePolicy::Now {
-                        return Err(Error::MergeRefused {
-                            number,
-                            url,
-                            reason: refusal(refused.as_deref().unwrap_or_default(), &state),
-                        });
+                        if refused_when_settled {
+                            return Err(Error::MergeRefused {
+                                number,
+                                url,
+                                reason: refusal(refused.as_deref().unwrap_or_default(), &state),
+                            });
+                        }
+                        // Refused while the forge was still checking it, or not asked since:
+                        // ask again now that it knows.
+                        ask = true;
                     }
                     said
                 }
@@ -966,19 +992,15 @@ impl Session<'_> {
                     if ready_polls >= READY_POLLS_BEFORE_MERGING {
                         ready_polls = 0;
                         // Nothing blocks it: merge it directly rather than wait for an event.
-                        let direct = self
-                            .repo
-                            .merge_pull(number, self.config.style)
-                            .head_commit_id(&opened.info.head_sha)
-                            .delete_branch_after_merge(self.config.delete_branch);
-                        if let Err(e) = direct.send().await {
-                            if !matches!(
-                                e.status(),
-                                Some(StatusCode::METHOD_NOT_ALLOWED | StatusCode::CONFLICT)
-                            ) {
-                                return Err(api(format!("cannot merge pull request #{number}"), e));
-                            }
-                        }
+                        self.forge
+                            .merge_now(
+                                number,
+                                self.config.style,
+                                &opened.info.head_sha,
+                                self.config.delete_branch,
+                            )
+                            .await
+                            .map_err(|e| api(format!("cannot merge pull request #{number}"), e))?;
                         continue;
                     }
                     "the forge to merge it (nothing blocks it as far as we can see)".to_owned()
@@ -1052,84 +1074,27 @@ impl Session<'_> {
     /// decides. A pull request the forge cannot merge is a conflict only when the base changed a
     /// file we edited since the branch started; otherwise the forge is still checking it.
     async fn state(&self, opened: &Opened) -> Result<State, Error> {
-        let (base, number, head) = (
-            self.base.as_str(),
-            opened.info.number,
-            &opened.info.head_sha,
-        );
-        let pull = self
-            .repo
-            .pull(number)
+        let number = opened.info.number;
+        let changed: Vec<String> = opened
+            .publish
+            .files
+            .iter()
+            .filter(|f| f.changed)
+            .map(|f| f.path.clone())
+            .collect();
+        let seen = self
+            .forge
+            .seen(number, &self.base, &opened.info.head_sha, &changed)
             .await
             .map_err(|e| api(format!("cannot read pull request #{number}"), e))?;
-        if pull.merged || pull.state == "closed" {
-            return Ok(decide::state(&decide::Snapshot {
-                pull: &pull,
-                base: &empty_branch(base),
-                statuses: &[],
-                reviews: &[],
-                base_changed_our_files: false,
-            }));
-        }
-        let branch = self
-            .repo
-            .branch(base)
-            .send()
-            .await
-            .map_err(|e| api(format!("cannot read branch {base}"), e))?;
-        let base_changed_our_files = !pull.mergeable
-            && self
-                .base_changed(opened, &pull.merge_base, &branch.commit.id)
-                .await?;
-        let statuses = self
-            .repo
-            .combined_status(head)
-            .await
-            .map_err(|e| api("cannot read the checks of the pull request's head", e))?
-            .and_then(|c| c.statuses)
-            .unwrap_or_default();
-        let reviews = self
-            .repo
-            .pull_reviews(number)
-            .await
-            .map_err(|e| api(format!("cannot read the reviews of #{number}"), e))?;
         Ok(decide::state(&decide::Snapshot {
-            pull: &pull,
-            base: &branch,
-            statuses: &statuses,
-            reviews: &reviews,
-            base_changed_our_files,
+            pull: &seen.pull,
+            base: &seen.base,
+            statuses: &seen.statuses,
+            reviews: &seen.reviews,
+            base_changed_our_files: seen.base_changed_our_files,
+            forge_blocked: seen.forge_blocked.as_deref(),
         }))
-    }
-
-    /// True when a file our commit changed differs between `merge_base` and `base_head` (by blob).
-    async fn base_changed(
-        &self,
-        opened: &Opened,
-        merge_base: &str,
-        base_head: &str,
-    ) -> Result<bool, Error> {
-        if merge_base.is_empty() || merge_base == base_head {
-            return Ok(false);
-        }
-        for f in opened.publish.files.iter().filter(|f| f.changed) {
-            let blob = |at: String| {
-                let repo = &self.repo;
-                let path = f.path.clone();
-                async move {
-                    match repo.contents(&path).at_ref(at).get().await {
-                        Ok(gitea::models::Contents::File(c)) => Ok(Some(c.sha)),
-                        Ok(_) => Ok(None),
-                        Err(e) if e.status() == Some(StatusCode::NOT_FOUND) => Ok(None),
-                        Err(e) => Err(api(format!("cannot read {path}"), e)),
-                    }
-                }
-            };
-            if blob(merge_base.to_owned()).await? != blob(base_head.to_owned()).await? {
-                return Ok(true);
-            }
-        }
-        Ok(false)
     }
 }
 
@@ -1153,11 +1118,6 @@ fn refusal(message: &str, state: &State) -> String {
         (true, false) => format!("{seen}; use merge: auto to wait for it"),
         (true, true) => "the forge refused the merge".into(),
     }
-}
-
-fn empty_branch(name: &str) -> gitea::models::Branch {
-    serde_json::from_value(serde_json::json!({"name": name, "commit": {"id": ""}}))
-        .expect("a valid branch")
 }
 
 #[cfg(test)]

@@ -164,6 +164,7 @@ pub struct ClientBuilder {
     base: String,
     token: Option<Secret>,
     api_root: bool,
+    github: bool,
     extra_roots: Option<crate::tls::ExtraRoots>,
     connect_timeout: Duration,
     read_timeout: Duration,
@@ -181,6 +182,17 @@ impl ClientBuilder {
     /// `$GITHUB_API_URL` (`https://api.github.com`), whose commit-status endpoint has the same shape.
     pub fn api_root(mut self) -> Self {
         self.api_root = true;
+        self
+    }
+
+    /// Talks to GitHub: the base URL is its REST API root ([`ClientBuilder::api_root`]:
+    /// `https://api.github.com`, or `https://HOST/api/v3` on GitHub Enterprise Server), every request
+    /// asks for `application/vnd.github+json` at API version `2022-11-28` (the one that still has
+    /// `merge_commit_sha`), and GraphQL goes to `/graphql` next to it (`https://HOST/api/graphql` on
+    /// Enterprise Server).
+    pub fn github(mut self) -> Self {
+        self.api_root = true;
+        self.github = true;
         self
     }
 
@@ -226,8 +238,27 @@ impl ClientBuilder {
             base.set_path(&format!("{trimmed}/api/v1"));
         }
 
+        let graphql = self.github.then(|| {
+            let mut g = base.clone();
+            let root = base.path().trim_end_matches('/');
+            match root.strip_suffix("/v3") {
+                Some(api) => g.set_path(&format!("{api}/graphql")),
+                None => g.set_path(&format!("{root}/graphql")),
+            }
+            g
+        });
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+        if self.github {
+            headers.insert(
+                reqwest::header::ACCEPT,
+                HeaderValue::from_static("application/vnd.github+json"),
+            );
+            headers.insert(
+                "x-github-api-version",
+                HeaderValue::from_static("2022-11-28"),
+            );
+        }
         if let Some(token) = &self.token {
             // The only place the token is formatted; the header is marked sensitive so that reqwest and
             // hyper never print it.
@@ -252,7 +283,11 @@ impl ClientBuilder {
                 url: self.base.clone(),
                 source: source.without_url(),
             })?;
-        Ok(Client { http, api: base })
+        Ok(Client {
+            http,
+            api: base,
+            graphql,
+        })
     }
 }
 
@@ -261,6 +296,8 @@ impl ClientBuilder {
 pub struct Client {
     http: reqwest::Client,
     api: Url,
+    /// GitHub's GraphQL endpoint (clients built with [`ClientBuilder::github`]).
+    graphql: Option<Url>,
 }
 
 impl Client {
@@ -271,6 +308,7 @@ impl Client {
             base: base.into(),
             token: None,
             api_root: false,
+            github: false,
             extra_roots: None,
             connect_timeout: Duration::from_secs(5),
             read_timeout: Duration::from_secs(20),
@@ -320,6 +358,24 @@ impl Client {
         Ok(self.exchange(method, segments, query, body).await?.0)
     }
 
+    /// A GitHub GraphQL request (`{"query": …, "variables": …}`); GraphQL errors come back as 200
+    /// with an `errors` member, which `T` reads.
+    pub(crate) async fn send_graphql<T: DeserializeOwned, B: Serialize + ?Sized>(
+        &self,
+        body: &B,
+    ) -> Result<T, Error> {
+        let url = self
+            .graphql
+            .clone()
+            .ok_or_else(|| Error::BadUrl("GraphQL needs a client built for GitHub".to_owned()))?;
+        let (_, path, bytes) = self.exchange_url(Method::POST, url, Some(body)).await?;
+        serde_json::from_slice(&bytes).map_err(|source| Error::Decode {
+            method: Method::POST,
+            path,
+            source,
+        })
+    }
+
     /// Sends one request; a non-2xx answer becomes an [`ApiError`]. Returns the status, the URL path
     /// and the body.
     async fn exchange<B: Serialize + ?Sized>(
@@ -333,10 +389,19 @@ impl Client {
         url.path_segments_mut()
             .expect("base URL checked at build time")
             .extend(segments);
-        let path = url.path().to_owned();
         if !query.is_empty() {
             url.query_pairs_mut().extend_pairs(query);
         }
+        self.exchange_url(method, url, body).await
+    }
+
+    async fn exchange_url<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        url: Url,
+        body: Option<&B>,
+    ) -> Result<(StatusCode, String, bytes::Bytes), Error> {
+        let path = url.path().to_owned();
         let mut req = self.http.request(method.clone(), url);
         if let Some(body) = body {
             req = req.json(body);
@@ -395,9 +460,26 @@ fn error_message(body: &[u8]) -> String {
     struct Body {
         #[serde(default)]
         message: String,
+        /// GitHub's validation details: `{"message": "Validation Failed", "errors": [{"message":
+        /// "A pull request already exists for owner:branch."}]}`.
+        #[serde(default)]
+        errors: serde_json::Value,
     }
     match serde_json::from_slice::<Body>(body) {
-        Ok(b) => b.message.trim().to_owned(),
+        Ok(b) => {
+            let details: Vec<&str> = b
+                .errors
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|d| d["message"].as_str())
+                .collect();
+            if details.is_empty() {
+                b.message.trim().to_owned()
+            } else {
+                format!("{}: {}", b.message.trim(), details.join("; "))
+            }
+        }
         Err(_) => {
             let text = String::from_utf8_lossy(body);
             let text = text.trim();
@@ -469,6 +551,14 @@ mod tests {
         );
         assert_eq!(error_message(b"<html>oops</html>"), "<html>oops</html>");
         assert_eq!(error_message(br#"{"message":"x","url":"u"}"#), "x");
+        assert_eq!(error_message(br#"{"message":"x","errors":null}"#), "x");
+        assert_eq!(error_message(br#"{"message":"x","errors":["a"]}"#), "x");
+        assert_eq!(
+            error_message(
+                br#"{"message":"Validation Failed","errors":[{"resource":"PullRequest","code":"custom","message":"A pull request already exists for o:b."}]}"#
+            ),
+            "Validation Failed: A pull request already exists for o:b."
+        );
     }
 
     #[test]
