@@ -301,9 +301,9 @@ async fn deliver(
         }),
         Err(f) => Err(Undelivered {
             error: if f.error.is_invalid_input() {
-                DeployError::input(f.error.phase(), f.error)
+                DeployError::input(f.phase, f.error)
             } else {
-                DeployError::failed(f.error.phase(), f.error)
+                DeployError::failed(f.phase, f.error)
             },
             publish: f.publish,
             pull: f.pull,

@@ -698,3 +698,102 @@ async fn pull_requests_work_on_every_profile_and_over_git() -> Result<()> {
     }
     Ok(())
 }
+
+/// `run` arguments for GitHub's API (the sandbox serves GitHub Enterprise Server's shape at
+/// `/api/v3` and `/api/graphql`); the branch goes over git.
+fn github_args(world: &World, tag: &str, extra: &[&str]) -> Vec<String> {
+    let mut more = vec!["--forge", "github"];
+    more.extend_from_slice(extra);
+    let mut args = pr_args(world, tag, &more);
+    let at = args
+        .iter()
+        .position(|a| a == "--transport")
+        .expect("--transport");
+    args[at + 1] = "git".into();
+    args
+}
+
+/// The same deploys through GitHub's API: auto-merge over GraphQL once the required check passes,
+/// a squash merge at once, a re-run reusing its pull request, labels by name.
+#[tokio::test]
+async fn github_pull_requests_deploy_the_same_way() -> Result<()> {
+    let world = World::start(timing()).await?;
+    protect(&world, checks(&["ci/test"]))?;
+    world
+        .sandbox
+        .gitea()
+        .add_label(demo::OWNER, demo::REPO, "deploy");
+    let ci = async {
+        let (pull, head) = open_pull(&world, "4.1.0").await?;
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        ensure!(
+            pulls(&world)
+                .iter()
+                .any(|p| p.number == pull.number && p.open),
+            "merged before its check passed"
+        );
+        post_status(&world, &head, "success", "ci/test", "ok").await?;
+        Ok::<_, anyhow::Error>(head)
+    };
+    let args = github_args(&world, "4.1.0", &["--pr-labels", "deploy"]);
+    let run = world.run_json(&args, &[]);
+    let (ran, ci) = tokio::join!(run, ci);
+    let (code, report, err) = ran?;
+    let head = ci?;
+    ensure!(
+        code == 0 && report["result"] == "success",
+        "{report}\n{err}"
+    );
+    let merged = world.head().await?;
+    ensure!(
+        report["commit_sha"] == head.as_str()
+            && report["merge_commit_sha"] == merged.as_str()
+            && report["synced_revision"] == merged.as_str(),
+        "{report}"
+    );
+    ensure!(
+        report["pr_url"]
+            .as_str()
+            .is_some_and(|u| u.ends_with("/demo/gitops/pull/1")),
+        "{report}"
+    );
+    ensure!(
+        err.contains("will merge (merge) when its required checks succeed"),
+        "{err}"
+    );
+    ensure!(parents(&world, &merged).await? == 2 && is_ancestor(&world, &head, &merged).await?);
+    ensure!(pulls(&world)[0].labels == 1, "{:?}", pulls(&world));
+    ensure!(
+        world.ready_tags() == vec!["4.1.0"; 3],
+        "{:?}",
+        world.ready_tags()
+    );
+
+    // Squash, merged at once: nothing blocks it, so GitHub refuses to schedule ("clean status").
+    protect(&world, Protection::default())?;
+    let args = github_args(&world, "4.2.0", &["--merge-style", "squash"]);
+    let (code, report, err) = world.run_json(&args, &[]).await?;
+    ensure!(
+        code == 0 && report["result"] == "success",
+        "{report}\n{err}"
+    );
+    let merged = world.head().await?;
+    ensure!(
+        report["merge_commit_sha"] == merged.as_str() && parents(&world, &merged).await? == 1,
+        "{report}"
+    );
+    ensure!(world
+        .kustomization_at(&merged)
+        .await?
+        .contains("newTag: \"4.2.0\""));
+
+    // merge: none, twice: one pull request.
+    let args = github_args(&world, "4.3.0", &["--merge", "none"]);
+    let (code, first, err) = world.run_json(&args, &[]).await?;
+    ensure!(code == 0 && first["pr_number"] == 3, "{first}\n{err}");
+    let (code, again, err) = world.run_json(&args, &[]).await?;
+    ensure!(code == 0 && again["pr_number"] == 3, "{again}\n{err}");
+    ensure!(err.contains("reusing the open pull request #3"), "{err}");
+    ensure!(pulls(&world).iter().filter(|p| p.open).count() == 1);
+    no_token(&world, &[&err, &again.to_string()])
+}

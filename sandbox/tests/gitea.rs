@@ -1518,3 +1518,249 @@ async fn pull_requests_behave_as_gitea_and_match_its_swagger() {
     let (_, null) = api.get(&format!("{REPO_API}/commits/{tip}/status")).await;
     assert_eq!(null, serde_json::Value::Null);
 }
+
+/// GitHub's shape of the same store (`/api/v3`, `/api/graphql`), as `sandbox/src/gitea/github.rs`
+/// describes it from GitHub's REST description and the threads in `docs/research/github-pulls.md`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_shaped_pull_requests_answer_as_github() {
+    use gitops_sandbox::gitea::Protection;
+    let sandbox = Sandbox::start(SandboxConfig::default()).await.unwrap();
+    let gitea = sandbox.gitea();
+    let gh = |token: Option<&str>| Api {
+        base: format!("{}/api/v3", sandbox.gitea_url()),
+        token: token.map(str::to_owned),
+        http: client(),
+    };
+    let api = gh(Some(sandbox.token()));
+    let (status, bad) = gh(Some("nope")).get(REPO_API).await;
+    assert_eq!(
+        (status, bad["message"].as_str()),
+        (401, Some("Bad credentials"))
+    );
+    gitea
+        .protect_branch_with(
+            demo::OWNER,
+            demo::REPO,
+            "main",
+            Protection {
+                required_approvals: 1,
+                enable_status_check: true,
+                status_check_contexts: vec!["ci/test".into()],
+            },
+        )
+        .unwrap();
+    let (_, branch) = api.get(&format!("{REPO_API}/branches/main")).await;
+    assert_eq!(branch["protected"], true);
+    assert_eq!(
+        branch["protection"]["required_status_checks"]["contexts"],
+        json!(["ci/test"])
+    );
+
+    let text = demo::PROD_KUSTOMIZATION.replace("\"1.0.0\"", "\"5.0.0\"");
+    git(
+        &gitea.repo_dir(demo::OWNER, demo::REPO),
+        None,
+        &["branch", "deploy/5", "main"],
+    )
+    .await;
+    let head = gitea
+        .commit_files(
+            demo::OWNER,
+            demo::REPO,
+            "deploy/5",
+            &[(demo::KUSTOMIZATION, &text)],
+            "5.0.0",
+        )
+        .await
+        .unwrap();
+    let new =
+        json!({"head": "demo:deploy/5", "base": "main", "title": "deploy 5.0.0", "body": "b"});
+    let (status, pull) = api.post(&format!("{REPO_API}/pulls"), new.clone()).await;
+    assert_eq!(status, 201, "{pull}");
+    // Computing mergeability: `null` at first.
+    assert!(pull["mergeable"].is_null(), "{pull}");
+    let (status, dup) = api.post(&format!("{REPO_API}/pulls"), new).await;
+    assert_eq!(status, 422);
+    assert_eq!(dup["message"], "Validation Failed");
+    assert_eq!(
+        dup["errors"][0]["message"],
+        "A pull request already exists for demo:deploy/5."
+    );
+    // List items are thin; a bare `head` filter is ignored.
+    let (_, list) = api
+        .get(&format!("{REPO_API}/pulls?state=open&head=deploy/nothing"))
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert!(
+        list[0].get("mergeable").is_none() && list[0].get("merged").is_none(),
+        "{list}"
+    );
+    let (_, none) = api
+        .get(&format!("{REPO_API}/pulls?head=demo:deploy/nothing"))
+        .await;
+    assert_eq!(none, json!([]));
+    let n = pull["number"].as_i64().unwrap();
+    let pr = format!("{REPO_API}/pulls/{n}");
+    let settled = eventually("mergeability", Duration::from_secs(5), || async {
+        let (_, p) = api.get(&pr).await;
+        if p["mergeable"].is_boolean() {
+            Ok(p)
+        } else {
+            Err(p["mergeable"].to_string())
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        (&settled["mergeable"], &settled["mergeable_state"]),
+        (&json!(true), &json!("blocked"))
+    );
+    // While open, `merge_commit_sha` is the test merge: not on main.
+    let test_merge = settled["merge_commit_sha"].as_str().unwrap().to_owned();
+    assert_ne!(test_merge, head);
+    assert_eq!(settled["merged"], false);
+
+    let (_, combined) = api.get(&format!("{REPO_API}/commits/{head}/status")).await;
+    assert_eq!(
+        (&combined["state"], &combined["total_count"]),
+        (&json!("pending"), &json!(0))
+    );
+    let put = |body: serde_json::Value| {
+        let api = &api;
+        let path = format!("{pr}/merge");
+        async move { api.call(reqwest::Method::PUT, &path, Some(body)).await }
+    };
+    let (status, refused) = put(json!({"merge_method": "merge", "sha": head})).await;
+    assert_eq!(
+        (status, refused["message"].as_str()),
+        (405, Some("Required status check \"ci/test\" is expected."))
+    );
+    Api::new(&sandbox, Some(sandbox.token()))
+        .post(
+            &format!("{REPO_API}/statuses/{head}"),
+            json!({"state": "success", "context": "ci/test"}),
+        )
+        .await;
+    let (_, combined) = api.get(&format!("{REPO_API}/commits/{head}/status")).await;
+    assert_eq!(combined["state"], "success");
+    assert_eq!(combined["statuses"][0]["state"], "success");
+    let (status, refused) = put(json!({"merge_method": "merge", "sha": head})).await;
+    assert_eq!(
+        (status, refused["message"].as_str()),
+        (
+            405,
+            Some("At least 1 approving review is required by reviewers with write access.")
+        )
+    );
+    // Auto-merge over GraphQL, then an approval merges it.
+    let graphql = |id: &str| {
+        let http = client();
+        let url = format!("{}/api/graphql", sandbox.gitea_url());
+        let token = sandbox.token().to_owned();
+        let body = json!({"query": "mutation($id: ID!, $method: PullRequestMergeMethod!) { enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method}) { pullRequest { id } } }",
+                          "variables": {"id": id, "method": "SQUASH"}});
+        async move {
+            let r = http
+                .post(url)
+                .header("Authorization", format!("Bearer {token}"))
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap()
+        }
+    };
+    let answer = graphql(settled["node_id"].as_str().unwrap()).await;
+    assert!(answer.get("errors").is_none(), "{answer}");
+    let (status, stale) = put(json!({"merge_method": "merge", "sha": "0".repeat(40)})).await;
+    assert_eq!(
+        (status, stale["message"].as_str()),
+        (
+            409,
+            Some("Head branch was modified. Review and try the merge again.")
+        )
+    );
+    gitea
+        .review_pull(demo::OWNER, demo::REPO, n, "alice", "APPROVED")
+        .await;
+    let merged = eventually("the auto-merge", Duration::from_secs(10), || async {
+        let (_, p) = api.get(&pr).await;
+        if p["merged"] == true {
+            Ok(p)
+        } else {
+            Err(p["mergeable_state"].to_string())
+        }
+    })
+    .await
+    .unwrap();
+    let tip = head_of(&sandbox).await;
+    assert_eq!(merged["merge_commit_sha"], tip.as_str());
+    let (_, reviews) = api.get(&format!("{pr}/reviews")).await;
+    assert_eq!(reviews[0]["state"], "APPROVED");
+
+    // A pull request nothing blocks: GitHub will not schedule it ("clean status").
+    gitea
+        .unprotect_branch(demo::OWNER, demo::REPO, "main")
+        .unwrap();
+    git(
+        &gitea.repo_dir(demo::OWNER, demo::REPO),
+        None,
+        &["branch", "deploy/6", "main"],
+    )
+    .await;
+    gitea
+        .commit_files(
+            demo::OWNER,
+            demo::REPO,
+            "deploy/6",
+            &[("six.txt", "6\n")],
+            "six",
+        )
+        .await
+        .unwrap();
+    let (_, six) = api
+        .post(
+            &format!("{REPO_API}/pulls"),
+            json!({"head": "deploy/6", "base": "main", "title": "six"}),
+        )
+        .await;
+    let six_api = format!("{REPO_API}/pulls/{}", six["number"]);
+    let node = six["node_id"].as_str().unwrap().to_owned();
+    eventually("mergeability", Duration::from_secs(5), || async {
+        let (_, p) = api.get(&six_api).await;
+        if p["mergeable_state"] == "clean" {
+            Ok(())
+        } else {
+            Err(p["mergeable_state"].to_string())
+        }
+    })
+    .await
+    .unwrap();
+    let answer = graphql(&node).await;
+    assert_eq!(
+        answer["errors"][0]["message"],
+        "Pull request Pull request is in clean status"
+    );
+    let (status, ok) = api
+        .call(
+            reqwest::Method::PUT,
+            &format!("{six_api}/merge"),
+            Some(json!({"merge_method": "squash"})),
+        )
+        .await;
+    assert_eq!(
+        (status, &ok["merged"], &ok["message"]),
+        (
+            200,
+            &json!(true),
+            &json!("Pull Request successfully merged")
+        )
+    );
+    assert_eq!(ok["sha"], head_of(&sandbox).await.as_str());
+}
+
+/// The demo branch's head (for tests whose own `head` is a pull request's).
+async fn head_of(sandbox: &Sandbox) -> String {
+    head(sandbox).await
+}

@@ -307,6 +307,8 @@ pub enum Error {
 pub struct Failure {
     /// Why it failed.
     pub error: Error,
+    /// The phase it failed in: publishing (the branch and the pull request) or the merge.
+    pub phase: Phase,
     /// The commit on the pull request's branch.
     pub publish: Option<publish::Outcome>,
     /// The pull request.
@@ -316,6 +318,7 @@ pub struct Failure {
 impl From<Error> for Failure {
     fn from(error: Error) -> Self {
         Failure {
+            phase: error.phase(),
             error,
             publish: None,
             pull: None,
@@ -430,7 +433,8 @@ pub async fn run(
             }
         },
     };
-    let failed = |error, opened: Opened| Failure {
+    let failed = |error: Error, phase: Phase, opened: Opened| Failure {
+        phase,
         error,
         publish: Some(opened.publish),
         pull: Some(opened.info),
@@ -445,7 +449,7 @@ pub async fn run(
                 publish_config.change.shown()
             );
             if let Err(error) = session.close_with(old.number, &note).await {
-                return Err(failed(error, opened));
+                return Err(failed(error, Phase::Publish, opened));
             }
             report.info(
                 Phase::Publish,
@@ -483,7 +487,7 @@ pub async fn run(
             pull: Some(opened.info),
             merged: Some(merged),
         }),
-        Ok(Err(error)) => Err(failed(error, opened)),
+        Ok(Err(error)) => Err(failed(error, Phase::Merge, opened)),
         Err(_) => {
             let error = Error::NotMerged {
                 number: opened.info.number,
@@ -491,7 +495,7 @@ pub async fn run(
                 elapsed: budget,
                 waiting: "an answer from the forge, which did not come in time".into(),
             };
-            Err(failed(error, opened))
+            Err(failed(error, Phase::Merge, opened))
         }
     }
 }
@@ -911,7 +915,14 @@ impl Session<'_> {
             let url = opened.info.url.clone();
             let refused = if ask {
                 ask = false;
-                self.ask_merge(opened).await?
+                match self.ask_merge(opened).await {
+                    Ok(r) => r,
+                    // It may have merged (or closed) meanwhile, which the state tells.
+                    Err(e) => match self.state(opened).await? {
+                        State::Merged { .. } | State::Closed => None,
+                        _ => return Err(e),
+                    },
+                }
             } else {
                 None
             };
@@ -962,8 +973,9 @@ impl Session<'_> {
                     continue;
                 }
                 State::Checking => {
-                    // The forge is still test-merging it; ask again once it knows.
-                    ask = true;
+                    // The forge is still test-merging it; if it refused the merge for that, ask
+                    // again once it knows.
+                    ask = refused.is_some();
                     "the forge to finish checking whether it merges cleanly".to_owned()
                 }
                 State::Waiting(blockers) => {

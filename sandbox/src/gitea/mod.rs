@@ -14,6 +14,7 @@
 
 mod api;
 mod files;
+mod github;
 mod pulls;
 mod smart_http;
 
@@ -335,7 +336,9 @@ impl Gitea {
 
     /// The axum router serving the API and git smart HTTP; serve it with [`crate::http`].
     pub fn router(&self) -> Router {
-        api::router(self.clone()).merge(smart_http::router(self.clone()))
+        api::router(self.clone())
+            .merge(github::router(self.clone()))
+            .merge(smart_http::router(self.clone()))
     }
 
     /// The server's base URL, `http://127.0.0.1:PORT`.

@@ -68,11 +68,11 @@ pub(super) struct Pull {
 /// A scheduled merge (`merge_when_checks_succeed`).
 #[derive(Debug, Clone)]
 pub(super) struct AutoMerge {
-    style: String,
-    delete_branch: bool,
-    title: String,
-    message: String,
-    by: User,
+    pub style: String,
+    pub delete_branch: bool,
+    pub title: String,
+    pub message: String,
+    pub by: User,
 }
 
 /// A review by someone (the sandbox's stand-in for another user's `POST /pulls/{n}/reviews`).
@@ -104,7 +104,7 @@ pub struct Protection {
 /// "Please try again later" meanwhile.
 const CHECKING: std::time::Duration = std::time::Duration::from_millis(300);
 
-fn now() -> String {
+pub(super) fn now() -> String {
     jiff::Timestamp::now()
         .strftime("%Y-%m-%dT%H:%M:%SZ")
         .to_string()
@@ -164,72 +164,123 @@ pub(super) async fn create_pull(
             "Invalid PullRequest: There are no changes between the head and the base",
         ));
     }
-    let mut heads = Vec::new();
-    for branch in [&head, &base] {
-        let id = gitea
-            .branch_head(&owner, &name, branch)
-            .await
-            .map_err(|e| internal(&gitea, e))?
-            .ok_or_else(|| not_found(&gitea))?;
-        heads.push(id);
-    }
-    let repo_id = gitea.repo_id(&owner, &name);
-    // Label ids that do not exist are dropped, as Gitea does.
-    let known = gitea.labels(&owner, &name);
-    let pull = {
-        let mut state = gitea.state();
-        if let Some(existing) = state.pulls.iter().find(|p| {
-            p.owner == owner && p.repo == name && p.head == head && p.base == base && !p.closed
-        }) {
+    let new = NewPull {
+        head,
+        base,
+        title: opts.title,
+        body: opts.body,
+        labels: opts.labels,
+        assignees: opts.assignees,
+        reviewers: opts.reviewers,
+    };
+    let pull = match store_pull(&gitea, &owner, &name, &user, new).await? {
+        Ok(pull) => pull,
+        Err(Refused::NoBranch) => return Err(not_found(&gitea)),
+        Err(Refused::Exists { number, head, base }) => {
+            let repo_id = gitea.repo_id(&owner, &name);
             return Err(api_error(
                 &gitea,
                 StatusCode::CONFLICT,
                 format!(
-                    "pull request already exists for these targets [id: {n}, issue_id: {n}, head_repo_id: {repo_id}, base_repo_id: {repo_id}, head_branch: {head}, base_branch: {base}]",
-                    n = existing.number
+                    "pull request already exists for these targets [id: {number}, issue_id: {number}, head_repo_id: {repo_id}, base_repo_id: {repo_id}, head_branch: {head}, base_branch: {base}]"
                 ),
             ));
         }
-        let number = state
-            .pulls
-            .iter()
-            .filter(|p| p.owner == owner && p.repo == name)
-            .count() as i64
-            + 1;
-        let pull = Pull {
-            owner: owner.clone(),
-            repo: name.clone(),
-            number,
-            head: head.clone(),
-            base: base.clone(),
-            title: opts.title.clone(),
-            body: opts.body.clone(),
-            poster: user.clone(),
-            labels: opts
-                .labels
-                .iter()
-                .copied()
-                .filter(|id| known.iter().any(|(k, _)| k == id))
-                .collect(),
-            assignees: opts.assignees.clone(),
-            reviewers: opts.reviewers.clone(),
-            closed: false,
-            merged: false,
-            merge_commit_sha: None,
-            head_sha: heads[0].clone(),
-            created_at: now(),
-            checking_until: tokio::time::Instant::now() + CHECKING,
-            auto_merge: None,
-            reviews: Vec::new(),
-            comments: Vec::new(),
-        };
-        state.pulls.push(pull.clone());
-        pull
     };
     Ok((
         StatusCode::CREATED,
         Json(pull_json(&gitea, &pull, &user).await?),
     ))
+}
+
+/// What a new pull request is opened with.
+pub(super) struct NewPull {
+    pub head: String,
+    pub base: String,
+    pub title: String,
+    pub body: String,
+    pub labels: Vec<i64>,
+    pub assignees: Vec<String>,
+    pub reviewers: Vec<String>,
+}
+
+/// Why a pull request was not opened.
+pub(super) enum Refused {
+    /// The head or the base does not exist.
+    NoBranch,
+    /// One is open for the same head and base.
+    Exists {
+        number: i64,
+        head: String,
+        base: String,
+    },
+}
+
+/// Opens a pull request in the store (both forges' create).
+pub(super) async fn store_pull(
+    gitea: &Gitea,
+    owner: &str,
+    name: &str,
+    user: &User,
+    new: NewPull,
+) -> Result<Result<Pull, Refused>, ApiError> {
+    let mut heads = Vec::new();
+    for branch in [&new.head, &new.base] {
+        match gitea
+            .branch_head(owner, name, branch)
+            .await
+            .map_err(|e| internal(gitea, e))?
+        {
+            Some(id) => heads.push(id),
+            None => return Ok(Err(Refused::NoBranch)),
+        }
+    }
+    // Label ids that do not exist are dropped, as Gitea does.
+    let known = gitea.labels(owner, name);
+    let mut state = gitea.state();
+    if let Some(existing) = state.pulls.iter().find(|p| {
+        p.owner == owner && p.repo == name && p.head == new.head && p.base == new.base && !p.closed
+    }) {
+        return Ok(Err(Refused::Exists {
+            number: existing.number,
+            head: new.head,
+            base: new.base,
+        }));
+    }
+    let number = state
+        .pulls
+        .iter()
+        .filter(|p| p.owner == owner && p.repo == name)
+        .count() as i64
+        + 1;
+    let pull = Pull {
+        owner: owner.to_owned(),
+        repo: name.to_owned(),
+        number,
+        head: new.head,
+        base: new.base,
+        title: new.title,
+        body: new.body,
+        poster: user.clone(),
+        labels: new
+            .labels
+            .into_iter()
+            .filter(|id| known.iter().any(|(k, _)| k == id))
+            .collect(),
+        assignees: new.assignees,
+        reviewers: new.reviewers,
+        closed: false,
+        merged: false,
+        merge_commit_sha: None,
+        head_sha: heads[0].clone(),
+        created_at: now(),
+        checking_until: tokio::time::Instant::now() + CHECKING,
+        auto_merge: None,
+        reviews: Vec::new(),
+        comments: Vec::new(),
+    };
+    state.pulls.push(pull.clone());
+    Ok(Ok(pull))
 }
 
 /// The `PullRequest` JSON of `p`, with its head and mergeability as they are now.
@@ -302,12 +353,12 @@ async fn pull_json(gitea: &Gitea, p: &Pull, viewer: &User) -> Result<Value, ApiE
     }))
 }
 
-fn is_checking(p: &Pull) -> bool {
+pub(super) fn is_checking(p: &Pull) -> bool {
     tokio::time::Instant::now() < p.checking_until
 }
 
 /// The head branch's tip, or the last one seen once the branch is gone.
-async fn current_head(gitea: &Gitea, p: &Pull) -> Result<String, ApiError> {
+pub(super) async fn current_head(gitea: &Gitea, p: &Pull) -> Result<String, ApiError> {
     if p.merged || p.closed {
         return Ok(p.head_sha.clone());
     }
@@ -319,7 +370,7 @@ async fn current_head(gitea: &Gitea, p: &Pull) -> Result<String, ApiError> {
 }
 
 /// True when merging `head` into `base` conflicts (`git merge-tree --write-tree`, git ≥ 2.38).
-async fn conflicts(
+pub(super) async fn conflicts(
     gitea: &Gitea,
     dir: &std::path::Path,
     base: &str,
@@ -335,14 +386,14 @@ async fn conflicts(
     Ok(!clean)
 }
 
-fn label_json(gitea: &Gitea, owner: &str, name: &str, id: i64, label: &str) -> Value {
+pub(super) fn label_json(gitea: &Gitea, owner: &str, name: &str, id: i64, label: &str) -> Value {
     json!({
         "id": id, "name": label, "exclusive": false, "is_archived": false, "color": "00aabb",
         "description": "", "url": format!("{}/api/v1/repos/{owner}/{name}/labels/{id}", gitea.url()),
     })
 }
 
-fn find(gitea: &Gitea, owner: &str, name: &str, number: i64) -> Option<Pull> {
+pub(super) fn find(gitea: &Gitea, owner: &str, name: &str, number: i64) -> Option<Pull> {
     gitea
         .state()
         .pulls
@@ -351,7 +402,13 @@ fn find(gitea: &Gitea, owner: &str, name: &str, number: i64) -> Option<Pull> {
         .cloned()
 }
 
-fn update(gitea: &Gitea, owner: &str, name: &str, number: i64, f: impl FnOnce(&mut Pull)) {
+pub(super) fn update(
+    gitea: &Gitea,
+    owner: &str,
+    name: &str,
+    number: i64,
+    f: impl FnOnce(&mut Pull),
+) {
     if let Some(p) = gitea
         .state()
         .pulls
@@ -579,7 +636,7 @@ pub(super) async fn merge_pull(
 }
 
 /// Why the protection blocks the merge now, if it does.
-fn blocked_by(gitea: &Gitea, p: &Pull, head_sha: &str) -> Option<&'static str> {
+pub(super) fn blocked_by(gitea: &Gitea, p: &Pull, head_sha: &str) -> Option<&'static str> {
     let rule = gitea.protection(&p.owner, &p.repo, &p.base)?;
     if rule.enable_status_check {
         let latest = latest_statuses(gitea, &p.owner, &p.repo, head_sha);
@@ -633,7 +690,7 @@ fn reason_text(gitea: &Gitea, reason: &str) -> String {
 
 /// Gitea's glob match of a required context (modules/glob: no separator, anchored); a pattern that
 /// does not compile only matches itself.
-fn glob_matches(pattern: &str, context: &str) -> bool {
+pub(super) fn glob_matches(pattern: &str, context: &str) -> bool {
     match globset::GlobBuilder::new(pattern)
         .literal_separator(false)
         .build()
@@ -644,7 +701,7 @@ fn glob_matches(pattern: &str, context: &str) -> bool {
 }
 
 /// The latest status of each context of `sha` (Gitea's `CommitStatus` JSON).
-fn latest_statuses(gitea: &Gitea, owner: &str, name: &str, sha: &str) -> Vec<Value> {
+pub(super) fn latest_statuses(gitea: &Gitea, owner: &str, name: &str, sha: &str) -> Vec<Value> {
     let mut seen = Vec::new();
     let mut latest = Vec::new();
     for s in gitea.statuses(owner, name, sha) {
@@ -658,7 +715,7 @@ fn latest_statuses(gitea: &Gitea, owner: &str, name: &str, sha: &str) -> Vec<Val
 }
 
 /// Merges `p` with `plan` under the repository's write lock; `Err(response)` is a refusal to send.
-async fn do_merge(
+pub(super) async fn do_merge(
     gitea: &Gitea,
     p: &Pull,
     plan: &AutoMerge,
