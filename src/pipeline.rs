@@ -150,6 +150,37 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
     let started = tokio::time::Instant::now();
     let overall = started + config.verify.timeout;
     let mut run = RunReport::default();
+    // The apps to wait for, settled (and, when named, checked) before anything is written.
+    let mut verify_config = config.verify.clone();
+    if verify_config.argocd.is_some() && !config.publish.dry_run {
+        let default_branch = match &config.publish.branch {
+            Some(_) => None,
+            None => default_branch(&config.publish).await,
+        };
+        let clone_url = config.publish.clone_url().to_string();
+        let edited = crate::argocd::apps::Edited {
+            repo_url: &clone_url,
+            branch: config.publish.branch.as_deref(),
+            default_branch: default_branch.as_deref(),
+            paths: &config.publish.paths,
+        };
+        match verify::settle_apps(&mut verify_config, Some(&edited)).await {
+            Ok(apps) if apps.len() > 1 => report.info(
+                Phase::Inputs,
+                format_args!("waiting for {} apps: {}", apps.len(), apps.join(", ")),
+            ),
+            Ok(_) => {}
+            Err(e) => {
+                run.failure = Some(if e.is_invalid_input() {
+                    DeployError::input(Phase::Inputs, e)
+                } else {
+                    DeployError::failed(Phase::Argocd, e)
+                });
+                return run.timed(report);
+            }
+        }
+    }
+    let verify_config = &verify_config;
     report.enter(Phase::Publish);
     let delivered = match deliver(config, &config.publish, None, report, overall).await {
         Ok(d) => d,
@@ -168,7 +199,7 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
         run.publish = Some(publish);
         return run.timed(report);
     };
-    if publish.dry_run || config.verify.is_empty() {
+    if publish.dry_run || verify_config.is_empty() {
         run.publish = Some(publish);
         return run.timed(report);
     }
@@ -177,14 +208,14 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
         .as_ref()
         .map_or(publish.branch.clone(), |p| p.base.clone());
     let oracle = oracle_for(config, &publish, &branch, report).await;
-    let rollback = config.verify.rollback_on_failure && publish.changed;
+    let rollback = verify_config.rollback_on_failure && publish.changed;
     let reserve = if rollback {
-        (config.verify.timeout / ROLLBACK_RESERVE_SHARE).min(ROLLBACK_RESERVE_MAX)
+        (verify_config.timeout / ROLLBACK_RESERVE_SHARE).min(ROLLBACK_RESERVE_MAX)
     } else {
         Duration::ZERO
     };
     let result = verify::run_until(
-        &config.verify,
+        verify_config,
         &commit,
         &config.expect,
         oracle,
@@ -203,7 +234,8 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
                 let scoped = report.scoped(Phase::Rollback);
                 scoped.enter(Phase::Rollback);
                 let rb_started = tokio::time::Instant::now();
-                let result = run_rollback(config, &publish, &commit, &scoped, overall).await;
+                let result =
+                    run_rollback(config, verify_config, &publish, &commit, &scoped, overall).await;
                 let tail = match &result {
                     Ok(rb) => format!(
                         "rolled back to {} ({})",
@@ -236,6 +268,32 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
     }
     run.publish = Some(publish);
     run.timed(report)
+}
+
+/// The repository's default branch, asked of git (`ls-remote --symref`) or of the forge's API;
+/// `None` when neither says (the preflight then matches `HEAD` only).
+async fn default_branch(c: &publish::Config) -> Option<String> {
+    if c.transport == publish::Transport::Git {
+        let remote = crate::forge::git::Remote {
+            url: c.clone_url(),
+            token: c.token.clone(),
+            stall_timeout: c.request_timeout,
+            server_ca: c.server_ca.clone(),
+        };
+        let deadline = crate::retry::Deadline::after(c.request_timeout);
+        return crate::forge::git::default_branch(&remote, deadline)
+            .await
+            .ok()
+            .flatten();
+    }
+    let client = crate::forge::gitea::Client::builder(c.server_url.as_str())
+        .token(c.token.clone())
+        .extra_roots(c.server_ca.clone())
+        .request_timeout(c.request_timeout.min(Duration::from_secs(15)))
+        .build()
+        .ok()?;
+    let repo = client.repo(&c.owner, &c.name).get().await.ok()?;
+    Some(repo.default_branch).filter(|b| !b.is_empty())
 }
 
 /// What publishing delivered: the publish outcome, and in pull-request mode the pull request and
@@ -376,6 +434,7 @@ async fn oracle_for(
 /// of files that held the same previous values, then waits (bounded) for Argo CD to run it.
 async fn run_rollback(
     config: &RunConfig,
+    verify_config: &verify::Config,
     out: &publish::Outcome,
     deployed: &str,
     report: &Report,
@@ -472,45 +531,63 @@ async fn run_rollback(
         restored.push(shown);
     }
     let last = commits.last().cloned().unwrap_or_default();
-    let healthy = match &config.verify.argocd {
+    let healthy = match &verify_config.argocd {
         Some(a) => {
             let deadline = overall.max(tokio::time::Instant::now() + Duration::from_secs(2));
             // Bounded by the overall deadline (the reserve kept for the rollback), so that the
             // process still ends within `timeout` + 5 s. No ancestry oracle: it knows the
-            // deploy's value, not the one written back.
-            let wait = crate::argocd::phase::run(
-                &a.client,
-                &a.settings,
-                Target::new(&last),
-                None,
-                report,
-                deadline,
-            );
-            match tokio::time::timeout_at(deadline + Duration::from_secs(1), wait).await {
-                Err(_) => {
-                    report.warn(
-                        Phase::Rollback,
-                        "rollback not confirmed before the deadline",
+            // deploy's value, not the one written back. Every app in parallel.
+            let apps = a.named().to_vec();
+            let several = apps.len() > 1;
+            let waits = apps.iter().map(|app| {
+                let settings = a.for_app(app);
+                let report = if several {
+                    report.about(app)
+                } else {
+                    report.clone()
+                };
+                let last = last.clone();
+                async move {
+                    let wait = crate::argocd::phase::run(
+                        &a.client,
+                        &settings,
+                        Target::new(&last),
+                        None,
+                        &report,
+                        deadline,
                     );
-                    false
+                    match tokio::time::timeout_at(deadline + Duration::from_secs(1), wait).await {
+                        Err(_) => {
+                            report.warn(
+                                Phase::Rollback,
+                                "rollback not confirmed before the deadline",
+                            );
+                            false
+                        }
+                        Ok(Ok(o)) => {
+                            report.info(
+                                Phase::Rollback,
+                                format_args!(
+                                    "Argo CD {} {} at {}",
+                                    o.sync_status,
+                                    o.health,
+                                    short(&o.synced_revision)
+                                ),
+                            );
+                            true
+                        }
+                        Ok(Err(e)) => {
+                            report
+                                .warn(Phase::Rollback, format_args!("rollback not confirmed: {e}"));
+                            false
+                        }
+                    }
                 }
-                Ok(Ok(o)) => {
-                    report.info(
-                        Phase::Rollback,
-                        format_args!(
-                            "Argo CD {} {} at {}",
-                            o.sync_status,
-                            o.health,
-                            short(&o.synced_revision)
-                        ),
-                    );
-                    true
-                }
-                Ok(Err(e)) => {
-                    report.warn(Phase::Rollback, format_args!("rollback not confirmed: {e}"));
-                    false
-                }
-            }
+            });
+            futures::future::join_all(waits)
+                .await
+                .into_iter()
+                .all(|ok| ok)
         }
         None => false,
     };

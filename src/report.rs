@@ -31,6 +31,9 @@ pub struct Report {
     /// The phase every line of this handle belongs to, whatever step writes it (see
     /// [`Report::scoped`]).
     scope: Option<Phase>,
+    /// What this handle's lines are about (an Argo CD app, when several are verified at once):
+    /// `argocd[web-eu]: …` (see [`Report::about`]).
+    subject: Option<Arc<str>>,
 }
 
 /// The phases seen so far, in order, and the one that is open.
@@ -93,6 +96,7 @@ impl Report {
             commands: false,
             phases: Arc::new(Mutex::new(PhaseLog::default())),
             scope: None,
+            subject: None,
         }
     }
 
@@ -195,6 +199,15 @@ impl Report {
         }
     }
 
+    /// A handle whose lines name `subject` after their phase: `[  3.2s] argocd[web-eu]: …`, so
+    /// that the lines of apps verified in parallel can be told apart.
+    pub fn about(&self, subject: &str) -> Report {
+        Report {
+            subject: Some(Arc::from(subject)),
+            ..self.clone()
+        }
+    }
+
     /// Writes lines unmasked. Only for workflow commands whose content is already safe.
     fn raw_lines(&self, lines: &[String]) {
         let mut sink = self.sink.lock().expect("report lock");
@@ -232,14 +245,18 @@ impl Report {
     /// A progress line for a phase: `[  3.2s] argocd: sync OutOfSync → Synced @ abc1234`.
     pub fn info(&self, phase: Phase, message: impl std::fmt::Display) {
         let secs = self.elapsed().as_secs_f64();
+        let about = self
+            .subject
+            .as_deref()
+            .map_or(String::new(), |s| format!("[{s}]"));
         match self.scope {
             Some(scope) if scope != phase => {
                 self.enter(scope);
-                self.line(&format!("[{secs:6.1}s] {scope}: {phase}: {message}"));
+                self.line(&format!("[{secs:6.1}s] {scope}: {phase}{about}: {message}"));
             }
             _ => {
                 self.enter(phase);
-                self.line(&format!("[{secs:6.1}s] {phase}: {message}"));
+                self.line(&format!("[{secs:6.1}s] {phase}{about}: {message}"));
             }
         }
     }

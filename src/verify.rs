@@ -63,17 +63,52 @@ impl Expect {
     }
 }
 
+/// When a deploy to several apps succeeds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Require {
+    /// Every app synced our commit and is healthy.
+    #[default]
+    All,
+    /// At least one is (a canary environment, a best-effort region).
+    Any,
+}
+
 /// The Argo CD part of the config.
 #[derive(Debug, Clone)]
 pub struct ArgoConfig {
     /// The API client (built here: no I/O, but CA problems are input problems).
     pub client: Client,
-    /// Phase settings.
+    /// Phase settings; `settings.app` is the first named app ([`ArgoConfig::for_app`] gives each
+    /// app's).
     pub settings: ArgoSettings,
+    /// The apps to wait for.
+    pub apps: crate::argocd::apps::Selection,
+    /// When several apps succeed together.
+    pub require: Require,
+    /// Check before publishing that the named apps deploy what the run edits.
+    pub preflight: bool,
     /// Phase deadline (capped by the overall one).
     pub timeout: Option<Duration>,
     /// The token, for masking.
     pub token: Secret,
+}
+
+impl ArgoConfig {
+    /// The phase settings of app `name`.
+    pub fn for_app(&self, name: &str) -> ArgoSettings {
+        ArgoSettings {
+            app: name.to_owned(),
+            ..self.settings.clone()
+        }
+    }
+
+    /// The apps named (before a selector or `auto` is resolved).
+    pub fn named(&self) -> &[String] {
+        match &self.apps {
+            crate::argocd::apps::Selection::Named(n) => n,
+            _ => &[],
+        }
+    }
 }
 
 /// The rollout part of the config.
@@ -179,6 +214,27 @@ pub struct Outcome {
     pub rollout: Option<RolloutOutcome>,
     /// The HTTP check's result.
     pub health: Option<HealthOutcome>,
+    /// Per app, when several were verified: each one's Argo CD and rollout result.
+    pub apps: Vec<AppResult>,
+}
+
+/// One app's verification, when several are verified at once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AppResult {
+    /// The app.
+    pub app: String,
+    /// What Argo CD reported, when it passed.
+    pub argocd: Option<ArgoOutcome>,
+    /// Its workloads, when they rolled out.
+    pub rollout: Option<RolloutOutcome>,
+    /// Why it failed (`None`: it passed).
+    pub error: Option<String>,
+    /// The phase it failed in.
+    #[serde(skip)]
+    pub failed_in: Option<Phase>,
+    /// Its time.
+    #[serde(skip)]
+    pub elapsed: Duration,
 }
 
 impl Outcome {
@@ -215,6 +271,37 @@ impl Outcome {
             parts.join("; ")
         }
     }
+}
+
+/// Settles which Argo CD apps `cfg` waits for (see [`crate::argocd::apps::resolve`]) and rewrites
+/// it to name them: the first app becomes the single-app settings, the rollout reads through it.
+/// Returns the apps (none when the Argo CD phase is off).
+///
+/// # Errors
+/// The apps could not be read, or do not deploy `edited`.
+pub async fn settle_apps(
+    cfg: &mut Config,
+    edited: Option<&crate::argocd::apps::Edited<'_>>,
+) -> Result<Vec<String>, crate::argocd::apps::ResolveError> {
+    let Some(a) = cfg.argocd.as_mut() else {
+        return Ok(Vec::new());
+    };
+    let named = matches!(a.apps, crate::argocd::apps::Selection::Named(_));
+    let check = if named && !a.preflight { None } else { edited };
+    let apps = crate::argocd::apps::resolve(
+        &a.client,
+        &a.apps,
+        a.settings.project.as_deref(),
+        a.settings.app_namespace.as_deref(),
+        check,
+    )
+    .await?;
+    a.apps = crate::argocd::apps::Selection::Named(apps.clone());
+    a.settings.app = apps.first().cloned().unwrap_or_default();
+    if let Some(r) = cfg.rollout.as_mut() {
+        r.settings = r.settings.for_app(&a.settings.app);
+    }
+    Ok(apps)
 }
 
 /// Slack on top of the overall deadline for the last phase to return its timeout error.
@@ -308,44 +395,185 @@ async fn run_phases(
     current: &mut Phase,
 ) -> Result<(), DeployError> {
     let deadline = |t: Option<Duration>| t.map_or(overall, |t| (Instant::now() + t).min(overall));
-    if let Some(a) = &cfg.argocd {
+    let apps: Vec<String> = match &cfg.argocd {
+        Some(a) => a.named().to_vec(),
+        None => Vec::new(),
+    };
+    if let (Some(a), true) = (&cfg.argocd, apps.len() > 1) {
+        // Several apps: each one's Argo CD wait and rollout in parallel, each with its own lines.
         *current = Phase::Argocd;
         report.enter(Phase::Argocd);
-        let mut target = Target::new(commit);
-        target.images = expect.images.clone();
-        target.repo_url = expect.repo_url.clone();
-        let r = crate::argocd::phase::run(
-            &a.client,
-            &a.settings,
-            target,
-            oracle,
-            report,
-            deadline(a.timeout),
-        )
-        .await;
-        let o = r.map_err(|e| DeployError::failed(Phase::Argocd, e))?;
-        report.info(
-            Phase::Argocd,
-            format_args!(
-                "{} {} at {}",
-                o.sync_status,
-                o.health,
-                short(&o.synced_revision)
-            ),
-        );
-        out.argocd = Some(o);
-    }
-    if let Some(r) = &cfg.rollout {
-        *current = Phase::Rollout;
-        report.enter(Phase::Rollout);
-        let o = crate::rollout::phase::run(&r.settings, report, deadline(r.timeout))
-            .await
-            .map_err(|e| DeployError::failed(Phase::Rollout, e))?;
-        report.info(
-            Phase::Rollout,
-            format_args!("rolled out: {}", o.workloads.join(", ")),
-        );
-        out.rollout = Some(o);
+        let per_app_rollout = cfg
+            .rollout
+            .as_ref()
+            .filter(|r| r.settings.targets.is_empty());
+        let runs = apps.iter().map(|app| {
+            let report = report.about(app);
+            let oracle = oracle.clone();
+            async move {
+                let started = Instant::now();
+                let mut result = AppResult {
+                    app: app.clone(),
+                    argocd: None,
+                    rollout: None,
+                    error: None,
+                    failed_in: None,
+                    elapsed: Duration::ZERO,
+                };
+                let mut target = Target::new(commit);
+                target.images = expect.images.clone();
+                target.repo_url = expect.repo_url.clone();
+                let settings = a.for_app(app);
+                match crate::argocd::phase::run(
+                    &a.client,
+                    &settings,
+                    target,
+                    oracle,
+                    &report,
+                    deadline(a.timeout),
+                )
+                .await
+                {
+                    Ok(o) => {
+                        report.info(
+                            Phase::Argocd,
+                            format_args!(
+                                "{} {} at {}",
+                                o.sync_status,
+                                o.health,
+                                short(&o.synced_revision)
+                            ),
+                        );
+                        result.argocd = Some(o);
+                    }
+                    Err(e) => {
+                        result.error = Some(crate::error::chain(&e));
+                        result.failed_in = Some(Phase::Argocd);
+                    }
+                }
+                if let (Some(r), None) = (per_app_rollout, &result.error) {
+                    match crate::rollout::phase::run(
+                        &r.settings.for_app(app),
+                        &report,
+                        deadline(r.timeout),
+                    )
+                    .await
+                    {
+                        Ok(o) => {
+                            report.info(
+                                Phase::Rollout,
+                                format_args!("rolled out: {}", o.workloads.join(", ")),
+                            );
+                            result.rollout = Some(o);
+                        }
+                        Err(e) => {
+                            result.error = Some(crate::error::chain(&e));
+                            result.failed_in = Some(Phase::Rollout);
+                        }
+                    }
+                }
+                result.elapsed = started.elapsed();
+                result
+            }
+        });
+        let results = futures::future::join_all(runs).await;
+        let failed: Vec<&AppResult> = results.iter().filter(|r| r.error.is_some()).collect();
+        let passed = results.len() - failed.len();
+        out.argocd = results.iter().find_map(|r| r.argocd.clone());
+        out.rollout = results.iter().find_map(|r| r.rollout.clone());
+        out.apps = results.clone();
+        let all_ok = failed.is_empty();
+        let enough = match a.require {
+            Require::All => all_ok,
+            Require::Any => passed > 0,
+        };
+        let describe =
+            |r: &AppResult| format!("{}: {}", r.app, r.error.clone().unwrap_or_default());
+        if !enough {
+            let phase = failed
+                .iter()
+                .filter_map(|r| r.failed_in)
+                .max_by_key(|p| *p == Phase::Rollout)
+                .unwrap_or(Phase::Argocd);
+            return Err(DeployError::failed(
+                phase,
+                anyhow::anyhow!(
+                    "{} of {} apps failed: {}",
+                    failed.len(),
+                    results.len(),
+                    failed
+                        .iter()
+                        .map(|r| describe(r))
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                ),
+            ));
+        }
+        for r in &failed {
+            report.warn(
+                Phase::Argocd,
+                format_args!(
+                    "{} (argocd_require: any: {passed} app(s) passed)",
+                    describe(r)
+                ),
+            );
+        }
+        if let Some(r) = cfg
+            .rollout
+            .as_ref()
+            .filter(|r| !r.settings.targets.is_empty())
+        {
+            *current = Phase::Rollout;
+            report.enter(Phase::Rollout);
+            let o = crate::rollout::phase::run(&r.settings, report, deadline(r.timeout))
+                .await
+                .map_err(|e| DeployError::failed(Phase::Rollout, e))?;
+            report.info(
+                Phase::Rollout,
+                format_args!("rolled out: {}", o.workloads.join(", ")),
+            );
+            out.rollout = Some(o);
+        }
+    } else {
+        if let Some(a) = &cfg.argocd {
+            *current = Phase::Argocd;
+            report.enter(Phase::Argocd);
+            let mut target = Target::new(commit);
+            target.images = expect.images.clone();
+            target.repo_url = expect.repo_url.clone();
+            let r = crate::argocd::phase::run(
+                &a.client,
+                &a.settings,
+                target,
+                oracle,
+                report,
+                deadline(a.timeout),
+            )
+            .await;
+            let o = r.map_err(|e| DeployError::failed(Phase::Argocd, e))?;
+            report.info(
+                Phase::Argocd,
+                format_args!(
+                    "{} {} at {}",
+                    o.sync_status,
+                    o.health,
+                    short(&o.synced_revision)
+                ),
+            );
+            out.argocd = Some(o);
+        }
+        if let Some(r) = &cfg.rollout {
+            *current = Phase::Rollout;
+            report.enter(Phase::Rollout);
+            let o = crate::rollout::phase::run(&r.settings, report, deadline(r.timeout))
+                .await
+                .map_err(|e| DeployError::failed(Phase::Rollout, e))?;
+            report.info(
+                Phase::Rollout,
+                format_args!("rolled out: {}", o.workloads.join(", ")),
+            );
+            out.rollout = Some(o);
+        }
     }
     if let Some(h) = &cfg.health {
         *current = Phase::Health;

@@ -224,6 +224,7 @@ impl Sandbox {
                 dest_namespace: demo::NAMESPACE.into(),
                 auto_sync: true,
                 other_sources: Vec::new(),
+                labels: Default::default(),
             };
             let seeding = argocd.clone();
             // Seeding renders with git and settles the rollout: keep it off the async workers.

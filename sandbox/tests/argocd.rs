@@ -150,6 +150,7 @@ impl World {
             dest_namespace: "web".into(),
             auto_sync,
             other_sources: Vec::new(),
+            labels: Default::default(),
         };
         argo.add_app(spec("web-prod", true), true)?;
         let tasks = vec![kube.spawn_simulator(), argo.spawn_controller()];
@@ -191,6 +192,7 @@ impl World {
                 dest_namespace: "web".into(),
                 auto_sync: false,
                 other_sources: Vec::new(),
+                labels: Default::default(),
             },
             true,
         )?;

@@ -215,6 +215,17 @@ impl<'c> AppsHandler<'c> {
         }
     }
 
+    /// `GET /api/v1/applications`: the applications the token may see, by label selector, projects
+    /// and app namespace.
+    pub fn list(self) -> ListApps<'c> {
+        ListApps {
+            client: self.client,
+            selector: None,
+            projects: Vec::new(),
+            app_namespace: None,
+        }
+    }
+
     /// `POST /api/v1/applications/{name}/sync` with an empty revision (the app's target revision).
     pub fn sync(self, name: &str) -> SyncApp<'c> {
         SyncApp {
@@ -338,6 +349,70 @@ impl GetApp<'_> {
         self.client
             .send(Method::GET, &path, &q, None, timeout)
             .await
+    }
+}
+
+/// Builder of `GET /api/v1/applications` (argo-cd `server/application/application.go` `List`:
+/// `selector` is a Kubernetes label selector, `projects` repeats; the answer is an
+/// `v1alpha1ApplicationList`).
+#[derive(Debug)]
+pub struct ListApps<'c> {
+    client: &'c Client,
+    selector: Option<String>,
+    projects: Vec<String>,
+    app_namespace: Option<String>,
+}
+
+impl ListApps<'_> {
+    /// Only apps whose labels match this selector (`team=web,env in (prod,staging)`).
+    pub fn selector(mut self, selector: Option<&str>) -> Self {
+        self.selector = selector.map(str::to_owned);
+        self
+    }
+
+    /// Only apps of this project.
+    pub fn project(mut self, project: Option<&str>) -> Self {
+        self.projects.extend(project.map(str::to_owned));
+        self
+    }
+
+    /// Only apps in this namespace (apps in any namespace).
+    pub fn app_namespace(mut self, ns: Option<&str>) -> Self {
+        self.app_namespace = ns.map(str::to_owned);
+        self
+    }
+
+    /// Sends the request.
+    ///
+    /// # Errors
+    /// [`Error::Api`] for a non-2xx answer, [`Error::Transport`] for a network failure or timeout.
+    pub async fn send(self) -> Result<Vec<Application>, Error> {
+        #[derive(serde::Deserialize, Default)]
+        #[serde(default)]
+        struct List {
+            items: Option<Vec<Application>>,
+        }
+        let mut q = Vec::new();
+        if let Some(s) = self.selector {
+            q.push(("selector", s));
+        }
+        for p in self.projects {
+            q.push(("projects", p));
+        }
+        if let Some(ns) = self.app_namespace {
+            q.push(("appNamespace", ns));
+        }
+        let list: List = self
+            .client
+            .send(
+                Method::GET,
+                "api/v1/applications",
+                &q,
+                None,
+                self.client.request_timeout,
+            )
+            .await?;
+        Ok(list.items.unwrap_or_default())
     }
 }
 

@@ -4,14 +4,15 @@
 //! Only this module talks to Argo CD. It never reads cluster credentials: everything it learns about
 //! live resources comes through the Argo CD API.
 
+pub mod apps;
 mod client;
 pub mod models;
 pub mod phase;
 pub mod verdict;
 
 pub use client::{
-    AppsHandler, Client, ClientConfig, GetApp, GetResource, GetSyncWindows, GetTree, Refresh,
-    ResourceKey, StreamApp, SyncApp,
+    AppsHandler, Client, ClientConfig, GetApp, GetResource, GetSyncWindows, GetTree, ListApps,
+    Refresh, ResourceKey, StreamApp, SyncApp,
 };
 
 /// A non-2xx answer of the Argo CD API: method, path (no query, no credentials), status and the

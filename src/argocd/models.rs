@@ -37,6 +37,8 @@ pub struct ObjectMeta {
     pub resource_version: Option<String>,
     /// Annotations (`argocd.argoproj.io/refresh` while a refresh is pending).
     pub annotations: BTreeMap<String, String>,
+    /// Labels (what `argocd_selector` matches).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `v1alpha1ApplicationSpec`: the fields we read.

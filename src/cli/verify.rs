@@ -8,6 +8,7 @@ use base64::Engine as _;
 use clap::Args;
 
 use super::inputs::{given, parse_bool, parse_duration, split_list};
+use crate::argocd::apps::Selection;
 use crate::argocd::phase::{ArgoSettings, SyncMode, Watch};
 use crate::argocd::{Client, ClientConfig};
 use crate::health::{BodyMatch, HealthSettings};
@@ -16,7 +17,7 @@ use crate::rollout::source::ArgoApp;
 use crate::rollout::WorkloadRef;
 use crate::secret::Secret;
 use crate::verify::{
-    ArgoConfig, Config, Expect, HealthConfig, RolloutConfig, DEFAULT_DEGRADED_GRACE,
+    ArgoConfig, Config, Expect, HealthConfig, Require, RolloutConfig, DEFAULT_DEGRADED_GRACE,
     DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_SUCCESSES, DEFAULT_TIMEOUT,
 };
 
@@ -36,9 +37,23 @@ pub struct VerifyArgs {
         value_name = "TOKEN"
     )]
     pub argocd_token: Option<String>,
-    /// Argo CD application to wait for; leave empty to skip the Argo CD phase.
-    #[arg(long, env = "INPUT_ARGOCD_APP", value_name = "NAME")]
+    /// Argo CD applications to wait for, newline- or comma-separated (in parallel), or `auto`: every
+    /// app that deploys the edited paths of this repository and branch; leave empty (and
+    /// `argocd_selector` too) to skip the Argo CD phase.
+    #[arg(long, env = "INPUT_ARGOCD_APP", value_name = "NAMES")]
     pub argocd_app: Option<String>,
+    /// A label selector (`team=web,env in (prod,eu)`): wait for the apps it matches that deploy the
+    /// edited paths.
+    #[arg(long, env = "INPUT_ARGOCD_SELECTOR", value_name = "SELECTOR")]
+    pub argocd_selector: Option<String>,
+    /// With several apps: `all` must succeed, or `any` (at least one: a canary environment, a
+    /// best-effort region) [default: all].
+    #[arg(long, env = "INPUT_ARGOCD_REQUIRE", value_name = "all|any")]
+    pub argocd_require: Option<String>,
+    /// Check before publishing that the named apps deploy the edited paths of this repository and
+    /// branch. Accepts true/false [default: true].
+    #[arg(long, env = "INPUT_ARGOCD_PREFLIGHT", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    pub argocd_preflight: Option<String>,
     /// Namespace of the Application object (apps in any namespace).
     #[arg(long, env = "INPUT_ARGOCD_APP_NAMESPACE", value_name = "NS")]
     pub argocd_app_namespace: Option<String>,
@@ -149,7 +164,41 @@ pub fn config(a: &VerifyArgs, expect: &Expect) -> Result<Config, Vec<String>> {
 
     // Argo CD.
     let mut argocd = None;
-    if let Some(app) = given(&a.argocd_app) {
+    let app_list = split_list(a.argocd_app.as_slice());
+    let selector = given(&a.argocd_selector).map(str::to_owned);
+    let selection = match (app_list.as_slice(), &selector) {
+        ([], None) => None,
+        ([], Some(s)) => Some(Selection::Selector(s.clone())),
+        ([one], None) if one.eq_ignore_ascii_case("auto") => Some(Selection::Auto),
+        (names, None) => Some(Selection::Named(names.to_vec())),
+        (_, Some(_)) => {
+            p.push("argocd_selector: give either argocd_app or argocd_selector, not both".into());
+            None
+        }
+    };
+    let require = match given(&a.argocd_require)
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("all") => Require::All,
+        Some("any") => Require::Any,
+        Some(other) => {
+            p.push(format!("argocd_require: {other:?} is not all or any"));
+            Require::All
+        }
+    };
+    let preflight = match given(&a.argocd_preflight) {
+        None => true,
+        Some(v) => super::inputs::parse_bool("argocd_preflight", v).unwrap_or_else(|e| {
+            p.push(e);
+            true
+        }),
+    };
+    if let Some(selection) = selection {
+        let app = match &selection {
+            Selection::Named(n) => n[0].as_str(),
+            _ => "",
+        };
         let server = match given(&a.argocd_server) {
             None => {
                 p.push("argocd_server: required with argocd_app".into());
@@ -230,6 +279,9 @@ pub fn config(a: &VerifyArgs, expect: &Expect) -> Result<Config, Vec<String>> {
                             degraded_grace,
                             watch,
                         },
+                        apps: selection,
+                        require,
+                        preflight,
                         timeout: sync_timeout,
                         token,
                     })

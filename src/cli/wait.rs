@@ -136,10 +136,36 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
             super::inputs::InvalidInputs { problems },
         ));
     }
-    let config = config.expect("no problems means a config");
+    let mut config = config.expect("no problems means a config");
     for secret in config.secrets() {
         report.add_secret(&secret);
     }
+    if config
+        .argocd
+        .as_ref()
+        .is_some_and(|a| a.apps == crate::argocd::apps::Selection::Auto)
+    {
+        return Err(DeployError::input(
+            Phase::Inputs,
+            super::inputs::InvalidInputs {
+                problems: vec![
+                    "argocd_app: `auto` finds the apps that deploy what a `run` edits; name the \
+                     apps (or give argocd_selector) to wait for a commit"
+                        .into(),
+                ],
+            },
+        ));
+    }
+    // Nothing was edited here: named apps are taken as they are, a selector keeps what it matches.
+    crate::verify::settle_apps(&mut config, None)
+        .await
+        .map_err(|e| {
+            if e.is_invalid_input() {
+                DeployError::input(Phase::Inputs, e)
+            } else {
+                DeployError::failed(Phase::Argocd, e)
+            }
+        })?;
     let commit = commit.expect("checked above");
     let outcome = crate::verify::run(&config, &commit, &expect, oracle, report, started).await?;
     report.line(&format!("verified: {}", outcome.summary()));

@@ -523,6 +523,28 @@ impl History {
 }
 
 /// A fresh temporary directory (removed when the returned value drops).
+/// The remote's default branch (`git ls-remote --symref URL HEAD`: `ref: refs/heads/main\tHEAD`);
+/// `None` when the server does not say.
+///
+/// # Errors
+/// When git fails.
+pub async fn default_branch(remote: &Remote, deadline: Deadline) -> Result<Option<String>, Error> {
+    let dir = temp_dir("gitops-deploy-ls-remote-")?;
+    let args: Vec<OsString> = vec![
+        "ls-remote".into(),
+        "--symref".into(),
+        remote.url.as_str().into(),
+        "HEAD".into(),
+    ];
+    let out = git(remote, dir.path(), &args, None, deadline).await?;
+    Ok(out.lines().find_map(|l| {
+        let (target, name) = l.strip_prefix("ref: ")?.split_once('\t')?;
+        (name.trim() == "HEAD")
+            .then(|| target.strip_prefix("refs/heads/").map(str::to_owned))
+            .flatten()
+    }))
+}
+
 fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
     tempfile::Builder::new()
         .prefix(prefix)

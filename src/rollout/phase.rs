@@ -39,6 +39,19 @@ pub struct RolloutSettings {
     pub stuck_grace: Duration,
 }
 
+impl RolloutSettings {
+    /// The same settings, reading app `name`'s workloads through Argo CD.
+    pub fn for_app(&self, name: &str) -> RolloutSettings {
+        let mut s = self.clone();
+        match &mut s.via {
+            RolloutVia::Argo(a) => a.app = name.to_owned(),
+            RolloutVia::Kube { argo: Some(a), .. } => a.app = name.to_owned(),
+            RolloutVia::Kube { argo: None, .. } => {}
+        }
+        s
+    }
+}
+
 /// What the rollout phase proved.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RolloutOutcome {

@@ -191,6 +191,7 @@ impl World {
             dest_namespace: demo::NAMESPACE.into(),
             auto_sync,
             other_sources: Vec::new(),
+            labels: Default::default(),
         }
     }
 

@@ -27,6 +27,7 @@ use super::{ArgoCd, Error};
 pub fn router(argo: ArgoCd) -> Router {
     let api = Router::new()
         .route("/api/v1/session/userinfo", get(userinfo))
+        .route("/api/v1/applications", get(list_apps))
         .route("/api/v1/applications/{name}", get(get_app))
         .route("/api/v1/applications/{name}/sync", post(sync))
         .route(
@@ -176,6 +177,39 @@ fn project_mismatch(argo: &ArgoCd, q: &HashMap<String, String>, name: &str) -> O
         }
         _ => None,
     }
+}
+
+/// `GET /api/v1/applications?selector=…&projects=…` (server/application/application.go `List`:
+/// a label selector that does not parse is a 400; `projects` repeats; the answer is an
+/// `ApplicationList` whose `items` is `[]` when nothing matches).
+async fn list_apps(
+    State(argo): State<ArgoCd>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let pairs: Vec<(String, String)> =
+        url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let selector = match pairs.iter().find(|(k, _)| k == "selector") {
+        Some((_, s)) if !s.trim().is_empty() => match super::LabelSelector::parse(s) {
+            Some(sel) => Some(sel),
+            None => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    3,
+                    &format!("error parsing selector {s:?}: unable to parse requirement"),
+                )
+            }
+        },
+        _ => None,
+    };
+    let projects: Vec<String> = pairs
+        .iter()
+        .filter(|(k, _)| k == "projects" || k == "project")
+        .map(|(_, v)| v.clone())
+        .collect();
+    let items = argo.list_json(selector.as_ref(), &projects);
+    json_ok(&json!({"metadata": {"resourceVersion": "1"}, "items": items}))
 }
 
 async fn get_app(State(argo): State<ArgoCd>, Path(name): Path<String>, q: Params) -> Response {

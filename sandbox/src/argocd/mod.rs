@@ -117,6 +117,79 @@ pub struct AppSpec {
     pub auto_sync: bool,
     /// The other sources of a multi-source app (empty: a single-source app).
     pub other_sources: Vec<OtherSource>,
+    /// `metadata.labels` (what a list's label selector matches).
+    pub labels: std::collections::BTreeMap<String, String>,
+}
+
+/// A Kubernetes label selector (k8s.io/apimachinery `pkg/labels/selector.go` `Parse`): comma-joined
+/// requirements, all of which must hold: `k=v` (or `k==v`), `k!=v`, `k in (a,b)`, `k notin (a,b)`,
+/// `k` (exists), `!k` (does not exist).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LabelSelector(Vec<Requirement>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Requirement {
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+    Exists(String),
+    DoesNotExist(String),
+}
+
+impl LabelSelector {
+    /// Parses a selector; `None` for one the grammar does not allow (the API answers 400 then).
+    pub fn parse(text: &str) -> Option<LabelSelector> {
+        let mut reqs = Vec::new();
+        let mut rest = text.trim();
+        while !rest.is_empty() {
+            // A requirement ends at a comma outside parentheses.
+            let mut depth = 0;
+            let end = rest
+                .char_indices()
+                .find(|(_, c)| {
+                    match c {
+                        '(' => depth += 1,
+                        ')' => depth -= 1,
+                        _ => {}
+                    }
+                    *c == ',' && depth == 0
+                })
+                .map_or(rest.len(), |(i, _)| i);
+            let part = rest[..end].trim();
+            rest = rest.get(end + 1..).unwrap_or("").trim();
+            let set = |v: &str| -> Option<Vec<String>> {
+                let inner = v.trim().strip_prefix('(')?.strip_suffix(')')?;
+                Some(inner.split(',').map(|x| x.trim().to_owned()).collect())
+            };
+            let req = if let Some(k) = part.strip_prefix('!') {
+                Requirement::DoesNotExist(k.trim().to_owned())
+            } else if let Some((k, v)) = part.split_once("!=") {
+                Requirement::NotIn(k.trim().to_owned(), vec![v.trim().to_owned()])
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                Requirement::In(k.trim().to_owned(), vec![v.trim().to_owned()])
+            } else if let Some((k, v)) = part.split_once(" notin ") {
+                Requirement::NotIn(k.trim().to_owned(), set(v)?)
+            } else if let Some((k, v)) = part.split_once(" in ") {
+                Requirement::In(k.trim().to_owned(), set(v)?)
+            } else if !part.is_empty() && !part.contains([' ', '(', ')']) {
+                Requirement::Exists(part.to_owned())
+            } else {
+                return None;
+            };
+            reqs.push(req);
+        }
+        Some(LabelSelector(reqs))
+    }
+
+    /// True when `labels` meet every requirement.
+    pub fn matches(&self, labels: &std::collections::BTreeMap<String, String>) -> bool {
+        self.0.iter().all(|r| match r {
+            Requirement::In(k, vs) => labels.get(k).is_some_and(|v| vs.contains(v)),
+            // `!=` and `notin` also hold for a missing key.
+            Requirement::NotIn(k, vs) => labels.get(k).is_none_or(|v| !vs.contains(v)),
+            Requirement::Exists(k) => labels.contains_key(k),
+            Requirement::DoesNotExist(k) => !labels.contains_key(k),
+        })
+    }
 }
 
 /// A source of a multi-source app besides the git path the sandbox renders: a Helm chart
@@ -390,6 +463,9 @@ impl App {
         });
         if let Some(r) = &self.refresh {
             metadata["annotations"] = json!({"argocd.argoproj.io/refresh": r});
+        }
+        if !self.spec.labels.is_empty() {
+            metadata["labels"] = json!(self.spec.labels);
         }
         let mut sync_policy = if self.spec.auto_sync {
             json!({"automated": {"prune": false, "selfHeal": false}})
@@ -857,6 +933,17 @@ impl ArgoCd {
     /// The project of application `name`, if it exists.
     pub fn app_project(&self, name: &str) -> Option<String> {
         self.apps().get(name).map(|a| a.spec.project.clone())
+    }
+
+    /// The applications whose labels match `selector` (all without one) in `projects` (all when
+    /// empty), as Argo CD's API returns them.
+    pub fn list_json(&self, selector: Option<&LabelSelector>, projects: &[String]) -> Vec<Value> {
+        self.apps()
+            .values()
+            .filter(|a| selector.is_none_or(|s| s.matches(&a.spec.labels)))
+            .filter(|a| projects.is_empty() || projects.contains(&a.spec.project))
+            .map(App::to_json)
+            .collect()
     }
 
     /// Names of all applications.
