@@ -18,7 +18,7 @@ use crate::error::Phase;
 use crate::secret::Masker;
 
 /// The names of the action's outputs, in the order they are written (and listed in `action.yml`).
-pub const OUTPUT_NAMES: [&str; 13] = [
+pub const OUTPUT_NAMES: [&str; 14] = [
     "changed",
     "commit_sha",
     "commit_url",
@@ -29,6 +29,7 @@ pub const OUTPUT_NAMES: [&str; 13] = [
     "merge_commit_sha",
     "synced_revision",
     "health",
+    "apps",
     "phase",
     "result",
     "duration_seconds",
@@ -321,6 +322,9 @@ pub struct Outputs {
     pub synced_revision: Option<String>,
     /// The last health seen: Argo CD's health status, or the HTTP check's verdict.
     pub health: Option<String>,
+    /// With several Argo CD apps: one JSON object per app (`app`, `result`, `synced_revision`,
+    /// `health`, `error`), as a JSON array.
+    pub apps: Option<String>,
     /// The phase the deploy ended in: the failing phase, or the last phase run on success.
     pub phase: Phase,
     /// How the deploy ended.
@@ -343,6 +347,7 @@ impl Outputs {
             merge_commit_sha: None,
             synced_revision: None,
             health: None,
+            apps: None,
             phase,
             result,
             duration_seconds: round_tenths(duration),
@@ -366,6 +371,7 @@ impl Outputs {
             ("merge_commit_sha", opt(&self.merge_commit_sha)),
             ("synced_revision", opt(&self.synced_revision)),
             ("health", opt(&self.health)),
+            ("apps", opt(&self.apps)),
             ("phase", self.phase.as_str().to_owned()),
             ("result", self.result.as_str().to_owned()),
             ("duration_seconds", format!("{:.1}", self.duration_seconds)),
@@ -464,6 +470,19 @@ pub struct PhaseRow {
     pub passed: bool,
 }
 
+/// One Argo CD app of a deploy to several, as a row of the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppRow {
+    /// The app.
+    pub app: String,
+    /// True when it synced our commit, is healthy, and (when checked) rolled out.
+    pub passed: bool,
+    /// What it reached (`Synced Healthy at abc1234`), or why it failed.
+    pub detail: String,
+    /// Its time.
+    pub duration: Duration,
+}
+
 /// One image change, as a line of the summary: `file` `name`: `old` → `new`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageChange {
@@ -488,6 +507,8 @@ pub struct Summary {
     pub changes: Vec<ImageChange>,
     /// The Argo CD application's name and a link to it in the Argo CD UI.
     pub argocd_app: Option<(String, String)>,
+    /// With several apps: one row per app.
+    pub apps: Vec<AppRow>,
     /// The error message when the deploy failed (masked on write).
     pub error: Option<String>,
 }
@@ -520,6 +541,24 @@ impl Summary {
                     code(&c.image),
                     old,
                     code(&c.new)
+                );
+            }
+            md.push('\n');
+        }
+        if !self.apps.is_empty() {
+            md.push_str("| app | result | detail | duration |\n|---|---|---|---|\n");
+            for row in &self.apps {
+                let mark = if row.passed {
+                    "✅ passed"
+                } else {
+                    "❌ failed"
+                };
+                let _ = writeln!(
+                    md,
+                    "| {} | {mark} | {} | {:.1} s |",
+                    code(&row.app),
+                    row.detail.replace('|', "\\|").replace('\n', " "),
+                    row.duration.as_secs_f64()
                 );
             }
             md.push('\n');
@@ -702,7 +741,7 @@ mod tests {
         assert!(render_outputs(&outputs, &masker).contains("commit_url=https://x/***\n"));
         assert_eq!(
             outputs.to_json(&masker),
-            r#"{"changed":false,"commit_sha":null,"commit_url":"https://x/***","previous_tag":null,"pr_number":null,"pr_url":null,"pr_branch":null,"merge_commit_sha":null,"synced_revision":null,"health":null,"phase":"publish","result":"failed","duration_seconds":0.0}"#
+            r#"{"changed":false,"commit_sha":null,"commit_url":"https://x/***","previous_tag":null,"pr_number":null,"pr_url":null,"pr_branch":null,"merge_commit_sha":null,"synced_revision":null,"health":null,"apps":null,"phase":"publish","result":"failed","duration_seconds":0.0}"#
         );
     }
 
@@ -737,6 +776,20 @@ mod tests {
         outputs.commit_url = Some("http://gitea/demo/gitops/commit/0123456789abcdef0123".into());
         let summary = Summary {
             outputs,
+            apps: vec![
+                AppRow {
+                    app: "web-eu".into(),
+                    passed: true,
+                    detail: "Synced Healthy at 4d5e6f7".into(),
+                    duration: Duration::from_millis(1900),
+                },
+                AppRow {
+                    app: "web-us".into(),
+                    passed: false,
+                    detail: "health Degraded | for 30s".into(),
+                    duration: Duration::from_millis(30500),
+                },
+            ],
             phases: vec![
                 PhaseRow {
                     phase: Phase::Publish,
@@ -769,6 +822,14 @@ mod tests {
         assert!(md.contains("| `apps/web/overlays/prod/kustomization.yaml` | `registry.example.com/demo/web` | `1.0.0` → | `1.1.0` |"), "{md}");
         assert!(
             md.contains("| publish | ✅ passed | 0.3 s |\n| argocd | ✅ passed | 2.1 s |"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| app | result | detail | duration |\n|---|---|---|---|\n\
+                 | `web-eu` | ✅ passed | Synced Healthy at 4d5e6f7 | 1.9 s |\n\
+                 | `web-us` | ❌ failed | health Degraded \\| for 30s | 30.5 s |\n"
+            ),
             "{md}"
         );
         assert!(

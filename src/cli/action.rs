@@ -121,6 +121,22 @@ pub fn outputs(run: &RunReport, elapsed: Duration) -> Outputs {
     if let Some(v) = &run.verify {
         out.synced_revision = v.synced_revision().map(str::to_owned);
         out.health = v.app_health().map(str::to_owned);
+        if !v.apps.is_empty() {
+            let apps: Vec<serde_json::Value> = v
+                .apps
+                .iter()
+                .map(|a| {
+                    serde_json::json!({
+                        "app": a.app,
+                        "result": if a.error.is_none() { "success" } else { "failed" },
+                        "synced_revision": a.argocd.as_ref().map(|o| o.synced_revision.clone()),
+                        "health": a.argocd.as_ref().map(|o| o.health.clone()),
+                        "error": a.error,
+                    })
+                })
+                .collect();
+            out.apps = Some(serde_json::Value::Array(apps).to_string());
+        }
     }
     out
 }
@@ -162,8 +178,33 @@ pub fn summary(run: &RunReport, outputs: &Outputs, links: &Links) -> Summary {
             },
         })
         .collect();
+    let apps = run
+        .verify
+        .as_ref()
+        .map(|v| {
+            v.apps
+                .iter()
+                .map(|a| crate::runner::AppRow {
+                    app: a.app.clone(),
+                    passed: a.error.is_none(),
+                    detail: match (&a.error, &a.argocd) {
+                        (Some(e), _) => e.clone(),
+                        (None, Some(o)) => format!(
+                            "{} {} at {}",
+                            o.sync_status,
+                            o.health,
+                            crate::text::short(&o.synced_revision)
+                        ),
+                        (None, None) => String::new(),
+                    },
+                    duration: a.elapsed,
+                })
+                .collect()
+        })
+        .unwrap_or_default();
     Summary {
         outputs: outputs.clone(),
+        apps,
         phases,
         changes: changes(run),
         argocd_app: links.argocd_app.clone(),
