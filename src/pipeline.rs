@@ -164,7 +164,11 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
             default_branch: default_branch.as_deref(),
             paths: &config.publish.paths,
         };
-        match verify::settle_apps(&mut verify_config, Some(&edited)).await {
+        let reader = file_reader(&config.publish, default_branch.as_deref());
+        let read = reader.as_ref().map(|r| {
+            r as &(dyn Fn(String) -> futures::future::BoxFuture<'static, Option<String>> + Sync)
+        });
+        match verify::settle_apps(&mut verify_config, Some(&edited), read).await {
             Ok(apps) if apps.len() > 1 => report.info(
                 Phase::Inputs,
                 format_args!("waiting for {} apps: {}", apps.len(), apps.join(", ")),
@@ -294,6 +298,51 @@ async fn default_branch(c: &publish::Config) -> Option<String> {
         .ok()?;
     let repo = client.repo(&c.owner, &c.name).get().await.ok()?;
     Some(repo.default_branch).filter(|b| !b.is_empty())
+}
+
+/// Reads files of the GitOps repository at the branch written to over the Gitea/Forgejo contents
+/// API, to follow kustomizations in the preflight; `None` over git (the preflight then matches by
+/// path alone).
+fn file_reader(
+    c: &publish::Config,
+    default_branch: Option<&str>,
+) -> Option<impl Fn(String) -> futures::future::BoxFuture<'static, Option<String>> + Sync> {
+    if c.transport == publish::Transport::Git {
+        return None;
+    }
+    let client = crate::forge::gitea::Client::builder(c.server_url.as_str())
+        .token(c.token.clone())
+        .extra_roots(c.server_ca.clone())
+        .request_timeout(c.request_timeout.min(Duration::from_secs(15)))
+        .build()
+        .ok()?;
+    let reference = c
+        .branch
+        .clone()
+        .or_else(|| default_branch.map(str::to_owned))?;
+    let (owner, name) = (c.owner.clone(), c.name.clone());
+    Some(move |path: String| {
+        let (client, reference, owner, name) = (
+            client.clone(),
+            reference.clone(),
+            owner.clone(),
+            name.clone(),
+        );
+        Box::pin(async move {
+            match client
+                .repo(owner, name)
+                .contents(path)
+                .at_ref(reference)
+                .get()
+                .await
+            {
+                Ok(crate::forge::gitea::models::Contents::File(f)) => {
+                    String::from_utf8(f.decoded()?.ok()?).ok()
+                }
+                _ => None,
+            }
+        }) as futures::future::BoxFuture<'static, Option<String>>
+    })
 }
 
 /// What publishing delivered: the publish outcome, and in pull-request mode the pull request and

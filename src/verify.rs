@@ -282,6 +282,7 @@ impl Outcome {
 pub async fn settle_apps(
     cfg: &mut Config,
     edited: Option<&crate::argocd::apps::Edited<'_>>,
+    read: Option<crate::argocd::apps::ReadFile<'_>>,
 ) -> Result<Vec<String>, crate::argocd::apps::ResolveError> {
     let Some(a) = cfg.argocd.as_mut() else {
         return Ok(Vec::new());
@@ -294,6 +295,7 @@ pub async fn settle_apps(
         a.settings.project.as_deref(),
         a.settings.app_namespace.as_deref(),
         check,
+        read,
     )
     .await?;
     a.apps = crate::argocd::apps::Selection::Named(apps.clone());

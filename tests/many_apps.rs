@@ -14,7 +14,16 @@ use gitops_sandbox::demo;
 use serde_json::Value;
 
 /// Overlays of the demo app: each its own namespace, same base.
-const OVERLAYS: [&str; 7] = ["eu", "us", "ap", "multi", "staging-a", "staging-b", "stuck"];
+const OVERLAYS: [&str; 8] = [
+    "eu",
+    "us",
+    "ap",
+    "multi",
+    "staging-a",
+    "staging-b",
+    "stuck",
+    "nested",
+];
 
 fn overlay_path(name: &str) -> String {
     format!("apps/web/overlays/{name}")
@@ -33,10 +42,15 @@ async fn world() -> Result<World> {
             )
         })
         .collect();
-    let files: Vec<(&str, &str)> = texts
+    let mut files: Vec<(&str, &str)> = texts
         .iter()
         .map(|(p, t)| (p.as_str(), t.as_str()))
         .collect();
+    // An overlay deployed only through another kustomization that includes it.
+    files.push((
+        "apps/web/wrappers/nested/kustomization.yaml",
+        "resources:\n  - ../../overlays/nested\n",
+    ));
     world.commit(&files, "overlays").await?;
     Ok(world)
 }
@@ -192,6 +206,14 @@ async fn with_decoys(world: &World) -> Result<()> {
         },
         true,
     )?;
+    // Found through its kustomization, which includes the edited overlay.
+    world.argo.add_app(
+        AppSpec {
+            path: "apps/web/wrappers/nested".into(),
+            ..app(world, "web-wrapped", "nested")
+        },
+        true,
+    )?;
     // Decoys.
     world.argo.add_app(
         AppSpec {
@@ -244,7 +266,11 @@ async fn discovery_finds_exactly_the_right_apps_among_decoys() -> Result<()> {
     with_decoys(&world).await?;
     let (code, report, err) = world
         .run_json(
-            &args(&world, &["eu", "us", "multi"], &["--argocd-app", "auto"]),
+            &args(
+                &world,
+                &["eu", "us", "multi", "nested"],
+                &["--argocd-app", "auto"],
+            ),
             &[],
         )
         .await?;
@@ -253,13 +279,16 @@ async fn discovery_finds_exactly_the_right_apps_among_decoys() -> Result<()> {
         "{report}\n{err}"
     );
     ensure!(
-        err.contains("waiting for 3 apps: web-eu, web-multi, web-us"),
+        err.contains("waiting for 4 apps: web-eu, web-multi, web-us, web-wrapped"),
         "{err}"
     );
     let mut apps = apps_output(&report)?;
     apps.sort();
     let names: Vec<&str> = apps.iter().map(|(a, _)| a.as_str()).collect();
-    ensure!(names == ["web-eu", "web-multi", "web-us"], "{report}");
+    ensure!(
+        names == ["web-eu", "web-multi", "web-us", "web-wrapped"],
+        "{report}"
+    );
     ensure!(apps.iter().all(|(_, r)| r == "success"), "{report}");
 
     // A label selector keeps the matching apps that deploy what we edit (not decoy-path, labelled

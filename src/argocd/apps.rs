@@ -196,6 +196,115 @@ pub fn deploys(app: &Application, e: &Edited<'_>) -> Result<usize, Vec<Mismatch>
     Err(why)
 }
 
+/// Reads a file of our repository at the branch we write to (`None`: no such file, or it cannot be
+/// read), so that kustomizations can be followed.
+pub type ReadFile<'a> =
+    &'a (dyn Fn(String) -> futures::future::BoxFuture<'static, Option<String>> + Sync);
+
+/// The directories and files a kustomization's `resources`, `components` and `bases` name (remote
+/// URLs left out), as written.
+pub fn kustomization_refs(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for field in ["resources", "components", "bases"] {
+        for i in 0..500 {
+            let Ok(path) = crate::edit::KeyPath::parse(&format!("{field}[{i}]")) else {
+                break;
+            };
+            match crate::edit::values_at(text, &[path]) {
+                Ok(v) => match v.into_iter().next().flatten() {
+                    Some(entry) if !entry.contains("://") && !entry.starts_with("git@") => {
+                        out.push(entry)
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                Err(_) => break,
+            }
+        }
+    }
+    out
+}
+
+/// `dir/entry` with `.` and `..` resolved, from the repository root; `None` when it leaves it.
+pub fn join_relative(dir: &str, entry: &str) -> Option<String> {
+    let mut parts: Vec<&str> = dir
+        .split('/')
+        .filter(|p| !p.is_empty() && *p != ".")
+        .collect();
+    for p in entry.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            p => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// True when the kustomization at `start` includes (through `resources`, `components` and
+/// `bases`, followed down to 10 levels) an edited path.
+async fn includes(start: &str, edited: &[String], read: ReadFile<'_>) -> bool {
+    let hit = |target: &str| {
+        edited.iter().any(|e| {
+            let e = e.trim_matches('/');
+            e == target || e.starts_with(&format!("{target}/"))
+        })
+    };
+    let mut queue = vec![(start.trim_matches('/').to_owned(), 0)];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some((dir, depth)) = queue.pop() {
+        if depth > 10 || !seen.insert(dir.clone()) || seen.len() > 100 {
+            continue;
+        }
+        for name in crate::edit::KUSTOMIZATION_FILE_NAMES {
+            let file = if dir.is_empty() {
+                name.to_string()
+            } else {
+                format!("{dir}/{name}")
+            };
+            let Some(text) = read(file).await else {
+                continue;
+            };
+            for entry in kustomization_refs(&text) {
+                let Some(target) = join_relative(&dir, &entry) else {
+                    continue;
+                };
+                if hit(&target) {
+                    return true;
+                }
+                queue.push((target, depth + 1));
+            }
+            break;
+        }
+    }
+    false
+}
+
+/// [`deploys`], and when a source of ours only differs by its path, whether its kustomization
+/// includes an edited path (with `read`).
+async fn deploys_or_includes(
+    app: &Application,
+    e: &Edited<'_>,
+    read: Option<ReadFile<'_>>,
+) -> Result<usize, Vec<Mismatch>> {
+    let why = match deploys(app, e) {
+        Ok(i) => return Ok(i),
+        Err(why) => why,
+    };
+    if let Some(read) = read {
+        for m in &why {
+            if let Mismatch::OtherPath { path, .. } = m {
+                if includes(path, e.paths, read).await {
+                    return Ok(0);
+                }
+            }
+        }
+    }
+    Err(why)
+}
+
 /// Which apps the deploy waits for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Selection {
@@ -268,7 +377,8 @@ fn describe_mismatches(apps: &[(String, Vec<Mismatch>)]) -> String {
 }
 
 /// Settles the apps to wait for: named ones are read and checked, a selector or `auto` lists the
-/// apps (of `project`, in `app_namespace`) and keeps those that deploy what we edit. Without
+/// apps (of `project`, in `app_namespace`) and keeps those that deploy what we edit (directly, or,
+/// with `read`, through a kustomization that includes an edited path). Without
 /// `edited` (waiting for a commit someone else made), named apps are taken as they are and a
 /// selector keeps every app it matches.
 ///
@@ -280,6 +390,7 @@ pub async fn resolve(
     project: Option<&str>,
     app_namespace: Option<&str>,
     edited: Option<&Edited<'_>>,
+    read: Option<ReadFile<'_>>,
 ) -> Result<Vec<String>, ResolveError> {
     let name_of = |a: &Application| a.metadata.name.clone().unwrap_or_default();
     match selection {
@@ -298,7 +409,11 @@ pub async fn resolve(
                         what: format!("application {name:?}"),
                         source,
                     })?;
-                if let Err(why) = edited.map_or(Ok(0), |e| deploys(&app, e)) {
+                let verdict = match edited {
+                    Some(e) => deploys_or_includes(&app, e, read).await,
+                    None => Ok(0),
+                };
+                if let Err(why) = verdict {
                     wrong.push((name.clone(), why));
                 }
             }
@@ -328,7 +443,11 @@ pub async fn resolve(
             let mut found = Vec::new();
             let mut closest = Vec::new();
             for app in &apps {
-                match edited.map_or(Ok(0), |e| deploys(app, e)) {
+                let verdict = match edited {
+                    Some(e) => deploys_or_includes(app, e, read).await,
+                    None => Ok(0),
+                };
+                match verdict {
                     Ok(_) => found.push(name_of(app)),
                     Err(why) if closest.len() < 5 => closest.push((name_of(app), why)),
                     Err(_) => {}
@@ -372,6 +491,29 @@ pub async fn resolve(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn kustomization_references_are_followed_relative_to_their_directory() {
+        let text = "resources:\n- ../../overlays/eu\n- service.yaml\n- https://github.com/x/y//base\ncomponents:\n  - ../components/tls\nbases: [../legacy]\n";
+        assert_eq!(
+            kustomization_refs(text),
+            [
+                "../../overlays/eu",
+                "service.yaml",
+                "../components/tls",
+                "../legacy"
+            ]
+        );
+        assert_eq!(
+            join_relative("apps/web/wrappers/eu", "../../overlays/eu").as_deref(),
+            Some("apps/web/overlays/eu")
+        );
+        assert_eq!(
+            join_relative("apps", "./x/./y").as_deref(),
+            Some("apps/x/y")
+        );
+        assert_eq!(join_relative("apps", "../../x"), None);
+    }
 
     #[test]
     fn repository_urls_compare_as_argo_cd_normalizes_them() {

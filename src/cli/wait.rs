@@ -157,7 +157,7 @@ pub async fn execute(args: WaitArgs, report: &Report) -> Result<(), DeployError>
         ));
     }
     // Nothing was edited here: named apps are taken as they are, a selector keeps what it matches.
-    crate::verify::settle_apps(&mut config, None)
+    crate::verify::settle_apps(&mut config, None, None)
         .await
         .map_err(|e| {
             if e.is_invalid_input() {
