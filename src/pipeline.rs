@@ -153,10 +153,8 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
     // The apps to wait for, settled (and, when named, checked) before anything is written.
     let mut verify_config = config.verify.clone();
     if verify_config.argocd.is_some() && !config.publish.dry_run {
-        let default_branch = match &config.publish.branch {
-            Some(_) => None,
-            None => default_branch(&config.publish).await,
-        };
+        // Apps that follow `HEAD` follow the default branch, whichever branch we write to.
+        let default_branch = default_branch(&config.publish).await;
         let clone_url = config.publish.clone_url().to_string();
         let edited = crate::argocd::apps::Edited {
             repo_url: &clone_url,
@@ -186,7 +184,13 @@ pub async fn run(config: &RunConfig, report: &Report) -> RunReport {
     }
     let verify_config = &verify_config;
     report.enter(Phase::Publish);
-    let delivered = match deliver(config, &config.publish, None, report, overall).await {
+    // The merge wait of a pull request must leave the rollback its reserve.
+    let kept = if verify_config.rollback_on_failure {
+        (verify_config.timeout / ROLLBACK_RESERVE_SHARE).min(ROLLBACK_RESERVE_MAX)
+    } else {
+        Duration::ZERO
+    };
+    let delivered = match deliver(config, &config.publish, None, report, overall - kept).await {
         Ok(d) => d,
         Err(f) => {
             run.publish = f.publish;

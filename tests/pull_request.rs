@@ -179,6 +179,21 @@ async fn a_protected_branch_deploys_through_a_pull_request_merged_once_its_check
             .is_some_and(|u| u.ends_with(&format!("/pulls/{}", pull.number))),
         "{report}"
     );
+    // The branch's commit starts the checks (no skip marker); the merge commit on the base does
+    // not start the pipeline again.
+    let message = |sha: &str| {
+        let dir = world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO);
+        let sha = sha.to_owned();
+        async move {
+            gitops_sandbox::git::Git::new(&dir, ["log", "-1", "--format=%B", &sha])
+                .text()
+                .await
+        }
+    };
+    let ours = message(&head).await?;
+    ensure!(!ours.to_ascii_lowercase().contains("skip"), "{ours}");
+    let merge_message = message(&merged).await?;
+    ensure!(merge_message.contains("[skip ci]"), "{merge_message}");
     // A merge commit: our commit is in the base's history.
     ensure!(parents(&world, &merged).await? == 2 && is_ancestor(&world, &head, &merged).await?);
     ensure!(
@@ -321,6 +336,25 @@ async fn merge_none_reruns_and_supersede() -> Result<()> {
     }
     ensure!(all.iter().filter(|p| p.open).count() == 1);
     ensure!(world.head().await? == before);
+
+    // A dry run of the same change with merge: auto names the open pull request and merges
+    // nothing.
+    let (code, dry, err) = world
+        .run_json(&pr_args(&world, "1.6.0", &["--dry-run"]), &[])
+        .await?;
+    ensure!(code == 0 && dry["pr_number"] == 3, "{dry}\n{err}");
+    ensure!(
+        err.contains("dry run: would merge pull request #3"),
+        "{err}"
+    );
+    ensure!(
+        pulls(&world)
+            .iter()
+            .any(|p| p.number == 3 && p.open && !p.merged),
+        "{:?}",
+        pulls(&world)
+    );
+    ensure!(world.head().await? == before, "the dry run merged");
     no_token(&world, &[&err, &newest.to_string()])
 }
 

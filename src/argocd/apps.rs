@@ -106,6 +106,18 @@ pub fn normalize_repo_url(url: &str) -> String {
     format!("{host}/{path}")
 }
 
+/// `url` as it may be shown: without `user:password@`.
+fn without_credentials(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if !u.cannot_be_a_base() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// True when `target_revision` follows our branch.
 fn follows(target_revision: Option<&str>, e: &Edited<'_>) -> bool {
     let rev = target_revision.map(str::trim).unwrap_or_default();
@@ -115,7 +127,8 @@ fn follows(target_revision: Option<&str>, e: &Edited<'_>) -> bool {
         // We write the default branch and the app follows it.
         (None, true) => true,
         (None, false) => e.default_branch == Some(rev),
-        (Some(b), true) => e.default_branch == Some(b),
+        // The default branch unknown: `HEAD` may be ours; the wait tells.
+        (Some(b), true) => e.default_branch.is_none_or(|d| d == b),
         (Some(b), false) => b == rev,
     }
 }
@@ -159,7 +172,7 @@ pub fn deploys(app: &Application, e: &Edited<'_>) -> Result<usize, Vec<Mismatch>
         };
         let theirs = normalize_repo_url(url);
         if theirs != ours && (our_path.is_empty() || path_of(&theirs) != our_path) {
-            others.push(url.to_owned());
+            others.push(without_credentials(url));
             continue;
         }
         if !follows(s.target_revision.as_deref(), e) {
@@ -668,6 +681,23 @@ mod tests {
         };
         assert_eq!(deploys(&app(src(ours, "HEAD", "apps")), &unknown), Ok(0));
         assert!(deploys(&app(src(ours, "main", "apps")), &unknown).is_err());
+        // A branch given, the default unknown: an app on `HEAD` is not refused.
+        let named = Edited {
+            default_branch: None,
+            ..e.clone()
+        };
+        assert_eq!(deploys(&app(src(ours, "HEAD", "apps")), &named), Ok(0));
+        // Credentials in an app's URL are not repeated in messages.
+        let secret = app(src(
+            "https://bot:s3cret@other.example.com/x/y.git",
+            "main",
+            "apps",
+        ));
+        let why = deploys(&secret, &e).unwrap_err()[0].to_string();
+        assert!(
+            !why.contains("s3cret") && why.contains("https://other.example.com/x/y.git"),
+            "{why}"
+        );
         assert_eq!(
             Mismatch::OtherRevision {
                 target_revision: "release".into(),

@@ -412,6 +412,7 @@ mod tests {
             url: "https://git.example.com/ops/gitops/pulls/42".into(),
             branch: "gitops-deploy/web-1.1.0-0123abcd".into(),
             base: "main".into(),
+            title: "deploy registry.example.com/web 1.1.0".into(),
             head_sha: SHA.into(),
             reused: false,
             recreated: 0,

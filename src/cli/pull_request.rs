@@ -111,8 +111,15 @@ pub fn config(
         ..Config::default()
     };
     let on_github = server_url.is_some_and(|u| u.host_str() == Some("github.com"));
+    // In GitHub's runners the forge is GitHub only for a repository on the runner's own server.
+    let runner_host = env
+        .server_url
+        .as_deref()
+        .and_then(|u| url::Url::parse(u).ok())
+        .and_then(|u| u.host_str().map(str::to_owned));
+    let same_server = server_url.is_some_and(|u| u.host_str() == runner_host.as_deref());
     let github = match given(&args.forge) {
-        None | Some("auto") => on_github || env.github_api_url.is_some(),
+        None | Some("auto") => on_github || (env.github_api_url.is_some() && same_server),
         Some("gitea" | "forgejo") => false,
         Some("github") => true,
         Some(other) => {
@@ -259,8 +266,14 @@ mod tests {
         );
         let ghes = RunnerEnv {
             github_api_url: Some("https://ghe.example.com/api/v3".into()),
+            server_url: Some("https://ghe.example.com".into()),
             ..RunnerEnv::default()
         };
+        // A GitHub runner deploying to a Gitea elsewhere: Gitea's API.
+        assert_eq!(
+            forge("https://gitea.example.com", &ghes, &pr),
+            Ok(ForgeKind::Gitea)
+        );
         assert_eq!(
             forge("https://ghe.example.com", &ghes, &pr),
             Ok(ForgeKind::Github {

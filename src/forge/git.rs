@@ -522,7 +522,6 @@ impl History {
     }
 }
 
-/// A fresh temporary directory (removed when the returned value drops).
 /// The remote's default branch (`git ls-remote --symref URL HEAD`: `ref: refs/heads/main\tHEAD`);
 /// `None` when the server does not say.
 ///
@@ -545,6 +544,7 @@ pub async fn default_branch(remote: &Remote, deadline: Deadline) -> Result<Optio
     }))
 }
 
+/// A fresh temporary directory (removed when the returned value drops).
 fn temp_dir(prefix: &str) -> Result<tempfile::TempDir, Error> {
     tempfile::Builder::new()
         .prefix(prefix)

@@ -380,6 +380,8 @@ impl GithubRepo<'_> {
         number: u64,
         style: MergeStyle,
         sha: &str,
+        title: &str,
+        message: &str,
     ) -> Result<String, Error> {
         #[derive(Deserialize)]
         struct Merged {
@@ -400,7 +402,10 @@ impl GithubRepo<'_> {
                 Method::PUT,
                 &self.segments(&["pulls", &n, "merge"]),
                 &[],
-                Some(&json!({"merge_method": method, "sha": sha})),
+                Some(
+                    &json!({"merge_method": method, "sha": sha, "commit_title": title,
+                             "commit_message": message}),
+                ),
             )
             .await?;
         Ok(m.sha)
@@ -415,6 +420,8 @@ impl GithubRepo<'_> {
         &self,
         node_id: &str,
         style: MergeStyle,
+        headline: &str,
+        body: &str,
     ) -> Result<AutoMerge, Error> {
         #[derive(Deserialize)]
         struct GqlError {
@@ -429,12 +436,14 @@ impl GithubRepo<'_> {
         let method = github_method(style)
             .map(str::to_ascii_uppercase)
             .unwrap_or_else(|| "MERGE".into());
-        let query = "mutation($id: ID!, $method: PullRequestMergeMethod!) { \
-                     enablePullRequestAutoMerge(input: {pullRequestId: $id, mergeMethod: $method}) \
+        let query = "mutation($id: ID!, $method: PullRequestMergeMethod!, $headline: String, \
+                     $body: String) { enablePullRequestAutoMerge(input: {pullRequestId: $id, \
+                     mergeMethod: $method, commitHeadline: $headline, commitBody: $body}) \
                      { pullRequest { id } } }";
         let answer: Gql = self
             .client
-            .send_graphql(&json!({"query": query, "variables": {"id": node_id, "method": method}}))
+            .send_graphql(&json!({"query": query, "variables": {
+                "id": node_id, "method": method, "headline": headline, "body": body}}))
             .await?;
         match answer.errors.first() {
             None => Ok(AutoMerge::Enabled),

@@ -137,6 +137,17 @@ pub(super) fn message(config: &Config, applied: &Applied, deploy_id: &str) -> St
         })
     })
     .expect("template checked by cli::publish::config");
+    // On a pull request's branch the commit must start the checks the merge waits for (Gitea and
+    // GitHub skip `pull_request` runs whose head commit carries a skip marker): no marker there; the
+    // merge commit carries it instead (see the pull-request mode).
+    if config.new_branch.is_some() {
+        let body = if config.message_template == DEFAULT_MESSAGE {
+            body.replace("\n\n[skip ci]", "")
+        } else {
+            body
+        };
+        return format!("{}\n\n{DEPLOY_ID_TRAILER}: {deploy_id}\n", body.trim_end());
+    }
     // A custom template must not make the deploy trigger its own workflow again (docs/research/field-gitea.md §9):
     // without one of the skip markers runners honour, `[skip ci]` is added.
     let skip = SKIP_MARKERS

@@ -689,5 +689,13 @@ mod tests {
                 "{template}: {m:?}"
             );
         }
+        // A pull request's branch commit must start the checks: no marker, not even the default's.
+        let pr = Config {
+            new_branch: Some("gitops-deploy/app".into()),
+            ..Config::for_tests()
+        };
+        let m = message(&pr, &applied, "id-1");
+        assert!(!m.to_ascii_lowercase().contains("skip"), "{m:?}");
+        assert!(m.ends_with("\n\nDeploy-Id: id-1\n"), "{m:?}");
     }
 }

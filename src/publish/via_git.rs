@@ -257,7 +257,13 @@ impl super::transport::Transport for GitTransport<'_> {
                     }
                 ),
                 server_error: false,
-                error: self.map(format!("cannot push to {}", self.branch), e),
+                error: self.map(
+                    format!(
+                        "cannot push to {}",
+                        self.config.new_branch.as_deref().unwrap_or(&self.branch)
+                    ),
+                    e,
+                ),
             }),
         }
     }

@@ -107,18 +107,29 @@ pub fn state(s: &Snapshot<'_>) -> State {
     let mut blockers = Vec::new();
     if s.base.enable_status_check {
         let mut pending = Vec::new();
-        for pattern in &s.base.status_check_contexts {
+        // No contexts named: every status counts, and none at all is pending.
+        let everything = ["*".to_owned()];
+        let patterns = if s.base.status_check_contexts.is_empty() {
+            &everything[..]
+        } else {
+            &s.base.status_check_contexts[..]
+        };
+        for pattern in patterns {
             let matching: Vec<&CommitStatus> = s
                 .statuses
                 .iter()
                 .filter(|st| context_matches(pattern, &st.context))
                 .collect();
             if matching.is_empty() {
-                pending.push(format!("{pattern} (not reported)"));
+                pending.push(if s.base.status_check_contexts.is_empty() {
+                    "any status (none reported)".to_owned()
+                } else {
+                    format!("{pattern} (not reported)")
+                });
             }
             for st in matching {
                 match st.status.as_str() {
-                    "success" | "warning" => {}
+                    "success" | "warning" | "skipped" => {}
                     "failure" | "error" => {
                         return State::CheckFailed {
                             context: st.context.clone(),
@@ -193,6 +204,15 @@ mod tests {
             "required_approvals": approvals,
             "enable_status_check": !contexts.is_empty(),
             "status_check_contexts": contexts,
+        }))
+        .unwrap()
+    }
+
+    /// Protected with status checks on and no contexts named.
+    fn branch_all() -> Branch {
+        serde_json::from_value(json!({
+            "name": "main", "commit": {"id": "ba5e"}, "protected": true,
+            "enable_status_check": true, "status_check_contexts": [],
         }))
         .unwrap()
     }
@@ -314,6 +334,36 @@ mod tests {
                 pull("open", false, true),
                 branch(0, &[]),
                 vec![status("ci/test", "failure")],
+                vec![],
+                State::Ready,
+            ),
+            (
+                "checks on, no contexts named: every status, and none is pending",
+                pull("open", false, true),
+                branch_all(),
+                vec![],
+                vec![],
+                State::Waiting(vec![Blocker::Checks {
+                    pending: vec!["any status (none reported)".into()],
+                }]),
+            ),
+            (
+                "checks on, no contexts named: a failure anywhere fails",
+                pull("open", false, true),
+                branch_all(),
+                vec![status("ci/build", "success"), status("lint", "failure")],
+                vec![],
+                State::CheckFailed {
+                    context: "lint".into(),
+                    state: "failure".into(),
+                    description: "d".into(),
+                },
+            ),
+            (
+                "a skipped check passes",
+                pull("open", false, true),
+                branch(0, &["ci/*"]),
+                vec![status("ci/build", "success"), status("ci/docs", "skipped")],
                 vec![],
                 State::Ready,
             ),

@@ -10,7 +10,7 @@
 //! | merge | `POST /pulls/{n}/merge` `Do`, `head_commit_id` | `PUT /pulls/{n}/merge` `merge_method`, `sha` |
 //! | required approvals | the branch's `required_approvals` | not readable without admin: `mergeable_state: blocked` |
 //! | checks | commit statuses | commit statuses and check runs |
-//! | a conflict | not mergeable, and the base changed our files | `mergeable_state: dirty` (or `behind`) |
+//! | a conflict | not mergeable twice on the same base, and the base changed our files | `mergeable_state: dirty`, or `behind` (the protection wants it up to date) |
 
 use reqwest::StatusCode;
 
@@ -55,6 +55,11 @@ pub(super) struct Seen {
     pub base_changed_our_files: bool,
     pub forge_blocked: Option<String>,
 }
+
+/// The merge commit's message: the merge lands on the base (maybe the repository whose pipeline
+/// builds the image), and must not start that pipeline again. Rebase merges keep our commit's
+/// message instead (the forges ignore it).
+const SKIP_CI: &str = "[skip ci]";
 
 fn refused(e: &gitea::Error) -> Option<String> {
     matches!(
@@ -167,6 +172,7 @@ impl Forge<'_> {
         number: u64,
         style: MergeStyle,
         head: &str,
+        title: &str,
         delete_branch: bool,
         auto: bool,
     ) -> Result<Asked, gitea::Error> {
@@ -174,6 +180,7 @@ impl Forge<'_> {
             Forge::Gitea(r) => {
                 let req = r
                     .merge_pull(number, style)
+                    .message(title, SKIP_CI)
                     .head_commit_id(head)
                     .delete_branch_after_merge(delete_branch)
                     .when_checks_succeed(auto);
@@ -193,15 +200,22 @@ impl Forge<'_> {
             }
             Forge::Github(r) if auto => {
                 let (_, extra) = r.pull(number).await?;
-                match r.enable_auto_merge(&extra.node_id, style).await? {
+                match r
+                    .enable_auto_merge(&extra.node_id, style, title, SKIP_CI)
+                    .await?
+                {
                     github::AutoMerge::Enabled => Ok(Asked::Scheduled),
                     // Nothing to wait for: GitHub wants a direct merge.
                     github::AutoMerge::AlreadyMergeable => {
-                        self.merge_now(number, style, head, delete_branch).await
+                        self.merge_now(number, style, head, title, delete_branch)
+                            .await
                     }
                 }
             }
-            Forge::Github(_) => self.merge_now(number, style, head, delete_branch).await,
+            Forge::Github(_) => {
+                self.merge_now(number, style, head, title, delete_branch)
+                    .await
+            }
         }
     }
 
@@ -211,18 +225,23 @@ impl Forge<'_> {
         number: u64,
         style: MergeStyle,
         head: &str,
+        title: &str,
         delete_branch: bool,
     ) -> Result<Asked, gitea::Error> {
         let result = match self {
             Forge::Gitea(r) => r
                 .merge_pull(number, style)
+                .message(title, SKIP_CI)
                 .head_commit_id(head)
                 .delete_branch_after_merge(delete_branch)
                 .send()
                 .await
                 .map(drop),
             // GitHub deletes merged branches by the repository's setting.
-            Forge::Github(r) => r.merge_pull(number, style, head).await.map(drop),
+            Forge::Github(r) => r
+                .merge_pull(number, style, head, title, SKIP_CI)
+                .await
+                .map(drop),
         };
         match result {
             Ok(()) => Ok(Asked::Accepted),
@@ -284,8 +303,13 @@ impl Forge<'_> {
                 })
             }
             Forge::Github(r) => {
-                let (pull, extra) = r.pull(number).await?;
+                let (mut pull, extra) = r.pull(number).await?;
                 let branch = r.branch(base).await?;
+                // `behind` (the protection wants the branch up to date) is mergeable by itself but
+                // refused: like a conflict, it is re-applied to the new base.
+                if extra.mergeable_state == "behind" {
+                    pull.mergeable = false;
+                }
                 if pull.merged || pull.state == "closed" {
                     return Ok(Seen::settled(pull, branch));
                 }

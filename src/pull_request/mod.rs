@@ -171,6 +171,8 @@ pub struct PullInfo {
     pub branch: String,
     /// Its base branch (where the merge lands and Argo CD looks).
     pub base: String,
+    /// Its title.
+    pub title: String,
     /// The commit on that branch.
     pub head_sha: String,
     /// True when an open pull request of an earlier run of the same change was reused.
@@ -291,6 +293,14 @@ pub enum Error {
         /// What it waited for, last seen.
         waiting: String,
     },
+    /// The branch name template rendered to something unusable.
+    #[error("pr_branch: the template gives {name:?}, which cannot be the pull request's branch (empty, the base {base:?}, or not a branch name)")]
+    BadBranchName {
+        /// What it rendered to.
+        name: String,
+        /// The base.
+        base: String,
+    },
     /// The base kept moving in conflicting ways.
     #[error(
         "the change was re-applied to a moved base {times} times and still conflicts; giving up"
@@ -349,7 +359,7 @@ impl Error {
     pub fn is_invalid_input(&self) -> bool {
         match self {
             Error::Publish(e) => e.is_invalid_input(),
-            Error::UnknownLabel { .. } => true,
+            Error::UnknownLabel { .. } | Error::BadBranchName { .. } => true,
             _ => false,
         }
     }
@@ -397,7 +407,7 @@ pub async fn run(
         forge,
         publish: publish_config,
         config,
-        keys: Keys::of(publish_config),
+        keys: Keys::of(publish_config, &base),
         base,
         report,
     };
@@ -433,6 +443,40 @@ pub async fn run(
             }
         },
     };
+    if publish_config.dry_run {
+        // A dry run writes nothing: the open pull request of this change is named, not merged,
+        // and older ones are not closed.
+        report.info(
+            Phase::Publish,
+            format_args!(
+                "dry run: would {} pull request #{} ({}){}",
+                if config.merge == MergePolicy::None {
+                    "leave open"
+                } else {
+                    "merge"
+                },
+                opened.info.number,
+                opened.info.url,
+                if config.supersede && !older.is_empty() {
+                    format!(
+                        " and close {}",
+                        older
+                            .iter()
+                            .map(|p| format!("#{}", p.number))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                } else {
+                    String::new()
+                }
+            ),
+        );
+        return Ok(Outcome {
+            publish: opened.publish,
+            pull: Some(opened.info),
+            merged: None,
+        });
+    }
     let failed = |error: Error, phase: Phase, opened: Opened| Failure {
         phase,
         error,
@@ -523,6 +567,7 @@ fn info(p: &PullRequest, reused: bool) -> PullInfo {
         url: p.html_url.clone(),
         branch: p.head.branch.clone(),
         base: p.base.branch.clone(),
+        title: p.title.clone(),
         head_sha: p.head.sha.clone(),
         reused,
         recreated: 0,
@@ -540,18 +585,18 @@ fn api(action: impl Into<String>, source: gitea::Error) -> Error {
 /// The identity of a deploy's pull requests, written into each as a hidden marker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Keys {
-    /// What is deployed where: the image, the target and the paths.
+    /// What is deployed where: the image, the target, the paths and the base branch.
     subject: String,
     /// The subject and the new value.
     change: String,
 }
 
 impl Keys {
-    fn of(c: &publish::Config) -> Keys {
+    fn of(c: &publish::Config, base: &str) -> Keys {
         let mut paths = c.paths.clone();
         paths.sort();
         let subject = hex(&format!(
-            "{}\n{}\n{}",
+            "{}\n{}\n{}\n{base}",
             c.image,
             c.target.name(),
             paths.join("\n")
@@ -780,6 +825,12 @@ impl Session<'_> {
         let name = render(&self.config.branch_template, values(c, keys, base, None))
             .expect("template checked by cli");
         let name = name.trim().to_owned();
+        if name.is_empty() || name == base || name.starts_with('-') || name.ends_with('/') {
+            return Err(Error::BadBranchName {
+                name,
+                base: base.to_owned(),
+            });
+        }
         let mut suffix = attempt;
         let out = loop {
             let branch = if suffix == 0 {
@@ -880,6 +931,7 @@ impl Session<'_> {
                 number,
                 self.config.style,
                 &opened.info.head_sha,
+                &merge_title(&opened.info),
                 self.config.delete_branch,
                 self.config.merge == MergePolicy::Auto,
             )
@@ -910,6 +962,10 @@ impl Session<'_> {
         let mut ready_polls = 0u32;
         // The last state seen was settled (not still being checked): a refusal then is final.
         let mut settled = false;
+        // The base's head when the pull request was first seen unmergeable.
+        let mut unmergeable_on: Option<String> = None;
+        // The forge's last refusal, named if the wait runs out.
+        let mut last_refusal: Option<String> = None;
         loop {
             let number = opened.info.number;
             let url = opened.info.url.clone();
@@ -918,7 +974,7 @@ impl Session<'_> {
                 match self.ask_merge(opened).await {
                     Ok(r) => r,
                     // It may have merged (or closed) meanwhile, which the state tells.
-                    Err(e) => match self.state(opened).await? {
+                    Err(e) => match self.state(opened).await?.0 {
                         State::Merged { .. } | State::Closed => None,
                         _ => return Err(e),
                     },
@@ -927,7 +983,20 @@ impl Session<'_> {
                 None
             };
             let refused_when_settled = refused.is_some() && settled;
-            let state = self.state(opened).await?;
+            let (mut state, base_head) = self.state(opened).await?;
+            // A forge re-checks its pull requests after every push to the base, and reports them
+            // unmergeable meanwhile: a conflict is one that is still there on the next look at
+            // the same base.
+            if state == State::Conflict {
+                if unmergeable_on.as_deref() == Some(base_head.as_str()) {
+                    unmergeable_on = None;
+                } else {
+                    unmergeable_on = Some(base_head);
+                    state = State::Checking;
+                }
+            } else {
+                unmergeable_on = None;
+            }
             settled = !matches!(state, State::Checking);
             let waiting = match &state {
                 State::Merged { sha } => {
@@ -967,7 +1036,9 @@ impl Session<'_> {
                     })
                 }
                 State::Conflict => {
-                    self.recreate(opened).await?;
+                    if let Some(done) = self.recreate(opened).await? {
+                        return Ok(done);
+                    }
                     ask = true;
                     ready_polls = 0;
                     continue;
@@ -1000,24 +1071,44 @@ impl Session<'_> {
                     said
                 }
                 State::Ready => {
+                    // Nothing we can see blocks it, yet the forge refused: its own reason (a merge
+                    // style the repository does not allow, a user who may not merge).
+                    if let (MergePolicy::Now, true) = (self.config.merge, refused_when_settled) {
+                        return Err(Error::MergeRefused {
+                            number,
+                            url,
+                            reason: refused.unwrap_or_default(),
+                        });
+                    }
                     ready_polls += 1;
                     if ready_polls >= READY_POLLS_BEFORE_MERGING {
                         ready_polls = 0;
                         // Nothing blocks it: merge it directly rather than wait for an event.
-                        self.forge
+                        let direct = self
+                            .forge
                             .merge_now(
                                 number,
                                 self.config.style,
                                 &opened.info.head_sha,
+                                &merge_title(&opened.info),
                                 self.config.delete_branch,
                             )
-                            .await
-                            .map_err(|e| api(format!("cannot merge pull request #{number}"), e))?;
+                            .await;
+                        match direct {
+                            Ok(Asked::Refused(why)) => last_refusal = Some(why),
+                            Ok(_) => {}
+                            // It may have merged meanwhile (Forgejo answers 403 when deleting the
+                            // branch after a merge): the next look tells.
+                            Err(e) => last_refusal = Some(crate::error::chain(&e)),
+                        }
                         continue;
                     }
                     "the forge to merge it (nothing blocks it as far as we can see)".to_owned()
                 }
             };
+            if let Some(why) = &refused {
+                last_refusal = Some(why.clone());
+            }
             if waiting != last_said {
                 self.report.info(
                     Phase::Merge,
@@ -1030,7 +1121,12 @@ impl Session<'_> {
                     number,
                     url,
                     elapsed: started.elapsed(),
-                    waiting: last_said,
+                    waiting: match last_refusal.filter(|w| !w.is_empty()) {
+                        Some(why) => {
+                            format!("{last_said}; the forge last refused the merge: {why}")
+                        }
+                        None => last_said,
+                    },
                 });
             }
             tokio::time::sleep(self.config.poll_interval.min(deadline.remaining())).await;
@@ -1039,7 +1135,7 @@ impl Session<'_> {
 
     /// Re-applies the change to the moved base on a new branch, opens its pull request and closes
     /// the conflicting one, pointing at it.
-    async fn recreate(&self, opened: &mut Opened) -> Result<(), Error> {
+    async fn recreate(&self, opened: &mut Opened) -> Result<Option<Merged>, Error> {
         let base = self.base.as_str();
         let number = opened.info.number;
         let times = opened.info.recreated + 1;
@@ -1065,19 +1161,28 @@ impl Session<'_> {
                 fresh.info.recreated = times;
                 fresh.info.superseded = std::mem::take(&mut opened.info.superseded);
                 *opened = fresh;
-                Ok(())
+                Ok(None)
             }
-            Err(_) => {
-                // The base now holds our values: nothing is left to merge.
+            Err(at_base) => {
+                // The base now holds our values (someone merged the same change): nothing is left
+                // to merge, and the base's head is what to verify.
                 self.close_with(
                     number,
                     &format!("{base} already holds this change; closing."),
                 )
                 .await?;
-                Err(Error::Closed {
-                    number,
-                    url: opened.info.url.clone(),
-                })
+                self.report.info(
+                    Phase::Merge,
+                    format_args!(
+                        "{base} already holds this change at {}; closed #{number}",
+                        crate::text::short(&at_base.commit_sha)
+                    ),
+                );
+                Ok(Some(Merged {
+                    sha: at_base.commit_sha,
+                    style: self.config.style,
+                    keeps_our_commit: false,
+                }))
             }
         }
     }
@@ -1085,7 +1190,7 @@ impl Session<'_> {
     /// Reads the pull request, the base's protection, the head's statuses and the reviews, and
     /// decides. A pull request the forge cannot merge is a conflict only when the base changed a
     /// file we edited since the branch started; otherwise the forge is still checking it.
-    async fn state(&self, opened: &Opened) -> Result<State, Error> {
+    async fn state(&self, opened: &Opened) -> Result<(State, String), Error> {
         let number = opened.info.number;
         let changed: Vec<String> = opened
             .publish
@@ -1099,15 +1204,22 @@ impl Session<'_> {
             .seen(number, &self.base, &opened.info.head_sha, &changed)
             .await
             .map_err(|e| api(format!("cannot read pull request #{number}"), e))?;
-        Ok(decide::state(&decide::Snapshot {
+        let state = decide::state(&decide::Snapshot {
             pull: &seen.pull,
             base: &seen.base,
             statuses: &seen.statuses,
             reviews: &seen.reviews,
             base_changed_our_files: seen.base_changed_our_files,
             forge_blocked: seen.forge_blocked.as_deref(),
-        }))
+        });
+        Ok((state, seen.base.commit.id))
     }
+}
+
+/// The merge commit's title; its message is `[skip ci]`, so that the merge (on the base, maybe the
+/// repository that builds the image) does not start the pipeline again.
+fn merge_title(p: &PullInfo) -> String {
+    format!("{} (#{})", p.title, p.number)
 }
 
 /// Why `merge: now` was refused: the forge's message and what the snapshot shows.
@@ -1156,7 +1268,7 @@ mod tests {
     #[test]
     fn markers_round_trip_and_identify_subject_and_change() {
         let c = publish::Config::for_tests();
-        let k = Keys::of(&c);
+        let k = Keys::of(&c, "main");
         let body = format!("text\n\n{}\n", marker_line(&k));
         assert_eq!(marker(&body), Some((k.subject.as_str(), k.change.as_str())));
         assert_eq!(marker("no marker"), None);
@@ -1166,24 +1278,26 @@ mod tests {
             setting: crate::edit::ImageSetting::deploy("app", Some("3.0.0"), None, None).unwrap(),
             shown: "3.0.0".into(),
         };
-        let k2 = Keys::of(&other);
+        let k2 = Keys::of(&other, "main");
         assert_eq!(k2.subject, k.subject);
         assert_ne!(k2.change, k.change);
         let mut moved = c.clone();
         moved.paths = vec!["other".into()];
-        assert_ne!(Keys::of(&moved).subject, k.subject);
+        assert_ne!(Keys::of(&moved, "main").subject, k.subject);
         // Path order does not matter.
+        // Another base: another subject (the same change to staging and prod are two pull requests).
+        assert_ne!(Keys::of(&c, "staging").subject, k.subject);
         let mut a = c.clone();
         a.paths = vec!["x".into(), "y".into()];
         let mut b = c;
         b.paths = vec!["y".into(), "x".into()];
-        assert_eq!(Keys::of(&a), Keys::of(&b));
+        assert_eq!(Keys::of(&a, "main"), Keys::of(&b, "main"));
     }
 
     #[test]
     fn default_templates_render() {
         let c = publish::Config::for_tests();
-        let k = Keys::of(&c);
+        let k = Keys::of(&c, "main");
         let branch = render(DEFAULT_BRANCH, values(&c, &k, "main", None)).unwrap();
         assert_eq!(branch, format!("gitops-deploy/app-2.0.0-{}", k.change));
         let files = vec![publish::FileOutcome {

@@ -278,7 +278,7 @@ async fn pull_json(gitea: &Gitea, p: &Pull, full: bool) -> Result<Value, GhError
         .await
         .map_err(|_| internal("cannot read the head"))?;
     let open = !p.closed;
-    let checking = open && pulls::is_checking(p);
+    let checking = open && pulls::is_checking(gitea, p, &base_sha);
     let conflict = open
         && !checking
         && pulls::conflicts(gitea, &dir, &base_sha, &head_sha)
@@ -585,7 +585,12 @@ async fn merge_pull(
             "Pull Request is not mergeable",
         )
     };
-    if p.closed || pulls::is_checking(&p) {
+    let base_now = gitea
+        .branch_head(&owner, &name, &p.base)
+        .await
+        .map_err(internal)?
+        .unwrap_or_default();
+    if p.closed || pulls::is_checking(&gitea, &p, &base_now) {
         return Err(not_mergeable());
     }
     let head = pulls::current_head(&gitea, &p)
@@ -869,7 +874,7 @@ async fn graphql(
         .await
         .map_err(internal)?
         .unwrap_or_default();
-    let clean = !pulls::is_checking(&p)
+    let clean = !pulls::is_checking(&gitea, &p, &base)
         && pulls::blocked_by(&gitea, &p, &head).is_none()
         && !pulls::conflicts(&gitea, &dir, &base, &head)
             .await
@@ -882,12 +887,23 @@ async fn graphql(
         .or_else(|| vars["mergeMethod"].as_str())
         .unwrap_or("MERGE")
         .to_ascii_lowercase();
+    // The commit headline and body, as the mutation's variables name them.
+    let text = |keys: [&str; 2]| {
+        keys.iter()
+            .find_map(|k| vars[*k].as_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let (title, message) = (
+        text(["headline", "commitHeadline"]),
+        text(["body", "commitBody"]),
+    );
     pulls::update(&gitea, &owner, &name, number, |p| {
         p.auto_merge = Some(AutoMerge {
             style: method,
             delete_branch: false,
-            title: String::new(),
-            message: String::new(),
+            title,
+            message,
             by: u,
         })
     });

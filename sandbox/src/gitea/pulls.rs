@@ -60,6 +60,8 @@ pub(super) struct Pull {
     pub created_at: String,
     /// Until then the server is still test-merging it (Gitea's `PullRequestStatusChecking`).
     pub checking_until: tokio::time::Instant,
+    /// The base's head it was last test-merged against.
+    pub checked_base: Option<String>,
     pub auto_merge: Option<AutoMerge>,
     pub reviews: Vec<Review>,
     pub comments: Vec<String>,
@@ -275,6 +277,7 @@ pub(super) async fn store_pull(
         head_sha: heads[0].clone(),
         created_at: now(),
         checking_until: tokio::time::Instant::now() + CHECKING,
+        checked_base: None,
         auto_merge: None,
         reviews: Vec::new(),
         comments: Vec::new(),
@@ -294,7 +297,7 @@ async fn pull_json(gitea: &Gitea, p: &Pull, viewer: &User) -> Result<Value, ApiE
         .map_err(|e| internal(gitea, e))?
         .unwrap_or_default();
     let head_sha = current_head(gitea, p).await?;
-    let mergeable = if p.merged || p.closed || is_checking(p) {
+    let mergeable = if p.merged || p.closed || is_checking(gitea, p, &base_sha) {
         false
     } else {
         !conflicts(gitea, &dir, &base_sha, &head_sha).await?
@@ -353,8 +356,26 @@ async fn pull_json(gitea: &Gitea, p: &Pull, viewer: &User) -> Result<Value, ApiE
     }))
 }
 
-pub(super) fn is_checking(p: &Pull) -> bool {
-    tokio::time::Instant::now() < p.checking_until
+pub(super) fn is_checking(gitea: &Gitea, p: &Pull, base_sha: &str) -> bool {
+    let now = tokio::time::Instant::now();
+    let mut state = gitea.state();
+    let Some(stored) = state
+        .pulls
+        .iter_mut()
+        .find(|x| x.owner == p.owner && x.repo == p.repo && x.number == p.number)
+    else {
+        return false;
+    };
+    if stored.checked_base.as_deref() != Some(base_sha) {
+        // The base moved since the last look: Gitea test-merges every open pull request of a
+        // branch again after a push to it (services/pull/pull.go `AddTestPullRequestTask` →
+        // `checkAndUpdateStatus`), so it is "checking" for a moment.
+        if stored.checked_base.is_some() {
+            stored.checking_until = now + CHECKING;
+        }
+        stored.checked_base = Some(base_sha.to_owned());
+    }
+    now < stored.checking_until
 }
 
 /// The head branch's tip, or the last one seen once the branch is gone.
@@ -580,7 +601,7 @@ pub(super) async fn merge_pull(
         .map_err(|e| internal(&gitea, e))?
         .ok_or_else(|| not_found(&gitea))?;
     let head_sha = current_head(&gitea, &p).await?;
-    if is_checking(&p) || conflicts(&gitea, &dir, &base_sha, &head_sha).await? {
+    if is_checking(&gitea, &p, &base_sha) || conflicts(&gitea, &dir, &base_sha, &head_sha).await? {
         return Err(api_error(
             &gitea,
             StatusCode::METHOD_NOT_ALLOWED,
