@@ -475,6 +475,8 @@ pub struct PhaseRow {
 pub struct AppRow {
     /// The app.
     pub app: String,
+    /// Its page in the Argo CD UI.
+    pub link: Option<String>,
     /// True when it synced our commit, is healthy, and (when checked) rolled out.
     pub passed: bool,
     /// What it reached (`Synced Healthy at abc1234`), or why it failed.
@@ -553,10 +555,13 @@ impl Summary {
                 } else {
                     "❌ failed"
                 };
+                let app = match &row.link {
+                    Some(url) => format!("[{}]({url})", code(&row.app)),
+                    None => code(&row.app),
+                };
                 let _ = writeln!(
                     md,
-                    "| {} | {mark} | {} | {:.1} s |",
-                    code(&row.app),
+                    "| {app} | {mark} | {} | {:.1} s |",
                     row.detail.replace('|', "\\|").replace('\n', " "),
                     row.duration.as_secs_f64()
                 );
@@ -778,12 +783,14 @@ mod tests {
             outputs,
             apps: vec![
                 AppRow {
+                    link: Some("http://argo/applications/web-eu".into()),
                     app: "web-eu".into(),
                     passed: true,
                     detail: "Synced Healthy at 4d5e6f7".into(),
                     duration: Duration::from_millis(1900),
                 },
                 AppRow {
+                    link: None,
                     app: "web-us".into(),
                     passed: false,
                     detail: "health Degraded | for 30s".into(),
@@ -827,7 +834,7 @@ mod tests {
         assert!(
             md.contains(
                 "| app | result | detail | duration |\n|---|---|---|---|\n\
-                 | `web-eu` | ✅ passed | Synced Healthy at 4d5e6f7 | 1.9 s |\n\
+                 | [`web-eu`](http://argo/applications/web-eu) | ✅ passed | Synced Healthy at 4d5e6f7 | 1.9 s |\n\
                  | `web-us` | ❌ failed | health Degraded \\| for 30s | 30.5 s |\n"
             ),
             "{md}"

@@ -437,3 +437,42 @@ fn action_and_workflows_validate_against_schemastore() {
         ]
     );
 }
+
+/// A runner sets every declared input, with action.yml's default when the workflow leaves it out:
+/// those defaults must plan a plain push deploy. Run as a runner would (no arguments, `INPUT_*`
+/// only) with the defaults and a missing `path`: the only problem reported is `path`.
+#[test]
+fn action_defaults_plan_a_push_deploy() {
+    let action = action();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gitops-deploy"));
+    cmd.env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("GITHUB_ACTIONS", "true")
+        .env("GITEA_ACTIONS", "true");
+    for (name, spec) in action.get("inputs").unwrap().entries() {
+        let default = match spec.get("default") {
+            Some(Yaml::Str(d)) => d.clone(),
+            _ => String::new(),
+        };
+        // `${{ github.token }}` is the runner's expression; a value stands in for it.
+        let default = if default.contains("${{") {
+            "t0ken".to_owned()
+        } else {
+            default
+        };
+        cmd.env(format!("INPUT_{}", name.to_ascii_uppercase()), default);
+    }
+    cmd.env("INPUT_REPOSITORY", "ops/gitops")
+        .env("INPUT_SERVER_URL", "https://git.example.com")
+        .env("INPUT_IMAGE", "registry.example.com/web")
+        .env("INPUT_TAG", "1.0.0");
+    let out = cmd.output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let problems: Vec<&str> = err
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .collect();
+    assert_eq!(problems.len(), 1, "{err}");
+    assert!(problems[0].starts_with("path: required"), "{err}");
+}

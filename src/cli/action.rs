@@ -53,28 +53,35 @@ pub struct StatusTarget {
 pub struct Links {
     /// The Argo CD application's name and its page in the Argo CD UI.
     pub argocd_app: Option<(String, String)>,
+    /// The Argo CD UI's address of an app without its name (`https://argocd/applications/`), for
+    /// the rows of several apps.
+    pub argocd_apps: Option<String>,
 }
 
 impl Links {
-    /// Links from the raw `argocd_server`, `argocd_app` and `argocd_app_namespace` inputs.
+    /// Links from the raw `argocd_server`, `argocd_app` and `argocd_app_namespace` inputs; a list
+    /// of apps or `auto` gets no single link (each app's row links its own).
     pub fn from_inputs(server: Option<&str>, app: Option<&str>, namespace: Option<&str>) -> Self {
-        let argocd_app = match (given(server), given(app)) {
-            (Some(server), Some(app)) => {
-                let base = if server.contains("://") {
-                    server.trim_end_matches('/').to_owned()
-                } else {
-                    format!("https://{}", server.trim_end_matches('/'))
-                };
-                // Argo CD's UI addresses apps outside its own namespace as `/applications/<ns>/<app>`.
-                let url = match given(namespace) {
-                    Some(ns) => format!("{base}/applications/{ns}/{app}"),
-                    None => format!("{base}/applications/{app}"),
-                };
-                Some((app.to_owned(), url))
-            }
-            _ => None,
+        let Some(server) = given(server) else {
+            return Links::default();
         };
-        Links { argocd_app }
+        let base = if server.contains("://") {
+            server.trim_end_matches('/').to_owned()
+        } else {
+            format!("https://{}", server.trim_end_matches('/'))
+        };
+        // Argo CD's UI addresses apps outside its own namespace as `/applications/<ns>/<app>`.
+        let prefix = match given(namespace) {
+            Some(ns) => format!("{base}/applications/{ns}/"),
+            None => format!("{base}/applications/"),
+        };
+        let argocd_app = given(app)
+            .filter(|a| !a.contains([',', '\n']) && !a.eq_ignore_ascii_case("auto"))
+            .map(|a| (a.to_owned(), format!("{prefix}{a}")));
+        Links {
+            argocd_app,
+            argocd_apps: Some(prefix),
+        }
     }
 }
 
@@ -185,6 +192,7 @@ pub fn summary(run: &RunReport, outputs: &Outputs, links: &Links) -> Summary {
             v.apps
                 .iter()
                 .map(|a| crate::runner::AppRow {
+                    link: links.argocd_apps.as_ref().map(|p| format!("{p}{}", a.app)),
                     app: a.app.clone(),
                     passed: a.error.is_none(),
                     detail: match (&a.error, &a.argocd) {
@@ -703,6 +711,16 @@ mod tests {
 
     #[test]
     fn argocd_links_follow_the_ui_routes() {
+        let several = Links::from_inputs(Some("argocd.example.com"), Some("web-eu, web-us"), None);
+        assert_eq!(several.argocd_app, None);
+        assert_eq!(
+            several.argocd_apps.as_deref(),
+            Some("https://argocd.example.com/applications/")
+        );
+        assert_eq!(
+            Links::from_inputs(Some("argocd.example.com"), Some("auto"), None).argocd_app,
+            None
+        );
         let l = Links::from_inputs(Some("argocd.example.com/"), Some("web-prod"), None);
         assert_eq!(
             l.argocd_app,

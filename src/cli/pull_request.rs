@@ -78,20 +78,41 @@ pub fn config(
     env: &RunnerEnv,
 ) -> Result<Option<Config>, Vec<String>> {
     let mut problems = Vec::new();
-    let pr_inputs_given = given(&args.merge).is_some()
-        || given(&args.merge_style).is_some()
-        || given(&args.pr_branch).is_some()
-        || given(&args.pr_title).is_some()
-        || given(&args.forge).is_some()
-        || !split_list(&args.pr_labels).is_empty();
+    // A runner passes every declared input with action.yml's default: only a value other than
+    // the default says the user meant a pull request.
+    let set_to_other = |v: &Option<String>, default: &str| {
+        given(v).is_some_and(|x| !x.eq_ignore_ascii_case(default))
+    };
+    let stray: Vec<&str> = [
+        ("merge", set_to_other(&args.merge, "auto")),
+        ("merge_style", set_to_other(&args.merge_style, "merge")),
+        ("forge", set_to_other(&args.forge, "auto")),
+        ("supersede", set_to_other(&args.supersede, "false")),
+        (
+            "merge_poll_interval",
+            set_to_other(&args.merge_poll_interval, "5s"),
+        ),
+        ("merge_timeout", given(&args.merge_timeout).is_some()),
+        ("api_url", given(&args.api_url).is_some()),
+        ("pr_branch", given(&args.pr_branch).is_some()),
+        ("pr_title", given(&args.pr_title).is_some()),
+        ("pr_body", given(&args.pr_body).is_some()),
+        ("pr_labels", !split_list(&args.pr_labels).is_empty()),
+        ("pr_assignees", !split_list(&args.pr_assignees).is_empty()),
+        ("pr_reviewers", !split_list(&args.pr_reviewers).is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(name, set)| set.then_some(name))
+    .collect();
+    let pr_inputs_given = !stray.is_empty();
     match given(&args.mode) {
         None | Some("push") => {
             if pr_inputs_given {
-                problems.push(
-                    "mode: pull-request inputs (merge, merge_style, pr_*) are given but mode is \
-                     `push`; set mode: pull_request"
-                        .to_owned(),
-                );
+                problems.push(format!(
+                    "mode: pull-request inputs ({}) are given but mode is `push`; set mode: \
+                     pull_request",
+                    stray.join(", ")
+                ));
             }
             return if problems.is_empty() {
                 Ok(None)
