@@ -166,6 +166,8 @@ pub fn deploys(app: &Application, e: &Edited<'_>) -> Result<usize, Vec<Mismatch>
     let our_path = path_of(&ours);
     let mut why = Vec::new();
     let mut others = Vec::new();
+    // `ref` sources of ours on our branch: another source's `$ref/file` values are ours.
+    let mut refs: Vec<(usize, &str)> = Vec::new();
     for (i, s) in sources.iter().enumerate() {
         let Some(url) = s.repo_url.as_deref() else {
             continue;
@@ -191,7 +193,8 @@ pub fn deploys(app: &Application, e: &Edited<'_>) -> Result<usize, Vec<Mismatch>
             continue;
         }
         // A `ref`-only source (values for another source) deploys nothing itself.
-        if s.path.is_none() && s.ref_name.is_some() {
+        if let (None, Some(r)) = (&s.path, &s.ref_name) {
+            refs.push((i, r.as_str()));
             continue;
         }
         if !contains(s.path.as_deref(), e) {
@@ -202,6 +205,24 @@ pub fn deploys(app: &Application, e: &Edited<'_>) -> Result<usize, Vec<Mismatch>
             continue;
         }
         return Ok(i);
+    }
+    // A chart (of any repository) whose values files are ours: `$values/envs/prod/values.yaml`.
+    for (i, r) in &refs {
+        let prefix = format!("${r}/");
+        let ours = sources
+            .iter()
+            .filter_map(|s| s.helm.as_ref())
+            .flat_map(|h| &h.value_files)
+            .filter_map(|f| f.strip_prefix(&prefix))
+            .any(|file| {
+                e.paths.iter().any(|p| {
+                    let p = p.trim_matches('/');
+                    file == p || file.starts_with(&format!("{p}/"))
+                })
+            });
+        if ours {
+            return Ok(*i);
+        }
     }
     if why.is_empty() {
         why.push(Mismatch::OtherRepository { repos: others });
@@ -661,6 +682,27 @@ mod tests {
             {"repoURL": ours, "targetRevision": "main", "path": "apps/web/overlays/prod"},
         ]));
         assert_eq!(ok(&multi), Ok(2));
+        // A chart from elsewhere with values files from our `ref` source: ours when we edit them.
+        let values = vec!["envs/prod/values.yaml".to_owned()];
+        let helm = Edited {
+            paths: &values,
+            ..e.clone()
+        };
+        let chart = app(json!([
+            {"repoURL": "https://charts.example.com", "chart": "web", "targetRevision": "1.2.3",
+             "helm": {"valueFiles": ["$values/envs/prod/values.yaml"]}},
+            {"repoURL": ours, "targetRevision": "main", "ref": "values"},
+        ]));
+        assert_eq!(deploys(&chart, &helm), Ok(1));
+        let staging = vec!["envs/staging/values.yaml".to_owned()];
+        assert!(deploys(
+            &chart,
+            &Edited {
+                paths: &staging,
+                ..e.clone()
+            }
+        )
+        .is_err());
         // Another source of ours, another path: its reason is named.
         let elsewhere = app(json!([
             {"repoURL": "https://charts.example.com", "targetRevision": "1.2.3"},

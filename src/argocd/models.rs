@@ -88,6 +88,17 @@ pub struct ApplicationSource {
     /// Reference name for multi-source `$ref` values.
     #[serde(rename = "ref")]
     pub ref_name: Option<String>,
+    /// Helm settings (`valueFiles` may name files of another source: `$values/envs/prod.yaml`).
+    pub helm: Option<ApplicationSourceHelm>,
+}
+
+/// `v1alpha1ApplicationSourceHelm`: the fields we read.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+#[non_exhaustive]
+pub struct ApplicationSourceHelm {
+    /// Values files, relative to the source's path, or `$ref/path` in a `ref` source's repository.
+    pub value_files: Vec<String>,
 }
 
 /// `v1alpha1SyncPolicy`: the fields we read.

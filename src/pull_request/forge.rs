@@ -113,7 +113,7 @@ impl Forge<'_> {
         labels: &[Label],
         assignees: &[String],
         reviewers: &[String],
-    ) -> Result<PullRequest, CreateFailure> {
+    ) -> Result<(PullRequest, Option<String>), CreateFailure> {
         match self {
             Forge::Gitea(r) => r
                 .create_pull(head, base, title)
@@ -123,6 +123,7 @@ impl Forge<'_> {
                 .reviewers(reviewers.to_vec())
                 .send()
                 .await
+                .map(|p| (p, None))
                 .map_err(|e| match e.status() {
                     Some(StatusCode::CONFLICT) => CreateFailure::Exists(e),
                     Some(StatusCode::NOT_FOUND) => CreateFailure::Disabled,
@@ -142,10 +143,20 @@ impl Forge<'_> {
                             _ => CreateFailure::Other(e),
                         })?;
                 let names: Vec<String> = labels.iter().map(|l| l.name.clone()).collect();
-                r.decorate(pull.number, &names, assignees, reviewers)
+                // The pull request exists now: a failure to decorate it is a warning, not a
+                // failure that would leave it open unnamed.
+                let warning = r
+                    .decorate(pull.number, &names, assignees, reviewers)
                     .await
-                    .map_err(CreateFailure::Other)?;
-                Ok(pull)
+                    .err()
+                    .map(|e| {
+                        format!(
+                            "cannot add the labels, assignees or reviewers to #{}: {}",
+                            pull.number,
+                            crate::error::chain(&e)
+                        )
+                    });
+                Ok((pull, warning))
             }
         }
     }

@@ -881,7 +881,12 @@ impl Session<'_> {
             )
             .await;
         let pull = match created {
-            Ok(p) => p,
+            Ok((p, warning)) => {
+                if let Some(w) = warning {
+                    self.report.warn(Phase::Publish, w);
+                }
+                p
+            }
             // Another run of the same change opened it first (same head and base).
             Err(CreateFailure::Exists(e)) => self
                 .open_pulls()
