@@ -363,7 +363,11 @@ pub enum ResolveError {
         source: Error,
     },
     /// Named apps that do not deploy what we edit.
-    #[error("{}", describe_mismatches(apps))]
+    #[error(
+        "{} (checked before publishing; if Argo CD reads this repository under another name, \
+         such as a mirror, set argocd_preflight: false)",
+        describe_mismatches(apps)
+    )]
     NotDeploying {
         /// Each app and why.
         apps: Vec<(String, Vec<Mismatch>)>,
