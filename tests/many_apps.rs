@@ -408,3 +408,44 @@ async fn require_any_succeeds_with_one_app_and_all_names_the_failing_one() -> Re
     ensure!(err.contains("1 of 2 apps failed: web-stuck: "), "{err}");
     Ok(())
 }
+
+/// A broken tag deployed to two apps is rolled back in both, each waited for in parallel.
+#[tokio::test]
+async fn a_failed_deploy_to_two_apps_is_rolled_back_in_both() -> Result<()> {
+    let world = world().await?;
+    world.argo.add_app(app(&world, "web-eu", "eu"), true)?;
+    world.argo.add_app(app(&world, "web-us", "us"), true)?;
+    let (code, report, err) = world
+        .run_json(
+            &args_for(
+                &world,
+                "broken-3",
+                &["eu", "us"],
+                &["--argocd-app", "web-eu,web-us", "--rollback-on-failure"],
+            ),
+            &[],
+        )
+        .await?;
+    ensure!(
+        code == 1 && report["result"] == "rolled_back",
+        "{report}\n{err}"
+    );
+    ensure!(
+        err.lines()
+            .last()
+            .unwrap_or_default()
+            .ends_with("rolled back to 1.0.0 (healthy)"),
+        "{err}"
+    );
+    for o in ["eu", "us"] {
+        ensure!(
+            err.contains(&format!("rollback[web-{o}]: Argo CD Synced Healthy")),
+            "{err}"
+        );
+        let tags = world
+            .kube
+            .ready_pod_tags(&format!("web-{o}"), demo::WORKLOAD);
+        ensure!(tags == vec!["1.0.0"; 3], "web-{o}: {tags:?}");
+    }
+    Ok(())
+}
