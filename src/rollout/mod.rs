@@ -15,6 +15,7 @@ use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
 use crate::verdict::Verdict;
 
+pub mod argo_rollouts;
 pub mod phase;
 pub mod source;
 
