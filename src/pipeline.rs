@@ -294,14 +294,22 @@ async fn default_branch(c: &publish::Config) -> Option<String> {
             .ok()
             .flatten();
     }
-    let client = crate::forge::gitea::Client::builder(c.server_url.as_str())
+    let repo = preflight_client(c)?
+        .repo(&c.owner, &c.name)
+        .get()
+        .await
+        .ok()?;
+    Some(repo.default_branch).filter(|b| !b.is_empty())
+}
+
+/// The forge API client of the preflight's reads (short requests: they come before publishing).
+fn preflight_client(c: &publish::Config) -> Option<crate::forge::gitea::Client> {
+    crate::forge::gitea::Client::builder(c.server_url.as_str())
         .token(c.token.clone())
         .extra_roots(c.server_ca.clone())
         .request_timeout(c.request_timeout.min(Duration::from_secs(15)))
         .build()
-        .ok()?;
-    let repo = client.repo(&c.owner, &c.name).get().await.ok()?;
-    Some(repo.default_branch).filter(|b| !b.is_empty())
+        .ok()
 }
 
 /// Reads files of the GitOps repository at the branch written to over the Gitea/Forgejo contents
@@ -314,12 +322,7 @@ fn file_reader(
     if c.transport == publish::Transport::Git {
         return None;
     }
-    let client = crate::forge::gitea::Client::builder(c.server_url.as_str())
-        .token(c.token.clone())
-        .extra_roots(c.server_ca.clone())
-        .request_timeout(c.request_timeout.min(Duration::from_secs(15)))
-        .build()
-        .ok()?;
+    let client = preflight_client(c)?;
     let reference = c
         .branch
         .clone()

@@ -384,6 +384,47 @@ pub async fn run_until(
     }
 }
 
+/// The Argo CD phase for one app (`settings`), its result reported.
+async fn argo_phase(
+    a: &ArgoConfig,
+    settings: &ArgoSettings,
+    commit: &str,
+    expect: &Expect,
+    oracle: Option<Arc<dyn RevisionOracle>>,
+    report: &Report,
+    deadline: Instant,
+) -> Result<ArgoOutcome, crate::argocd::phase::PhaseError> {
+    let mut target = Target::new(commit);
+    target.images = expect.images.clone();
+    target.repo_url = expect.repo_url.clone();
+    let o =
+        crate::argocd::phase::run(&a.client, settings, target, oracle, report, deadline).await?;
+    report.info(
+        Phase::Argocd,
+        format_args!(
+            "{} {} at {}",
+            o.sync_status,
+            o.health,
+            short(&o.synced_revision)
+        ),
+    );
+    Ok(o)
+}
+
+/// The rollout phase for `settings`, its result reported.
+async fn rollout_phase(
+    settings: &RolloutSettings,
+    report: &Report,
+    deadline: Instant,
+) -> Result<RolloutOutcome, crate::rollout::phase::PhaseError> {
+    let o = crate::rollout::phase::run(settings, report, deadline).await?;
+    report.info(
+        Phase::Rollout,
+        format_args!("rolled out: {}", o.workloads.join(", ")),
+    );
+    Ok(o)
+}
+
 /// The phases in order, each opened by this orchestrator and filling `out` as it passes.
 #[allow(clippy::too_many_arguments)]
 async fn run_phases(
@@ -422,52 +463,27 @@ async fn run_phases(
                     failed_in: None,
                     elapsed: Duration::ZERO,
                 };
-                let mut target = Target::new(commit);
-                target.images = expect.images.clone();
-                target.repo_url = expect.repo_url.clone();
                 let settings = a.for_app(app);
-                match crate::argocd::phase::run(
-                    &a.client,
+                let argo = argo_phase(
+                    a,
                     &settings,
-                    target,
+                    commit,
+                    expect,
                     oracle,
                     &report,
                     deadline(a.timeout),
-                )
-                .await
-                {
-                    Ok(o) => {
-                        report.info(
-                            Phase::Argocd,
-                            format_args!(
-                                "{} {} at {}",
-                                o.sync_status,
-                                o.health,
-                                short(&o.synced_revision)
-                            ),
-                        );
-                        result.argocd = Some(o);
-                    }
+                );
+                match argo.await {
+                    Ok(o) => result.argocd = Some(o),
                     Err(e) => {
                         result.error = Some(crate::error::chain(&e));
                         result.failed_in = Some(Phase::Argocd);
                     }
                 }
                 if let (Some(r), None) = (per_app_rollout, &result.error) {
-                    match crate::rollout::phase::run(
-                        &r.settings.for_app(app),
-                        &report,
-                        deadline(r.timeout),
-                    )
-                    .await
-                    {
-                        Ok(o) => {
-                            report.info(
-                                Phase::Rollout,
-                                format_args!("rolled out: {}", o.workloads.join(", ")),
-                            );
-                            result.rollout = Some(o);
-                        }
+                    let settings = r.settings.for_app(app);
+                    match rollout_phase(&settings, &report, deadline(r.timeout)).await {
+                        Ok(o) => result.rollout = Some(o),
                         Err(e) => {
                             result.error = Some(crate::error::chain(&e));
                             result.failed_in = Some(Phase::Rollout);
@@ -527,53 +543,35 @@ async fn run_phases(
         {
             *current = Phase::Rollout;
             report.enter(Phase::Rollout);
-            let o = crate::rollout::phase::run(&r.settings, report, deadline(r.timeout))
+            let o = rollout_phase(&r.settings, report, deadline(r.timeout))
                 .await
                 .map_err(|e| DeployError::failed(Phase::Rollout, e))?;
-            report.info(
-                Phase::Rollout,
-                format_args!("rolled out: {}", o.workloads.join(", ")),
-            );
             out.rollout = Some(o);
         }
     } else {
         if let Some(a) = &cfg.argocd {
             *current = Phase::Argocd;
             report.enter(Phase::Argocd);
-            let mut target = Target::new(commit);
-            target.images = expect.images.clone();
-            target.repo_url = expect.repo_url.clone();
-            let r = crate::argocd::phase::run(
-                &a.client,
+            let argo = argo_phase(
+                a,
                 &a.settings,
-                target,
+                commit,
+                expect,
                 oracle,
                 report,
                 deadline(a.timeout),
-            )
-            .await;
-            let o = r.map_err(|e| DeployError::failed(Phase::Argocd, e))?;
-            report.info(
-                Phase::Argocd,
-                format_args!(
-                    "{} {} at {}",
-                    o.sync_status,
-                    o.health,
-                    short(&o.synced_revision)
-                ),
             );
+            let o = argo
+                .await
+                .map_err(|e| DeployError::failed(Phase::Argocd, e))?;
             out.argocd = Some(o);
         }
         if let Some(r) = &cfg.rollout {
             *current = Phase::Rollout;
             report.enter(Phase::Rollout);
-            let o = crate::rollout::phase::run(&r.settings, report, deadline(r.timeout))
+            let o = rollout_phase(&r.settings, report, deadline(r.timeout))
                 .await
                 .map_err(|e| DeployError::failed(Phase::Rollout, e))?;
-            report.info(
-                Phase::Rollout,
-                format_args!("rolled out: {}", o.workloads.join(", ")),
-            );
             out.rollout = Some(o);
         }
     }

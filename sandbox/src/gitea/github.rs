@@ -150,6 +150,16 @@ fn body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, GhError> {
         .map_err(|_| error(StatusCode::BAD_REQUEST, "Problems parsing JSON"))
 }
 
+/// The strings of the array `v[key]` (a request's `labels`, `assignees`, `reviewers`).
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v[key]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str().map(str::to_owned))
+        .collect()
+}
+
 fn person(login: &str) -> Value {
     json!({"login": login, "id": 1, "node_id": "U_sandbox", "type": "User", "site_admin": false})
 }
@@ -669,12 +679,7 @@ async fn request_reviewers(
 ) -> Result<(StatusCode, Json<Value>), GhError> {
     user(&gitea, &headers, &owner, &name, true)?;
     let v: Value = body(&bytes)?;
-    let logins: Vec<String> = v["reviewers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str().map(str::to_owned))
-        .collect();
+    let logins = strings(&v, "reviewers");
     find(&gitea, &owner, &name, number)?;
     pulls::update(&gitea, &owner, &name, number, |p| {
         p.reviewers.extend(logins)
@@ -695,12 +700,7 @@ async fn add_labels(
     user(&gitea, &headers, &owner, &name, true)?;
     let v: Value = body(&bytes)?;
     find(&gitea, &owner, &name, number)?;
-    let names: Vec<String> = v["labels"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str().map(str::to_owned))
-        .collect();
+    let names = strings(&v, "labels");
     let mut ids = Vec::new();
     for n in names {
         // A missing label is created (observed behaviour; GitHub does not document it).
@@ -741,12 +741,7 @@ async fn add_assignees(
     user(&gitea, &headers, &owner, &name, true)?;
     let v: Value = body(&bytes)?;
     find(&gitea, &owner, &name, number)?;
-    let logins: Vec<String> = v["assignees"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str().map(str::to_owned))
-        .collect();
+    let logins = strings(&v, "assignees");
     pulls::update(&gitea, &owner, &name, number, |p| {
         p.assignees.extend(logins)
     });

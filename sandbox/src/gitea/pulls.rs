@@ -356,6 +356,17 @@ async fn pull_json(gitea: &Gitea, p: &Pull, viewer: &User) -> Result<Value, ApiE
     }))
 }
 
+/// Gitea's `page` (from 1) and `limit` (default 30, at most 50: `setting.API.MaxResponseItems`).
+fn paging(query: &HashMap<String, String>) -> (usize, usize) {
+    let num = |k: &str| {
+        query
+            .get(k)
+            .and_then(|v| v.parse::<usize>().ok())
+            .filter(|n| *n > 0)
+    };
+    (num("page").unwrap_or(1), num("limit").unwrap_or(30).min(50))
+}
+
 pub(super) fn is_checking(gitea: &Gitea, p: &Pull, base_sha: &str) -> bool {
     let now = tokio::time::Instant::now();
     let mut state = gitea.state();
@@ -467,17 +478,7 @@ pub(super) async fn list_pulls(
     if query.get("sort").map(String::as_str) != Some("oldest") {
         all.reverse();
     }
-    let limit: usize = query
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(30)
-        .min(50);
-    let page: usize = query
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .filter(|p| *p > 0)
-        .unwrap_or(1);
+    let (page, limit) = paging(&query);
     let total = all.len();
     let mut list = Vec::new();
     for p in all.iter().skip((page - 1) * limit).take(limit) {
@@ -1047,17 +1048,7 @@ pub(super) async fn list_labels(
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Json<Value>, ApiError> {
     require_repo(&gitea, &headers, &owner, &name)?;
-    let limit: usize = query
-        .get("limit")
-        .and_then(|l| l.parse().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(30)
-        .min(50);
-    let page: usize = query
-        .get("page")
-        .and_then(|p| p.parse().ok())
-        .filter(|p| *p > 0)
-        .unwrap_or(1);
+    let (page, limit) = paging(&query);
     let labels = gitea
         .labels(&owner, &name)
         .into_iter()
