@@ -64,6 +64,23 @@ async fn open_pull(world: &World, tag: &str) -> Result<(PullSummary, String)> {
     Ok((pull, head))
 }
 
+/// Waits until pull request `number` has its merge scheduled (auto-merge asked for).
+async fn scheduled(world: &World, number: i64) -> Result<()> {
+    eventually(
+        format!("the merge of #{number} scheduled"),
+        Duration::from_secs(30),
+        || async {
+            pulls(world)
+                .into_iter()
+                .find(|p| p.number == number && p.auto_merge)
+                .map(drop)
+                .ok_or_else(|| format!("pull requests: {:?}", pulls(world)))
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 /// What CI does: posts a commit status on `sha` through the API.
 async fn post_status(
     world: &World,
@@ -140,8 +157,9 @@ async fn a_protected_branch_deploys_through_a_pull_request_merged_once_its_check
 
     let ci = async {
         let (pull, head) = open_pull(&world, "1.1.0").await?;
-        // The forge must not merge while the required check is pending.
-        tokio::time::sleep(Duration::from_millis(800)).await;
+        // Once the merge is scheduled the forge knows to merge; it must not while the required
+        // check is pending.
+        scheduled(&world, pull.number).await?;
         ensure!(
             pulls(&world)
                 .iter()
@@ -759,7 +777,7 @@ async fn github_pull_requests_deploy_the_same_way() -> Result<()> {
         .add_label(demo::OWNER, demo::REPO, "deploy");
     let ci = async {
         let (pull, head) = open_pull(&world, "4.1.0").await?;
-        tokio::time::sleep(Duration::from_millis(600)).await;
+        scheduled(&world, pull.number).await?;
         ensure!(
             pulls(&world)
                 .iter()

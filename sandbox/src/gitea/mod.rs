@@ -105,6 +105,9 @@ pub struct PullSummary {
     pub labels: usize,
     /// Its comments' bodies.
     pub comments: Vec<String>,
+    /// A merge is scheduled for when its requirements are met (`merge_when_checks_succeed`, GitHub's
+    /// auto-merge).
+    pub auto_merge: bool,
 }
 
 /// What a token may do.
@@ -752,6 +755,7 @@ impl Gitea {
                 merge_commit_sha: p.merge_commit_sha.clone(),
                 labels: p.labels.len(),
                 comments: p.comments.clone(),
+                auto_merge: p.auto_merge.is_some(),
             })
             .collect()
     }
