@@ -1051,7 +1051,7 @@ impl Session<'_> {
                 State::Checking => {
                     // The forge is still test-merging it; if it refused the merge for that, ask
                     // again once it knows.
-                    ask = refused.is_some();
+                    ask = ask_again(self.config.merge, &state, refused.is_some(), false);
                     "the forge to finish checking whether it merges cleanly".to_owned()
                 }
                 State::Waiting(blockers) => {
@@ -1069,10 +1069,13 @@ impl Session<'_> {
                                 reason: refusal(refused.as_deref().unwrap_or_default(), &state),
                             });
                         }
-                        // Refused while the forge was still checking it, or not asked since:
-                        // ask again now that it knows.
-                        ask = true;
                     }
+                    ask = ask_again(
+                        self.config.merge,
+                        &state,
+                        refused.is_some(),
+                        refused_when_settled,
+                    );
                     said
                 }
                 State::Ready => {
@@ -1223,6 +1226,23 @@ impl Session<'_> {
 
 /// The merge commit's title; its message is `[skip ci]`, so that the merge (on the base, maybe the
 /// repository that builds the image) does not start the pipeline again.
+/// Whether to ask the forge to merge again on the next look. A refusal while the forge was still
+/// test-merging the pull request (Gitea: 405 "Please try again later", `routers/api/v1/repo/pull.go`)
+/// scheduled nothing, even when the checking ended before our next look and the pull request now
+/// only waits for its checks; `now` asks on every look while something blocks it.
+fn ask_again(
+    policy: MergePolicy,
+    state: &State,
+    refused: bool,
+    refused_when_settled: bool,
+) -> bool {
+    match state {
+        State::Checking => refused,
+        State::Waiting(_) => policy == MergePolicy::Now || (refused && !refused_when_settled),
+        _ => false,
+    }
+}
+
 fn merge_title(p: &PullInfo) -> String {
     format!("{} (#{})", p.title, p.number)
 }
@@ -1326,6 +1346,31 @@ mod tests {
         assert!(check_template("{nope}")
             .unwrap_err()
             .contains("unknown placeholder {nope}"));
+    }
+
+    #[test]
+    fn a_merge_refused_while_checking_is_asked_again() {
+        use MergePolicy::{Auto, Now};
+        let waiting = State::Waiting(vec![]);
+        // (policy, state, refused, refused when the state before was settled, ask again)
+        let table = [
+            (Auto, State::Checking, true, false, true),
+            (Auto, State::Checking, false, false, false),
+            // The checking ended between the refusal and our look: the auto-merge is not
+            // scheduled, so ask again (the race CI once lost).
+            (Auto, waiting.clone(), true, false, true),
+            (Auto, waiting.clone(), true, true, false),
+            (Auto, waiting.clone(), false, false, false),
+            (Now, waiting.clone(), false, false, true),
+            (Auto, State::Ready, true, false, false),
+        ];
+        for (policy, state, refused, settled, want) in table {
+            assert_eq!(
+                ask_again(policy, &state, refused, settled),
+                want,
+                "{policy:?} {state:?} refused={refused} settled={settled}"
+            );
+        }
     }
 
     #[test]
