@@ -1061,14 +1061,12 @@ impl Session<'_> {
                         .map(ToString::to_string)
                         .collect::<Vec<_>>()
                         .join("; ");
-                    if self.config.merge == MergePolicy::Now {
-                        if refused_when_settled {
-                            return Err(Error::MergeRefused {
-                                number,
-                                url,
-                                reason: refusal(refused.as_deref().unwrap_or_default(), &state),
-                            });
-                        }
+                    if self.config.merge == MergePolicy::Now && refused_when_settled {
+                        return Err(Error::MergeRefused {
+                            number,
+                            url,
+                            reason: refusal(refused.as_deref().unwrap_or_default(), &state),
+                        });
                     }
                     ask = ask_again(
                         self.config.merge,
