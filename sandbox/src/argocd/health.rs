@@ -191,6 +191,32 @@ pub fn of(obj: &Value) -> Option<Health> {
                 _ => Some(Health::new("Progressing", "")),
             }
         }
+        // argo-cd resource_customizations/argoproj.io/Rollout/health.lua (v1.0+ controllers record
+        // phase and message, which Argo CD surfaces; Paused is Suspended).
+        "Rollout" => {
+            let observed = match &obj["status"]["observedGeneration"] {
+                Value::String(s) => s.parse::<i64>().map_or(true, |o| o >= generation),
+                Value::Number(n) => n.as_i64().is_some_and(|o| o >= generation),
+                _ => false,
+            };
+            if !observed {
+                return Some(Health::new(
+                    "Progressing",
+                    "Waiting for rollout spec update to be observed",
+                ));
+            }
+            let message = obj["status"]["message"].as_str().unwrap_or("").to_owned();
+            Some(match obj["status"]["phase"].as_str() {
+                Some("Paused") => Health::new("Suspended", message),
+                Some("Healthy") => Health::new("Healthy", message),
+                Some("Degraded") => Health::new("Degraded", message),
+                Some("Progressing") => Health::new("Progressing", message),
+                _ => Health::new(
+                    "Progressing",
+                    "Waiting for rollout to finish: status has not been reconciled.",
+                ),
+            })
+        }
         "Service" | "Namespace" | "PersistentVolumeClaim" | "Ingress" => Some(Health::healthy()),
         _ => None,
     }
@@ -206,6 +232,7 @@ pub fn has_check(kind: &str) -> bool {
             | "DaemonSet"
             | "ReplicaSet"
             | "Pod"
+            | "Rollout"
             | "Job"
             | "Service"
             | "Namespace"

@@ -1216,7 +1216,9 @@ impl ArgoCd {
                 continue;
             };
             nodes.push(node(&live, None));
-            if kind == "Deployment" {
+            // ReplicaSets and pods of Deployments and Argo Rollouts' Rollouts (the controller's
+            // tree follows ownerReferences).
+            if kind == "Deployment" || kind == "Rollout" {
                 let ns = str_at(&live, &["metadata", "namespace"]);
                 let uid = str_at(&live, &["metadata", "uid"]);
                 for rs in kube.list(Resource::ReplicaSets, Some(ns)) {

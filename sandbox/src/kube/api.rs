@@ -46,6 +46,20 @@ pub fn router(kube: Kube) -> Router {
             "/apis/apps/v1/namespaces/{ns}/{plural}/{name}",
             get(apps_one),
         )
+        // Argo Rollouts' CRD group (argo-rollouts manifests/crds/rollout-crd.yaml).
+        .route(
+            "/apis/argoproj.io/v1alpha1",
+            get(|| async { resource_list(ROLLOUTS_GV) }),
+        )
+        .route("/apis/argoproj.io/v1alpha1/{plural}", get(crd_all))
+        .route(
+            "/apis/argoproj.io/v1alpha1/namespaces/{ns}/{plural}",
+            get(crd_ns),
+        )
+        .route(
+            "/apis/argoproj.io/v1alpha1/namespaces/{ns}/{plural}/{name}",
+            get(crd_one),
+        )
         .fallback(|| async { not_found_path() })
         .layer(middleware::from_fn_with_state(kube.clone(), auth))
         .route("/_sandbox/faults/watch-gone", post(admin_watch_gone))
@@ -165,6 +179,10 @@ async fn api_groups() -> Response {
             "name": "apps",
             "versions": [{"groupVersion": "apps/v1", "version": "v1"}],
             "preferredVersion": {"groupVersion": "apps/v1", "version": "v1"},
+        }, {
+            "name": "argoproj.io",
+            "versions": [{"groupVersion": ROLLOUTS_GV, "version": "v1alpha1"}],
+            "preferredVersion": {"groupVersion": ROLLOUTS_GV, "version": "v1alpha1"},
         }],
     }))
 }
@@ -242,6 +260,34 @@ async fn apps_one(
     q: Params,
 ) -> Response {
     one(k, "apps/v1", &ns, &plural, &name, table_wanted(&h), &q.0)
+}
+
+/// The group/version of Argo Rollouts' kinds.
+const ROLLOUTS_GV: &str = "argoproj.io/v1alpha1";
+
+async fn crd_all(
+    State(k): State<Kube>,
+    Path(plural): Path<String>,
+    h: HeaderMap,
+    q: Params,
+) -> Response {
+    collection(k, ROLLOUTS_GV, None, &plural, q.0, table_wanted(&h)).await
+}
+async fn crd_ns(
+    State(k): State<Kube>,
+    Path((ns, plural)): Path<(String, String)>,
+    h: HeaderMap,
+    q: Params,
+) -> Response {
+    collection(k, ROLLOUTS_GV, Some(ns), &plural, q.0, table_wanted(&h)).await
+}
+async fn crd_one(
+    State(k): State<Kube>,
+    Path((ns, plural, name)): Path<(String, String, String)>,
+    h: HeaderMap,
+    q: Params,
+) -> Response {
+    one(k, ROLLOUTS_GV, &ns, &plural, &name, table_wanted(&h), &q.0)
 }
 
 fn include_object(q: &HashMap<String, String>) -> bool {

@@ -1,12 +1,14 @@
 //! The sandbox's Kubernetes: an object store with resourceVersions and a watch log, a rollout
 //! simulator, and (in [`api`]) the HTTP API that kube-rs and the real `kubectl` talk to.
 //!
-//! Served kinds: Deployments, StatefulSets, DaemonSets, ReplicaSets and Pods. Other kinds that the
+//! Served kinds: Deployments, StatefulSets, DaemonSets, ReplicaSets, Pods and Argo Rollouts'
+//! Rollouts (with the controller of [`rollouts`]). Other kinds that the
 //! Argo CD part applies (Services, ConfigMaps, …) are kept for comparison but not served.
 //! What `kubectl rollout status` needs from the server is in docs/research/argocd-rollout.md §B1–B3.
 //! This module owns the state; it must not know about Argo CD or git.
 
 pub mod api;
+mod rollouts;
 mod sim;
 mod table;
 
@@ -58,16 +60,19 @@ pub enum Resource {
     ReplicaSets,
     /// v1 Pod.
     Pods,
+    /// argoproj.io/v1alpha1 Rollout (Argo Rollouts' CRD, `manifests/crds/rollout-crd.yaml`).
+    Rollouts,
 }
 
 impl Resource {
     /// Every served kind.
-    pub const ALL: [Resource; 5] = [
+    pub const ALL: [Resource; 6] = [
         Resource::Deployments,
         Resource::StatefulSets,
         Resource::DaemonSets,
         Resource::ReplicaSets,
         Resource::Pods,
+        Resource::Rollouts,
     ];
 
     /// The URL plural (`deployments`).
@@ -78,6 +83,7 @@ impl Resource {
             Resource::DaemonSets => "daemonsets",
             Resource::ReplicaSets => "replicasets",
             Resource::Pods => "pods",
+            Resource::Rollouts => "rollouts",
         }
     }
 
@@ -89,6 +95,7 @@ impl Resource {
             Resource::DaemonSets => "DaemonSet",
             Resource::ReplicaSets => "ReplicaSet",
             Resource::Pods => "Pod",
+            Resource::Rollouts => "Rollout",
         }
     }
 
@@ -96,6 +103,7 @@ impl Resource {
     pub fn group(self) -> &'static str {
         match self {
             Resource::Pods => "",
+            Resource::Rollouts => "argoproj.io",
             _ => "apps",
         }
     }
@@ -104,6 +112,7 @@ impl Resource {
     pub fn api_version(self) -> &'static str {
         match self {
             Resource::Pods => "v1",
+            Resource::Rollouts => "argoproj.io/v1alpha1",
             _ => "apps/v1",
         }
     }
@@ -116,6 +125,7 @@ impl Resource {
             Resource::DaemonSets => &["ds"],
             Resource::ReplicaSets => &["rs"],
             Resource::Pods => &["po"],
+            Resource::Rollouts => &["ro"],
         }
     }
 
@@ -519,11 +529,12 @@ impl Kube {
             for field in ["labels", "annotations"] {
                 let want = obj["metadata"].get(field).cloned();
                 let mut merged = want.clone().unwrap_or(json!({}));
-                // The deployment controller owns its revision annotation; keep it.
+                // The deployment and rollouts controllers own their revision annotations; keep them.
                 if field == "annotations" {
-                    if let Some(rev) = live["metadata"]["annotations"].get(sim::REVISION_ANNOTATION)
-                    {
-                        merged[sim::REVISION_ANNOTATION] = rev.clone();
+                    for owned in [sim::REVISION_ANNOTATION, rollouts::REVISION_ANNOTATION] {
+                        if let Some(rev) = live["metadata"]["annotations"].get(owned) {
+                            merged[owned] = rev.clone();
+                        }
                     }
                 }
                 let merged = if merged.as_object().is_some_and(|m| m.is_empty()) {
@@ -612,16 +623,63 @@ impl Kube {
         sim::pods_of_deployment(&s, namespace, name)
     }
 
+    /// Pods owned (through ReplicaSets) by a Deployment or a Rollout.
+    pub fn pods_of(&self, resource: Resource, namespace: &str, name: &str) -> Vec<Value> {
+        let s = self.store();
+        sim::pods_of(&s, resource, namespace, name)
+    }
+
+    /// The image tags of the ready pods of a Rollout (one entry per pod).
+    pub fn ready_rollout_tags(&self, namespace: &str, rollout: &str) -> Vec<String> {
+        ready_tags(&self.pods_of(Resource::Rollouts, namespace, rollout))
+    }
+
+    /// What `kubectl argo rollouts promote` does (argo-rollouts `pkg/kubectl-argo-rollouts/cmd/promote/promote.go`):
+    /// `spec.paused: false` when set, the pause conditions cleared when there are any, else (a
+    /// canary between steps) the next step. Returns false when there is no such Rollout.
+    pub fn promote_rollout(&self, namespace: &str, name: &str) -> bool {
+        let mut s = self.store();
+        let key = (Resource::Rollouts, namespace.to_owned(), name.to_owned());
+        let Some(mut ro) = s.objects.get(&key).cloned() else {
+            return false;
+        };
+        if ro["spec"]["paused"] == true {
+            ro["spec"]["paused"] = json!(false);
+            ro["metadata"]["generation"] = json!(int_at(&ro, &["metadata", "generation"]) + 1);
+        }
+        let conditions = ro["status"]["pauseConditions"]
+            .as_array()
+            .is_some_and(|c| !c.is_empty());
+        if conditions {
+            if let Some(st) = ro["status"].as_object_mut() {
+                st.remove("pauseConditions");
+            }
+        } else if let Some(steps) = ro["spec"]["strategy"]["canary"]["steps"].as_array() {
+            let index = ro["status"]["currentStepIndex"].as_u64().unwrap_or(0) as usize;
+            if index < steps.len() {
+                ro["status"]["currentStepIndex"] = json!(index + 1);
+            }
+        }
+        s.put(Resource::Rollouts, ro);
+        true
+    }
+
+    /// What `kubectl argo rollouts abort` does (`cmd/abort/abort.go`): `status.abort: true`.
+    /// Returns false when there is no such Rollout.
+    pub fn abort_rollout(&self, namespace: &str, name: &str) -> bool {
+        let mut s = self.store();
+        let key = (Resource::Rollouts, namespace.to_owned(), name.to_owned());
+        let Some(mut ro) = s.objects.get(&key).cloned() else {
+            return false;
+        };
+        ro["status"]["abort"] = json!(true);
+        s.put(Resource::Rollouts, ro);
+        true
+    }
+
     /// The image tags of the ready pods of a Deployment (one entry per pod).
     pub fn ready_pod_tags(&self, namespace: &str, deployment: &str) -> Vec<String> {
-        self.pods_of_deployment(namespace, deployment)
-            .iter()
-            .filter(|p| sim::is_pod_ready(p))
-            .filter_map(|p| {
-                let image = p["spec"]["containers"][0]["image"].as_str()?;
-                Some(crate::render::split_image(image).1)
-            })
-            .collect()
+        ready_tags(&self.pods_of_deployment(namespace, deployment))
     }
 
     /// Freezes (true) or resumes (false) the simulator: while frozen no controller acts, so a
@@ -708,4 +766,15 @@ pub fn kubeconfig_yaml(server: &str, token: &str) -> String {
          contexts:\n- name: sandbox\n  context:\n    cluster: sandbox\n    user: sandbox\n    namespace: web\n\
          current-context: sandbox\nusers:\n- name: sandbox\n  user:\n    token: {token}\n"
     )
+}
+
+/// The image tags of the ready pods among `pods`.
+fn ready_tags(pods: &[Value]) -> Vec<String> {
+    pods.iter()
+        .filter(|p| sim::is_pod_ready(p))
+        .filter_map(|p| {
+            let image = p["spec"]["containers"][0]["image"].as_str()?;
+            Some(crate::render::split_image(image).1)
+        })
+        .collect()
 }

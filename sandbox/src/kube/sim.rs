@@ -27,6 +27,8 @@ const SAFE_CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
 pub(crate) struct SimState {
     pods: HashMap<String, PodSim>,
     workloads: HashMap<Key, WorkloadSim>,
+    /// The Argo Rollouts controller's own bookkeeping per Rollout.
+    pub(crate) rollouts: HashMap<Key, super::rollouts::RolloutSim>,
 }
 
 #[derive(Debug)]
@@ -67,7 +69,7 @@ fn random_suffix() -> String {
         .collect()
 }
 
-fn template_is_broken(template: &Value) -> bool {
+pub(crate) fn template_is_broken(template: &Value) -> bool {
     ["containers", "initContainers"].iter().any(|list| {
         template["spec"][list].as_array().is_some_and(|cs| {
             cs.iter()
@@ -117,7 +119,7 @@ pub(crate) fn default_spec(resource: Resource, obj: &mut Value) {
             "updateStrategy",
             json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
         ),
-        Resource::ReplicaSets | Resource::Pods => {}
+        Resource::ReplicaSets | Resource::Pods | Resource::Rollouts => {}
     }
 }
 
@@ -141,7 +143,7 @@ fn int_or_percent(v: &Value, total: i64, round_up: bool) -> i64 {
     }
 }
 
-fn owner_uid(obj: &Value) -> &str {
+pub(crate) fn owner_uid(obj: &Value) -> &str {
     obj["metadata"]["ownerReferences"]
         .as_array()
         .and_then(|o| o.first())
@@ -149,7 +151,7 @@ fn owner_uid(obj: &Value) -> &str {
         .unwrap_or("")
 }
 
-fn owned_by(s: &Store, resource: Resource, namespace: &str, uid: &str) -> Vec<Value> {
+pub(crate) fn owned_by(s: &Store, resource: Resource, namespace: &str, uid: &str) -> Vec<Value> {
     s.objects
         .iter()
         .filter(|((r, ns, _), o)| *r == resource && ns == namespace && owner_uid(o) == uid)
@@ -167,9 +169,14 @@ pub(crate) fn is_pod_ready(pod: &Value) -> bool {
 
 /// Pods owned by the ReplicaSets of a Deployment.
 pub(crate) fn pods_of_deployment(s: &Store, namespace: &str, name: &str) -> Vec<Value> {
+    pods_of(s, Resource::Deployments, namespace, name)
+}
+
+/// Pods owned by the ReplicaSets of a Deployment or a Rollout.
+pub(crate) fn pods_of(s: &Store, resource: Resource, namespace: &str, name: &str) -> Vec<Value> {
     let Some(dep) = s
         .objects
-        .get(&(Resource::Deployments, namespace.to_owned(), name.to_owned()))
+        .get(&(resource, namespace.to_owned(), name.to_owned()))
     else {
         return Vec::new();
     };
@@ -213,7 +220,10 @@ pub(crate) fn step(s: &mut Store, timing: &KubeTiming, instant: bool) {
         .filter(|(r, _, _)| {
             matches!(
                 r,
-                Resource::Deployments | Resource::StatefulSets | Resource::DaemonSets
+                Resource::Deployments
+                    | Resource::StatefulSets
+                    | Resource::DaemonSets
+                    | Resource::Rollouts
             )
         })
         .cloned()
@@ -221,12 +231,13 @@ pub(crate) fn step(s: &mut Store, timing: &KubeTiming, instant: bool) {
     for key in keys {
         match key.0 {
             Resource::Deployments => step_deployment(s, &key, timing, instant, now),
+            Resource::Rollouts => super::rollouts::step(s, &key, timing, instant, now),
             _ => step_status_only(s, &key, timing, instant, now),
         }
     }
 }
 
-fn put_if_changed(s: &mut Store, resource: Resource, before: &Value, after: Value) {
+pub(crate) fn put_if_changed(s: &mut Store, resource: Resource, before: &Value, after: Value) {
     if *before != after {
         s.put(resource, after);
     }
@@ -488,7 +499,7 @@ fn owner_uid_is(rs: &Value, uid: &str) -> bool {
 }
 
 /// A status object with the non-zero counts (Kubernetes omits zero integers).
-fn counts(fields: &[(&str, i64)]) -> Value {
+pub(crate) fn counts(fields: &[(&str, i64)]) -> Value {
     let mut m = serde_json::Map::new();
     for (k, v) in fields {
         if *v != 0 {
@@ -499,7 +510,7 @@ fn counts(fields: &[(&str, i64)]) -> Value {
 }
 
 /// Sets a condition, keeping its timestamps when nothing about it changed.
-fn set_condition(
+pub(crate) fn set_condition(
     conds: &mut Vec<Value>,
     kind: &str,
     status: &str,
@@ -524,7 +535,13 @@ fn set_condition(
     }
 }
 
-fn create_pod(s: &mut Store, rs: &Value, timing: &KubeTiming, instant: bool, now: Instant) {
+pub(crate) fn create_pod(
+    s: &mut Store,
+    rs: &Value,
+    timing: &KubeTiming,
+    instant: bool,
+    now: Instant,
+) {
     let ns = str_at(rs, &["metadata", "namespace"]).to_owned();
     let rs_name = str_at(rs, &["metadata", "name"]).to_owned();
     let uid = s.next_uid();
@@ -631,7 +648,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Moves a pod along (ready or crashing). Returns true when it became ready now.
-fn advance_pod(s: &mut Store, pod: Value, instant: bool, now: Instant) -> bool {
+pub(crate) fn advance_pod(s: &mut Store, pod: Value, instant: bool, now: Instant) -> bool {
     if is_pod_ready(&pod) {
         return false;
     }
@@ -707,7 +724,7 @@ fn advance_pod(s: &mut Store, pod: Value, instant: bool, now: Instant) -> bool {
     true
 }
 
-fn remove_pod(s: &mut Store, pod: &Value) {
+pub(crate) fn remove_pod(s: &mut Store, pod: &Value) {
     let key = key_of(Resource::Pods, pod);
     s.sim.pods.remove(str_at(pod, &["metadata", "uid"]));
     s.remove(&key);

@@ -142,6 +142,15 @@ fn cells(resource: Resource, o: &Value) -> Vec<Value> {
                 json!("<none>"),
             ]
         }
+        // The CRD's additionalPrinterColumns (argo-rollouts manifests/crds/rollout-crd.yaml).
+        Resource::Rollouts => vec![
+            name,
+            json!(replicas),
+            json!(int_at(o, &["status", "replicas"])),
+            json!(int_at(o, &["status", "updatedReplicas"])),
+            json!(int_at(o, &["status", "availableReplicas"])),
+            age,
+        ],
     }
 }
 
@@ -200,6 +209,14 @@ fn columns(resource: Resource) -> Vec<Value> {
             wide("Node"),
             wide("Nominated Node"),
             wide("Readiness Gates"),
+        ],
+        Resource::Rollouts => vec![
+            s("Name"),
+            i("Desired"),
+            i("Current"),
+            i("Up-to-date"),
+            i("Available"),
+            s("Age"),
         ],
     }
 }
