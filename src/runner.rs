@@ -18,7 +18,7 @@ use crate::error::Phase;
 use crate::secret::Masker;
 
 /// The names of the action's outputs, in the order they are written (and listed in `action.yml`).
-pub const OUTPUT_NAMES: [&str; 14] = [
+pub const OUTPUT_NAMES: [&str; 16] = [
     "changed",
     "commit_sha",
     "commit_url",
@@ -30,8 +30,10 @@ pub const OUTPUT_NAMES: [&str; 14] = [
     "synced_revision",
     "health",
     "apps",
+    "rollout",
     "phase",
     "result",
+    "error",
     "duration_seconds",
 ];
 
@@ -325,10 +327,15 @@ pub struct Outputs {
     /// With several Argo CD apps: one JSON object per app (`app`, `result`, `synced_revision`,
     /// `health`, `error`), as a JSON array.
     pub apps: Option<String>,
+    /// The workloads the rollout phase proved, one per line (`rollout/web: 4/4 updated, 4
+    /// available`; a Rollout left as a canary by `rollout_pause: succeed` says `not promoted`).
+    pub rollout: Option<String>,
     /// The phase the deploy ended in: the failing phase, or the last phase run on success.
     pub phase: Phase,
     /// How the deploy ended.
     pub result: DeployResult,
+    /// Why it failed (the phase and the error's chain); unset on success.
+    pub error: Option<String>,
     /// Wall-clock duration of the whole command, in seconds (one decimal).
     pub duration_seconds: f64,
 }
@@ -348,8 +355,10 @@ impl Outputs {
             synced_revision: None,
             health: None,
             apps: None,
+            rollout: None,
             phase,
             result,
+            error: None,
             duration_seconds: round_tenths(duration),
         }
     }
@@ -372,8 +381,10 @@ impl Outputs {
             ("synced_revision", opt(&self.synced_revision)),
             ("health", opt(&self.health)),
             ("apps", opt(&self.apps)),
+            ("rollout", opt(&self.rollout)),
             ("phase", self.phase.as_str().to_owned()),
             ("result", self.result.as_str().to_owned()),
+            ("error", opt(&self.error)),
             ("duration_seconds", format!("{:.1}", self.duration_seconds)),
         ]
     }
@@ -714,7 +725,7 @@ mod tests {
         let text = render_outputs(&outputs, &Masker::new());
         assert!(text.starts_with("changed=false\ncommit_sha=\n"), "{text}");
         assert!(
-            text.ends_with("phase=health\nresult=success\nduration_seconds=12.3\n"),
+            text.ends_with("phase=health\nresult=success\nerror=\nduration_seconds=12.3\n"),
             "{text}"
         );
     }
@@ -746,7 +757,7 @@ mod tests {
         assert!(render_outputs(&outputs, &masker).contains("commit_url=https://x/***\n"));
         assert_eq!(
             outputs.to_json(&masker),
-            r#"{"changed":false,"commit_sha":null,"commit_url":"https://x/***","previous_tag":null,"pr_number":null,"pr_url":null,"pr_branch":null,"merge_commit_sha":null,"synced_revision":null,"health":null,"apps":null,"phase":"publish","result":"failed","duration_seconds":0.0}"#
+            r#"{"changed":false,"commit_sha":null,"commit_url":"https://x/***","previous_tag":null,"pr_number":null,"pr_url":null,"pr_branch":null,"merge_commit_sha":null,"synced_revision":null,"health":null,"apps":null,"rollout":null,"phase":"publish","result":"failed","error":null,"duration_seconds":0.0}"#
         );
     }
 

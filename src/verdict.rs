@@ -5,6 +5,33 @@
 
 use std::fmt;
 
+/// What to do when a workload stops at a pause only a person ends (an Argo Rollouts canary at a
+/// `pause: {}` step, a blue-green rollout without auto-promotion, a paused Rollout or Deployment):
+/// the `rollout_pause` input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PausePolicy {
+    /// Fail, saying where it is paused: the deploy is not done until someone promotes it.
+    #[default]
+    Fail,
+    /// Succeed: the new version runs as a canary (or preview), which is what this deploy wanted.
+    Succeed,
+    /// Keep waiting for the promotion (until the deadline).
+    Wait,
+}
+
+impl PausePolicy {
+    /// Parses `fail`, `succeed`, `wait` (any case).
+    pub fn parse(s: &str) -> Option<PausePolicy> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fail" => Some(PausePolicy::Fail),
+            "succeed" => Some(PausePolicy::Succeed),
+            "wait" => Some(PausePolicy::Wait),
+            _ => None,
+        }
+    }
+}
+
 /// What a snapshot says about a wait.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {

@@ -87,6 +87,9 @@ pub struct ArgoConfig {
     pub require: Require,
     /// Check before publishing that the named apps deploy what the run edits.
     pub preflight: bool,
+    /// What app health `Suspended` means: the rollout phase's judgement when it runs (`Succeed`
+    /// here), else the `rollout_pause` policy.
+    pub on_suspended: crate::verdict::PausePolicy,
     /// Phase deadline (capped by the overall one).
     pub timeout: Option<Duration>,
     /// The token, for masking.
@@ -395,6 +398,7 @@ async fn argo_phase(
     deadline: Instant,
 ) -> Result<ArgoOutcome, crate::argocd::phase::PhaseError> {
     let mut target = Target::new(commit);
+    target.on_suspended = a.on_suspended;
     target.images = expect.images.clone();
     target.repo_url = expect.repo_url.clone();
     let o =

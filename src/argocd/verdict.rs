@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::models::{Application, ApplicationTree, OperationState, SyncWindow, SyncWindows};
-use crate::verdict::Verdict;
+use crate::verdict::{PausePolicy, Verdict};
 
 /// How a revision Argo CD reports relates to our commit S.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,10 @@ pub struct Target {
     pub known: BTreeMap<String, Relation>,
     /// True when an oracle answers for unknown revisions (else they stay unknown).
     pub ancestry: bool,
+    /// What app health `Suspended` (a workload paused for a person: an Argo Rollouts pause step, a
+    /// paused Deployment) means here; `Succeed` hands it to the rollout phase, which judges each
+    /// paused Rollout.
+    pub on_suspended: PausePolicy,
 }
 
 impl Target {
@@ -53,6 +57,7 @@ impl Target {
     pub fn new(sha: impl Into<String>) -> Self {
         Target {
             commit: sha.into(),
+            on_suspended: PausePolicy::Wait,
             ..Target::default()
         }
     }
@@ -406,9 +411,18 @@ pub fn app_verdict(
         "Healthy" => Verdict::Ready,
         // Argo CD's Suspended: a paused Deployment, a paused Argo Rollout (canary pause step), a
         // suspended CronJob. Nothing moves until someone resumes it.
-        "Suspended" => Verdict::waiting(
-            "health Suspended: a paused workload (a paused Deployment or Argo Rollouts pause step) waits for a manual resume",
-        ),
+        "Suspended" => {
+            let msg = status.health.message.as_deref().unwrap_or("");
+            let why = format!(
+                "health Suspended{}: a paused workload (a paused Deployment or Argo Rollouts pause step) waits for a manual resume",
+                if msg.is_empty() { String::new() } else { format!(" ({msg})") }
+            );
+            match target.on_suspended {
+                PausePolicy::Wait => Verdict::waiting(why),
+                PausePolicy::Fail => Verdict::failed(format!("{why} (rollout_pause: fail)")),
+                PausePolicy::Succeed => Verdict::Ready,
+            }
+        }
         other => {
             let msg = status.health.message.as_deref().unwrap_or("");
             Verdict::waiting(format!("health {other} {msg}").trim_end().to_owned())

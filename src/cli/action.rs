@@ -100,6 +100,7 @@ pub fn outputs(run: &RunReport, elapsed: Duration) -> Outputs {
         Some(err) => (err.phase, DeployResult::Failed),
     };
     let mut out = Outputs::new(phase, result, elapsed);
+    out.error = run.failure.as_ref().map(ToString::to_string);
     if let Some(p) = &run.publish {
         out.changed = p.changed && !p.dry_run;
         out.commit_sha = Some(p.commit_sha.clone()).filter(|s| !s.is_empty());
@@ -128,6 +129,7 @@ pub fn outputs(run: &RunReport, elapsed: Duration) -> Outputs {
     if let Some(v) = &run.verify {
         out.synced_revision = v.synced_revision().map(str::to_owned);
         out.health = v.app_health().map(str::to_owned);
+        out.rollout = v.rollout.as_ref().map(|r| r.workloads.join("\n"));
         if !v.apps.is_empty() {
             let apps: Vec<serde_json::Value> = v
                 .apps

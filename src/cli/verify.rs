@@ -16,6 +16,7 @@ use crate::rollout::phase::{RolloutSettings, RolloutVia};
 use crate::rollout::source::ArgoApp;
 use crate::rollout::WorkloadRef;
 use crate::secret::Secret;
+use crate::verdict::PausePolicy;
 use crate::verify::{
     ArgoConfig, Config, Expect, HealthConfig, Require, RolloutConfig, DEFAULT_DEGRADED_GRACE,
     DEFAULT_HEALTH_INTERVAL, DEFAULT_HEALTH_SUCCESSES, DEFAULT_TIMEOUT,
@@ -79,10 +80,16 @@ pub struct VerifyArgs {
         value_name = "FILE|YAML|BASE64"
     )]
     pub kubeconfig: Option<String>,
-    /// Workloads to check, `kind/name` (deployment, statefulset, daemonset), newline- or
+    /// Workloads to check, `kind/name` (deployment, statefulset, daemonset, rollout), newline- or
     /// comma-separated, or `auto`: those of the Argo CD app whose template uses our image.
     #[arg(long, env = "INPUT_ROLLOUT", value_name = "KIND/NAME")]
     pub rollout: Vec<String>,
+    /// What a rollout paused for a person means (an Argo Rollouts canary at a `pause: {}` step, a
+    /// blue-green preview without auto-promotion, `spec.paused`): `fail` (saying where it is
+    /// paused), `succeed` (the new version runs as a canary or preview: "deployed to canary") or
+    /// `wait` (for the promotion, until the deadline) [default: fail].
+    #[arg(long, env = "INPUT_ROLLOUT_PAUSE", value_name = "fail|succeed|wait")]
+    pub rollout_pause: Option<String>,
     /// Namespace of the `rollout` workloads [default: the kubeconfig context's, or the app's].
     #[arg(long, env = "INPUT_NAMESPACE", value_name = "NS")]
     pub namespace: Option<String>,
@@ -282,6 +289,7 @@ pub fn config(a: &VerifyArgs, expect: &Expect) -> Result<Config, Vec<String>> {
                         apps: selection,
                         require,
                         preflight,
+                        on_suspended: PausePolicy::Wait,
                         timeout: sync_timeout,
                         token,
                     })
@@ -292,6 +300,13 @@ pub fn config(a: &VerifyArgs, expect: &Expect) -> Result<Config, Vec<String>> {
     }
 
     // Rollout.
+    let pause = match given(&a.rollout_pause) {
+        None => PausePolicy::default(),
+        Some(v) => PausePolicy::parse(v).unwrap_or_else(|| {
+            p.push(format!("rollout_pause: {v:?} is not fail, succeed or wait"));
+            PausePolicy::default()
+        }),
+    };
     let namespace = given(&a.namespace);
     let rollout_list = split_list(&a.rollout);
     let auto = rollout_list.len() == 1 && rollout_list[0].eq_ignore_ascii_case("auto");
@@ -354,10 +369,20 @@ pub fn config(a: &VerifyArgs, expect: &Expect) -> Result<Config, Vec<String>> {
                     targets,
                     images: expect.images.clone(),
                     stuck_grace: degraded_grace,
+                    pause,
                 },
                 timeout: rollout_timeout,
             });
         }
+    }
+
+    // A Suspended app is the rollout phase's to judge when it runs; else the pause policy decides.
+    if let Some(a) = argocd.as_mut() {
+        a.on_suspended = if rollout.is_some() {
+            PausePolicy::Succeed
+        } else {
+            pause
+        };
     }
 
     // HTTP check.

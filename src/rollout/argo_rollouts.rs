@@ -16,24 +16,14 @@
 //! On top: the template must carry our image (as for a Deployment), `Healthy` counts only when the
 //! stable ReplicaSet is the current one (`IsFullyPromoted`: `stableRS == currentPodHash`), and a
 //! pause that needs a person ([`PausePolicy`]) fails, succeeds ("deployed to canary") or waits.
-//! This module is the pure decision; nothing calls it yet (the rollout phase's sources and the
-//! sandbox's Rollout controller are the next step of issue 15).
+//! This module is the pure decision; [`super::rollout_verdict_with`] calls it for
+//! [`super::Workload::Rollout`].
 
 use serde_json::Value;
 
 use crate::verdict::Verdict;
 
-/// What to do when a rollout stops at a pause only a person ends (`pause: {}` in the canary
-/// steps, a blue-green rollout without auto-promotion, `spec.paused`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PausePolicy {
-    /// Fail: the deploy is not done until someone promotes it.
-    Fail,
-    /// Succeed: the new version runs as a canary (or preview), which is what this deploy wanted.
-    Succeed,
-    /// Keep waiting for the promotion (until the deadline).
-    Wait,
-}
+pub use crate::verdict::PausePolicy;
 
 /// The phase and message Argo Rollouts reports for `ro` (`GetRolloutPhase`).
 pub fn phase(ro: &Value) -> (String, String) {
@@ -189,6 +179,17 @@ fn describe_pause(ro: &Value, message: &str) -> (String, bool) {
         }
         other => (format!("paused: {other}"), true),
     }
+}
+
+/// Where a Rollout stands, for people: `rollout/web paused at step 2/5: manual promotion needed`,
+/// `rollout/web: waiting for all steps to complete`.
+pub fn describe(ro: &Value, name: &str) -> String {
+    let (phase, message) = phase(ro);
+    if phase == "Paused" {
+        return format!("rollout/{name} {}", describe_pause(ro, &message).0);
+    }
+    let message = if message.is_empty() { phase } else { message };
+    format!("rollout/{name}: {message}")
 }
 
 /// The verdict for one `Rollout` named `name` and our `images`.

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 
+pub use crate::verdict::PausePolicy;
 use crate::verdict::Verdict;
 
 pub mod argo_rollouts;
@@ -28,17 +29,36 @@ pub enum Kind {
     StatefulSet,
     /// apps/v1 DaemonSet.
     DaemonSet,
+    /// argoproj.io/v1alpha1 Rollout (Argo Rollouts), judged as `kubectl argo rollouts status` does.
+    Rollout,
 }
 
 impl Kind {
-    /// Parses `deployment`, `deploy`, `statefulset`, `sts`, `daemonset`, `ds` (any case), or the
-    /// `Kind` name.
+    /// Parses `deployment`, `deploy`, `statefulset`, `sts`, `daemonset`, `ds`, `rollout`, `ro`
+    /// (any case), or the `Kind` name.
     pub fn parse(s: &str) -> Option<Kind> {
         match s.to_ascii_lowercase().as_str() {
             "deployment" | "deployments" | "deploy" => Some(Kind::Deployment),
             "statefulset" | "statefulsets" | "sts" => Some(Kind::StatefulSet),
             "daemonset" | "daemonsets" | "ds" => Some(Kind::DaemonSet),
+            "rollout" | "rollouts" | "ro" => Some(Kind::Rollout),
             _ => None,
+        }
+    }
+
+    /// The API group (`apps`, `argoproj.io`).
+    pub fn group(self) -> &'static str {
+        match self {
+            Kind::Rollout => "argoproj.io",
+            _ => "apps",
+        }
+    }
+
+    /// The API version within the group.
+    pub fn version(self) -> &'static str {
+        match self {
+            Kind::Rollout => "v1alpha1",
+            _ => "v1",
         }
     }
 
@@ -48,6 +68,7 @@ impl Kind {
             Kind::Deployment => "Deployment",
             Kind::StatefulSet => "StatefulSet",
             Kind::DaemonSet => "DaemonSet",
+            Kind::Rollout => "Rollout",
         }
     }
 }
@@ -73,7 +94,7 @@ impl WorkloadRef {
             .split_once('/')
             .ok_or_else(|| format!("{s:?} is not kind/name (e.g. deployment/web)"))?;
         let kind = Kind::parse(kind.trim()).ok_or_else(|| {
-            format!("{s:?}: kind {kind:?} is not deployment, statefulset or daemonset")
+            format!("{s:?}: kind {kind:?} is not deployment, statefulset, daemonset or rollout")
         })?;
         let name = name.trim();
         if name.is_empty() || name.contains('/') {
@@ -101,7 +122,7 @@ impl std::fmt::Display for WorkloadRef {
 /// Why a live object is not a workload this phase can judge.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    /// Its kind is not a Deployment, StatefulSet or DaemonSet.
+    /// Its kind is not a Deployment, StatefulSet, DaemonSet or Rollout.
     #[error("kind {kind:?} has no rollout status")]
     NoRolloutStatus {
         /// The object's kind.
@@ -127,6 +148,39 @@ pub enum Workload {
     StatefulSet(StatefulSet),
     /// A DaemonSet.
     DaemonSet(DaemonSet),
+    /// An Argo Rollouts Rollout.
+    Rollout(Rollout),
+}
+
+/// An Argo Rollouts `Rollout`: the object as served (its status is judged by
+/// [`argo_rollouts::verdict`]) and its pod template, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rollout {
+    /// The live object.
+    pub object: serde_json::Value,
+    /// `spec.template` (empty for a `workloadRef` rollout, whose template is in a Deployment).
+    pub template: Option<PodTemplateSpec>,
+}
+
+impl Rollout {
+    /// Decodes the template of a live Rollout.
+    ///
+    /// # Errors
+    /// When `spec.template` is present but not a pod template.
+    pub fn from_object(object: serde_json::Value) -> Result<Rollout, serde_json::Error> {
+        let template = match object.pointer("/spec/template") {
+            Some(t) if !t.is_null() => Some(serde_json::from_value(t.clone())?),
+            _ => None,
+        };
+        Ok(Rollout { object, template })
+    }
+
+    /// True when the stable ReplicaSet is the current one (`IsFullyPromoted`).
+    pub fn fully_promoted(&self) -> bool {
+        let status = &self.object["status"];
+        let current = status["currentPodHash"].as_str().unwrap_or_default();
+        !current.is_empty() && status["stableRS"].as_str() == Some(current)
+    }
 }
 
 impl Workload {
@@ -154,6 +208,7 @@ impl Workload {
             "DaemonSet" => serde_json::from_value(v)
                 .map(Workload::DaemonSet)
                 .map_err(err),
+            "Rollout" => Rollout::from_object(v).map(Workload::Rollout).map_err(err),
             other => Err(DecodeError::NoRolloutStatus {
                 kind: other.to_owned(),
             }),
@@ -166,6 +221,7 @@ impl Workload {
             Workload::Deployment(o) => &o.metadata,
             Workload::StatefulSet(o) => &o.metadata,
             Workload::DaemonSet(o) => &o.metadata,
+            Workload::Rollout(r) => return r.object["metadata"]["name"].as_str().unwrap_or(""),
         };
         meta.name.as_deref().unwrap_or("")
     }
@@ -176,6 +232,7 @@ impl Workload {
             Workload::Deployment(o) => o.spec.as_ref().map(|s| &s.template),
             Workload::StatefulSet(o) => o.spec.as_ref().map(|s| &s.template),
             Workload::DaemonSet(o) => o.spec.as_ref().map(|s| &s.template),
+            Workload::Rollout(r) => r.template.as_ref(),
         }
     }
 
@@ -223,6 +280,23 @@ impl Workload {
                     st.desired_number_scheduled,
                     st.number_available.unwrap_or(0)
                 )
+            }
+            Workload::Rollout(r) => {
+                let st = &r.object["status"];
+                let int = |k: &str| st[k].as_i64().unwrap_or(0);
+                let want = r.object["spec"]["replicas"].as_i64().unwrap_or(1);
+                let counts = format!(
+                    "{}/{want} updated, {} available",
+                    int("updatedReplicas"),
+                    int("availableReplicas")
+                );
+                if r.fully_promoted() {
+                    counts
+                } else {
+                    let (phase, message) = argo_rollouts::phase(&r.object);
+                    let message = if message.is_empty() { phase } else { message };
+                    format!("{counts}, not promoted ({message})")
+                }
             }
         }
     }
@@ -273,24 +347,34 @@ fn w_kind(w: &Workload) -> &'static str {
         Workload::Deployment(_) => "deployment",
         Workload::StatefulSet(_) => "statefulset",
         Workload::DaemonSet(_) => "daemon set",
+        Workload::Rollout(_) => "rollout",
     }
 }
 
 /// One workload's verdict: [`template_verdict`], then `kubectl rollout status` (B1), whose messages
-/// are reproduced word for word (without the trailing `...`).
+/// are reproduced word for word (without the trailing `...`). A Rollout paused for a person is
+/// waited for, as `kubectl argo rollouts status` does.
 pub fn rollout_verdict(w: &Workload, images: &[String]) -> Verdict {
+    rollout_verdict_with(w, images, PausePolicy::Wait)
+}
+
+/// [`rollout_verdict`] with a policy for a Rollout paused for a person.
+pub fn rollout_verdict_with(w: &Workload, images: &[String], pause: PausePolicy) -> Verdict {
     match template_verdict(w, images) {
-        Verdict::Ready => status_verdict(w),
+        Verdict::Ready => status_verdict(w, images, pause),
         other => other,
     }
 }
 
-/// `kubectl rollout status` for one object (docs/research/argocd-rollout.md B1).
-pub fn status_verdict(w: &Workload) -> Verdict {
+/// `kubectl rollout status` for one object (docs/research/argocd-rollout.md B1), and
+/// `kubectl argo rollouts status` plus the pause policy for a Rollout
+/// (docs/research/argo-rollouts.md §4).
+pub fn status_verdict(w: &Workload, images: &[String], pause: PausePolicy) -> Verdict {
     match w {
         Workload::Deployment(d) => deployment_status(d),
         Workload::StatefulSet(s) => statefulset_status(s),
         Workload::DaemonSet(d) => daemonset_status(d),
+        Workload::Rollout(r) => argo_rollouts::verdict(&r.object, w.name(), images, pause),
     }
 }
 
@@ -517,6 +601,7 @@ impl RolloutState {
 pub fn snapshot_verdict(
     snap: &RolloutSnapshot,
     images: &[String],
+    pause: PausePolicy,
     state: &RolloutState,
     grace: Duration,
     now: Instant,
@@ -527,7 +612,7 @@ pub fn snapshot_verdict(
             None => {
                 waiting.get_or_insert_with(|| format!("{r} not found yet"));
             }
-            Some(w) => match rollout_verdict(w, images) {
+            Some(w) => match rollout_verdict_with(w, images, pause) {
                 Verdict::Ready => {}
                 Verdict::Failed { why } => return Verdict::failed(format!("{r}: {why}")),
                 Verdict::Waiting { why } => {

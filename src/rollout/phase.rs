@@ -5,7 +5,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::source::{self, ArgoApp};
-use super::{snapshot_verdict, RolloutSnapshot, RolloutState, WorkloadRef};
+use super::{snapshot_verdict, PausePolicy, RolloutSnapshot, RolloutState, Workload, WorkloadRef};
 use crate::error::Phase;
 use crate::report::Report;
 use crate::secret::Secret;
@@ -37,6 +37,8 @@ pub struct RolloutSettings {
     pub images: Vec<String>,
     /// How long pods may be stuck before failing.
     pub stuck_grace: Duration,
+    /// What a Rollout paused for a person means (`rollout_pause`).
+    pub pause: PausePolicy,
 }
 
 impl RolloutSettings {
@@ -57,6 +59,10 @@ impl RolloutSettings {
 pub struct RolloutOutcome {
     /// `deployment/web: 3/3 updated, 3 available` per workload.
     pub workloads: Vec<String>,
+    /// Rollouts that run the new version only as a canary or preview, paused for a promotion
+    /// (`rollout_pause: succeed`): `rollout/web paused at step 2/5: manual promotion needed`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_promoted: Vec<String>,
 }
 
 /// Errors of the rollout phase.
@@ -66,7 +72,7 @@ pub enum PhaseError {
     #[error(transparent)]
     Source(#[from] source::Error),
     /// Nothing to check.
-    #[error("no Deployment, StatefulSet or DaemonSet of the app uses {images}; name them with `rollout`")]
+    #[error("no Deployment, StatefulSet, DaemonSet or Rollout of the app uses {images}; name them with `rollout`")]
     NoWorkloads {
         /// Our images.
         images: String,
@@ -136,6 +142,7 @@ pub async fn run(
     let mut state = RolloutState::default();
     let images = settings.images.clone();
     let grace = settings.stuck_grace;
+    let pause = settings.pause;
     let images_for_describe = settings.images.clone();
     let snap = wait_until(
         WaitSpec {
@@ -147,12 +154,31 @@ pub async fn run(
         snapshots,
         |snap: &RolloutSnapshot, now| {
             state.observe(snap, now);
-            snapshot_verdict(snap, &images, &state, grace, now)
+            snapshot_verdict(snap, &images, pause, &state, grace, now)
         },
         |snap| describe(snap, &images_for_describe),
     )
     .await?;
+    let not_promoted: Vec<String> = snap
+        .workloads
+        .iter()
+        .filter_map(|(_, w)| match w {
+            Some(Workload::Rollout(r)) if !r.fully_promoted() => Some(
+                super::argo_rollouts::describe(&r.object, w.as_ref()?.name()),
+            ),
+            _ => None,
+        })
+        .collect();
+    for n in &not_promoted {
+        report.warn(
+            phase,
+            format_args!(
+                "deployed to canary only: {n} (rollout_pause: succeed; the stable version still serves the rest)"
+            ),
+        );
+    }
     Ok(RolloutOutcome {
+        not_promoted,
         workloads: snap
             .workloads
             .iter()

@@ -64,8 +64,8 @@ impl ArgoApp {
     /// The live object; `Ok(None)` while it is not part of the application (or not in the cluster).
     async fn live(&self, r: &WorkloadRef) -> Result<Option<Workload>, SourceError> {
         let key = ResourceKey {
-            group: "apps".into(),
-            version: "v1".into(),
+            group: r.kind.group().into(),
+            version: r.kind.version().into(),
             kind: r.kind.as_str().into(),
             namespace: r.namespace.clone().unwrap_or_default(),
             name: r.name.clone(),
@@ -95,8 +95,8 @@ impl ArgoApp {
 }
 
 /// Finds the workloads to check through Argo CD: the explicit targets (their namespace filled from
-/// the tree when not given), or else every Deployment/StatefulSet/DaemonSet of the app whose pod
-/// template uses one of our images' repositories (every one of them when `images` is empty).
+/// the tree when not given), or else every Deployment/StatefulSet/DaemonSet/Rollout of the app whose
+/// pod template uses one of our images' repositories (every one of them when `images` is empty).
 ///
 /// # Errors
 /// [`Error::Argo`] when the tree cannot be read.
@@ -109,10 +109,12 @@ pub async fn discover_via_argo(
     let workloads: Vec<WorkloadRef> = tree
         .nodes
         .iter()
-        .filter(|n| n.group.as_deref() == Some("apps") && n.parent_refs.is_empty())
+        .filter(|n| n.parent_refs.is_empty())
         .filter_map(|n| {
+            let kind = Kind::parse(n.kind.as_deref()?)?;
+            (n.group.as_deref() == Some(kind.group())).then_some(())?;
             Some(WorkloadRef {
-                kind: Kind::parse(n.kind.as_deref()?)?,
+                kind,
                 namespace: n.namespace.clone(),
                 name: n.name.clone()?,
             })
@@ -314,6 +316,43 @@ pub fn kube_snapshots(
                 i,
                 Workload::DaemonSet,
             ),
+            // A custom resource: read untyped, decoded like the manifests Argo CD serves.
+            Kind::Rollout => {
+                let gvk = kube::api::GroupVersionKind::gvk(
+                    Kind::Rollout.group(),
+                    Kind::Rollout.version(),
+                    Kind::Rollout.as_str(),
+                );
+                let resource = kube::api::ApiResource::from_gvk(&gvk);
+                let api = kube::Api::<kube::api::DynamicObject>::namespaced_with(
+                    client.clone(),
+                    &ns,
+                    &resource,
+                );
+                watcher(api, cfg)
+                    .default_backoff()
+                    .applied_objects()
+                    .map(move |item| match item {
+                        Ok(obj) => match serde_json::to_value(&obj)
+                            .map_err(|source| super::DecodeError::Invalid {
+                                kind: "Rollout".into(),
+                                source,
+                            })
+                            .and_then(Workload::from_json)
+                        {
+                            Ok(w) => KubeEvent::Object(i, Box::new(w)),
+                            Err(source) => KubeEvent::Error(SourceError::Decode {
+                                workload: format!(
+                                    "rollout/{}",
+                                    obj.metadata.name.unwrap_or_default()
+                                ),
+                                source,
+                            }),
+                        },
+                        Err(e) => KubeEvent::Error(SourceError::Watch(e)),
+                    })
+                    .boxed()
+            }
         };
         streams.push(s);
     }
@@ -394,14 +433,40 @@ async fn pods_of(
     w: &Workload,
     images: &[String],
 ) -> Vec<StuckPod> {
-    let selector = match w {
+    let labels: BTreeMap<String, String> = match w {
         Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.selector),
         Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.selector),
         Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.selector),
-    };
-    let Some(labels) = selector.and_then(|s| s.match_labels.as_ref()) else {
+        Workload::Rollout(r) => {
+            let Some(m) = r.object["spec"]["selector"]["matchLabels"].as_object() else {
+                return Vec::new();
+            };
+            return pods_matching(
+                client,
+                ns,
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect(),
+                images,
+            )
+            .await;
+        }
+    }
+    .and_then(|s| s.match_labels.clone())
+    .unwrap_or_default();
+    pods_matching(client, ns, labels, images).await
+}
+
+/// Stuck pods of `images` among those the label selector matches.
+async fn pods_matching(
+    client: &kube::Client,
+    ns: &str,
+    labels: BTreeMap<String, String>,
+    images: &[String],
+) -> Vec<StuckPod> {
+    if labels.is_empty() {
         return Vec::new();
-    };
+    }
     let selector = labels
         .iter()
         .map(|(k, v)| format!("{k}={v}"))

@@ -203,10 +203,17 @@ fn stuck_pods_fail_after_grace() {
     let mut state = RolloutState::default();
     state.observe(&snap, t0);
     assert_eq!(
-        snapshot_verdict(&snap, &images, &state, grace, t0 + Duration::from_secs(10)),
+        snapshot_verdict(
+            &snap,
+            &images,
+            PausePolicy::Wait,
+            &state,
+            grace,
+            t0 + Duration::from_secs(10)
+        ),
         w("pod default/web-new ImagePullBackOff: Back-off pulling image")
     );
-    assert_eq!(snapshot_verdict(&snap, &images, &state, grace, t0 + Duration::from_secs(30)),
+    assert_eq!(snapshot_verdict(&snap, &images, PausePolicy::Wait, &state, grace, t0 + Duration::from_secs(30)),
         Verdict::failed("pod default/web-new ImagePullBackOff: Back-off pulling image (stuck for more than 30s)"));
 }
 
@@ -223,6 +230,7 @@ fn missing_workload_waits_and_failure_names_target() {
         snapshot_verdict(
             &snap,
             &images,
+            PausePolicy::Wait,
             &RolloutState::default(),
             Duration::ZERO,
             now
@@ -238,7 +246,7 @@ fn missing_workload_waits_and_failure_names_target() {
         stuck: vec![],
     };
     assert!(
-        matches!(snapshot_verdict(&snap, &images, &RolloutState::default(), Duration::ZERO, now),
+        matches!(snapshot_verdict(&snap, &images, PausePolicy::Wait, &RolloutState::default(), Duration::ZERO, now),
         Verdict::Failed { why } if why.starts_with("deployment/web: rollout status is only available"))
     );
 }
@@ -258,7 +266,13 @@ fn workload_ref_parsing() {
         .contains("not kind/name"));
     assert!(WorkloadRef::parse("job/x", None)
         .unwrap_err()
-        .contains("not deployment, statefulset or daemonset"));
+        .contains("not deployment, statefulset, daemonset or rollout"));
+    let ro = WorkloadRef::parse("ro/web", Some("shop")).unwrap();
+    assert_eq!(
+        (ro.kind, ro.kind.group(), ro.kind.version()),
+        (Kind::Rollout, "argoproj.io", "v1alpha1")
+    );
+    assert_eq!(ro.to_string(), "rollout/web");
     assert!(WorkloadRef::parse("deploy/", None).is_err());
 }
 
@@ -273,4 +287,58 @@ fn image_repository_strips_tag_and_digest() {
         "registry.local:5000/web"
     );
     assert_eq!(image_repository("web@sha256:abc"), "web");
+}
+
+#[test]
+fn a_live_rollout_decodes_and_is_judged_with_the_pause_policy() {
+    let ro = |status: serde_json::Value| {
+        Workload::from_json(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "web", "generation": 2},
+            "spec": {"replicas": 4, "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"containers": [{"name": "web", "image": "r.example/web:2.0.0"}]}},
+                "strategy": {"canary": {"steps": [{"setWeight": 25}, {"pause": {}}]}}},
+            "status": status,
+        }))
+        .unwrap()
+    };
+    let images = vec!["r.example/web:2.0.0".to_owned()];
+    let paused = ro(
+        json!({"observedGeneration": "2", "phase": "Paused", "message": "CanaryPauseStep",
+        "controllerPause": true, "currentStepIndex": 1, "pauseConditions": [{"reason": "CanaryPauseStep"}],
+        "currentPodHash": "new", "stableRS": "old", "replicas": 4, "updatedReplicas": 1, "availableReplicas": 4}),
+    );
+    assert_eq!(paused.name(), "web");
+    assert_eq!(paused.template_images(), images);
+    assert_eq!(
+        rollout_verdict_with(&paused, &images, PausePolicy::Fail),
+        Verdict::failed("rollout/web paused at step 2/2: manual promotion needed")
+    );
+    assert_eq!(
+        rollout_verdict_with(&paused, &images, PausePolicy::Succeed),
+        Verdict::Ready
+    );
+    assert_eq!(
+        rollout_verdict(&paused, &images),
+        w("rollout/web paused at step 2/2: manual promotion needed")
+    );
+    assert_eq!(
+        paused.progress(),
+        "1/4 updated, 4 available, not promoted (CanaryPauseStep)"
+    );
+    // Another image in the template: waiting for ours, whatever the status says.
+    assert_eq!(
+        rollout_verdict(&paused, &["r.example/web:3.0.0".to_owned()]),
+        w("rollout \"web\": template still runs r.example/web:2.0.0 (want r.example/web:3.0.0)")
+    );
+    let healthy = ro(
+        json!({"observedGeneration": "2", "phase": "Healthy", "currentPodHash": "new",
+        "stableRS": "new", "replicas": 4, "updatedReplicas": 4, "availableReplicas": 4}),
+    );
+    assert_eq!(
+        rollout_verdict_with(&healthy, &images, PausePolicy::Fail),
+        Verdict::Ready
+    );
+    assert_eq!(healthy.progress(), "4/4 updated, 4 available");
 }

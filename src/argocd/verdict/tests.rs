@@ -264,6 +264,39 @@ fn app_verdict_table() {
 }
 
 #[test]
+fn suspended_health_follows_the_pause_policy() {
+    use crate::verdict::PausePolicy;
+    let paused = |v: &mut serde_json::Value| {
+        *v.pointer_mut("/status/health/status").unwrap() = json!("Suspended");
+        v["status"]["health"]["message"] = json!("CanaryPauseStep");
+    };
+    let now = Instant::now();
+    // (policy, verdict): the rollout phase judges when it runs (the CLI passes Succeed then).
+    for (policy, want) in [
+        (
+            PausePolicy::Wait,
+            Want::Waiting("health Suspended (CanaryPauseStep): a paused workload"),
+        ),
+        (
+            PausePolicy::Fail,
+            Want::Failed("waits for a manual resume (rollout_pause: fail)"),
+        ),
+        (PausePolicy::Succeed, Want::Ready),
+    ] {
+        let mut t = target();
+        t.on_suspended = policy;
+        let got = app_verdict(
+            &snap(paused),
+            &t,
+            &VerdictState::default(),
+            Duration::from_secs(30),
+            now,
+        );
+        check(&format!("{policy:?}"), &got, &want);
+    }
+}
+
+#[test]
 fn overwritten_value_names_the_commit() {
     let mut t = target();
     t.known.insert(
