@@ -119,6 +119,10 @@ fn encoded_forms(raw: &str) -> Vec<String> {
         push(b64.encode(format!("{user}:{raw}")));
     }
     push(url::form_urlencoded::byte_serialize(raw.as_bytes()).collect());
+    // Inside a JSON string (`--output json`, a JSON report): quotes, backslashes and controls escaped.
+    if let Ok(json) = serde_json::to_string(raw) {
+        push(json[1..json.len() - 1].to_owned());
+    }
     push(percent_encode_all(raw));
     forms
 }
@@ -145,6 +149,16 @@ mod tests {
         let s = Secret::new("s3cr3t-value\n");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         assert_eq!(s.expose(), "s3cr3t-value");
+    }
+
+    #[test]
+    fn masks_the_json_escaped_form() {
+        let m = Masker::new();
+        m.add(&Secret::new("pa\"ss\\word-0123456789"));
+        let json = serde_json::json!({"error": "denied for pa\"ss\\word-0123456789"}).to_string();
+        let masked = m.mask(&json);
+        assert!(!masked.contains("word-0123456789"), "{masked}");
+        assert!(masked.contains("***"), "{masked}");
     }
 
     #[test]

@@ -239,7 +239,7 @@ async fn a_canary_paused_for_a_person_fails_succeeds_or_waits_as_rollout_pause_s
             &args(
                 &world,
                 "2.2.0",
-                &["--rollout-pause", "wait", "--rollout-timeout", "4s"],
+                &["--rollout-pause", "wait", "--rollout-timeout", "10s"],
             ),
             &[],
         )

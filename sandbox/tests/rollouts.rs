@@ -247,6 +247,7 @@ async fn blue_green_runs_the_preview_until_promoted_then_switches_the_active_ser
             && done["stableRS"] == done["currentPodHash"],
         "{done}"
     );
+    // The old active pods stay for scaleDownDelaySeconds (30 s → 0.3 s here), then go.
     eventually("the old pods gone", Duration::from_secs(5), || async {
         match sorted_tags(&kube) {
             t if t == ["2.0.0"; 4] => Ok(()),

@@ -376,13 +376,22 @@ pub fn config(a: &VerifyArgs, expect: &Expect) -> Result<Config, Vec<String>> {
         }
     }
 
-    // A Suspended app is the rollout phase's to judge when it runs; else the pause policy decides.
+    // A Suspended app is the rollout phase's to judge when it runs: only it tells a timed pause
+    // from one for a person, and a canary that runs the new version from one that does not.
+    // Without it, Suspended is waited for (and named at the deadline), as before.
     if let Some(a) = argocd.as_mut() {
         a.on_suspended = if rollout.is_some() {
             PausePolicy::Succeed
         } else {
-            pause
+            PausePolicy::Wait
         };
+    }
+    if pause == PausePolicy::Succeed && rollout.is_none() {
+        p.push(
+            "rollout_pause: `succeed` needs the rollout phase (`rollout: auto` or named workloads) \
+             to tell a canary that runs the new version from one that does not"
+                .into(),
+        );
     }
 
     // HTTP check.
@@ -541,6 +550,25 @@ mod tests {
         assert!(c.is_empty());
         assert_eq!(c.timeout, DEFAULT_TIMEOUT);
         assert_eq!(c.degraded_grace, DEFAULT_DEGRADED_GRACE);
+    }
+
+    #[test]
+    fn rollout_pause_is_checked_and_succeed_needs_the_rollout_phase() {
+        let mut a = args();
+        a.rollout_pause = s("later");
+        let all = config(&a, &Expect::default()).unwrap_err().join("\n");
+        assert!(
+            all.contains("rollout_pause: \"later\" is not fail, succeed or wait"),
+            "{all}"
+        );
+        a.rollout_pause = s("succeed");
+        let all = config(&a, &Expect::default()).unwrap_err().join("\n");
+        assert!(
+            all.contains("rollout_pause: `succeed` needs the rollout phase"),
+            "{all}"
+        );
+        a.rollout_pause = s("fail");
+        assert!(config(&a, &Expect::default()).is_ok());
     }
 
     #[test]

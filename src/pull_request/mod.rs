@@ -1222,8 +1222,6 @@ impl Session<'_> {
     }
 }
 
-/// The merge commit's title; its message is `[skip ci]`, so that the merge (on the base, maybe the
-/// repository that builds the image) does not start the pipeline again.
 /// Whether to ask the forge to merge again on the next look. A refusal while the forge was still
 /// test-merging the pull request (Gitea: 405 "Please try again later", `routers/api/v1/repo/pull.go`)
 /// scheduled nothing, even when the checking ended before our next look and the pull request now
@@ -1241,6 +1239,8 @@ fn ask_again(
     }
 }
 
+/// The merge commit's title; its message is `[skip ci]`, so that the merge (on the base, maybe the
+/// repository that builds the image) does not start the pipeline again.
 fn merge_title(p: &PullInfo) -> String {
     format!("{} (#{})", p.title, p.number)
 }

@@ -202,7 +202,16 @@ pub fn verdict(ro: &Value, name: &str, images: &[String], policy: PausePolicy) -
         .iter()
         .filter_map(|c| c["image"].as_str())
         .collect();
-    // A workloadRef rollout keeps its template in the Deployment it names: not checked here.
+    // A workloadRef rollout keeps its template in the Deployment it names; without reading that,
+    // nothing proves which image it runs, so it is refused rather than passed.
+    if live.is_empty() && ro["spec"]["workloadRef"].is_object() {
+        return Verdict::failed(format!(
+            "rollout/{name} takes its template from {} {:?} (workloadRef), which gitops-deploy does not read yet; \
+             name that Deployment in `rollout` instead",
+            ro["spec"]["workloadRef"]["kind"].as_str().unwrap_or("Deployment"),
+            ro["spec"]["workloadRef"]["name"].as_str().unwrap_or_default()
+        ));
+    }
     if !live.is_empty() {
         for want in images {
             let repo = super::image_repository(want);
@@ -231,11 +240,14 @@ pub fn verdict(ro: &Value, name: &str, images: &[String], policy: PausePolicy) -
         )),
         "Paused" => {
             let (where_, needs_person) = describe_pause(ro, &message);
+            // The controller pauses at a step (or before a blue-green promotion) only once the new
+            // pods are available; `spec.paused` stops it wherever it is, ready or not.
+            let controller_pause = ro["spec"]["paused"].as_bool() != Some(true);
             match (needs_person, policy) {
                 (true, PausePolicy::Fail) => Verdict::failed(format!("rollout/{name} {where_}")),
                 (true, PausePolicy::Succeed) => {
                     // Only when the new version runs somewhere (the canary or the preview).
-                    if status["updatedReplicas"].as_i64().unwrap_or(0) > 0 {
+                    if controller_pause && status["updatedReplicas"].as_i64().unwrap_or(0) > 0 {
                         Verdict::Ready
                     } else {
                         Verdict::waiting(format!(

@@ -614,6 +614,10 @@ pub fn snapshot_verdict(
             }
             Some(w) => match rollout_verdict_with(w, images, pause) {
                 Verdict::Ready => {}
+                // A Rollout's verdict already names it.
+                Verdict::Failed { why } if why.starts_with(&r.to_string()) => {
+                    return Verdict::failed(why)
+                }
                 Verdict::Failed { why } => return Verdict::failed(format!("{r}: {why}")),
                 Verdict::Waiting { why } => {
                     waiting.get_or_insert(why);
@@ -631,7 +635,12 @@ pub fn snapshot_verdict(
                 humantime::format_duration(grace)
             ));
         }
-        if waiting.is_some() {
+        // A canary left paused counts only while its pods start (`rollout_pause: succeed`).
+        let canary = snap
+            .workloads
+            .iter()
+            .any(|(_, w)| matches!(w, Some(Workload::Rollout(r)) if !r.fully_promoted()));
+        if waiting.is_some() || canary {
             return Verdict::waiting(first.to_string());
         }
     }

@@ -341,4 +341,44 @@ fn a_live_rollout_decodes_and_is_judged_with_the_pause_policy() {
         Verdict::Ready
     );
     assert_eq!(healthy.progress(), "4/4 updated, 4 available");
+    // `spec.paused` stops a rollout wherever it is, pods ready or not: never "deployed to canary".
+    let mut manual = paused.clone();
+    if let Workload::Rollout(r) = &mut manual {
+        r.object["spec"]["paused"] = json!(true);
+        r.object["status"]["message"] = json!("manually paused");
+    }
+    assert!(
+        matches!(rollout_verdict_with(&manual, &images, PausePolicy::Succeed),
+        Verdict::Waiting { why } if why.contains("manually paused"))
+    );
+    // A canary left paused is not done while its pods cannot start.
+    let snap = RolloutSnapshot {
+        workloads: vec![(
+            WorkloadRef::parse("rollout/web", None).unwrap(),
+            Some(paused.clone()),
+        )],
+        stuck: vec![StuckPod {
+            pod: "web/web-new-x".into(),
+            reason: "CrashLoopBackOff".into(),
+            message: "back-off".into(),
+        }],
+    };
+    let now = Instant::now();
+    assert_eq!(
+        snapshot_verdict(
+            &snap,
+            &images,
+            PausePolicy::Succeed,
+            &RolloutState::default(),
+            Duration::from_secs(30),
+            now
+        ),
+        w("pod web/web-new-x CrashLoopBackOff: back-off")
+    );
+    // workloadRef: the template is elsewhere, so nothing proves the image; refused, not passed.
+    let by_ref = Workload::from_json(json!({"kind": "Rollout", "metadata": {"name": "web", "generation": 1},
+        "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}},
+        "status": {"observedGeneration": "1", "phase": "Healthy", "currentPodHash": "a", "stableRS": "a"}})).unwrap();
+    assert!(matches!(rollout_verdict(&by_ref, &images),
+        Verdict::Failed { why } if why.contains("workloadRef") && why.contains("Deployment \"web\"")));
 }

@@ -194,10 +194,13 @@ pub fn of(obj: &Value) -> Option<Health> {
         // argo-cd resource_customizations/argoproj.io/Rollout/health.lua (v1.0+ controllers record
         // phase and message, which Argo CD surfaces; Paused is Suspended).
         "Rollout" => {
+            // `isGenerationObserved`: no status is not observed; a value that is no number (a hash
+            // of old controllers, or none) or one above the generation is.
             let observed = match &obj["status"]["observedGeneration"] {
+                _ if !obj["status"].is_object() => false,
                 Value::String(s) => s.parse::<i64>().map_or(true, |o| o >= generation),
-                Value::Number(n) => n.as_i64().is_some_and(|o| o >= generation),
-                _ => false,
+                Value::Number(n) => n.as_i64().is_none_or(|o| o >= generation),
+                _ => true,
             };
             if !observed {
                 return Some(Health::new(

@@ -52,6 +52,9 @@ pub(crate) struct RolloutSim {
     promoting: bool,
     /// Why the controller aborted (appended to the abort message).
     abort_message: Option<String>,
+    /// Blue-green: the previous active ReplicaSet's hash and when it scales down
+    /// (`scaleDownDelaySeconds`, 30 by default, after the cutover).
+    scale_down: Option<(String, Instant)>,
 }
 
 fn revision_of(rs: &Value) -> i64 {
@@ -148,6 +151,7 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         last_progress: now,
         promoting: false,
         abort_message: None,
+        scale_down: None,
     });
 
     let stable = st["stableRS"].as_str().unwrap_or("").to_owned();
@@ -237,6 +241,14 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     let aborted = st["abort"] == true;
     let paused_by_spec = spec["paused"] == true;
     let promoting = s.sim.rollouts.get(key).is_some_and(|r| r.promoting);
+    // The previous active ReplicaSet keeps its pods until its scale-down deadline.
+    let kept = s
+        .sim
+        .rollouts
+        .get(key)
+        .and_then(|r| r.scale_down.clone())
+        .filter(|(_, until)| now < *until)
+        .map(|(h, _)| h);
     let updating = !stable.is_empty() && stable != hash;
     // How many pods the new and the stable ReplicaSet should have now.
     let (new_target, stable_target) = if !updating {
@@ -267,6 +279,8 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
             new_target
         } else if updating && rs_hash == stable {
             stable_target
+        } else if kept.as_deref() == Some(rs_hash.as_str()) {
+            replicas
         } else {
             0
         };
@@ -307,12 +321,11 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     let sim = s.sim.rollouts.get_mut(key).expect("inserted above");
     let mut stable = stable;
     if stable.is_empty() {
-        // Initial deploy: the first ReplicaSet is stable once it is available.
-        if new_ready >= replicas {
-            stable = hash.clone();
-            if !blue_green && !steps.is_empty() {
-                st["currentStepIndex"] = json!(steps.len());
-            }
+        // Initial deploy: the first ReplicaSet is stable at once (`shouldFullPromote`: "Initial
+        // deploy"); the phase stays Progressing until its pods are available.
+        stable = hash.clone();
+        if !blue_green && !steps.is_empty() {
+            st["currentStepIndex"] = json!(steps.len());
         }
     } else if updating && !aborted && !paused_by_spec && !blue_green {
         let mut index = st["currentStepIndex"].as_u64().unwrap_or(0) as usize;
@@ -395,6 +408,8 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         }
         if sim.promoting && new_ready >= replicas {
             st["blueGreen"]["activeSelector"] = json!(hash);
+            let delay = bg["scaleDownDelaySeconds"].as_f64().unwrap_or(30.0) * scale;
+            sim.scale_down = Some((stable.clone(), now + Duration::from_secs_f64(delay)));
             stable = hash.clone();
             sim.promoting = false;
         }
