@@ -14,7 +14,9 @@ use gitops_sandbox::demo;
 use serde_json::Value;
 
 /// Overlays of the demo app: each its own namespace, same base.
-const OVERLAYS: [&str; 8] = [
+const OVERLAYS: [&str; 10] = [
+    "cluster-1",
+    "cluster-2",
     "eu",
     "us",
     "ap",
@@ -214,6 +216,15 @@ async fn with_decoys(world: &World) -> Result<()> {
         },
         true,
     )?;
+    // An ApplicationSet's list generator: one app per cluster, owned by the set.
+    world.argo.add_generated_apps(
+        "web-clusters",
+        vec![
+            app(world, "web-cluster-1", "cluster-1"),
+            app(world, "web-cluster-2", "cluster-2"),
+        ],
+        true,
+    )?;
     // Decoys.
     world.argo.add_app(
         AppSpec {
@@ -268,7 +279,7 @@ async fn discovery_finds_exactly_the_right_apps_among_decoys() -> Result<()> {
         .run_json(
             &args(
                 &world,
-                &["eu", "us", "multi", "nested"],
+                &["eu", "us", "multi", "nested", "cluster-1", "cluster-2"],
                 &["--argocd-app", "auto"],
             ),
             &[],
@@ -278,16 +289,27 @@ async fn discovery_finds_exactly_the_right_apps_among_decoys() -> Result<()> {
         code == 0 && report["result"] == "success",
         "{report}\n{err}"
     );
-    ensure!(
-        err.contains("waiting for 4 apps: web-eu, web-multi, web-us, web-wrapped"),
-        "{err}"
-    );
     let mut apps = apps_output(&report)?;
     apps.sort();
     let names: Vec<&str> = apps.iter().map(|(a, _)| a.as_str()).collect();
     ensure!(
-        names == ["web-eu", "web-multi", "web-us", "web-wrapped"],
+        names
+            == [
+                "web-cluster-1",
+                "web-cluster-2",
+                "web-eu",
+                "web-multi",
+                "web-us",
+                "web-wrapped"
+            ],
         "{report}"
+    );
+    // Generated apps are Applications owned by their ApplicationSet, found like any other.
+    let generated = world.argo.app_json("web-cluster-1")?;
+    ensure!(
+        generated["metadata"]["ownerReferences"][0]["kind"] == "ApplicationSet"
+            && generated["metadata"]["ownerReferences"][0]["name"] == "web-clusters",
+        "{generated}"
     );
     ensure!(apps.iter().all(|(_, r)| r == "success"), "{report}");
 

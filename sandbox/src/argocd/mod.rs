@@ -367,6 +367,8 @@ struct OpState {
 #[derive(Debug)]
 struct App {
     spec: AppSpec,
+    /// The ApplicationSet that generated it (name, uid), if any.
+    owner: Option<(String, String)>,
     uid: String,
     created: Timestamp,
     rv: u64,
@@ -466,6 +468,11 @@ impl App {
         }
         if !self.spec.labels.is_empty() {
             metadata["labels"] = json!(self.spec.labels);
+        }
+        if let Some((set, uid)) = &self.owner {
+            metadata["ownerReferences"] = json!([{"apiVersion": "argoproj.io/v1alpha1",
+                "kind": "ApplicationSet", "name": set, "uid": uid, "controller": true,
+                "blockOwnerDeletion": true}]);
         }
         let mut sync_policy = if self.spec.auto_sync {
             json!({"automated": {"prune": false, "selfHeal": false}})
@@ -957,6 +964,30 @@ impl ArgoCd {
         self.apps().remove(name).is_some()
     }
 
+    /// Adds the applications an ApplicationSet named `set` generated (one per element of its
+    /// generator). Argo CD's ApplicationSet controller makes each an ordinary Application owned by
+    /// the set (`metadata.ownerReferences`, `controller: true`; argo-cd
+    /// `applicationset/controllers/applicationset_controller.go`, `controllerutil.SetControllerReference`).
+    ///
+    /// # Errors
+    /// As [`ArgoCd::add_app`].
+    pub fn add_generated_apps(
+        &self,
+        set: &str,
+        specs: Vec<AppSpec>,
+        synced: bool,
+    ) -> Result<(), Error> {
+        let uid = format!("{:032x}", rand::random::<u128>());
+        for spec in specs {
+            let name = spec.name.clone();
+            self.add_app(spec, synced)?;
+            if let Some(app) = self.apps().get_mut(&name) {
+                app.owner = Some((set.to_owned(), uid.clone()));
+            }
+        }
+        Ok(())
+    }
+
     /// Adds an application. With `synced`, it is synced and healthy at once (the seed):
     /// rendered at the branch head, applied, rollouts settled, one history entry.
     ///
@@ -968,6 +999,7 @@ impl ArgoCd {
         }
         let now = Timestamp::now();
         let mut app = App {
+            owner: None,
             uid: format!("{:032x}", rand::random::<u128>()),
             created: now,
             rv: 0,
