@@ -32,7 +32,7 @@ use serde_json::{json, Value};
 
 use super::sim::{
     advance_pod, counts, create_pod, is_pod_ready, owned_by, pod_template_hash, put_if_changed,
-    remove_pod, set_condition,
+    remove_pod, replica_set_for, revision_of, set_condition,
 };
 use super::{int_at, k8s_time, str_at, Key, KubeTiming, Resource, Store};
 
@@ -55,13 +55,6 @@ pub(crate) struct RolloutSim {
     /// Blue-green: the previous active ReplicaSet's hash and when it scales down
     /// (`scaleDownDelaySeconds`, 30 by default, after the cutover).
     scale_down: Option<(String, Instant)>,
-}
-
-fn revision_of(rs: &Value) -> i64 {
-    rs["metadata"]["annotations"][REVISION_ANNOTATION]
-        .as_str()
-        .and_then(|r| r.parse().ok())
-        .unwrap_or(0)
 }
 
 /// A pause duration in seconds: an integer, or a string with a unit (`30s`, `1m`, `1h`; a bare
@@ -128,7 +121,7 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     let Some(ro) = s.objects.get(key).cloned() else {
         return;
     };
-    let (ns, name) = (key.1.clone(), key.2.clone());
+    let ns = key.1.clone();
     let uid = str_at(&ro, &["metadata", "uid"]).to_owned();
     let generation = int_at(&ro, &["metadata", "generation"]);
     let spec = &ro["spec"];
@@ -176,55 +169,10 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     }
 
     // The ReplicaSet of the current template (re-used, with a new revision, on a rollback).
-    let rss = owned_by(s, Resource::ReplicaSets, &ns, &uid);
-    let max_rev = rss.iter().map(revision_of).max().unwrap_or(0);
-    let rs_name = format!("{name}-{hash}");
-    let new_rs = match rss
-        .iter()
-        .find(|rs| str_at(rs, &["metadata", "name"]) == rs_name)
-    {
-        Some(rs) if revision_of(rs) == max_rev => rs.clone(),
-        Some(rs) => {
-            let mut rs = rs.clone();
-            rs["metadata"]["annotations"][REVISION_ANNOTATION] = json!((max_rev + 1).to_string());
-            s.put(Resource::ReplicaSets, rs)
-        }
-        None => {
-            let mut labels = template["metadata"]["labels"].clone();
-            if !labels.is_object() {
-                labels = json!({});
-            }
-            labels[HASH_LABEL] = json!(hash);
-            let mut selector = spec["selector"].clone();
-            if !selector.is_object() {
-                selector = json!({});
-            }
-            selector["matchLabels"][HASH_LABEL] = json!(hash);
-            let mut rs_template = template.clone();
-            rs_template["metadata"]["labels"] = labels.clone();
-            let rs_uid = s.next_uid();
-            let rs = json!({
-                "apiVersion": "apps/v1",
-                "kind": "ReplicaSet",
-                "metadata": {
-                    "name": rs_name,
-                    "namespace": ns,
-                    "uid": rs_uid,
-                    "generation": 1,
-                    "creationTimestamp": k8s_time(jiff::Timestamp::now()),
-                    "labels": labels,
-                    "annotations": {REVISION_ANNOTATION: (max_rev + 1).to_string()},
-                    "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
-                        "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}],
-                },
-                "spec": {"replicas": 0, "selector": selector, "template": rs_template},
-                "status": {"replicas": 0, "observedGeneration": 1},
-            });
-            s.put(Resource::ReplicaSets, rs)
-        }
-    };
+    let new_rs = replica_set_for(s, &ro, &template, &hash, HASH_LABEL, REVISION_ANNOTATION);
+    let rs_name = str_at(&new_rs, &["metadata", "name"]).to_owned();
     let new_uid = str_at(&new_rs, &["metadata", "uid"]).to_owned();
-    let revision = revision_of(&new_rs);
+    let revision = revision_of(&new_rs, REVISION_ANNOTATION);
     let hash_of = |rs: &Value| str_at(rs, &["metadata", "labels", HASH_LABEL]).to_owned();
 
     // Kubelet: pods start (or crash).
@@ -488,7 +436,7 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         }
     }
     st["observedGeneration"] = json!(generation.to_string());
-    st["selector"] = json!(selector_string(spec));
+    st["selector"] = json!(super::table::selector(&ro));
 
     let mut conditions: Vec<Value> = st["conditions"].as_array().cloned().unwrap_or_default();
     let (status, reason, message) = if aborted {
@@ -583,18 +531,6 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
 
 fn bg_has_preview(spec: &Value) -> bool {
     spec["strategy"]["blueGreen"]["previewService"].is_string()
-}
-
-fn selector_string(spec: &Value) -> String {
-    spec["selector"]["matchLabels"]
-        .as_object()
-        .map(|m| {
-            m.iter()
-                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
-                .collect::<Vec<_>>()
-                .join(",")
-        })
-        .unwrap_or_default()
 }
 
 /// `CalculateRolloutPhase` (argo-rollouts `utils/rollout/rolloututil.go`), word for word.

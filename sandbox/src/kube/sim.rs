@@ -269,61 +269,16 @@ fn step_deployment(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     }
 
     // The ReplicaSet for the current template (created, or re-used on a rollback).
-    let rss = owned_by(s, Resource::ReplicaSets, &ns, &uid);
-    let revision_of = |rs: &Value| {
-        rs["metadata"]["annotations"][REVISION_ANNOTATION]
-            .as_str()
-            .and_then(|r| r.parse::<i64>().ok())
-            .unwrap_or(0)
-    };
-    let max_rev = rss.iter().map(revision_of).max().unwrap_or(0);
-    let new_rs_name = format!("{name}-{hash}");
-    let new_rs = match rss
-        .iter()
-        .find(|rs| str_at(rs, &["metadata", "name"]) == new_rs_name)
-    {
-        Some(rs) if revision_of(rs) == max_rev => rs.clone(),
-        Some(rs) => {
-            let mut rs = rs.clone();
-            rs["metadata"]["annotations"][REVISION_ANNOTATION] = json!((max_rev + 1).to_string());
-            s.put(Resource::ReplicaSets, rs)
-        }
-        None => {
-            let mut labels = template["metadata"]["labels"].clone();
-            if !labels.is_object() {
-                labels = json!({});
-            }
-            labels["pod-template-hash"] = json!(hash);
-            let mut selector = dep["spec"]["selector"].clone();
-            if !selector.is_object() {
-                selector = json!({});
-            }
-            selector["matchLabels"]["pod-template-hash"] = json!(hash);
-            let mut rs_template = template.clone();
-            rs_template["metadata"]["labels"] = labels.clone();
-            let rs_uid = s.next_uid();
-            let rs = json!({
-                "apiVersion": "apps/v1",
-                "kind": "ReplicaSet",
-                "metadata": {
-                    "name": new_rs_name,
-                    "namespace": ns,
-                    "uid": rs_uid,
-                    "generation": 1,
-                    "creationTimestamp": k8s_time(jiff::Timestamp::now()),
-                    "labels": labels,
-                    "annotations": {REVISION_ANNOTATION: (max_rev + 1).to_string()},
-                    "ownerReferences": [{"apiVersion": "apps/v1", "kind": "Deployment", "name": name,
-                        "uid": uid, "controller": true, "blockOwnerDeletion": true}],
-                },
-                "spec": {"replicas": 0, "selector": selector, "template": rs_template},
-                "status": {"replicas": 0, "observedGeneration": 1},
-            });
-            s.put(Resource::ReplicaSets, rs)
-        }
-    };
+    let new_rs = replica_set_for(
+        s,
+        &dep,
+        &template,
+        &hash,
+        "pod-template-hash",
+        REVISION_ANNOTATION,
+    );
     let new_rs_uid = str_at(&new_rs, &["metadata", "uid"]).to_owned();
-    let new_rev = revision_of(&new_rs);
+    let new_rev = revision_of(&new_rs, REVISION_ANNOTATION);
 
     // Kubelet: pods start (or crash).
     let all_rss = owned_by(s, Resource::ReplicaSets, &ns, &uid);
@@ -492,6 +447,81 @@ fn step_deployment(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     next["status"] = status_obj;
     next["metadata"]["annotations"][REVISION_ANNOTATION] = json!(new_rev.to_string());
     put_if_changed(s, Resource::Deployments, &dep, next);
+}
+
+/// The revision annotation `annotation` of a ReplicaSet (0 when absent).
+pub(crate) fn revision_of(rs: &Value, annotation: &str) -> i64 {
+    rs["metadata"]["annotations"][annotation]
+        .as_str()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The ReplicaSet of `owner` (a Deployment or a Rollout) for `template`, whose hash is `hash`: the
+/// existing one (moved to the next revision when an older one is re-used, as on a rollback), or a new
+/// one with no replicas, labelled `hash_label: hash` and annotated with `revision_annotation`.
+pub(crate) fn replica_set_for(
+    s: &mut Store,
+    owner: &Value,
+    template: &Value,
+    hash: &str,
+    hash_label: &str,
+    revision_annotation: &str,
+) -> Value {
+    let ns = str_at(owner, &["metadata", "namespace"]).to_owned();
+    let name = str_at(owner, &["metadata", "name"]).to_owned();
+    let uid = str_at(owner, &["metadata", "uid"]).to_owned();
+    let rss = owned_by(s, Resource::ReplicaSets, &ns, &uid);
+    let max_rev = rss
+        .iter()
+        .map(|rs| revision_of(rs, revision_annotation))
+        .max()
+        .unwrap_or(0);
+    let rs_name = format!("{name}-{hash}");
+    match rss
+        .iter()
+        .find(|rs| str_at(rs, &["metadata", "name"]) == rs_name)
+    {
+        Some(rs) if revision_of(rs, revision_annotation) == max_rev => rs.clone(),
+        Some(rs) => {
+            let mut rs = rs.clone();
+            rs["metadata"]["annotations"][revision_annotation] = json!((max_rev + 1).to_string());
+            s.put(Resource::ReplicaSets, rs)
+        }
+        None => {
+            let mut labels = template["metadata"]["labels"].clone();
+            if !labels.is_object() {
+                labels = json!({});
+            }
+            labels[hash_label] = json!(hash);
+            let mut selector = owner["spec"]["selector"].clone();
+            if !selector.is_object() {
+                selector = json!({});
+            }
+            selector["matchLabels"][hash_label] = json!(hash);
+            let mut rs_template = template.clone();
+            rs_template["metadata"]["labels"] = labels.clone();
+            let rs_uid = s.next_uid();
+            let rs = json!({
+                "apiVersion": "apps/v1",
+                "kind": "ReplicaSet",
+                "metadata": {
+                    "name": rs_name,
+                    "namespace": ns,
+                    "uid": rs_uid,
+                    "generation": 1,
+                    "creationTimestamp": k8s_time(jiff::Timestamp::now()),
+                    "labels": labels,
+                    "annotations": {revision_annotation: (max_rev + 1).to_string()},
+                    "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
+                        "name": name, "uid": uid, "controller": true, "blockOwnerDeletion": true}],
+                },
+                "spec": {"replicas": 0, "selector": selector, "template": rs_template},
+                "status": {"replicas": 0, "observedGeneration": 1},
+            });
+            s.put(Resource::ReplicaSets, rs)
+        }
+    }
 }
 
 fn owner_uid_is(rs: &Value, uid: &str) -> bool {

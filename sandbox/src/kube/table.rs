@@ -42,7 +42,8 @@ fn containers(spec: &Value) -> (String, String) {
     (names.join(","), images.join(","))
 }
 
-fn selector(obj: &Value) -> String {
+/// `spec.selector.matchLabels` as `k=v,k=v`.
+pub(crate) fn selector(obj: &Value) -> String {
     obj["spec"]["selector"]["matchLabels"]
         .as_object()
         .map(|m| {
