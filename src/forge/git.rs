@@ -71,6 +71,15 @@ pub enum Error {
         /// The repository answered, but not the branch ("Remote branch X not found in upstream").
         branch_missing: bool,
     },
+    /// git refused the command's arguments (a sparse-checkout directory it takes for a pattern or
+    /// a file): the same command fails the same way again, so it is never retried.
+    #[error("`git {command}` refused its arguments: {detail}")]
+    Refused {
+        /// The git subcommand.
+        command: String,
+        /// git's stderr, trimmed.
+        detail: String,
+    },
     /// Any other failure of a git command; a push that failed this way may still have landed.
     #[error("`git {command}` failed: {detail}")]
     Failed {
@@ -250,7 +259,9 @@ impl Checkout {
             .filter(|d| !d.is_empty() && *d != ".")
             .collect();
         if !cone.is_empty() {
-            let mut args = vec!["sparse-checkout", "set", "--cone", "--"];
+            // The directories are literal (the parents of the files we edit): a name with `*`, `[`
+            // or a leading `!` is a directory here, not a pattern, so git's pattern checks go.
+            let mut args = vec!["sparse-checkout", "set", "--cone", "--skip-checks", "--"];
             args.extend(cone);
             checkout.run(&args).await?;
         }
@@ -681,6 +692,16 @@ fn classify(command: &str, stdout: &str, stderr: &str) -> Error {
     {
         return Error::Denied { detail };
     }
+    // builtin/sparse-checkout.c's argument checks (git 2.47: "specify directories rather than
+    // patterns…", "'x' is not a directory; … rerun with --skip-checks"): permanent. Told apart by
+    // the message, not the command: in a blob:none clone sparse-checkout also fetches, and a
+    // network failure there is worth a retry.
+    if has("specify directories rather than patterns") || has("rerun with --skip-checks") {
+        return Error::Refused {
+            command: command.to_owned(),
+            detail,
+        };
+    }
     if command == "push"
         && (has("[rejected]")
             || has("non-fast-forward")
@@ -747,6 +768,64 @@ mod tests {
         assert_eq!(get("GIT_ASKPASS"), Some(""));
     }
 
+    /// Real git: directories whose names look like patterns are checked out (`--skip-checks`).
+    #[tokio::test]
+    async fn sparse_clones_take_directories_that_look_like_patterns() {
+        let work = tempfile::tempdir().unwrap();
+        let origin = work.path().join("origin");
+        let sh = |args: &[&str], dir: &Path| {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "git {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        std::fs::create_dir_all(&origin).unwrap();
+        sh(&["init", "-q", "-b", "main"], &origin);
+        for d in ["we*ird", "!bang", "plain"] {
+            std::fs::create_dir_all(origin.join(d)).unwrap();
+            std::fs::write(origin.join(d).join("kustomization.yaml"), "resources: []\n").unwrap();
+        }
+        sh(&["add", "-A"], &origin);
+        sh(
+            &[
+                "-c",
+                "user.name=t",
+                "-c",
+                "user.email=t@e",
+                "commit",
+                "-qm",
+                "i",
+            ],
+            &origin,
+        );
+        let remote = Remote {
+            url: Url::from_directory_path(&origin).unwrap(),
+            token: None,
+            stall_timeout: Duration::from_secs(30),
+            server_ca: None,
+        };
+        let dirs = vec!["we*ird".to_owned(), "!bang".to_owned()];
+        let checkout = Checkout::clone_sparse(
+            remote,
+            Some("main"),
+            &dirs,
+            Deadline::after(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+        assert!(checkout.root().join("we*ird/kustomization.yaml").is_file());
+        assert!(checkout.root().join("!bang/kustomization.yaml").is_file());
+        assert!(!checkout.root().join("plain/kustomization.yaml").exists());
+    }
+
     #[test]
     fn classifies_push_failures() {
         let cases = [
@@ -786,6 +865,16 @@ mod tests {
                 "branch not found",
             ),
             ("", "fatal: the remote end hung up unexpectedly", "failed"),
+            (
+                "",
+                "fatal: 'top.txt' is not a directory; to treat it as a directory anyway, rerun with --skip-checks",
+                "refused",
+            ),
+            (
+                "",
+                "fatal: specify directories rather than patterns (no leading slash)",
+                "refused",
+            ),
         ];
         for (stdout, stderr, want) in cases {
             let got = match classify("push", stdout, stderr) {
@@ -802,9 +891,13 @@ mod tests {
                 } => "branch not found",
                 Error::NotFound { .. } => "not found",
                 Error::Failed { .. } => "failed",
+                Error::Refused { .. } => "refused",
                 _ => "other",
             };
             assert_eq!(got, want, "{stdout} {stderr}");
+            if want == "refused" {
+                assert!(!classify("sparse-checkout", stdout, stderr).is_retryable());
+            }
         }
     }
 }
