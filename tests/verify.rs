@@ -74,11 +74,6 @@ async fn happy_path_rollout_through_argocd() -> Result<()> {
     assert!(out.status.success(), "exit {:?}\n{err}", out.status);
     let head = world.head().await?;
     assert!(err.contains(&format!("Synced @ {}", &head[..7])), "{err}");
-    assert!(err.contains("rollout: checking deployment/web"), "{err}");
-    assert!(
-        err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"),
-        "{err}"
-    );
     assert!(err.contains("health: HTTP 200 3 times in a row"), "{err}");
     assert_eq!(world.ready_tags(), vec!["1.1.0"; 3]);
     assert_no_secrets(&world, &err);
@@ -88,6 +83,11 @@ async fn happy_path_rollout_through_argocd() -> Result<()> {
         "{outputs}"
     );
     assert!(outputs.contains("health=Healthy"), "{outputs}");
+    assert!(
+        outputs.contains("\nrollout=deployment/web: 3/3 updated, 3 available\n"),
+        "{outputs}"
+    );
+    assert!(outputs.contains("\nresult=success\nerror=\n"), "{outputs}");
     Ok(())
 }
 
@@ -105,25 +105,17 @@ async fn happy_path_rollout_through_kubeconfig_survives_stream_cuts() -> Result<
         "--namespace".into(),
         "web".into(),
     ]);
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("run");
-            c.args(&args);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
-    assert!(out.status.success(), "exit {:?}\n{err}", out.status);
+    let (code, report, err) = world.run_json(&args, &[]).await?;
+    assert_eq!(code, 0, "{report}\n{err}");
     assert_eq!(
         err.matches("application stream closed; resuming at resourceVersion")
             .count(),
         2,
         "{err}"
     );
-    assert!(
-        err.contains("rollout: rolled out: deployment/web: 3/3 updated, 3 available"),
-        "{err}"
+    assert_eq!(
+        report["rollout"], "deployment/web: 3/3 updated, 3 available",
+        "{report}"
     );
     assert_eq!(world.ready_tags(), vec!["1.2.0"; 3]);
     assert_no_secrets(&world, &err);
@@ -204,25 +196,25 @@ async fn broken_tag_fails_within_grace_naming_the_pod() -> Result<()> {
     let mut args = with_health(&world, world.run_args("broken-1"));
     args.extend(["--rollout".into(), "auto".into()]);
     let started = Instant::now();
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("run");
-            c.args(&args);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
+    let (code, report, err) = world.run_json(&args, &[]).await?;
     let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(code, 1, "{report}\n{err}");
     // degraded_grace 3 s + 5 s, plus publishing and the first pod's start.
     assert!(took < Duration::from_secs(12), "took {took:?}\n{err}");
-    let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("gitops-deploy: error: argocd: "), "{err}");
-    assert!(last.contains("pod web/web-"), "names the pod: {last}");
+    let error = report["error"].as_str().unwrap_or_default();
     assert!(
-        last.contains("CrashLoopBackOff") || last.contains("back-off"),
-        "with its message: {last}"
+        report["phase"] == "argocd" && report["result"] == "failed",
+        "{report}"
+    );
+    assert!(error.contains("pod web/web-"), "names the pod: {report}");
+    assert!(
+        error.contains("CrashLoopBackOff") || error.contains("back-off"),
+        "with its message: {report}"
+    );
+    // The last log line says the same.
+    assert!(
+        err.lines().last().unwrap_or_default() == format!("gitops-deploy: error: {error}"),
+        "{err}"
     );
     Ok(())
 }
@@ -296,19 +288,18 @@ async fn rollback_restores_the_previous_tag_and_it_is_healthy() -> Result<()> {
         "auto".into(),
         "--rollback-on-failure".into(),
     ]);
-    let (out, err) = common::run(
-        {
-            let mut c = world.cli("run");
-            c.args(&args);
-            c
-        },
-        LIMIT,
-    )
-    .await?;
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    let last = err.lines().last().unwrap_or_default();
-    assert!(last.starts_with("gitops-deploy: error: argocd: "), "{last}");
-    assert!(last.ends_with("; rolled back to 1.0.0 (healthy)"), "{last}");
+    let (code, report, err) = world.run_json(&args, &[]).await?;
+    assert_eq!(code, 1, "{report}\n{err}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(
+        report["result"] == "rolled_back" && report["phase"] == "argocd",
+        "{report}"
+    );
+    assert!(error.starts_with("argocd: "), "{report}");
+    assert!(
+        error.ends_with("; rolled back to 1.0.0 (healthy)"),
+        "{report}"
+    );
     let text = world.kustomization_at(demo::BRANCH).await?;
     assert!(
         text.contains("newTag: \"1.0.0\" # set by CI"),
@@ -337,14 +328,14 @@ async fn rollback_removes_an_entry_the_deploy_added() -> Result<()> {
         "auto".into(),
         "--rollback-on-failure".into(),
     ]);
-    let mut cmd = world.cli("run");
-    cmd.args(&args);
-    let (out, err) = common::run(cmd, LIMIT).await?;
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    let last = err.lines().last().unwrap_or_default();
+    let (code, report, err) = world.run_json(&args, &[]).await?;
+    assert_eq!(code, 1, "{report}\n{err}");
     assert!(
-        last.ends_with("; rolled back to (entry removed) (healthy)"),
-        "{last}\n{err}"
+        report["result"] == "rolled_back"
+            && report["error"]
+                .as_str()
+                .is_some_and(|e| e.ends_with("; rolled back to (entry removed) (healthy)")),
+        "{report}\n{err}"
     );
     assert!(
         err.contains(&format!(
