@@ -11,8 +11,9 @@
 //! Run: `cargo bench --bench verify_latency` (`VERIFY_BENCH_RUNS=N` to change the 50 runs).
 //! Prints a Markdown table for BENCHMARKS.md.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/support/mod.rs"]
+mod support;
+use support::world as common;
 
 use std::time::{Duration, Instant};
 

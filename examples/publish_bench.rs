@@ -8,7 +8,8 @@
 //! spread over the history, so the pack cannot be compressed below it), `BENCH_REPS` (5),
 //! `BENCH_API_REPS` (21: the api-only runs alternating between the two repositories).
 
-#[path = "../tests/support/mod.rs"]
+// Only the publish part: an example has no `CARGO_BIN_EXE_*` for the world part.
+#[path = "../tests/support/publish.rs"]
 mod support;
 
 use std::io::{Read, Write};

@@ -3,7 +3,8 @@
 //! sandbox, and the field behaviours the audits found (sync windows, PreSync hooks, multi-source
 //! apps, a repo server that cannot resolve for a moment), each through the built binary.
 
-mod common;
+mod support;
+use support::world as common;
 
 use std::time::{Duration, Instant};
 

@@ -1,6 +1,7 @@
 //! `gitops-deploy set-image` as a user runs it: the built binary on temporary directories.
 
-mod edit_common;
+mod support;
+use support::edit_vectors as edit_common;
 
 use std::path::Path;
 use std::process::{Command, Output};

@@ -1,6 +1,7 @@
 //! The edit engine against the vector table, the `kubectl kustomize` oracle, and property tests.
 
-mod edit_common;
+mod support;
+use support::edit_vectors as edit_common;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;

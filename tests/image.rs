@@ -8,8 +8,8 @@
 //! Needs buildah, debootstrap, docker-registry and skopeo: `scripts/test.sh` installs them; a missing
 //! one fails here with the command that installs it.
 
-mod runner_support;
-use runner_support as support;
+mod support;
+use support::runner;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use gitops_sandbox::Sandbox;
-use support::{outputs_of, world, Deploy};
+use runner::{outputs_of, world, Deploy};
 
 /// The name the release is pushed under (on the loopback registry).
 const REPO_PATH: &str = "ops/gitops-deploy";
@@ -297,14 +297,14 @@ struct Container {
 async fn run_in_image(deploy: &Deploy, container: Container) -> Output {
     let image = tokio::task::spawn_blocking(released).await.unwrap();
     let ctr = image.store.run(&["from", "-q", &image.reference]);
-    let act = Path::new(support::ACT_DIR);
-    let workspace = Path::new(support::WORKSPACE);
+    let act = Path::new(runner::ACT_DIR);
+    let workspace = Path::new(runner::WORKSPACE);
     let mut args: Vec<String> = [
         "run",
         "--isolation",
         "chroot",
         "--workingdir",
-        support::WORKSPACE,
+        runner::WORKSPACE,
     ]
     .map(String::from)
     .into();
@@ -366,11 +366,11 @@ async fn assert_deployed(sandbox: &Sandbox, deploy: &Deploy, out: &Output, commi
             "no mask for a secret before the first other line:\n{log}"
         );
     }
-    support::assert_no_secret(deploy, &lines[first_other..].join("\n"));
-    support::assert_no_secret(deploy, &String::from_utf8_lossy(&out.stdout));
+    runner::assert_no_secret(deploy, &lines[first_other..].join("\n"));
+    runner::assert_no_secret(deploy, &String::from_utf8_lossy(&out.stdout));
     let outputs = outputs_of(&deploy.output_file());
     let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
-    let head = support::head(sandbox).await;
+    let head = runner::head(sandbox).await;
     assert_eq!(get("result"), "success", "{log}");
     assert_eq!(get("changed"), "true");
     assert_eq!(get("commit_sha"), head);
@@ -386,7 +386,7 @@ async fn assert_deployed(sandbox: &Sandbox, deploy: &Deploy, out: &Output, commi
         summary.starts_with("### ✅ gitops-deploy: deployed ("),
         "{summary}"
     );
-    support::assert_no_secret(deploy, &summary);
+    runner::assert_no_secret(deploy, &summary);
 }
 
 /// `uses: docker://…` bypasses action.yml: no input defaults, so no `INPUT_TOKEN`. The token comes from
@@ -452,11 +452,11 @@ async fn image_deploys_over_tls_with_the_servers_ca() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.to_lowercase().contains("certificate"), "{log}");
-    assert_eq!(support::head(&sandbox).await, source_sha, "nothing written");
+    assert_eq!(runner::head(&sandbox).await, source_sha, "nothing written");
 
     // With the CA, over the API (the auto probe included), then over git.
     for (transport, tag) in [("auto", "1.1.0"), ("git", "1.2.0")] {
-        let source = support::head(&sandbox).await;
+        let source = runner::head(&sandbox).await;
         let mut deploy = Deploy::new(&sandbox, tag, &source);
         std::fs::write(deploy.workspace_dir().join("gitea-ca.pem"), front.ca_pem()).unwrap();
         deploy.set("INPUT_SERVER_URL", &server);
@@ -470,7 +470,7 @@ async fn image_deploys_over_tls_with_the_servers_ca() {
         assert_eq!(get("result"), "success", "{transport}: {log}");
         assert_eq!(get("changed"), "true", "{transport}");
         assert!(
-            support::kustomization(&sandbox)
+            runner::kustomization(&sandbox)
                 .await
                 .contains(&format!("newTag: \"{tag}\"")),
             "{transport}"

@@ -3,7 +3,8 @@
 //! repository, another branch, another path, a multi-source app whose source of ours deploys
 //! nothing), a preflight mismatch that fails before any commit, and `argocd_require: any`.
 
-mod common;
+mod support;
+use support::world as common;
 
 use std::time::{Duration, Instant};
 

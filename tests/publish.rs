@@ -14,7 +14,7 @@ use gitops_deploy::report::Report;
 use gitops_deploy::secret::Masker;
 use gitops_sandbox::faults::{FaultKind, FaultRule, Race, Server};
 use gitops_sandbox::{Sandbox, SandboxConfig};
-use support::*;
+use support::publish::*;
 
 const OVERLAY: &str = "apps/team/overlays/prod";
 const KUSTOMIZATION: &str = "apps/team/overlays/prod/kustomization.yaml";

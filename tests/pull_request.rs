@@ -5,7 +5,8 @@
 //! check, missing approvals, idempotent re-runs, superseding, a rollback by pull request, 16
 //! concurrent runs, and bad input that writes nothing.
 
-mod common;
+mod support;
+use support::world as common;
 
 use std::time::{Duration, Instant};
 

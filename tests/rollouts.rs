@@ -5,7 +5,8 @@
 //! canary that fails with Argo Rollouts' message. Every assertion is on the JSON report and the
 //! cluster, not on log wording.
 
-mod common;
+mod support;
+use support::world as common;
 
 use std::time::Duration;
 

@@ -3,17 +3,17 @@
 //! (masks first, one group per phase, `::error::` naming the phase) and that no secret leaks.
 //! tests/image.rs does the same inside the image built from the shipped Dockerfile.
 
-mod runner_support;
-use runner_support as support;
+mod support;
+use support::runner;
 
 use std::path::Path;
 
 use gitops_sandbox::{demo, Sandbox, SandboxConfig};
-use support::{outputs_of, Deploy};
+use runner::{outputs_of, Deploy};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_mode_deploys_with_only_input_env() {
-    let (sandbox, source_sha) = support::world().await;
+    let (sandbox, source_sha) = runner::world().await;
     let deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
     let run = deploy.run_binary(Path::new(env!("CARGO_BIN_EXE_gitops-deploy")));
     let log = &run.stderr;
@@ -35,8 +35,8 @@ async fn action_mode_deploys_with_only_input_env() {
     }
     // Nothing but the mask commands may carry a secret.
     let rest = lines[first_other..].join("\n");
-    support::assert_no_secret(&deploy, &rest);
-    support::assert_no_secret(&deploy, &run.stdout);
+    runner::assert_no_secret(&deploy, &rest);
+    runner::assert_no_secret(&deploy, &run.stdout);
 
     // One group per phase, each closed, in pipeline order.
     let groups: Vec<&str> = lines
@@ -54,7 +54,7 @@ async fn action_mode_deploys_with_only_input_env() {
     let names: Vec<&str> = outputs.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(names, gitops_deploy::runner::OUTPUT_NAMES);
     let get = |k: &str| outputs.iter().find(|(n, _)| n == k).unwrap().1.clone();
-    let head = support::head(&sandbox).await;
+    let head = runner::head(&sandbox).await;
     assert_ne!(head, source_sha);
     assert_eq!(get("changed"), "true");
     assert_eq!(get("commit_sha"), head);
@@ -101,7 +101,7 @@ async fn action_mode_deploys_with_only_input_env() {
         )),
         "{summary}"
     );
-    support::assert_no_secret(&deploy, &summary);
+    runner::assert_no_secret(&deploy, &summary);
 
     // report_status: the source commit got a status linking to the Argo CD app.
     let statuses = sandbox
@@ -118,7 +118,7 @@ async fn action_mode_deploys_with_only_input_env() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn action_mode_failure_names_the_phase_and_rolls_back() {
-    let (sandbox, source_sha) = support::world().await;
+    let (sandbox, source_sha) = runner::world().await;
     let mut deploy = Deploy::new(&sandbox, "broken-1.1.0", &source_sha);
     deploy.set("INPUT_ROLLBACK_ON_FAILURE", "true");
     deploy.set("INPUT_DEGRADED_GRACE", "2s");
@@ -156,7 +156,7 @@ async fn action_mode_failure_names_the_phase_and_rolls_back() {
         .collect();
     assert!(groups.contains(&"rollback"), "{log}");
     // The file is back at 1.0.0.
-    assert!(support::kustomization(&sandbox)
+    assert!(runner::kustomization(&sandbox)
         .await
         .contains("newTag: \"1.0.0\""));
     let summary = std::fs::read_to_string(deploy.summary_file()).unwrap();
@@ -174,7 +174,7 @@ async fn action_mode_failure_names_the_phase_and_rolls_back() {
         summary.contains("| `registry.example.com/demo/web` | `1.0.0` → | `broken-1.1.0` |"),
         "{summary}"
     );
-    support::assert_no_secret(&deploy, log.split_once("::group::").unwrap().1);
+    runner::assert_no_secret(&deploy, log.split_once("::group::").unwrap().1);
     let statuses = sandbox
         .gitea()
         .statuses(demo::OWNER, demo::REPO, &source_sha);
@@ -224,7 +224,7 @@ async fn action_mode_invalid_input_writes_nothing_and_exits_2() {
 /// sandbox's, which has the same statuses endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn report_status_on_github_uses_the_api_url() {
-    let (sandbox, source_sha) = support::world().await;
+    let (sandbox, source_sha) = runner::world().await;
     let mut deploy = Deploy::new(&sandbox, "1.1.0", &source_sha);
     deploy.unset("GITEA_ACTIONS");
     deploy.set("GITHUB_SERVER_URL", "http://github.invalid");

@@ -2,7 +2,8 @@
 //! (tests/fixtures/values/targets.txt): exact bytes in LF, CRLF and BOM variants, idempotence, and
 //! every success re-read by PyYAML (every changed value must read as a string).
 
-mod values_common;
+mod support;
+use support::values_vectors as values_common;
 
 use gitops_deploy::edit::{HelmKeys, ImageSetting, KeyPath, Target, ValueTemplate};
 use values_common::{assert_pyyaml_agrees, table, Want};

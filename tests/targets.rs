@@ -2,7 +2,8 @@
 //! each deployed through publish → Argo CD → rollout → HTTP over both transports, and a broken tag
 //! rolled back to the previous values; 16 concurrent deploys into one values file lose no update.
 
-mod common;
+mod support;
+use support::world as common;
 
 use anyhow::{ensure, Context, Result};
 use common::{timing, World};

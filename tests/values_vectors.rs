@@ -2,7 +2,8 @@
 //! (tests/fixtures/values/vectors.txt), in LF, CRLF, BOM and no-final-newline variants, with every
 //! success re-read by PyYAML (tests/oracle/pyyaml_values.py), and property tests.
 
-mod values_common;
+mod support;
+use support::values_vectors as values_common;
 
 use gitops_deploy::edit::{set_values, KeyPath, Reader, Segment, ValueSetting};
 use values_common::{assert_pyyaml_agrees, table, Want};

@@ -2,7 +2,8 @@
 //! CD, Kubernetes and app doubles) with the built binary; plus library-level tests of ancestry and
 //! of the rollout verdict against the real `kubectl rollout status`.
 
-mod common;
+mod support;
+use support::world as common;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
