@@ -9,7 +9,7 @@ use support::world as common;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use common::{timing, World};
+use common::{error, timing, World};
 use gitops_sandbox::argocd::{AppSpec, OtherSource};
 use gitops_sandbox::demo;
 use serde_json::Value;
@@ -339,8 +339,8 @@ async fn discovery_finds_exactly_the_right_apps_among_decoys() -> Result<()> {
         "{report}\n{err}"
     );
     ensure!(
-        err.contains("no Argo CD application (auto) deploys apps/web/overlays/ap"),
-        "{err}"
+        error(&report).contains("no Argo CD application (auto) deploys apps/web/overlays/ap"),
+        "{report}"
     );
     ensure!(world.head().await? == before, "a commit was made");
     Ok(())
@@ -369,9 +369,9 @@ async fn a_preflight_mismatch_fails_before_any_commit() -> Result<()> {
         "app \"decoy-branch\" does not deploy what this run edits: its source tracks revision \"release\", not the branch \"main\" we write to",
         "app \"decoy-repo\" does not deploy what this run edits: it follows",
     ] {
-        ensure!(err.contains(needle), "{needle}\n{err}");
+        ensure!(error(&report).contains(needle), "{needle}\n{report}");
     }
-    ensure!(!err.contains("app \"web-eu\""), "{err}");
+    ensure!(!error(&report).contains("app \"web-eu\""), "{report}");
     ensure!(world.head().await? == before, "a commit was made");
     // `argocd_preflight: false` lets a named app through (the wait then shows what happens).
     let (code, _, err) = world
@@ -428,7 +428,10 @@ async fn require_any_succeeds_with_one_app_and_all_names_the_failing_one() -> Re
     let a = args_for(&world, "2.0.1", &["eu", "stuck"], &two);
     let (code, report, err) = world.run_json(&a, &[]).await?;
     ensure!(code == 1 && report["phase"] == "argocd", "{report}\n{err}");
-    ensure!(err.contains("1 of 2 apps failed: web-stuck: "), "{err}");
+    ensure!(
+        error(&report).contains("1 of 2 apps failed: web-stuck: "),
+        "{report}"
+    );
     Ok(())
 }
 

@@ -11,7 +11,7 @@ use support::world as common;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use common::{timing, World};
+use common::{error, timing, World};
 use gitops_sandbox::demo;
 use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::gitea::{Protection, PullSummary};
@@ -150,7 +150,10 @@ async fn a_protected_branch_deploys_through_a_pull_request_merged_once_its_check
         code == 1 && report["phase"] == "publish",
         "push: {report}\n{err}"
     );
-    ensure!(err.contains("protected branch"), "push: {err}");
+    ensure!(
+        error(&report).contains("protected branch"),
+        "push: {report}"
+    );
     ensure!(
         world.head().await? == before,
         "the refused push wrote something"
@@ -404,8 +407,9 @@ async fn a_failing_check_or_a_missing_approval_is_named() -> Result<()> {
         "{report}\n{err}"
     );
     ensure!(
-        err.contains("cannot merge: required check \"ci/test\" is failure: 3 tests failed"),
-        "{err}"
+        error(&report)
+            .contains("cannot merge: required check \"ci/test\" is failure: 3 tests failed"),
+        "{report}"
     );
     ensure!(
         world.head().await? == before,
@@ -425,10 +429,10 @@ async fn a_failing_check_or_a_missing_approval_is_named() -> Result<()> {
         .await?;
     ensure!(code == 1 && report["phase"] == "merge", "{report}\n{err}");
     ensure!(
-        err.contains(
+        error(&report).contains(
             "cannot be merged now: Does not have enough approvals (approvals: 0 of 1 required)"
         ),
-        "{err}"
+        "{report}"
     );
     // `auto` waits for a reviewer, saying so, and merges once approved.
     let reviewer = async {
@@ -517,8 +521,8 @@ async fn an_unknown_label_writes_nothing() -> Result<()> {
         "{report}\n{err}"
     );
     ensure!(
-        err.contains("labels: \"prod\" is not a label of demo/gitops (it has: deploy)"),
-        "{err}"
+        error(&report).contains("labels: \"prod\" is not a label of demo/gitops (it has: deploy)"),
+        "{report}"
     );
     let dir = world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO);
     let branches =

@@ -11,7 +11,7 @@ use support::world as common;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use common::{timing, World};
+use common::{error, timing, World};
 use gitops_sandbox::demo;
 use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::kube::Resource;
@@ -199,10 +199,6 @@ fn tags(world: &World) -> Vec<String> {
     let mut t = world.kube.ready_rollout_tags(NAMESPACE, "web");
     t.sort();
     t
-}
-
-fn error(report: &Value) -> &str {
-    report["error"].as_str().unwrap_or_default()
 }
 
 #[tokio::test]

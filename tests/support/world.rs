@@ -243,6 +243,11 @@ impl World {
     }
 }
 
+/// The `error` output of a JSON report (empty when unset): the failure, as the last log line says it.
+pub fn error(report: &serde_json::Value) -> &str {
+    report["error"].as_str().unwrap_or_default()
+}
+
 /// Runs a command to completion with a deadline; returns the output and stderr as text.
 pub async fn run(mut cmd: tokio::process::Command, limit: Duration) -> Result<(Output, String)> {
     let out = tokio::time::timeout(limit, cmd.output())
