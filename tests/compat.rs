@@ -9,7 +9,7 @@ use support::world as common;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use common::{timing, World, APP, LIMIT};
+use common::{error, timing, World, APP, LIMIT};
 use gitops_sandbox::argocd::{OtherSource, SyncWindow};
 use gitops_sandbox::demo;
 use gitops_sandbox::eventually::eventually;
@@ -153,10 +153,9 @@ async fn core_scenarios(world: &World) -> Result<Vec<(&'static str, Duration)>> 
             && report["previous_tag"] == "2.2.1",
         "{profile}: rollback: {report}"
     );
-    let last = err.lines().last().unwrap_or_default();
     ensure!(
-        last.ends_with("; rolled back to 2.2.1 (healthy)"),
-        "{profile}: rollback\n{err}"
+        error(&report).ends_with("; rolled back to 2.2.1 (healthy)"),
+        "{profile}: rollback: {report}"
     );
     ensure!(
         world.ready_tags() == vec!["2.2.1"; 3],
@@ -357,18 +356,21 @@ async fn a_sync_window_holding_back_auto_sync_is_named_not_a_silent_timeout() ->
     let started = Instant::now();
     let mut args = world.run_args("3.1.0");
     args.extend(["--timeout".into(), "10s".into()]);
-    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
-    assert_eq!(code, 1, "{err}");
+    let (code, report, err) = world.run_json(&args, &[]).await?;
+    assert_eq!(code, 1, "{report}\n{err}");
     assert!(started.elapsed() < Duration::from_secs(20), "{err}");
     let why = "Argo CD will not auto-sync web-prod now: the sync deny window \"0 22 * * *\" (8h) is active";
     assert!(err.contains(why), "warned while waiting: {err}");
-    let last = err.lines().last().unwrap_or_default();
-    assert!(last.contains("timed out after"), "{last}");
+    let error = error(&report);
     assert!(
-        last.contains(
+        report["phase"] == "argocd" && error.contains("timed out after"),
+        "{report}"
+    );
+    assert!(
+        error.contains(
             "Argo CD will not auto-sync now: the sync deny window \"0 22 * * *\" (8h) is active"
         ),
-        "the timeout names the window: {last}"
+        "the timeout names the window: {report}"
     );
     Ok(())
 }
@@ -389,15 +391,14 @@ async fn a_sync_window_refusing_our_sync_fails_at_once_naming_it() -> Result<()>
         "--timeout".into(),
         "60s".into(),
     ]);
-    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
-    assert_eq!(code, 1, "{err}");
+    let (code, report, err) = world.run_json(&args, &[]).await?;
+    assert_eq!(code, 1, "{report}\n{err}");
     assert!(started.elapsed() < Duration::from_secs(15), "{err}");
-    let last = err.lines().last().unwrap_or_default();
     assert!(
-        last.contains(
+        error(&report).contains(
             "Argo CD refuses to sync now: the sync deny window \"0 6 * * 1-5\" (10h) blocks it"
         ),
-        "{last}"
+        "{report}"
     );
     Ok(())
 }
@@ -428,14 +429,14 @@ async fn a_revision_the_repo_server_could_not_resolve_is_tried_again_a_few_times
         "60s".into(),
     ]);
     let started = Instant::now();
-    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
+    let (code, report, err) = world.run_json(&args, &[]).await?;
     world.argo.fail_next_sync_resolves(0);
-    assert_eq!(code, 1, "{err}");
+    assert_eq!(code, 1, "{report}\n{err}");
     assert!(started.elapsed() < Duration::from_secs(30), "{err}");
-    let last = err.lines().last().unwrap_or_default();
+    let error = error(&report);
     assert!(
-        last.contains("sync request failed") && last.contains("error resolving repo revision"),
-        "{last}"
+        error.contains("sync request failed") && error.contains("error resolving repo revision"),
+        "{report}"
     );
     Ok(())
 }
