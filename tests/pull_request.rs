@@ -820,6 +820,18 @@ async fn github_pull_requests_deploy_the_same_way() -> Result<()> {
     );
     ensure!(parents(&world, &merged).await? == 2 && is_ancestor(&world, &head, &merged).await?);
     ensure!(pulls(&world)[0].labels == 1, "{:?}", pulls(&world));
+    // GitHub's merge cannot delete the head branch: the deploy does, once merged.
+    let branch = report["pr_branch"].as_str().unwrap_or_default().to_owned();
+    ensure!(
+        !branch.is_empty()
+            && world
+                .sandbox
+                .gitea()
+                .branch_head(demo::OWNER, demo::REPO, &branch)
+                .await?
+                .is_none(),
+        "the merged branch {branch:?} is left: {report}"
+    );
     ensure!(
         world.ready_tags() == vec!["4.1.0"; 3],
         "{:?}",

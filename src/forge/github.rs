@@ -353,6 +353,26 @@ impl GithubRepo<'_> {
             .map(drop)
     }
 
+    /// `DELETE /repos/{o}/{r}/git/refs/heads/{branch}`: 204; `Ok(false)` when the branch is gone
+    /// already (422 "Reference does not exist", e.g. deleted by the repository's "automatically
+    /// delete head branches" setting).
+    ///
+    /// # Errors
+    /// See [`Error`].
+    pub async fn delete_branch(&self, branch: &str) -> Result<bool, Error> {
+        let mut rest = vec!["git", "refs", "heads"];
+        rest.extend(branch.split('/'));
+        match self
+            .client
+            .send_for_status(Method::DELETE, &self.segments(&rest), &[], None::<&()>)
+            .await
+        {
+            Ok(_) => Ok(true),
+            Err(e) if e.status() == Some(reqwest::StatusCode::UNPROCESSABLE_ENTITY) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// `POST /repos/{o}/{r}/issues/{n}/comments`.
     ///
     /// # Errors

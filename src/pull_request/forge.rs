@@ -169,6 +169,16 @@ impl Forge<'_> {
         }
     }
 
+    /// After a merge: deletes the head branch where the merge itself does not (GitHub's merge API
+    /// has no such option; Gitea's merge deletes it with `delete_branch_after_merge`). Returns
+    /// whether this call deleted it.
+    pub async fn delete_merged_branch(&self, branch: &str) -> Result<bool, gitea::Error> {
+        match self {
+            Forge::Gitea(_) => Ok(false),
+            Forge::Github(r) => r.delete_branch(branch).await,
+        }
+    }
+
     /// Closes a pull request.
     pub async fn close(&self, number: u64) -> Result<(), gitea::Error> {
         match self {

@@ -1020,6 +1020,19 @@ impl Session<'_> {
                         Phase::Merge,
                         format_args!("pull request #{number} merged ({style}) as {short}{note}"),
                     );
+                    if self.config.delete_branch {
+                        // A branch left behind is untidy, not a failed deploy.
+                        if let Err(e) = self.forge.delete_merged_branch(&opened.info.branch).await {
+                            self.report.warn(
+                                Phase::Merge,
+                                format_args!(
+                                    "cannot delete the merged branch {}: {}",
+                                    opened.info.branch,
+                                    crate::error::chain(&e)
+                                ),
+                            );
+                        }
+                    }
                     return Ok(Merged {
                         sha: sha.clone(),
                         style: self.config.style,

@@ -43,6 +43,10 @@ pub(super) fn router(gitea: Gitea) -> Router {
         .route(repo, get(get_repo))
         .route(&format!("{repo}/branches/{{*branch}}"), get(get_branch))
         .route(&format!("{repo}/labels"), get(list_labels))
+        .route(
+            &format!("{repo}/git/refs/heads/{{*branch}}"),
+            axum::routing::delete(delete_branch_ref),
+        )
         .route(&format!("{repo}/pulls"), get(list_pulls).post(create_pull))
         .route(
             &format!("{repo}/pulls/{{number}}"),
@@ -574,6 +578,33 @@ struct MergeBody {
     commit_title: Option<String>,
     #[serde(default)]
     commit_message: Option<String>,
+}
+
+/// `DELETE /repos/{o}/{r}/git/refs/heads/{branch}` (GitHub REST "Delete a reference"): 204, or 422
+/// "Reference does not exist". GitHub's merge API cannot delete the head branch; clients do this.
+async fn delete_branch_ref(
+    State(gitea): State<Gitea>,
+    headers: HeaderMap,
+    Path((owner, name, branch)): Path<(String, String, String)>,
+) -> Result<StatusCode, GhError> {
+    user(&gitea, &headers, &owner, &name, true)?;
+    let exists = gitea
+        .branch_head(&owner, &name, &branch)
+        .await
+        .map_err(internal)?
+        .is_some();
+    if !exists {
+        return Err(error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Reference does not exist",
+        ));
+    }
+    let dir = gitea.repo_dir(&owner, &name);
+    git::Git::new(&dir, ["update-ref", "-d", &format!("refs/heads/{branch}")])
+        .succeeds()
+        .await
+        .map_err(|_| internal("update-ref"))?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn merge_pull(
