@@ -298,6 +298,17 @@ async fn squash_and_rebase_merges_are_verified_on_the_commit_the_merge_made() ->
             "{style}: {:?}",
             world.ready_tags()
         );
+        // A squash commit carries the merge message; a rebase lands our commit as it is, without
+        // the skip marker, and the step warns.
+        let dir = world.sandbox.gitea().repo_dir(demo::OWNER, demo::REPO);
+        let tip = gitops_sandbox::git::Git::new(&dir, ["log", "-1", "--format=%B", &merged])
+            .text()
+            .await?;
+        let warned = err.contains("without [skip ci], so workflows on pushes to main run for it");
+        ensure!(
+            (style == "squash") == (tip.contains("[skip ci]") && !warned),
+            "{style}: {tip:?}\n{err}"
+        );
     }
     Ok(())
 }

@@ -962,6 +962,21 @@ impl Session<'_> {
     /// (bounded) for an auto-merge.
     async fn merge(&self, opened: &mut Opened, deadline: Deadline) -> Result<Merged, Error> {
         let started = tokio::time::Instant::now();
+        if !self.config.style.writes_merge_message() {
+            // The branch's commit has no skip marker (the pull request's checks must run), and
+            // these styles make it the base's tip as it is.
+            self.report.warn(
+                Phase::Merge,
+                format_args!(
+                    "merge_style {}: our commit lands on {} without [skip ci], so workflows on \
+                     pushes to {} run for it; squash, merge or rebase-merge write a commit that \
+                     carries it",
+                    self.config.style.as_str(),
+                    self.base,
+                    self.base
+                ),
+            );
+        }
         let mut last_said = String::new();
         let mut ask = true;
         let mut ready_polls = 0u32;

@@ -45,6 +45,16 @@ impl MergeStyle {
     pub fn keeps_our_commit(self) -> bool {
         matches!(self, MergeStyle::Merge | MergeStyle::FastForwardOnly)
     }
+
+    /// True when the merge writes a commit of its own at the base's tip, with the message we give
+    /// (`[skip ci]`); false when the branch's commits become the tip as they are (rebase,
+    /// fast-forward).
+    pub fn writes_merge_message(self) -> bool {
+        matches!(
+            self,
+            MergeStyle::Merge | MergeStyle::Squash | MergeStyle::RebaseMerge
+        )
+    }
 }
 
 /// How the server answered a merge request.
