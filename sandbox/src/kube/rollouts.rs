@@ -26,7 +26,10 @@
 //! `workloadRef`, `scaleDownDelaySeconds` (old pods go as soon as the new ones serve), anti-affinity.
 //! Pause durations are scaled like progress deadlines ([`KubeTiming::progress_deadline_scale`]).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: under a paused runtime (tests) the simulator runs on the test's time.
+use tokio::time::Instant;
 
 use serde_json::{json, Value};
 

@@ -9,7 +9,10 @@
 //! DaemonSets are status-only (no pods): they become ready after the pod start delay.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock: under a paused runtime (tests) the simulator runs on the test's time.
+use tokio::time::Instant;
 
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};

@@ -1,0 +1,181 @@
+//! The rollout phase on paused time. Tokio's clock drives both the client's waits and the sandbox's
+//! Kubernetes simulator (`sandbox/src/kube/sim.rs`, `rollouts.rs`), so rollouts with real durations
+//! (2 s per pod, the default 600 s progress deadline, a 5-minute canary pause) are judged in
+//! milliseconds of real time, and always the same way. Everything runs in this process: kube-rs
+//! over loopback to the sandbox's Kubernetes API; no git, no child process (whose real duration
+//! would let the paused clock jump).
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use gitops_deploy::report::Report;
+use gitops_deploy::rollout::phase::{self, RolloutSettings, RolloutVia};
+use gitops_deploy::rollout::{PausePolicy, WorkloadRef};
+use gitops_deploy::secret::{Masker, Secret};
+use gitops_sandbox::faults::{Faults, Server};
+use gitops_sandbox::http::{HttpServer, RequestLog};
+use gitops_sandbox::kube::{self, Kube, KubeTiming};
+use serde_json::{json, Value};
+use tokio::time::Instant;
+
+const TOKEN: &str = "paused-time-token-0123";
+const IMAGE: &str = "registry.example.com/demo/web";
+
+/// A cluster with real durations: pods take 2 s to start, deadlines count in real seconds.
+async fn cluster(workload: Value) -> Result<(Kube, HttpServer, tokio::task::JoinHandle<()>)> {
+    let kube = Kube::new(
+        TOKEN,
+        KubeTiming {
+            pod_start_delay: Duration::from_secs(2),
+            progress_deadline_scale: 1.0,
+            tick: Duration::from_millis(250),
+        },
+    );
+    kube.apply(workload)?;
+    kube.settle();
+    let sim = kube.spawn_simulator();
+    let server = gitops_sandbox::http::serve(
+        Server::Kube,
+        kube::api::router(kube.clone()),
+        Faults::default(),
+        RequestLog::new(),
+    )
+    .await?;
+    Ok((kube, server, sim))
+}
+
+fn deployment(tag: &str) -> Value {
+    json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "web"},
+        "spec": {
+            "replicas": 3,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": format!("{IMAGE}:{tag}")}]}},
+        },
+    })
+}
+
+fn canary(tag: &str) -> Value {
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+        "metadata": {"name": "web", "namespace": "web"},
+        "spec": {
+            "replicas": 4,
+            "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": format!("{IMAGE}:{tag}")}]}},
+            "strategy": {"canary": {"steps": [{"setWeight": 25}, {"pause": {"duration": "5m"}}]}},
+        },
+    })
+}
+
+fn settings(server: &HttpServer, target: &str, tag: &str, grace: Duration) -> RolloutSettings {
+    RolloutSettings {
+        via: RolloutVia::Kube {
+            kubeconfig: Secret::new(kube::kubeconfig_yaml(server.url(), TOKEN)),
+            argo: None,
+        },
+        targets: vec![WorkloadRef::parse(target, Some("web")).expect("a target")],
+        images: vec![format!("{IMAGE}:{tag}")],
+        stuck_grace: grace,
+        pause: PausePolicy::Fail,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deployment_rolls_out_on_paused_time() -> Result<()> {
+    let (kube, server, sim) = cluster(deployment("1.0.0")).await?;
+    kube.apply(deployment("1.1.0"))?;
+    let (report, out) = Report::capture(Masker::new());
+    let (started, real) = (Instant::now(), std::time::Instant::now());
+    let got = phase::run(
+        &settings(&server, "deployment/web", "1.1.0", Duration::from_secs(30)),
+        &report,
+        started + Duration::from_secs(900),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", out.text()))?;
+    let simulated = started.elapsed();
+    ensure!(
+        got.workloads == ["deployment/web: 3/3 updated, 3 available"],
+        "{got:?}"
+    );
+    // Three pods one after another (surge 1), 2 s each: about 6 s of the cluster's time.
+    ensure!(
+        simulated >= Duration::from_secs(4) && simulated < Duration::from_secs(30),
+        "{simulated:?}\n{}",
+        out.text()
+    );
+    ensure!(real.elapsed() < simulated, "real {:?}", real.elapsed());
+    sim.abort();
+    Ok(())
+}
+
+/// A crash-looping image and a grace longer than the progress deadline: the Deployment's own
+/// deadline (600 s by default) ends it, on the cluster's clock, with kubectl's words.
+#[tokio::test(start_paused = true)]
+async fn a_ten_minute_progress_deadline_fails_on_paused_time() -> Result<()> {
+    let (kube, server, sim) = cluster(deployment("1.0.0")).await?;
+    kube.apply(deployment("broken-2.0.0"))?;
+    let (report, out) = Report::capture(Masker::new());
+    let started = Instant::now();
+    let err = phase::run(
+        &settings(
+            &server,
+            "deployment/web",
+            "broken-2.0.0",
+            Duration::from_secs(3600),
+        ),
+        &report,
+        started + Duration::from_secs(1800),
+    )
+    .await
+    .expect_err("a broken image never rolls out");
+    let simulated = started.elapsed();
+    let text = gitops_deploy::error::chain(&err);
+    ensure!(
+        text.contains("deployment/web: deployment \"web\" exceeded its progress deadline"),
+        "{text}\n{}",
+        out.text()
+    );
+    ensure!(
+        simulated >= Duration::from_secs(600) && simulated < Duration::from_secs(700),
+        "{simulated:?}"
+    );
+    sim.abort();
+    Ok(())
+}
+
+/// An Argo Rollouts canary with a 5-minute pause step: waited out (a timed pause needs no person),
+/// then stable on every pod.
+#[tokio::test(start_paused = true)]
+async fn a_canary_with_a_five_minute_pause_completes_on_paused_time() -> Result<()> {
+    let (kube, server, sim) = cluster(canary("1.0.0")).await?;
+    kube.apply(canary("1.1.0"))?;
+    let (report, out) = Report::capture(Masker::new());
+    let started = Instant::now();
+    let got = phase::run(
+        &settings(&server, "rollout/web", "1.1.0", Duration::from_secs(30)),
+        &report,
+        started + Duration::from_secs(900),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", out.text()))?;
+    let simulated = started.elapsed();
+    ensure!(
+        got.workloads == ["rollout/web: 4/4 updated, 4 available"] && got.not_promoted.is_empty(),
+        "{got:?}"
+    );
+    ensure!(
+        simulated >= Duration::from_secs(300) && simulated < Duration::from_secs(400),
+        "{simulated:?}\n{}",
+        out.text()
+    );
+    let mut tags = kube.ready_rollout_tags("web", "web");
+    tags.sort();
+    ensure!(tags == ["1.1.0"; 4], "{tags:?}");
+    sim.abort();
+    Ok(())
+}
