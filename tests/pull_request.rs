@@ -306,7 +306,7 @@ async fn squash_and_rebase_merges_are_verified_on_the_commit_the_merge_made() ->
             .await?;
         let warned = err.contains("without [skip ci], so workflows on pushes to main run for it");
         ensure!(
-            (style == "squash") == (tip.contains("[skip ci]") && !warned),
+            tip.contains("[skip ci]") == (style == "squash") && warned == (style == "rebase"),
             "{style}: {tip:?}\n{err}"
         );
     }
@@ -688,6 +688,28 @@ async fn a_conflicting_pull_request_is_recreated_from_the_new_base() -> Result<(
         "{:?}",
         world.ready_tags()
     );
+
+    // The same with `merge: now`: the re-created pull request is new to the forge, which refuses
+    // its first merge while it test-merges it ("Please try again later"); that is no final refusal.
+    let (code, first, err) = world
+        .run_json(&pr_args(&world, "2.1.0", &["--merge", "none"]), &[])
+        .await?;
+    ensure!(code == 0 && first["pr_number"] == 3, "{first}\n{err}");
+    let text = world.kustomization_at(demo::BRANCH).await?;
+    let moved = text.replace("newTag: \"2.0.0\" # hotfix", "newTag: \"2.0.1\" # hotfix 2");
+    ensure!(moved != text);
+    world
+        .commit(&[(demo::KUSTOMIZATION, &moved)], "hotfix 2")
+        .await?;
+    let (code, report, err) = world
+        .run_json(&pr_args(&world, "2.1.0", &["--merge", "now"]), &[])
+        .await?;
+    ensure!(
+        code == 0 && report["result"] == "success" && report["pr_number"] == 4,
+        "{report}\n{err}"
+    );
+    let file = world.kustomization_at(demo::BRANCH).await?;
+    ensure!(file.contains("newTag: \"2.1.0\" # hotfix 2"), "{file}");
     Ok(())
 }
 

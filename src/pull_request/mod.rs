@@ -1002,7 +1002,7 @@ impl Session<'_> {
             } else {
                 None
             };
-            let refused_when_settled = refused.is_some() && settled;
+            let refused_when_settled = final_refusal(settled, refused.as_deref());
             let (mut state, base_head) = self.state(opened).await?;
             // A forge re-checks its pull requests after every push to the base, and reports them
             // unmergeable meanwhile: a conflict is one that is still there on the next look at
@@ -1072,8 +1072,10 @@ impl Session<'_> {
                     if let Some(done) = self.recreate(opened).await? {
                         return Ok(done);
                     }
+                    // A new pull request: the forge test-merges it first.
                     ask = true;
                     ready_polls = 0;
+                    settled = false;
                     continue;
                 }
                 State::Checking => {
@@ -1250,6 +1252,21 @@ impl Session<'_> {
     }
 }
 
+/// A refusal that only says "not yet": Gitea's 405 while it test-merges ("Please try again later",
+/// `routers/api/v1/repo/pull.go`), GitHub's "Base branch was modified. Review and try the merge
+/// again." (a push to the base raced the merge).
+fn temporary_refusal(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("try again later") || m.contains("try the merge again")
+}
+
+/// Whether a refusal is the forge's last word: the look before saw the pull request settled (not
+/// being test-merged), and the refusal does not itself say "not yet" (a push to the base in
+/// between starts a new check).
+fn final_refusal(settled: bool, refused: Option<&str>) -> bool {
+    settled && refused.is_some_and(|m| !temporary_refusal(m))
+}
+
 /// Whether to ask the forge to merge again on the next look. A refusal while the forge was still
 /// test-merging the pull request (Gitea: 405 "Please try again later", `routers/api/v1/repo/pull.go`)
 /// scheduled nothing, even when the checking ended before our next look and the pull request now
@@ -1372,6 +1389,31 @@ mod tests {
         assert!(check_template("{nope}")
             .unwrap_err()
             .contains("unknown placeholder {nope}"));
+    }
+
+    #[test]
+    fn refusals_that_say_not_yet_are_temporary() {
+        assert!(temporary_refusal("Please try again later"));
+        assert!(temporary_refusal(
+            "Base branch was modified. Review and try the merge again."
+        ));
+        assert!(!temporary_refusal(
+            "Does not have enough approvals (approvals: 0 of 1 required)"
+        ));
+        assert!(!temporary_refusal("Pull Request is not mergeable"));
+        // (settled before, refusal, final)
+        for (settled, refused, want) in [
+            (true, Some("Please try again later"), false),
+            (true, Some("Does not have enough approvals"), true),
+            (false, Some("Does not have enough approvals"), false),
+            (true, None, false),
+        ] {
+            assert_eq!(
+                final_refusal(settled, refused),
+                want,
+                "{settled} {refused:?}"
+            );
+        }
     }
 
     #[test]
