@@ -10,7 +10,7 @@ use support::world as common;
 
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
 use common::{error, timing, World};
 use gitops_sandbox::demo;
 use gitops_sandbox::eventually::eventually;
@@ -292,8 +292,8 @@ async fn a_canary_paused_for_a_person_fails_succeeds_or_waits_as_rollout_pause_s
     let run_args = args(&world, "2.3.0", &["--rollout-pause", "wait"]);
     let run = world.run_json(&run_args, &[]);
     let (ran, promoted) = tokio::join!(run, promote);
-    promoted?;
     let (code, report, err) = ran?;
+    promoted.with_context(|| format!("{report}\n{err}"))?;
     ensure!(
         code == 0 && report["rollout"] == "rollout/web: 4/4 updated, 4 available",
         "{report}\n{err}"
@@ -344,8 +344,8 @@ async fn a_blue_green_preview_promoted_while_the_deploy_waits_succeeds_read_thro
     let run_args = args(&world, "2.0.0", &extra);
     let run = world.run_json(&run_args, &[]);
     let (ran, promoted) = tokio::join!(run, promote);
-    promoted?;
     let (code, report, err) = ran?;
+    promoted.with_context(|| format!("{report}\n{err}"))?;
     ensure!(
         code == 0 && report["rollout"] == "rollout/web: 4/4 updated, 4 available",
         "{report}\n{err}"
@@ -375,8 +375,8 @@ async fn an_aborted_canary_fails_with_argo_rollouts_message() -> Result<()> {
     let run_args = args(&world, "2.0.0", &["--rollout-pause", "wait"]);
     let run = world.run_json(&run_args, &[]);
     let (ran, aborted) = tokio::join!(run, abort);
-    aborted?;
     let (code, report, err) = ran?;
+    aborted.with_context(|| format!("{report}\n{err}"))?;
     ensure!(code == 1 && report["phase"] == "rollout", "{report}\n{err}");
     ensure!(
         error(&report).contains("RolloutAborted: Rollout aborted update to revision 2"),
