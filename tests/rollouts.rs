@@ -68,21 +68,38 @@ spec:
 
 /// A world with app `web-canary` deploying a Rollout of the demo image, Healthy at 1.0.0.
 async fn world(strategy: &str) -> Result<World> {
+    let world = world_with(&[("rollout.yaml", &rollout_yaml(strategy))]).await?;
+    status_where(&world, "Healthy at 1.0.0", |st, image| {
+        st["phase"] == "Healthy" && image.ends_with(":1.0.0")
+    })
+    .await?;
+    Ok(world)
+}
+
+/// A world whose app `web-canary` deploys `resources` (name, text) with the demo image at 1.0.0.
+async fn world_with(resources: &[(&str, &str)]) -> Result<World> {
     let world = World::start(timing()).await?;
+    let list: String = resources
+        .iter()
+        .map(|(name, _)| format!("  - {name}\n"))
+        .collect();
     let kustomization = format!(
         "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nnamespace: {NAMESPACE}\n\
-         resources:\n  - rollout.yaml\nimages:\n  - name: {}\n    newTag: 1.0.0\n",
+         resources:\n{list}images:\n  - name: {}\n    newTag: 1.0.0\n",
         demo::IMAGE
     );
-    world
-        .commit(
-            &[
-                (&format!("{PATH}/kustomization.yaml"), &kustomization),
-                (&format!("{PATH}/rollout.yaml"), &rollout_yaml(strategy)),
-            ],
-            "a rollout",
-        )
-        .await?;
+    let mut files: Vec<(String, String)> =
+        vec![(format!("{PATH}/kustomization.yaml"), kustomization)];
+    files.extend(
+        resources
+            .iter()
+            .map(|(name, text)| (format!("{PATH}/{name}"), (*text).to_owned())),
+    );
+    let files: Vec<(&str, &str)> = files
+        .iter()
+        .map(|(p, t)| (p.as_str(), t.as_str()))
+        .collect();
+    world.commit(&files, "a rollout").await?;
     world.argo.add_app(
         gitops_sandbox::argocd::AppSpec {
             path: PATH.into(),
@@ -91,10 +108,6 @@ async fn world(strategy: &str) -> Result<World> {
         },
         true,
     )?;
-    status_where(&world, "Healthy at 1.0.0", |st, image| {
-        st["phase"] == "Healthy" && image.ends_with(":1.0.0")
-    })
-    .await?;
     Ok(world)
 }
 
@@ -390,5 +403,48 @@ async fn an_aborted_canary_fails_with_argo_rollouts_message() -> Result<()> {
         }
     })
     .await?;
+    Ok(())
+}
+
+/// A Rollout that takes its template from a Deployment (`workloadRef`, how teams migrate): the
+/// image is set in the Deployment, and the deploy waits until the Rollout runs it as stable.
+#[tokio::test]
+async fn a_workload_ref_rollout_is_verified_on_its_deployments_template() -> Result<()> {
+    let template = format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web-template\nspec:\n  replicas: 0\n\
+         \x20 selector:\n    matchLabels:\n      app: web\n  template:\n    metadata:\n      labels:\n\
+         \x20       app: web\n    spec:\n      containers:\n        - name: web\n          image: {}:1.0.0\n",
+        demo::IMAGE
+    );
+    let rollout = "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata:\n  name: web\nspec:\n\
+         \x20 replicas: 4\n  workloadRef:\n    apiVersion: apps/v1\n    kind: Deployment\n\
+         \x20   name: web-template\n  strategy:\n    canary:\n      steps:\n        - setWeight: 50\n\
+         \x20       - pause: {duration: 10s}\n";
+    let world = world_with(&[("deployment.yaml", &template), ("rollout.yaml", rollout)]).await?;
+    eventually("4 pods of 1.0.0", Duration::from_secs(30), || async {
+        match tags(&world) {
+            t if t == ["1.0.0"; 4] => Ok(()),
+            t => Err(format!("{t:?}")),
+        }
+    })
+    .await?;
+    let (code, report, err) = world.run_json(&args(&world, "2.0.0", &[]), &[]).await?;
+    ensure!(
+        code == 0 && report["result"] == "success",
+        "{report}\n{err}"
+    );
+    let rollout = report["rollout"].as_str().unwrap_or_default();
+    ensure!(
+        rollout
+            .lines()
+            .any(|l| l == "rollout/web: 4/4 updated, 4 available"),
+        "{report}"
+    );
+    let st = live(&world)["status"].clone();
+    ensure!(
+        st["stableRS"] == st["currentPodHash"] && st["workloadObservedGeneration"].is_string(),
+        "{st}"
+    );
+    ensure!(tags(&world) == ["2.0.0"; 4], "{:?}", tags(&world));
     Ok(())
 }

@@ -42,6 +42,19 @@ pub fn phase(ro: &Value) -> (String, String) {
             "waiting for rollout spec update to be observed".into(),
         );
     }
+    // A workloadRef rollout resolved from an older generation of its Deployment (argo-cd's
+    // health.lua `isWorkloadGenerationObserved`; the CLI cannot see `TemplateResolvedFromRef`).
+    if ro["spec"]["workloadRef"].is_object() {
+        let wanted =
+            ro["metadata"]["annotations"]["rollout.argoproj.io/workload-generation"].as_str();
+        let seen = status["workloadObservedGeneration"].as_str();
+        if wanted.is_some_and(|w| seen != Some(w)) {
+            return (
+                "Progressing".into(),
+                "waiting for rollout spec update to be observed for the reference workload".into(),
+            );
+        }
+    }
     let pauses = status["pauseConditions"].as_array().map_or(0, Vec::len);
     if status["controllerPause"].as_bool() == Some(true) && pauses == 0 {
         return (
@@ -202,14 +215,17 @@ pub fn verdict(ro: &Value, name: &str, images: &[String], policy: PausePolicy) -
         .iter()
         .filter_map(|c| c["image"].as_str())
         .collect();
-    // A workloadRef rollout keeps its template in the Deployment it names; without reading that,
-    // nothing proves which image it runs, so it is refused rather than passed.
+    // A workloadRef rollout keeps its template in the Deployment it names; the sources put it
+    // here. Not there (the Deployment missing, another kind): nothing proves which image runs.
     if live.is_empty() && ro["spec"]["workloadRef"].is_object() {
-        return Verdict::failed(format!(
-            "rollout/{name} takes its template from {} {:?} (workloadRef), which gitops-deploy does not read yet; \
-             name that Deployment in `rollout` instead",
-            ro["spec"]["workloadRef"]["kind"].as_str().unwrap_or("Deployment"),
-            ro["spec"]["workloadRef"]["name"].as_str().unwrap_or_default()
+        return Verdict::waiting(format!(
+            "rollout/{name}: waiting for its template from {} {:?} (workloadRef)",
+            ro["spec"]["workloadRef"]["kind"]
+                .as_str()
+                .unwrap_or("Deployment"),
+            ro["spec"]["workloadRef"]["name"]
+                .as_str()
+                .unwrap_or_default()
         ));
     }
     if !live.is_empty() {

@@ -175,6 +175,24 @@ impl Rollout {
         Ok(Rollout { object, template })
     }
 
+    /// The Deployment a `workloadRef` rollout takes its template from (`None` without one, or
+    /// for another kind).
+    pub fn workload_ref(&self) -> Option<&str> {
+        let r = &self.object["spec"]["workloadRef"];
+        (r["kind"].as_str().unwrap_or("Deployment") == "Deployment")
+            .then(|| r["name"].as_str())
+            .flatten()
+    }
+
+    /// Puts the referenced Deployment's pod template in place, as the controller resolves it
+    /// (`rollout/templateref.go`): the image checks then see what the Rollout runs.
+    pub fn resolve_template(&mut self, template: PodTemplateSpec) {
+        if let Ok(v) = serde_json::to_value(&template) {
+            self.object["spec"]["template"] = v;
+        }
+        self.template = Some(template);
+    }
+
     /// True when the stable ReplicaSet is the current one (`IsFullyPromoted`).
     pub fn fully_promoted(&self) -> bool {
         let status = &self.object["status"];

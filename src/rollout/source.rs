@@ -94,6 +94,29 @@ impl ArgoApp {
     }
 }
 
+impl ArgoApp {
+    /// [`ArgoApp::live`], with a `workloadRef` Rollout's template read from its Deployment.
+    async fn live_resolved(&self, r: &WorkloadRef) -> Result<Option<Workload>, SourceError> {
+        let mut live = self.live(r).await?;
+        if let Some(Workload::Rollout(ro)) = &mut live {
+            // (Stored with no template, or an empty one: the Deployment's is what runs.)
+            if let Some(name) = ro.workload_ref().map(str::to_owned) {
+                let dep = WorkloadRef {
+                    kind: Kind::Deployment,
+                    namespace: r.namespace.clone(),
+                    name,
+                };
+                if let Some(Workload::Deployment(d)) = self.live(&dep).await? {
+                    if let Some(spec) = d.spec {
+                        ro.resolve_template(spec.template);
+                    }
+                }
+            }
+        }
+        Ok(live)
+    }
+}
+
 /// Finds the workloads to check through Argo CD: the explicit targets (their namespace filled from
 /// the tree when not given), or else every Deployment/StatefulSet/DaemonSet/Rollout of the app whose
 /// pod template uses one of our images' repositories (every one of them when `images` is empty).
@@ -137,10 +160,15 @@ pub async fn discover_via_argo(
     }
     let mut out = Vec::new();
     for r in workloads {
-        let Ok(Some(w)) = argo.live(&r).await else {
+        let Ok(Some(w)) = argo.live_resolved(&r).await else {
             continue;
         };
+        // A workloadRef Rollout whose Deployment could not be read may run ours: kept, so it is
+        // waited for (and named) rather than skipped.
+        let unknown = matches!(&w, Workload::Rollout(ro)
+            if ro.workload_ref().is_some() && w.template_images().is_empty());
         let uses_ours = images.is_empty()
+            || unknown
             || w.template_images().iter().any(|live| {
                 images.iter().any(|want| {
                     image_repository(live) == image_repository(want) || image_matches(live, want)
@@ -166,7 +194,7 @@ pub fn argo_snapshots(
         async move {
             let mut workloads = Vec::new();
             for r in &targets {
-                let live = argo.live(r).await?;
+                let live = argo.live_resolved(r).await?;
                 workloads.push((r.clone(), live));
             }
             let stuck = match argo.tree().await {
@@ -385,6 +413,22 @@ pub fn kube_snapshots(
                 st.live.insert(i, *w);
             }
             KubeEvent::Tick => {}
+        }
+        // A workloadRef Rollout's template is its Deployment's: read it on every snapshot.
+        for (i, w) in st.live.iter_mut() {
+            if let Workload::Rollout(ro) = w {
+                if let Some(name) = ro.workload_ref().map(str::to_owned) {
+                    let ns = st.targets[*i].namespace.clone().unwrap_or_default();
+                    let api = kube::Api::<Deployment>::namespaced(st.client.clone(), &ns);
+                    if let Ok(Ok(d)) =
+                        tokio::time::timeout(Duration::from_secs(5), api.get(&name)).await
+                    {
+                        if let Some(spec) = d.spec {
+                            ro.resolve_template(spec.template);
+                        }
+                    }
+                }
+            }
         }
         let mut stuck = Vec::new();
         for (i, w) in &st.live {

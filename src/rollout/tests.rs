@@ -380,5 +380,28 @@ fn a_live_rollout_decodes_and_is_judged_with_the_pause_policy() {
         "spec": {"workloadRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}},
         "status": {"observedGeneration": "1", "phase": "Healthy", "currentPodHash": "a", "stableRS": "a"}})).unwrap();
     assert!(matches!(rollout_verdict(&by_ref, &images),
-        Verdict::Failed { why } if why.contains("workloadRef") && why.contains("Deployment \"web\"")));
+        Verdict::Waiting { why } if why.contains("workloadRef") && why.contains("Deployment \"web\"")));
+    // Resolved from its Deployment: judged on that template, once the Rollout observed the
+    // Deployment's generation (health.lua's isWorkloadGenerationObserved).
+    let Workload::Rollout(mut resolved) = by_ref.clone() else {
+        unreachable!()
+    };
+    assert_eq!(resolved.workload_ref(), Some("web"));
+    resolved.object["metadata"]["annotations"] =
+        json!({"rollout.argoproj.io/workload-generation": "3"});
+    resolved.object["status"]["workloadObservedGeneration"] = json!("2");
+    resolved.resolve_template(
+        serde_json::from_value(json!({"metadata": {"labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "r.example/web:2.0.0"}]}}))
+        .unwrap(),
+    );
+    let resolved_w = Workload::Rollout(resolved.clone());
+    assert_eq!(resolved_w.template_images(), images);
+    assert_eq!(rollout_verdict(&resolved_w, &images),
+        w("rollout/web: waiting for rollout spec update to be observed for the reference workload"));
+    resolved.object["status"]["workloadObservedGeneration"] = json!("3");
+    assert_eq!(
+        rollout_verdict(&Workload::Rollout(resolved), &images),
+        Verdict::Ready
+    );
 }

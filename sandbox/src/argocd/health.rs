@@ -202,7 +202,15 @@ pub fn of(obj: &Value) -> Option<Health> {
                 Value::Number(n) => n.as_i64().is_none_or(|o| o >= generation),
                 _ => true,
             };
-            if !observed {
+            // `isWorkloadGenerationObserved`: a workloadRef Rollout resolved from the Deployment's
+            // current generation.
+            let workload_observed = !obj["spec"]["workloadRef"].is_object()
+                || obj["metadata"]["annotations"]["rollout.argoproj.io/workload-generation"]
+                    .as_str()
+                    .is_none_or(|g| {
+                        obj["status"]["workloadObservedGeneration"].as_str() == Some(g)
+                    });
+            if !observed || !workload_observed {
                 return Some(Health::new(
                     "Progressing",
                     "Waiting for rollout spec update to be observed",

@@ -531,7 +531,11 @@ impl Kube {
                 let mut merged = want.clone().unwrap_or(json!({}));
                 // The deployment and rollouts controllers own their revision annotations; keep them.
                 if field == "annotations" {
-                    for owned in [sim::REVISION_ANNOTATION, rollouts::REVISION_ANNOTATION] {
+                    for owned in [
+                        sim::REVISION_ANNOTATION,
+                        rollouts::REVISION_ANNOTATION,
+                        rollouts::WORKLOAD_GENERATION,
+                    ] {
                         if let Some(rev) = live["metadata"]["annotations"].get(owned) {
                             merged[owned] = rev.clone();
                         }

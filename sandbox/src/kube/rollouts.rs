@@ -127,7 +127,13 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     let ns = key.1.clone();
     let uid = str_at(&ro, &["metadata", "uid"]).to_owned();
     let generation = int_at(&ro, &["metadata", "generation"]);
-    let spec = &ro["spec"];
+    // `workloadRef`: the template (and, when not given, the selector) come from the Deployment it
+    // names (`rollout/templateref.go`); the Rollout records the Deployment's generation it used.
+    let referenced = resolve_workload_ref(s, &ro);
+    let effective = referenced
+        .as_ref()
+        .map_or_else(|| ro.clone(), |(e, _)| e.clone());
+    let spec = &effective["spec"];
     let replicas = spec["replicas"].as_i64().unwrap_or(1);
     let template = spec["template"].clone();
     let hash = pod_template_hash(&template);
@@ -172,7 +178,14 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     }
 
     // The ReplicaSet of the current template (re-used, with a new revision, on a rollback).
-    let new_rs = replica_set_for(s, &ro, &template, &hash, HASH_LABEL, REVISION_ANNOTATION);
+    let new_rs = replica_set_for(
+        s,
+        &effective,
+        &template,
+        &hash,
+        HASH_LABEL,
+        REVISION_ANNOTATION,
+    );
     let rs_name = str_at(&new_rs, &["metadata", "name"]).to_owned();
     let new_uid = str_at(&new_rs, &["metadata", "uid"]).to_owned();
     let revision = revision_of(&new_rs, REVISION_ANNOTATION);
@@ -439,7 +452,7 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         }
     }
     st["observedGeneration"] = json!(generation.to_string());
-    st["selector"] = json!(super::table::selector(&ro));
+    st["selector"] = json!(super::table::selector(&effective));
 
     let mut conditions: Vec<Value> = st["conditions"].as_array().cloned().unwrap_or_default();
     let (status, reason, message) = if aborted {
@@ -527,9 +540,38 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         put_if_changed(s, Resource::ReplicaSets, &rs, next);
     }
     let mut next = ro.clone();
+    if let Some((_, workload_generation)) = &referenced {
+        next["metadata"]["annotations"][WORKLOAD_GENERATION] = json!(workload_generation);
+        st["workloadObservedGeneration"] = json!(workload_generation);
+    }
     next["status"] = st;
     next["metadata"]["annotations"][REVISION_ANNOTATION] = json!(revision.to_string());
     put_if_changed(s, Resource::Rollouts, &ro, next);
+}
+
+/// The annotation with the referenced Deployment's generation the Rollout was last resolved
+/// from (`annotations.WorkloadGenerationAnnotation`).
+pub(crate) const WORKLOAD_GENERATION: &str = "rollout.argoproj.io/workload-generation";
+
+/// For a `workloadRef` Rollout: the Rollout with the referenced Deployment's template (and selector
+/// when it has none), and that Deployment's generation; `None` without a reference, or when the
+/// Deployment is missing (the controller then only waits).
+fn resolve_workload_ref(s: &Store, ro: &Value) -> Option<(Value, String)> {
+    let reference = ro["spec"]["workloadRef"].as_object()?;
+    let name = reference.get("name")?.as_str()?;
+    let ns = str_at(ro, &["metadata", "namespace"]);
+    let dep = s
+        .objects
+        .get(&(Resource::Deployments, ns.to_owned(), name.to_owned()))?;
+    let mut effective = ro.clone();
+    effective["spec"]["template"] = dep["spec"]["template"].clone();
+    if !effective["spec"]["selector"].is_object() {
+        effective["spec"]["selector"] = dep["spec"]["selector"].clone();
+    }
+    Some((
+        effective,
+        int_at(dep, &["metadata", "generation"]).to_string(),
+    ))
 }
 
 fn bg_has_preview(spec: &Value) -> bool {
