@@ -34,8 +34,8 @@ use tokio::time::Instant;
 use serde_json::{json, Value};
 
 use super::sim::{
-    advance_pod, counts, create_pod, is_pod_ready, owned_by, pod_template_hash, put_if_changed,
-    remove_pod, replica_set_for, revision_of, set_condition,
+    advance_pod, create_pod, is_pod_ready, owned_by, pod_template_hash, put_if_changed, remove_pod,
+    replica_set_for, revision_of, set_condition, sync_replica_sets,
 };
 use super::{int_at, k8s_time, str_at, Key, KubeTiming, Resource, Store};
 
@@ -522,23 +522,7 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     st["phase"] = json!(phase);
     st["message"] = json!(message);
 
-    // ReplicaSet specs and statuses follow their pods.
-    for rs in owned_by(s, Resource::ReplicaSets, &ns, &uid) {
-        let pods = owned_by(s, Resource::Pods, &ns, str_at(&rs, &["metadata", "uid"]));
-        let n = pods.len() as i64;
-        let r = ready(&pods);
-        let mut next = rs.clone();
-        next["spec"]["replicas"] = json!(n);
-        next["status"] = counts(&[
-            ("replicas", n),
-            ("fullyLabeledReplicas", n),
-            ("readyReplicas", r),
-            ("availableReplicas", r),
-        ]);
-        next["status"]["replicas"] = json!(n);
-        next["status"]["observedGeneration"] = json!(int_at(&rs, &["metadata", "generation"]));
-        put_if_changed(s, Resource::ReplicaSets, &rs, next);
-    }
+    sync_replica_sets(s, &ns, &uid);
     let mut next = ro.clone();
     if let Some((_, workload_generation)) = &referenced {
         next["metadata"]["annotations"][WORKLOAD_GENERATION] = json!(workload_generation);

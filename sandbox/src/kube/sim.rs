@@ -345,25 +345,7 @@ fn step_deployment(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         }
     }
 
-    // ReplicaSet specs and statuses follow their pods.
-    let mut total_rs_replicas = 0;
-    for rs in owned_by(s, Resource::ReplicaSets, &ns, &uid) {
-        let pods = owned_by(s, Resource::Pods, &ns, str_at(&rs, &["metadata", "uid"]));
-        let n = pods.len() as i64;
-        let ready = pods.iter().filter(|p| is_pod_ready(p)).count() as i64;
-        total_rs_replicas += n;
-        let mut next = rs.clone();
-        next["spec"]["replicas"] = json!(n);
-        next["status"] = counts(&[
-            ("replicas", n),
-            ("fullyLabeledReplicas", n),
-            ("readyReplicas", ready),
-            ("availableReplicas", ready),
-        ]);
-        next["status"]["replicas"] = json!(n);
-        next["status"]["observedGeneration"] = json!(int_at(&rs, &["metadata", "generation"]));
-        put_if_changed(s, Resource::ReplicaSets, &rs, next);
-    }
+    let total_rs_replicas = sync_replica_sets(s, &ns, &uid);
 
     // Deployment status.
     let new_pods = owned_by(s, Resource::Pods, &ns, &new_rs_uid);
@@ -450,6 +432,30 @@ fn step_deployment(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
     next["status"] = status_obj;
     next["metadata"]["annotations"][REVISION_ANNOTATION] = json!(new_rev.to_string());
     put_if_changed(s, Resource::Deployments, &dep, next);
+}
+
+/// The ReplicaSet controller's bookkeeping for the ReplicaSets `owner_uid` owns: each one's spec
+/// and status follow its pods. Returns their pods in all.
+pub(crate) fn sync_replica_sets(s: &mut Store, ns: &str, owner_uid: &str) -> i64 {
+    let mut total = 0;
+    for rs in owned_by(s, Resource::ReplicaSets, ns, owner_uid) {
+        let pods = owned_by(s, Resource::Pods, ns, str_at(&rs, &["metadata", "uid"]));
+        let n = pods.len() as i64;
+        let ready = pods.iter().filter(|p| is_pod_ready(p)).count() as i64;
+        total += n;
+        let mut next = rs.clone();
+        next["spec"]["replicas"] = json!(n);
+        next["status"] = counts(&[
+            ("replicas", n),
+            ("fullyLabeledReplicas", n),
+            ("readyReplicas", ready),
+            ("availableReplicas", ready),
+        ]);
+        next["status"]["replicas"] = json!(n);
+        next["status"]["observedGeneration"] = json!(int_at(&rs, &["metadata", "generation"]));
+        put_if_changed(s, Resource::ReplicaSets, &rs, next);
+    }
+    total
 }
 
 /// The revision annotation `annotation` of a ReplicaSet (0 when absent).
