@@ -1,4 +1,4 @@
-//! The rollout phase on paused time. Tokio's clock drives both the client's waits and the sandbox's
+//! The rollout and HTTP phases on paused time. Tokio's clock drives both the client's waits and the sandbox's
 //! Kubernetes simulator (`sandbox/src/kube/sim.rs`, `rollouts.rs`), so rollouts with real durations
 //! (20 s per pod, the default 600 s progress deadline, a 5-minute canary pause) are judged in
 //! milliseconds of real time, and always the same way. Everything runs in this process: kube-rs
@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
+use gitops_deploy::health::{self, BodyMatch, HealthSettings};
 use gitops_deploy::report::Report;
 use gitops_deploy::rollout::phase::{self, RolloutSettings, RolloutVia};
 use gitops_deploy::rollout::{PausePolicy, WorkloadRef};
@@ -184,6 +185,98 @@ async fn a_canary_with_a_five_minute_pause_completes_on_paused_time() -> Result<
     let mut tags = kube.ready_rollout_tags("web", "web");
     tags.sort();
     ensure!(tags == ["1.1.0"; 4], "{tags:?}");
+    sim.abort();
+    Ok(())
+}
+
+/// The app's `/version` (a random ready pod answers, as behind a Service) served on loopback.
+async fn app(kube: &Kube) -> Result<HttpServer> {
+    Ok(gitops_sandbox::http::serve(
+        Server::App,
+        gitops_sandbox::app::router(
+            kube.clone(),
+            gitops_sandbox::app::AppTarget {
+                namespace: "web".into(),
+                deployment: "web".into(),
+            },
+        ),
+        Faults::default(),
+        RequestLog::new(),
+    )
+    .await?)
+}
+
+fn health_settings(app: &HttpServer, tag: &str) -> Result<HealthSettings> {
+    Ok(HealthSettings {
+        url: format!("{}/version", app.url()).parse()?,
+        expect_status: 200,
+        expect_body: Some(
+            BodyMatch::parse(r#""version":"{tag}""#, Some(tag), None)
+                .map_err(anyhow::Error::msg)?,
+        ),
+        successes: 3,
+        interval: Duration::from_secs(2),
+    })
+}
+
+/// The HTTP check while the rollout runs: it passes once three answers in a row come from the new
+/// version, which takes at least the first new pod's 20 s of start-up.
+#[tokio::test(start_paused = true)]
+async fn the_http_check_passes_once_the_new_version_answers_on_paused_time() -> Result<()> {
+    let (kube, _server, sim) = cluster(deployment("1.0.0")).await?;
+    let app = app(&kube).await?;
+    kube.apply(deployment("1.1.0"))?;
+    let (report, out) = Report::capture(Masker::new());
+    let (started, real) = (Instant::now(), std::time::Instant::now());
+    let got = health::run(
+        &health_settings(&app, "1.1.0")?,
+        &report,
+        started + Duration::from_secs(600),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}\n{}", out.text()))?;
+    let simulated = started.elapsed();
+    ensure!(got.status == 200 && got.body.contains("1.1.0"), "{got:?}");
+    ensure!(
+        simulated >= Duration::from_secs(20) && simulated < Duration::from_secs(600),
+        "{simulated:?}"
+    );
+    ensure!(
+        kube.ready_pod_tags("web", "web")
+            .iter()
+            .any(|t| t == "1.1.0"),
+        "{:?}",
+        kube.ready_pod_tags("web", "web")
+    );
+    ensure!(real.elapsed() < simulated / 4, "real {:?}", real.elapsed());
+    sim.abort();
+    Ok(())
+}
+
+/// A version that never answers: the check ends at its 5-minute deadline, naming the last body.
+#[tokio::test(start_paused = true)]
+async fn the_http_check_times_out_at_its_deadline_naming_the_body_on_paused_time() -> Result<()> {
+    let (kube, _server, sim) = cluster(deployment("1.0.0")).await?;
+    let app = app(&kube).await?;
+    let (report, _out) = Report::capture(Masker::new());
+    let started = Instant::now();
+    let err = health::run(
+        &health_settings(&app, "9.9.9")?,
+        &report,
+        started + Duration::from_secs(300),
+    )
+    .await
+    .expect_err("nothing answers 9.9.9");
+    let simulated = started.elapsed();
+    let text = gitops_deploy::error::chain(&err);
+    ensure!(
+        text.contains("timed out after") && text.contains(r#"{\"version\":\"1.0.0\"}"#),
+        "{text}"
+    );
+    ensure!(
+        simulated >= Duration::from_secs(300) && simulated < Duration::from_secs(320),
+        "{simulated:?}"
+    );
     sim.abort();
     Ok(())
 }
