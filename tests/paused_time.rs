@@ -86,20 +86,33 @@ fn settings(server: &HttpServer, target: &str, tag: &str, grace: Duration) -> Ro
     }
 }
 
+/// Runs the rollout phase with `budget` of cluster time; returns its result, the cluster time it
+/// took and its log.
+async fn judge(
+    settings: &RolloutSettings,
+    budget: Duration,
+) -> (
+    Result<phase::RolloutOutcome, phase::PhaseError>,
+    Duration,
+    String,
+) {
+    let (report, out) = Report::capture(Masker::new());
+    let started = Instant::now();
+    let got = phase::run(settings, &report, started + budget).await;
+    (got, started.elapsed(), out.text())
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_deployment_rolls_out_on_paused_time() -> Result<()> {
     let (kube, server, sim) = cluster(deployment("1.0.0")).await?;
     kube.apply(deployment("1.1.0"))?;
-    let (report, out) = Report::capture(Masker::new());
-    let (started, real) = (Instant::now(), std::time::Instant::now());
-    let got = phase::run(
+    let real = std::time::Instant::now();
+    let (got, simulated, log) = judge(
         &settings(&server, "deployment/web", "1.1.0", Duration::from_secs(30)),
-        &report,
-        started + Duration::from_secs(900),
+        Duration::from_secs(900),
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", out.text()))?;
-    let simulated = started.elapsed();
+    .await;
+    let got = got.map_err(|e| anyhow::anyhow!("{e}\n{log}"))?;
     ensure!(
         got.workloads == ["deployment/web: 3/3 updated, 3 available"],
         "{got:?}"
@@ -110,8 +123,7 @@ async fn a_deployment_rolls_out_on_paused_time() -> Result<()> {
         // (The upper bound is the progress deadline: a paused clock may jump ahead while loopback
         // delivery lags, never back.)
         simulated >= Duration::from_secs(40) && simulated < Duration::from_secs(600),
-        "{simulated:?}\n{}",
-        out.text()
+        "{simulated:?}\n{log}"
     );
     ensure!(
         real.elapsed() < simulated / 4,
@@ -128,26 +140,21 @@ async fn a_deployment_rolls_out_on_paused_time() -> Result<()> {
 async fn a_ten_minute_progress_deadline_fails_on_paused_time() -> Result<()> {
     let (kube, server, sim) = cluster(deployment("1.0.0")).await?;
     kube.apply(deployment("broken-2.0.0"))?;
-    let (report, out) = Report::capture(Masker::new());
-    let started = Instant::now();
-    let err = phase::run(
+    let (got, simulated, log) = judge(
         &settings(
             &server,
             "deployment/web",
             "broken-2.0.0",
             Duration::from_secs(3600),
         ),
-        &report,
-        started + Duration::from_secs(1800),
+        Duration::from_secs(1800),
     )
-    .await
-    .expect_err("a broken image never rolls out");
-    let simulated = started.elapsed();
+    .await;
+    let err = got.expect_err("a broken image never rolls out");
     let text = gitops_deploy::error::chain(&err);
     ensure!(
         text.contains("deployment/web: deployment \"web\" exceeded its progress deadline"),
-        "{text}\n{}",
-        out.text()
+        "{text}\n{log}"
     );
     ensure!(
         simulated >= Duration::from_secs(600) && simulated < Duration::from_secs(1800),
@@ -163,24 +170,19 @@ async fn a_ten_minute_progress_deadline_fails_on_paused_time() -> Result<()> {
 async fn a_canary_with_a_five_minute_pause_completes_on_paused_time() -> Result<()> {
     let (kube, server, sim) = cluster(canary("1.0.0")).await?;
     kube.apply(canary("1.1.0"))?;
-    let (report, out) = Report::capture(Masker::new());
-    let started = Instant::now();
-    let got = phase::run(
+    let (got, simulated, log) = judge(
         &settings(&server, "rollout/web", "1.1.0", Duration::from_secs(30)),
-        &report,
-        started + Duration::from_secs(900),
+        Duration::from_secs(900),
     )
-    .await
-    .map_err(|e| anyhow::anyhow!("{e}\n{}", out.text()))?;
-    let simulated = started.elapsed();
+    .await;
+    let got = got.map_err(|e| anyhow::anyhow!("{e}\n{log}"))?;
     ensure!(
         got.workloads == ["rollout/web: 4/4 updated, 4 available"] && got.not_promoted.is_empty(),
         "{got:?}"
     );
     ensure!(
         simulated >= Duration::from_secs(300) && simulated < Duration::from_secs(600),
-        "{simulated:?}\n{}",
-        out.text()
+        "{simulated:?}\n{log}"
     );
     let mut tags = kube.ready_rollout_tags("web", "web");
     tags.sort();

@@ -194,6 +194,14 @@ fn describe_pause(ro: &Value, message: &str) -> (String, bool) {
     }
 }
 
+/// True when the stable ReplicaSet is the current one (`IsFullyPromoted`: every canary step done,
+/// the blue-green active service switched).
+pub fn fully_promoted(ro: &Value) -> bool {
+    let status = &ro["status"];
+    let current = status["currentPodHash"].as_str().unwrap_or_default();
+    !current.is_empty() && status["stableRS"].as_str() == Some(current)
+}
+
 /// Where a Rollout stands, for people: `rollout/web paused at step 2/5: manual promotion needed`,
 /// `rollout/web: waiting for all steps to complete`.
 pub fn describe(ro: &Value, name: &str) -> String {
@@ -274,17 +282,12 @@ pub fn verdict(ro: &Value, name: &str, images: &[String], policy: PausePolicy) -
                 _ => Verdict::waiting(format!("rollout/{name} {where_}")),
             }
         }
-        "Healthy" => {
-            let current = status["currentPodHash"].as_str().unwrap_or_default();
-            let stable = status["stableRS"].as_str().unwrap_or_default();
-            if !current.is_empty() && stable == current {
-                Verdict::Ready
-            } else {
-                Verdict::waiting(format!(
-                    "rollout/{name}: stable ReplicaSet {stable:?} is not yet the new one {current:?}"
-                ))
-            }
-        }
+        "Healthy" if fully_promoted(ro) => Verdict::Ready,
+        "Healthy" => Verdict::waiting(format!(
+            "rollout/{name}: stable ReplicaSet {:?} is not yet the new one {:?}",
+            status["stableRS"].as_str().unwrap_or_default(),
+            status["currentPodHash"].as_str().unwrap_or_default()
+        )),
         _ => Verdict::waiting(format!(
             "rollout/{name}: {}",
             if message.is_empty() { &phase } else { &message }

@@ -195,9 +195,7 @@ impl Rollout {
 
     /// True when the stable ReplicaSet is the current one (`IsFullyPromoted`).
     pub fn fully_promoted(&self) -> bool {
-        let status = &self.object["status"];
-        let current = status["currentPodHash"].as_str().unwrap_or_default();
-        !current.is_empty() && status["stableRS"].as_str() == Some(current)
+        argo_rollouts::fully_promoted(&self.object)
     }
 }
 

@@ -92,9 +92,7 @@ impl ArgoApp {
             }),
         }
     }
-}
 
-impl ArgoApp {
     /// [`ArgoApp::live`], with a `workloadRef` Rollout's template read from its Deployment.
     async fn live_resolved(&self, r: &WorkloadRef) -> Result<Option<Workload>, SourceError> {
         let mut live = self.live(r).await?;
@@ -330,19 +328,19 @@ pub fn kube_snapshots(
                 kube::Api::<Deployment>::namespaced(client.clone(), &ns),
                 cfg,
                 i,
-                Workload::Deployment,
+                |o| Ok(Workload::Deployment(o)),
             ),
             Kind::StatefulSet => watch(
                 kube::Api::<StatefulSet>::namespaced(client.clone(), &ns),
                 cfg,
                 i,
-                Workload::StatefulSet,
+                |o| Ok(Workload::StatefulSet(o)),
             ),
             Kind::DaemonSet => watch(
                 kube::Api::<DaemonSet>::namespaced(client.clone(), &ns),
                 cfg,
                 i,
-                Workload::DaemonSet,
+                |o| Ok(Workload::DaemonSet(o)),
             ),
             // A custom resource: read untyped, decoded like the manifests Argo CD serves.
             Kind::Rollout => {
@@ -352,34 +350,29 @@ pub fn kube_snapshots(
                     Kind::Rollout.as_str(),
                 );
                 let resource = kube::api::ApiResource::from_gvk(&gvk);
-                let api = kube::Api::<kube::api::DynamicObject>::namespaced_with(
-                    client.clone(),
-                    &ns,
-                    &resource,
-                );
-                watcher(api, cfg)
-                    .default_backoff()
-                    .applied_objects()
-                    .map(move |item| match item {
-                        Ok(obj) => match serde_json::to_value(&obj)
+                watch(
+                    kube::Api::<kube::api::DynamicObject>::namespaced_with(
+                        client.clone(),
+                        &ns,
+                        &resource,
+                    ),
+                    cfg,
+                    i,
+                    |obj| {
+                        let name =
+                            format!("rollout/{}", obj.metadata.name.clone().unwrap_or_default());
+                        serde_json::to_value(obj)
                             .map_err(|source| super::DecodeError::Invalid {
                                 kind: "Rollout".into(),
                                 source,
                             })
                             .and_then(Workload::from_json)
-                        {
-                            Ok(w) => KubeEvent::Object(i, Box::new(w)),
-                            Err(source) => KubeEvent::Error(SourceError::Decode {
-                                workload: format!(
-                                    "rollout/{}",
-                                    obj.metadata.name.unwrap_or_default()
-                                ),
+                            .map_err(|source| SourceError::Decode {
+                                workload: name,
                                 source,
-                            }),
-                        },
-                        Err(e) => KubeEvent::Error(SourceError::Watch(e)),
-                    })
-                    .boxed()
+                            })
+                    },
+                )
             }
         };
         streams.push(s);
@@ -453,7 +446,7 @@ fn watch<K>(
     api: kube::Api<K>,
     cfg: watcher::Config,
     index: usize,
-    wrap: fn(K) -> Workload,
+    decode: fn(K) -> Result<Workload, SourceError>,
 ) -> BoxStream<'static, KubeEvent>
 where
     K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
@@ -462,7 +455,10 @@ where
         .default_backoff()
         .applied_objects()
         .map(move |item| match item {
-            Ok(obj) => KubeEvent::Object(index, Box::new(wrap(obj))),
+            Ok(obj) => match decode(obj) {
+                Ok(w) => KubeEvent::Object(index, Box::new(w)),
+                Err(e) => KubeEvent::Error(e),
+            },
             // Logged and skipped: the watcher re-lists after a 410 on its own.
             Err(e) => KubeEvent::Error(SourceError::Watch(e)),
         })
@@ -478,36 +474,27 @@ async fn pods_of(
     images: &[String],
 ) -> Vec<StuckPod> {
     let labels: BTreeMap<String, String> = match w {
-        Workload::Deployment(d) => d.spec.as_ref().map(|s| &s.selector),
-        Workload::StatefulSet(s) => s.spec.as_ref().map(|s| &s.selector),
-        Workload::DaemonSet(d) => d.spec.as_ref().map(|s| &s.selector),
-        Workload::Rollout(r) => {
-            let Some(m) = r.object["spec"]["selector"]["matchLabels"].as_object() else {
-                return Vec::new();
-            };
-            return pods_matching(
-                client,
-                ns,
+        Workload::Deployment(d) => d
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone()),
+        Workload::StatefulSet(s) => s
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone()),
+        Workload::DaemonSet(d) => d
+            .spec
+            .as_ref()
+            .and_then(|s| s.selector.match_labels.clone()),
+        Workload::Rollout(r) => r.object["spec"]["selector"]["matchLabels"]
+            .as_object()
+            .map(|m| {
                 m.iter()
                     .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
-                    .collect(),
-                images,
-            )
-            .await;
-        }
+                    .collect()
+            }),
     }
-    .and_then(|s| s.match_labels.clone())
     .unwrap_or_default();
-    pods_matching(client, ns, labels, images).await
-}
-
-/// Stuck pods of `images` among those the label selector matches.
-async fn pods_matching(
-    client: &kube::Client,
-    ns: &str,
-    labels: BTreeMap<String, String>,
-    images: &[String],
-) -> Vec<StuckPod> {
     if labels.is_empty() {
         return Vec::new();
     }
