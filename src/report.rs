@@ -11,7 +11,10 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, the one every wait and deadline uses (src/retry.rs).
+use tokio::time::Instant;
 
 use crate::error::Phase;
 use crate::secret::Masker;

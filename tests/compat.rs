@@ -37,22 +37,22 @@ fn argo_requests(world: &World) -> Vec<String> {
         .collect()
 }
 
-/// Polls the app (a condition, not a sleep) until `ok` holds or `limit` passes.
+/// Waits until `ok` holds for the app, or fails after `limit` naming its last state.
 async fn wait_app(
     world: &World,
     limit: Duration,
     ok: impl Fn(&serde_json::Value) -> bool,
 ) -> Result<()> {
-    let started = Instant::now();
-    let mut changes = world.argo.changes();
-    loop {
-        let app = world.argo.app_json(APP)?;
+    gitops_sandbox::eventually::eventually(format!("app {APP}"), limit, || async {
+        let app = world.argo.app_json(APP).map_err(|e| e.to_string())?;
         if ok(&app) {
-            return Ok(());
+            Ok(())
+        } else {
+            Err(app.to_string())
         }
-        ensure!(started.elapsed() < limit, "app never got there: {app}");
-        let _ = tokio::time::timeout(Duration::from_millis(500), changes.changed()).await;
-    }
+    })
+    .await?;
+    Ok(())
 }
 
 // ---- the matrix ----

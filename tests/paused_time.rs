@@ -1,18 +1,25 @@
-//! The rollout and HTTP phases on paused time. Tokio's clock drives both the client's waits and the sandbox's
-//! Kubernetes simulator (`sandbox/src/kube/sim.rs`, `rollouts.rs`), so rollouts with real durations
-//! (20 s per pod, the default 600 s progress deadline, a 5-minute canary pause) are judged in
-//! milliseconds of real time, and always the same way. Everything runs in this process: kube-rs
-//! over loopback to the sandbox's Kubernetes API; no git, no child process (whose real duration
-//! would let the paused clock jump).
+//! The Argo CD, rollout and HTTP phases on paused time. Tokio's clock drives both the client's waits
+//! and the sandbox's Argo CD controller and Kubernetes simulator (`sandbox/src/argocd/mod.rs`,
+//! `sandbox/src/kube/sim.rs`, `rollouts.rs`, timestamps from `sandbox/src/clock.rs`), so deploys with
+//! real durations (Argo CD's 3-minute poll, a 4-minute PreSync hook, 20 s per pod, the default 600 s
+//! progress deadline, a 5-minute canary pause) are judged in milliseconds of real time, and always the
+//! same way. Everything runs in this process, over loopback. The only child processes are git's, run
+//! by the Argo CD controller in place on this thread (a current-thread runtime is busy, not idle,
+//! while they run, so the paused clock cannot jump past them).
 
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{ensure, Result};
+use anyhow::{ensure, Context, Result};
+use gitops_deploy::argocd::phase::{self as argo_phase, ArgoSettings, SyncMode, Watch};
+use gitops_deploy::argocd::verdict::Target;
+use gitops_deploy::argocd::{Client, ClientConfig};
 use gitops_deploy::health::{self, BodyMatch, HealthSettings};
 use gitops_deploy::report::Report;
 use gitops_deploy::rollout::phase::{self, RolloutSettings, RolloutVia};
 use gitops_deploy::rollout::{PausePolicy, WorkloadRef};
 use gitops_deploy::secret::{Masker, Secret};
+use gitops_sandbox::argocd::{self, AppSpec, ArgoCd, ArgoTiming};
 use gitops_sandbox::faults::{Faults, Server};
 use gitops_sandbox::http::{HttpServer, RequestLog};
 use gitops_sandbox::kube::{self, Kube, KubeTiming};
@@ -280,5 +287,261 @@ async fn the_http_check_times_out_at_its_deadline_naming_the_body_on_paused_time
         "{simulated:?}"
     );
     sim.abort();
+    Ok(())
+}
+
+// ---- the Argo CD phase ----
+
+/// JWT-shaped, as Argo CD parses only such bearers (`sandbox/src/argocd/api.rs`).
+const ARGO_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.cGF1c2VkLXRpbWU.c2lnbmF0dXJl";
+
+/// Argo CD with its real timing: git polled every 3 minutes (only a refresh makes it look sooner), a
+/// sync operation running 5 s, health and `reconciledAt` stale for 10 s after it (what a client that
+/// trusts them too early gets wrong), automated syncs retried from 5 s.
+fn real_argo_timing() -> ArgoTiming {
+    ArgoTiming {
+        poll_interval: Duration::from_secs(180),
+        sync_delay: Duration::from_secs(5),
+        stale_health: Duration::from_secs(10),
+        tick: Duration::from_millis(250),
+        auto_retry_backoff: Duration::from_secs(5),
+    }
+}
+
+/// A GitOps repository (a bare repo and a work tree pushing to it), the cluster of [`cluster`]'s
+/// timing and Argo CD deploying `apps/web` of `main` to it as the auto-synced app `web`.
+struct ArgoWorld {
+    _dir: tempfile::TempDir,
+    work: PathBuf,
+    argo: ArgoCd,
+    kube: Kube,
+    server: HttpServer,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ArgoWorld {
+    fn drop(&mut self) {
+        for t in &self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Runs git in `dir` (blocking: on this thread, so the paused clock stays put); its trimmed stdout.
+fn git(dir: &Path, args: &[&str]) -> Result<String> {
+    let out = std::process::Command::new("git")
+        .current_dir(dir)
+        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
+        .args(args)
+        .output()?;
+    ensure!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn kustomization(tag: &str) -> String {
+    format!("resources:\n- deployment.yaml\nimages:\n- name: {IMAGE}\n  newTag: {tag}\n")
+}
+
+impl ArgoWorld {
+    async fn start(timing: ArgoTiming) -> Result<ArgoWorld> {
+        let dir = tempfile::tempdir()?;
+        let work = dir.path().join("work");
+        std::fs::create_dir_all(work.join("apps/web"))?;
+        let mut base = deployment("0.0.0");
+        base["spec"]["template"]["spec"]["containers"][0]["image"] = IMAGE.into();
+        std::fs::write(
+            work.join("apps/web/deployment.yaml"),
+            serde_json::to_string(&base)?,
+        )?;
+        std::fs::write(
+            work.join("apps/web/kustomization.yaml"),
+            kustomization("1.0.0"),
+        )?;
+        git(&work, &["init", "-q", "-b", "main"])?;
+        git(&work, &["add", "-A"])?;
+        git(&work, &["commit", "-q", "-m", "seed"])?;
+        let bare = dir.path().join("gitops.git");
+        git(dir.path(), &["clone", "-q", "--bare", "work", "gitops.git"])?;
+        git(
+            &work,
+            &["remote", "add", "origin", bare.to_str().context("utf-8")?],
+        )?;
+        let kube = Kube::new(
+            TOKEN,
+            KubeTiming {
+                pod_start_delay: Duration::from_secs(20),
+                progress_deadline_scale: 1.0,
+                tick: Duration::from_millis(250),
+            },
+        );
+        let argo = ArgoCd::new(kube.clone(), ARGO_TOKEN, timing);
+        argo.add_app(
+            AppSpec {
+                name: "web".into(),
+                project: "default".into(),
+                repo_url: "http://gitea.example.com/demo/gitops.git".into(),
+                repo_dir: bare,
+                path: "apps/web".into(),
+                target_revision: "main".into(),
+                dest_namespace: "web".into(),
+                auto_sync: true,
+                other_sources: Vec::new(),
+                labels: Default::default(),
+            },
+            true,
+        )?;
+        kube.settle();
+        let tasks = vec![kube.spawn_simulator(), argo.spawn_controller()];
+        let server = gitops_sandbox::http::serve(
+            Server::ArgoCd,
+            argocd::api::router(argo.clone()),
+            Faults::default(),
+            RequestLog::new(),
+        )
+        .await?;
+        Ok(ArgoWorld {
+            _dir: dir,
+            work,
+            argo,
+            kube,
+            server,
+            tasks,
+        })
+    }
+
+    /// Commits `tag` into the kustomization and pushes it; the new commit's SHA.
+    fn push(&self, tag: &str) -> Result<String> {
+        std::fs::write(
+            self.work.join("apps/web/kustomization.yaml"),
+            kustomization(tag),
+        )?;
+        git(
+            &self.work,
+            &["commit", "-q", "-am", &format!("deploy {tag}")],
+        )?;
+        git(&self.work, &["push", "-q", "origin", "main"])?;
+        git(&self.work, &["rev-parse", "HEAD"])
+    }
+
+    /// Runs the Argo CD phase for `sha` with `budget` of cluster time; its result, the cluster time
+    /// it took and its log.
+    async fn judge(
+        &self,
+        sha: &str,
+        budget: Duration,
+    ) -> (
+        Result<argo_phase::ArgoOutcome, argo_phase::PhaseError>,
+        Duration,
+        String,
+    ) {
+        let client = Client::new(ClientConfig::new(
+            self.server.url().parse().expect("a URL"),
+            Secret::new(ARGO_TOKEN),
+        ))
+        .expect("a client");
+        let settings = ArgoSettings {
+            app: "web".into(),
+            app_namespace: None,
+            project: None,
+            sync: SyncMode::Auto,
+            degraded_grace: Duration::from_secs(60),
+            watch: Watch::Stream,
+        };
+        let (report, out) = Report::capture(Masker::new());
+        let started = Instant::now();
+        let got = argo_phase::run(
+            &client,
+            &settings,
+            Target::new(sha),
+            None,
+            &report,
+            started + budget,
+        )
+        .await;
+        (got, started.elapsed(), out.text())
+    }
+}
+
+/// The refresh makes Argo CD see the commit at once, not at its 3-minute poll; the stale health
+/// after the sync is not taken for the new version's: the phase ends once the three new pods (20 s
+/// each, one at a time) are up.
+#[tokio::test(start_paused = true)]
+async fn argo_cd_syncs_our_commit_and_the_phase_waits_for_its_health_on_paused_time() -> Result<()>
+{
+    let world = ArgoWorld::start(real_argo_timing()).await?;
+    let sha = world.push("1.1.0")?;
+    let real = std::time::Instant::now();
+    let (got, simulated, log) = world.judge(&sha, Duration::from_secs(600)).await;
+    let got = got.map_err(|e| anyhow::anyhow!("{}\n{log}", gitops_deploy::error::chain(&e)))?;
+    ensure!(got.synced_revision == sha, "{got:?}");
+    ensure!(
+        got.health == "Healthy" && got.sync_status == "Synced",
+        "{got:?}"
+    );
+    ensure!(
+        simulated >= Duration::from_secs(45) && simulated < Duration::from_secs(180),
+        "{simulated:?}\n{log}"
+    );
+    ensure!(
+        world.kube.ready_pod_tags("web", "web") == ["1.1.0", "1.1.0", "1.1.0"],
+        "{:?}",
+        world.kube.ready_pod_tags("web", "web")
+    );
+    ensure!(real.elapsed() < simulated / 4, "real {:?}", real.elapsed());
+    Ok(())
+}
+
+/// A sync whose PreSync hook Job runs 4 minutes is waited out, its hook named while it runs.
+#[tokio::test(start_paused = true)]
+async fn a_four_minute_presync_hook_is_waited_out_on_paused_time() -> Result<()> {
+    let world = ArgoWorld::start(real_argo_timing()).await?;
+    world
+        .argo
+        .set_presync_hook("web", Some(Duration::from_secs(240)));
+    let sha = world.push("1.1.0")?;
+    let (got, simulated, log) = world.judge(&sha, Duration::from_secs(900)).await;
+    let got = got.map_err(|e| anyhow::anyhow!("{}\n{log}", gitops_deploy::error::chain(&e)))?;
+    ensure!(
+        got.synced_revision == sha && got.health == "Healthy",
+        "{got:?}"
+    );
+    ensure!(
+        simulated >= Duration::from_secs(240 + 40) && simulated < Duration::from_secs(420),
+        "{simulated:?}\n{log}"
+    );
+    ensure!(log.contains("presync"), "{log}");
+    Ok(())
+}
+
+/// A hook that outlasts the phase's 10-minute budget: the phase fails at its deadline, naming the
+/// hook Argo CD is waiting for as the last state seen.
+#[tokio::test(start_paused = true)]
+async fn the_argocd_phase_fails_at_its_deadline_naming_the_running_hook_on_paused_time(
+) -> Result<()> {
+    let world = ArgoWorld::start(real_argo_timing()).await?;
+    world
+        .argo
+        .set_presync_hook("web", Some(Duration::from_secs(1200)));
+    let sha = world.push("1.1.0")?;
+    let (got, simulated, log) = world.judge(&sha, Duration::from_secs(600)).await;
+    let err = got.err().context("a 20-minute hook within 10 minutes")?;
+    let text = gitops_deploy::error::chain(&err);
+    ensure!(
+        text.contains("timed out") && text.contains("waiting for completion of hook"),
+        "{text}\n{log}"
+    );
+    ensure!(
+        simulated >= Duration::from_secs(600) && simulated < Duration::from_secs(620),
+        "{simulated:?}"
+    );
+    ensure!(
+        world.kube.ready_pod_tags("web", "web") == ["1.0.0", "1.0.0", "1.0.0"],
+        "{:?}",
+        world.kube.ready_pod_tags("web", "web")
+    );
     Ok(())
 }

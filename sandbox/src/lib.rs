@@ -20,6 +20,7 @@
 
 pub mod app;
 pub mod argocd;
+pub mod clock;
 pub mod demo;
 pub mod eventually;
 pub mod faults;

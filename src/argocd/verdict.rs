@@ -385,20 +385,18 @@ pub fn app_verdict(
                 prune.join(", ")
             ));
         }
-        return Verdict::waiting(format!("sync {sync} at {}", short(rev)));
+        // The running operation says what it waits for (a hook Job, a sync wave); a timeout names it.
+        return Verdict::waiting(match op.and_then(running_operation) {
+            Some(running) => format!("sync {sync} at {}; {running}", short(rev)),
+            None => format!("sync {sync} at {}", short(rev)),
+        });
     }
     if app.operation.is_some() {
         return Verdict::waiting("an operation is pending");
     }
     if let Some(op) = op {
-        if !op.is_completed() {
-            let phase = op.phase.as_deref().unwrap_or("Running");
-            let msg = op.message.as_deref().unwrap_or("");
-            return Verdict::waiting(
-                format!("operation {phase}: {msg}")
-                    .trim_end_matches(": ")
-                    .to_owned(),
-            );
+        if let Some(running) = running_operation(op) {
+            return Verdict::waiting(running);
         }
         if let Some(finished) = op.finished_at {
             // Health computed before the controller reconciled once after the sync can be the old one.
@@ -428,6 +426,20 @@ pub fn app_verdict(
             Verdict::waiting(format!("health {other} {msg}").trim_end().to_owned())
         }
     }
+}
+
+/// `operation Running: <message>` for an operation that has not completed.
+fn running_operation(op: &OperationState) -> Option<String> {
+    if op.is_completed() {
+        return None;
+    }
+    let phase = op.phase.as_deref().unwrap_or("Running");
+    let msg = op.message.as_deref().unwrap_or("");
+    Some(
+        format!("operation {phase}: {msg}")
+            .trim_end_matches(": ")
+            .to_owned(),
+    )
 }
 
 /// True when nothing is left to apply: `Synced`, no pending operation, the last operation completed.

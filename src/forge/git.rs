@@ -14,7 +14,10 @@
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, the one every wait and deadline uses (src/retry.rs).
+use tokio::time::Instant;
 
 use base64::Engine as _;
 use tokio::io::AsyncWriteExt as _;

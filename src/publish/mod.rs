@@ -19,7 +19,10 @@
 //! This module never prints: progress goes through [`Report`].
 
 use std::collections::BTreeSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, the one every wait and deadline uses (src/retry.rs).
+use tokio::time::Instant;
 
 use serde::Serialize;
 use url::Url;

@@ -14,7 +14,10 @@ pub mod health;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+// Tokio's clock, like the Kubernetes simulator: tests on paused time drive the controller too.
+use tokio::time::Instant;
 
 use jiff::Timestamp;
 use serde_json::{json, Value};
@@ -997,7 +1000,7 @@ impl ArgoCd {
         if self.apps().contains_key(&spec.name) {
             return Err(Error::Exists(spec.name));
         }
-        let now = Timestamp::now();
+        let now = crate::clock::now();
         let mut app = App {
             owner: None,
             uid: format!("{:032x}", rand::random::<u128>()),
@@ -1406,7 +1409,7 @@ impl ArgoCd {
 
     fn set_health(app: &mut App, h: Health) {
         if app.health.status != h.status {
-            app.health_since = Timestamp::now();
+            app.health_since = crate::clock::now();
         }
         app.health = h;
     }
@@ -1417,12 +1420,12 @@ impl ArgoCd {
         app.refresh = None;
         app.refresh_stuck = false;
         app.reconcile_owed = false;
-        app.reconciled_at = Some(Timestamp::now());
+        app.reconciled_at = Some(crate::clock::now());
         let Some(sha) = resolve_revision(&app.spec.repo_dir, &app.spec.target_revision) else {
             app.sync_status = "Unknown";
             app.conditions = vec![json!({"type": "ComparisonError",
                 "message": format!("Failed to load target state: unable to resolve {:?} to a commit SHA", app.spec.target_revision),
-                "lastTransitionTime": k8s_time(Timestamp::now())})];
+                "lastTransitionTime": k8s_time(crate::clock::now())})];
             return;
         };
         match crate::render::render(&app.spec.repo_dir, &sha, &app.spec.path) {
@@ -1435,7 +1438,7 @@ impl ArgoCd {
                 app.sync_revision = Some(sha);
                 app.conditions = vec![json!({"type": "ComparisonError",
                     "message": format!("Failed to load target state: failed to generate manifest for source 1 of 1: {e}"),
-                    "lastTransitionTime": k8s_time(Timestamp::now())})];
+                    "lastTransitionTime": k8s_time(crate::clock::now())})];
                 return;
             }
         }
@@ -1515,7 +1518,7 @@ impl ArgoCd {
                         operation: op,
                         phase: "Running",
                         message,
-                        started_at: Timestamp::now(),
+                        started_at: crate::clock::now(),
                         finished_at: None,
                         due: now + timing.sync_delay + extra + hook.unwrap_or_default(),
                         result_resources: hook_results,
@@ -1533,7 +1536,7 @@ impl ArgoCd {
             // reconcile, so `reconciledAt < finishedAt` is visible at Kubernetes' 1 s resolution.
             let same_second = app
                 .reconciled_at
-                .is_some_and(|r| r.as_second() >= Timestamp::now().as_second());
+                .is_some_and(|r| r.as_second() >= crate::clock::now().as_second());
             let mut apply = due && !(timing.stale_health > Duration::ZERO && same_second);
             // controller/sync.go `SyncAppState` (v3.0.0 :180-184): a due operation inside a blocking
             // window stays Running with this message.
@@ -1573,7 +1576,7 @@ impl ArgoCd {
             let Some(app) = apps.get_mut(name) else {
                 return;
             };
-            let finished = Timestamp::now();
+            let finished = crate::clock::now();
             let Some(state) = app.op_state.as_mut() else {
                 return;
             };
@@ -1689,10 +1692,23 @@ impl ArgoCd {
             loop {
                 let tick = argo.timing().tick;
                 tokio::time::sleep(tick).await;
+                // Rendering runs git. On a multi-threaded runtime that goes off the async workers;
+                // on a current-thread one (tests on paused time) the pass runs in place, so the
+                // runtime is busy, not idle, while git runs, and a paused clock cannot jump ahead
+                // of the controller. A panicking pass is a bug; the loop goes on so the other apps
+                // keep being served.
+                let current_thread = tokio::runtime::Handle::current().runtime_flavor()
+                    == tokio::runtime::RuntimeFlavor::CurrentThread;
                 let a = argo.clone();
-                // Rendering runs git: keep it off the async workers. A panicking pass is a bug;
-                // the loop goes on so the other apps keep being served.
-                if let Err(e) = tokio::task::spawn_blocking(move || a.tick()).await {
+                let pass = if current_thread {
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || a.tick()))
+                        .map_err(|_| "panicked".to_owned())
+                } else {
+                    tokio::task::spawn_blocking(move || a.tick())
+                        .await
+                        .map_err(|e| e.to_string())
+                };
+                if let Err(e) = pass {
                     tracing::error!("argo cd controller pass failed: {e}");
                 }
             }

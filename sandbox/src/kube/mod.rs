@@ -507,7 +507,7 @@ impl Kube {
             } else {
                 let uid = s.next_uid();
                 obj["metadata"]["uid"] = json!(uid);
-                obj["metadata"]["creationTimestamp"] = json!(k8s_time(jiff::Timestamp::now()));
+                obj["metadata"]["creationTimestamp"] = json!(k8s_time(crate::clock::now()));
             }
             s.rv += 1;
             obj["metadata"]["resourceVersion"] = json!(s.rv.to_string());
@@ -520,7 +520,7 @@ impl Kube {
         }
         sim::default_spec(resource, &mut obj);
         let key = key_of(resource, &obj);
-        let now = k8s_time(jiff::Timestamp::now());
+        let now = k8s_time(crate::clock::now());
         if let Some(live) = s.objects.get(&key).cloned() {
             let mut next = live.clone();
             let spec_changed = live.get("spec") != obj.get("spec");

@@ -107,7 +107,7 @@ fn has_pause(st: &Value, reason: &str) -> bool {
 
 fn add_pause(st: &mut Value, reason: &str) {
     let mut list = pause_conditions(st);
-    list.push(json!({"reason": reason, "startTime": k8s_time(jiff::Timestamp::now())}));
+    list.push(json!({"reason": reason, "startTime": k8s_time(crate::clock::now())}));
     st["pauseConditions"] = Value::Array(list);
     st["controllerPause"] = json!(true);
 }
@@ -408,7 +408,7 @@ pub(crate) fn step(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         sim.abort_message = Some(timed_out.clone());
     }
     let aborted = st["abort"] == true;
-    let stamp = k8s_time(jiff::Timestamp::now());
+    let stamp = k8s_time(crate::clock::now());
     if aborted {
         if st["abortedAt"].is_null() {
             st["abortedAt"] = json!(stamp);

@@ -363,7 +363,7 @@ fn step_deployment(s: &mut Store, key: &Key, timing: &KubeTiming, instant: bool,
         * timing.progress_deadline_scale;
     let overdue =
         !instant && now.duration_since(sim.last_progress) > Duration::from_secs_f64(deadline);
-    let stamp = k8s_time(jiff::Timestamp::now());
+    let stamp = k8s_time(crate::clock::now());
     let mut conditions: Vec<Value> = dep["status"]["conditions"]
         .as_array()
         .cloned()
@@ -519,7 +519,7 @@ pub(crate) fn replica_set_for(
                     "namespace": ns,
                     "uid": rs_uid,
                     "generation": 1,
-                    "creationTimestamp": k8s_time(jiff::Timestamp::now()),
+                    "creationTimestamp": k8s_time(crate::clock::now()),
                     "labels": labels,
                     "annotations": {revision_annotation: (max_rev + 1).to_string()},
                     "ownerReferences": [{"apiVersion": owner["apiVersion"], "kind": owner["kind"],
@@ -591,7 +591,7 @@ pub(crate) fn create_pod(
         spec["restartPolicy"] = json!("Always");
     }
     let name = format!("{rs_name}-{}", random_suffix());
-    let stamp = k8s_time(jiff::Timestamp::now());
+    let stamp = k8s_time(crate::clock::now());
     let broken = template_is_broken(template);
     let pod = json!({
         "apiVersion": "v1",
@@ -698,7 +698,7 @@ pub(crate) fn advance_pod(s: &mut Store, pod: Value, instant: bool, now: Instant
     if !instant && now < ps.ready_at {
         return false;
     }
-    let stamp = k8s_time(jiff::Timestamp::now());
+    let stamp = k8s_time(crate::clock::now());
     let template = json!({"spec": pod["spec"].clone()});
     let name = str_at(&pod, &["metadata", "name"]).to_owned();
     let ns = str_at(&pod, &["metadata", "namespace"]).to_owned();

@@ -25,7 +25,7 @@ fn age(created: &str) -> String {
     let Ok(t) = created.parse::<jiff::Timestamp>() else {
         return "<unknown>".into();
     };
-    let secs = (jiff::Timestamp::now().as_second() - t.as_second()).max(0);
+    let secs = (crate::clock::now().as_second() - t.as_second()).max(0);
     match secs {
         s if s < 120 => format!("{s}s"),
         s if s < 600 => format!("{}m{}s", s / 60, s % 60),
