@@ -9,7 +9,7 @@ use support::world as common;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use common::{error, timing, World, APP, LIMIT};
+use common::{error, timing, World, LIMIT};
 use gitops_sandbox::argocd::{OtherSource, SyncWindow};
 use gitops_sandbox::demo;
 use gitops_sandbox::eventually::eventually;
@@ -35,24 +35,6 @@ fn argo_requests(world: &World) -> Vec<String> {
         .into_iter()
         .map(|r| format!("{} {}", r.method, r.path))
         .collect()
-}
-
-/// Waits until `ok` holds for the app, or fails after `limit` naming its last state.
-async fn wait_app(
-    world: &World,
-    limit: Duration,
-    ok: impl Fn(&serde_json::Value) -> bool,
-) -> Result<()> {
-    gitops_sandbox::eventually::eventually(format!("app {APP}"), limit, || async {
-        let app = world.argo.app_json(APP).map_err(|e| e.to_string())?;
-        if ok(&app) {
-            Ok(())
-        } else {
-            Err(app.to_string())
-        }
-    })
-    .await?;
-    Ok(())
 }
 
 // ---- the matrix ----
@@ -311,39 +293,8 @@ fn deny_window(schedule: &str, duration: &str) -> Vec<SyncWindow> {
     }]
 }
 
-/// docs/research/field-argocd.md ranked #3, as the issue states it: a fix-forward deploy onto a Degraded app whose
-/// sync runs a 20 s PreSync hook passes with `degraded_grace: 10s` (the grace counts from the end of
-/// our sync, not from the comparison that still shows the old, broken pods).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fix_forward_onto_a_degraded_app_with_a_20s_presync_hook_passes_with_a_10s_grace(
-) -> Result<()> {
-    let world = World::start(timing()).await?;
-    world.commit_tag("broken-9").await?;
-    world.argo.sync(APP, None, false)?;
-    wait_app(&world, Duration::from_secs(30), |a| {
-        a["status"]["health"]["status"] == "Degraded"
-    })
-    .await?;
-    world
-        .argo
-        .set_presync_hook(APP, Some(Duration::from_secs(20)));
-    let started = Instant::now();
-    let mut args = world.verified_run_args("3.0.0", "api", &[]);
-    let grace = args
-        .iter()
-        .position(|a| a == "--degraded-grace")
-        .context("grace")?;
-    args[grace + 1] = "10s".into();
-    let (code, err) = deploy(&world, "run", &strs(&args)).await?;
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        started.elapsed() >= Duration::from_secs(20),
-        "the hook ran: {err}"
-    );
-    assert!(err.contains("operation Running"), "{err}");
-    assert_eq!(world.ready_tags(), vec!["3.0.0"; 3]);
-    Ok(())
-}
+// docs/research/field-argocd.md ranked #3 (a fix-forward onto a Degraded app with a 20 s PreSync hook
+// passes with a 10 s grace) runs on paused time with Argo CD's real timing: tests/paused_time.rs.
 
 /// docs/research/field-argocd.md ranked #9 (sync windows): an auto-sync app inside a deny window is never synced
 /// and Argo CD says nothing; the phase names the window while waiting and in its timeout message.

@@ -27,6 +27,21 @@ pub const EVERY: Duration = Duration::from_millis(20);
 pub async fn eventually<T, F, Fut>(
     what: impl Into<String>,
     within: Duration,
+    probe: F,
+) -> Result<T, NotReached>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    eventually_every(what, within, EVERY, probe).await
+}
+
+/// [`eventually`] probing every `every`: waits of many minutes on paused time probe each second, not
+/// each 20 ms of the cluster's time (every probe is a pass of the runtime).
+pub async fn eventually_every<T, F, Fut>(
+    what: impl Into<String>,
+    within: Duration,
+    every: Duration,
     mut probe: F,
 ) -> Result<T, NotReached>
 where
@@ -44,7 +59,7 @@ where
                     last,
                 })
             }
-            Err(_) => tokio::time::sleep(EVERY).await,
+            Err(_) => tokio::time::sleep(every).await,
         }
     }
 }
