@@ -198,12 +198,8 @@ fn released() -> &'static Released {
         let local_cas = local_trust_anchors();
         let script = root().join("scripts/release-image.sh");
         let started = Instant::now();
-        // The lowest CPU priority: scripts/test.sh runs the other test binaries beside this build,
-        // and their deadlines must not wait for rustc.
         checked(
-            Command::new("nice")
-                .args(["-n", "19"])
-                .arg(&script)
+            Command::new(&script)
                 .args(["build", &image, "v0.0.0-test"])
                 .env("BUILDAH_ARGS", build_store.args())
                 .env("PLATFORMS", "linux/amd64")

@@ -697,10 +697,12 @@ async fn poll_interval_is_honoured_without_refresh() -> Result<()> {
         ..fast_timing()
     })
     .await?;
-    // A refresh resets the poll clock; the commit right after must wait for the next poll.
+    // A refresh resets the poll clock; the commit right after must wait for the next poll. Timed from
+    // before the refresh: its answer may come late on a busy machine, the poll clock restarted
+    // during it.
+    let polled = Instant::now();
     w.get("/api/v1/applications/web-prod?refresh=normal")
         .await?;
-    let polled = Instant::now();
     let sha = w.commit_tag("1.3.0")?;
     w.wait_app("web-prod", Duration::from_secs(10), |a| {
         a["status"]["sync"]["revision"] == sha
