@@ -300,13 +300,15 @@ const ARGO_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.cGF1c2VkLXRpbWU.c2lnbmF0dXJl";
 
 /// Argo CD with its real timing: git polled every 3 minutes (only a refresh makes it look sooner), a
 /// sync operation running 5 s, health and `reconciledAt` stale for 10 s after it (what a client that
-/// trusts them too early gets wrong), automated syncs retried from 5 s.
+/// trusts them too early gets wrong), automated syncs retried from 5 s. The controller looks every
+/// second (Argo CD reacts to its informers at once; a second is the resolution these tests need, and
+/// each look is a pass over the app, so minutes of cluster time stay cheap).
 fn real_argo_timing() -> ArgoTiming {
     ArgoTiming {
         poll_interval: Duration::from_secs(180),
         sync_delay: Duration::from_secs(5),
         stale_health: Duration::from_secs(10),
-        tick: Duration::from_millis(250),
+        tick: Duration::from_secs(1),
         auto_retry_backoff: Duration::from_secs(5),
     }
 }
@@ -378,7 +380,7 @@ impl ArgoWorld {
             KubeTiming {
                 pod_start_delay: Duration::from_secs(20),
                 progress_deadline_scale: 1.0,
-                tick: Duration::from_millis(250),
+                tick: Duration::from_secs(1),
             },
         );
         let argo = ArgoCd::new(kube.clone(), ARGO_TOKEN, timing);
@@ -560,17 +562,14 @@ async fn fix_forward_onto_a_degraded_app_with_a_20s_presync_hook_passes_with_a_1
     world.push("broken-9")?;
     world.argo.sync("web", None, false)?;
     // Degraded once the broken pods miss the 600 s progress deadline.
-    gitops_sandbox::eventually::eventually(
-        "app web Degraded",
-        Duration::from_secs(900),
-        || async {
-            let app = world.argo.app_json("web").map_err(|e| e.to_string())?;
-            match app["status"]["health"]["status"].as_str() {
-                Some("Degraded") => Ok(()),
-                other => Err(format!("{other:?}")),
-            }
-        },
-    )
+    let (within, every) = (Duration::from_secs(900), Duration::from_secs(1));
+    gitops_sandbox::eventually::eventually_every("app web Degraded", within, every, || async {
+        let app = world.argo.app_json("web").map_err(|e| e.to_string())?;
+        match app["status"]["health"]["status"].as_str() {
+            Some("Degraded") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
     .await?;
     world
         .argo

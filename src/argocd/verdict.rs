@@ -91,13 +91,16 @@ impl VerdictState {
     /// Updates the timers from one snapshot. Pure: `now` comes from the caller.
     ///
     /// The unhealthy clock runs only once the sync of our revision has finished (Synced, no pending
-    /// operation, the last operation completed): before that the health is the previous version's, or
+    /// operation, the last operation completed) and Argo CD has reconciled after it: before that the
+    /// health is the previous version's, or
     /// PreSync hooks and sync waves are still at work (field-argocd §4), and a fix-forward deploy onto a
     /// Degraded app must not fail for what it is about to repair.
     pub fn observe(&mut self, snap: &AppSnapshot, target: &Target, now: Instant) {
         let at_ours = synced_revision(&snap.app, target).is_some_and(|r| target.contains_ours(r));
-        let unhealthy =
-            at_ours && sync_settled(&snap.app) && unhealthy_culprit(snap, target).is_some();
+        let unhealthy = at_ours
+            && sync_settled(&snap.app)
+            && reconciled_after_sync(&snap.app)
+            && unhealthy_culprit(snap, target).is_some();
         self.unhealthy_since = if unhealthy {
             self.unhealthy_since.or(Some(now))
         } else {
@@ -398,11 +401,8 @@ pub fn app_verdict(
         if let Some(running) = running_operation(op) {
             return Verdict::waiting(running);
         }
-        if let Some(finished) = op.finished_at {
-            // Health computed before the controller reconciled once after the sync can be the old one.
-            if status.reconciled_at.is_none_or(|r| r < finished) {
-                return Verdict::waiting("waiting for Argo CD to reconcile after the sync");
-            }
+        if !reconciled_after_sync(app) {
+            return Verdict::waiting("waiting for Argo CD to reconcile after the sync");
         }
     }
     match status.health.status.as_deref().unwrap_or("Unknown") {
@@ -425,6 +425,21 @@ pub fn app_verdict(
             let msg = status.health.message.as_deref().unwrap_or("");
             Verdict::waiting(format!("health {other} {msg}").trim_end().to_owned())
         }
+    }
+}
+
+/// True unless the last operation finished after Argo CD's last reconcile: health computed before the
+/// controller reconciled once after the sync is the previous version's (a busy controller takes
+/// seconds to minutes, docs/research/field-argocd.md §4).
+fn reconciled_after_sync(app: &Application) -> bool {
+    let status = &app.status;
+    match status
+        .operation_state
+        .as_ref()
+        .and_then(|op| op.finished_at)
+    {
+        Some(finished) => status.reconciled_at.is_some_and(|r| r >= finished),
+        None => true,
     }
 }
 

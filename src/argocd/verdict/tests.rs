@@ -435,19 +435,32 @@ fn degraded_grace_starts_when_the_sync_of_our_commit_finished() {
         assert!(!matches!(v, Verdict::Failed { .. }), "t={second}: {v:?}");
     }
     assert_eq!(state.unhealthy_since, None);
-    // Synced at S, still Degraded: the grace starts now.
+    // Synced at S, but Argo CD has not reconciled since (reconciledAt before finishedAt): the health
+    // is still the old version's, for longer than the grace on a busy controller.
+    let mut stale = degraded("Succeeded", "Synced");
+    stale.app.status.reconciled_at = Some("2026-01-01T00:00:09Z".parse().unwrap());
+    for second in [40, 45, 60] {
+        state.observe(&stale, &t, at(second));
+        let v = app_verdict(&stale, &t, &state, grace, at(second));
+        assert!(
+            !matches!(v, Verdict::Failed { .. }),
+            "stale t={second}: {v:?}"
+        );
+    }
+    assert_eq!(state.unhealthy_since, None);
+    // Synced at S, reconciled, still Degraded: the grace starts now.
     let synced = degraded("Succeeded", "Synced");
-    state.observe(&synced, &t, at(41));
-    assert_eq!(state.unhealthy_since, Some(at(41)));
+    state.observe(&synced, &t, at(61));
+    assert_eq!(state.unhealthy_since, Some(at(61)));
     check(
         "within grace after the sync",
-        &app_verdict(&synced, &t, &state, grace, at(50)),
+        &app_verdict(&synced, &t, &state, grace, at(70)),
         &Want::Waiting("health Degraded"),
     );
-    state.observe(&synced, &t, at(52));
+    state.observe(&synced, &t, at(72));
     check(
         "beyond grace after the sync",
-        &app_verdict(&synced, &t, &state, grace, at(52)),
+        &app_verdict(&synced, &t, &state, grace, at(72)),
         &Want::Failed("health Degraded"),
     );
     // Healthy after the sync instead: ready.
