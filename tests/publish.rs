@@ -589,7 +589,8 @@ async fn the_token_appears_nowhere() {
     seed_repo(&sandbox, "guarded", &[(KUSTOMIZATION, &k)]).await;
     let dir = repo_dir(&sandbox, "guarded");
 
-    // A git that logs its argv and, before pushing, the clone's .git/config.
+    // A git that logs its argv and, before pushing, the clone's .git/config (the subcommand comes
+    // after the `-c` options every call starts with).
     let shim = tempfile::tempdir().unwrap();
     let real_git = String::from_utf8(
         std::process::Command::new("sh")
@@ -603,7 +604,10 @@ async fn the_token_appears_nowhere() {
     std::fs::write(
         shim.path().join("git"),
         format!(
-            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}/argv'\nif [ \"$1\" = push ]; then cat .git/config >> '{log}/config'; fi\nexec '{}' \"$@\"\n",
+            "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{log}/argv'\n\
+             subcommand() {{ while [ \"$1\" = -c ]; do shift 2; done; printf %s \"$1\"; }}\n\
+             if [ \"$(subcommand \"$@\")\" = push ]; then cat .git/config >> '{log}/config'; fi\n\
+             exec '{}' \"$@\"\n",
             real_git.trim(),
             log = log.display()
         ),

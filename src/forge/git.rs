@@ -621,7 +621,10 @@ async fn git_with(
         .map(|a| a.to_string_lossy().into_owned())
         .unwrap_or_default();
     let mut cmd = tokio::process::Command::new("git");
-    cmd.args(args)
+    // Our clones are thrown away after one commit: git's housekeeping after a commit or fetch (a
+    // `git maintenance run --auto` process each, `gc --auto` before git 2.29) is work for nothing.
+    cmd.args(["-c", "maintenance.auto=false", "-c", "gc.auto=0"])
+        .args(args)
         .current_dir(cwd)
         .stdin(if stdin.is_some() {
             Stdio::piped()
