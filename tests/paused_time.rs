@@ -3,9 +3,9 @@
 //! `sandbox/src/kube/sim.rs`, `rollouts.rs`, timestamps from `sandbox/src/clock.rs`), so deploys with
 //! real durations (Argo CD's 3-minute poll, a 4-minute PreSync hook, 20 s per pod, the default 600 s
 //! progress deadline, a 5-minute canary pause) are judged in milliseconds of real time, and always the
-//! same way. Everything runs in this process, over loopback. The only child processes are git's, run
-//! by the Argo CD controller in place on this thread (a current-thread runtime is busy, not idle,
-//! while they run, so the paused clock cannot jump past them).
+//! same way. Everything runs in this process, over loopback. The only child processes are git's: the
+//! Argo CD controller runs them on a blocking thread, during which tokio holds the paused clock still
+//! (test-util, runtime/blocking/schedule.rs); the tests' own commits run git on this thread.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -292,10 +292,10 @@ async fn the_http_check_times_out_at_its_deadline_naming_the_body_on_paused_time
 
 // ---- the Argo CD phase ----
 
-/// JWT-shaped, as Argo CD parses only such bearers (`sandbox/src/argocd/api.rs`).
-/// The default `degraded_grace`.
+/// `degraded_grace` of the tests that do not fail on health.
 const GRACE: Duration = Duration::from_secs(60);
 
+/// JWT-shaped, as Argo CD parses only such bearers (`sandbox/src/argocd/api.rs`).
 const ARGO_TOKEN: &str = "eyJhbGciOiJIUzI1NiJ9.cGF1c2VkLXRpbWU.c2lnbmF0dXJl";
 
 /// Argo CD with its real timing: git polled every 3 minutes (only a refresh makes it look sooner), a
@@ -313,8 +313,9 @@ fn real_argo_timing() -> ArgoTiming {
     }
 }
 
-/// A GitOps repository (a bare repo and a work tree pushing to it), the cluster of [`cluster`]'s
-/// timing and Argo CD deploying `apps/web` of `main` to it as the auto-synced app `web`.
+/// A GitOps repository (a bare repo and a work tree pushing to it), a cluster with real durations
+/// (20 s per pod, looked at every second) and Argo CD deploying `apps/web` of `main` to it as the
+/// auto-synced app `web`.
 struct ArgoWorld {
     _dir: tempfile::TempDir,
     work: PathBuf,

@@ -97,10 +97,8 @@ impl VerdictState {
     /// Degraded app must not fail for what it is about to repair.
     pub fn observe(&mut self, snap: &AppSnapshot, target: &Target, now: Instant) {
         let at_ours = synced_revision(&snap.app, target).is_some_and(|r| target.contains_ours(r));
-        let unhealthy = at_ours
-            && sync_settled(&snap.app)
-            && reconciled_after_sync(&snap.app)
-            && unhealthy_culprit(snap, target).is_some();
+        let unhealthy =
+            at_ours && sync_settled(&snap.app) && unhealthy_culprit(snap, target).is_some();
         self.unhealthy_since = if unhealthy {
             self.unhealthy_since.or(Some(now))
         } else {
@@ -402,7 +400,12 @@ pub fn app_verdict(
             return Verdict::waiting(running);
         }
         if !reconciled_after_sync(app) {
-            return Verdict::waiting("waiting for Argo CD to reconcile after the sync");
+            return Verdict::waiting(match health_culprit(status) {
+                Some(stale) => format!(
+                    "waiting for Argo CD to reconcile after the sync (its {stale} is from before it)"
+                ),
+                None => "waiting for Argo CD to reconcile after the sync".to_owned(),
+            });
         }
     }
     match status.health.status.as_deref().unwrap_or("Unknown") {
@@ -509,37 +512,50 @@ fn failed_operation(op: &OperationState, rev: &str) -> String {
     why
 }
 
-/// The first thing that makes the app unhealthy: app health `Degraded`/`Missing` (naming the managed
-/// resource and its message), or a pod running our image that Argo CD marks `Degraded`
-/// (CrashLoopBackOff, ImagePullBackOff: app health stays `Progressing` until the progress deadline).
+/// What makes the app unhealthy now: its own `Degraded`/`Missing` health, once Argo CD has reconciled
+/// after the last sync (before that the health is the previous version's), or a pod running our image
+/// that is `Degraded` (live, from the resource tree).
 fn unhealthy_culprit(snap: &AppSnapshot, target: &Target) -> Option<String> {
-    let status = &snap.app.status;
+    reconciled_after_sync(&snap.app)
+        .then(|| health_culprit(&snap.app.status))
+        .flatten()
+        .or_else(|| pod_culprit(snap, target))
+}
+
+/// The app's `Degraded`/`Missing` health, naming the first resource with that health.
+fn health_culprit(status: &super::models::ApplicationStatus) -> Option<String> {
     let app_health = status.health.status.as_deref().unwrap_or("");
-    if matches!(app_health, "Degraded" | "Missing") {
-        let res = status.resources.iter().find(|r| {
-            r.hook != Some(true)
-                && r.health
-                    .as_ref()
-                    .is_some_and(|h| h.status.as_deref() == Some(app_health))
-        });
-        return Some(match res {
-            Some(r) => format!(
-                "health {app_health}: {} {}/{}: {}",
-                r.kind.as_deref().unwrap_or("?"),
-                r.namespace.as_deref().unwrap_or(""),
-                r.name.as_deref().unwrap_or("?"),
-                r.health
-                    .as_ref()
-                    .and_then(|h| h.message.as_deref())
-                    .or(status.health.message.as_deref())
-                    .unwrap_or("no message")
-            ),
-            None => format!(
-                "health {app_health}: {}",
-                status.health.message.as_deref().unwrap_or("no message")
-            ),
-        });
+    if !matches!(app_health, "Degraded" | "Missing") {
+        return None;
     }
+    let res = status.resources.iter().find(|r| {
+        r.hook != Some(true)
+            && r.health
+                .as_ref()
+                .is_some_and(|h| h.status.as_deref() == Some(app_health))
+    });
+    Some(match res {
+        Some(r) => format!(
+            "health {app_health}: {} {}/{}: {}",
+            r.kind.as_deref().unwrap_or("?"),
+            r.namespace.as_deref().unwrap_or(""),
+            r.name.as_deref().unwrap_or("?"),
+            r.health
+                .as_ref()
+                .and_then(|h| h.message.as_deref())
+                .or(status.health.message.as_deref())
+                .unwrap_or("no message")
+        ),
+        None => format!(
+            "health {app_health}: {}",
+            status.health.message.as_deref().unwrap_or("no message")
+        ),
+    })
+}
+
+/// A `Degraded` pod running our image, from the resource tree (CrashLoopBackOff, ImagePullBackOff: app
+/// health stays `Progressing` until the progress deadline).
+fn pod_culprit(snap: &AppSnapshot, target: &Target) -> Option<String> {
     let tree = snap.tree.as_ref()?;
     tree.nodes
         .iter()

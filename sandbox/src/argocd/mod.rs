@@ -1692,23 +1692,12 @@ impl ArgoCd {
             loop {
                 let tick = argo.timing().tick;
                 tokio::time::sleep(tick).await;
-                // Rendering runs git. On a multi-threaded runtime that goes off the async workers;
-                // on a current-thread one (tests on paused time) the pass runs in place, so the
-                // runtime is busy, not idle, while git runs, and a paused clock cannot jump ahead
-                // of the controller. A panicking pass is a bug; the loop goes on so the other apps
-                // keep being served.
-                let current_thread = tokio::runtime::Handle::current().runtime_flavor()
-                    == tokio::runtime::RuntimeFlavor::CurrentThread;
                 let a = argo.clone();
-                let pass = if current_thread {
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || a.tick()))
-                        .map_err(|_| "panicked".to_owned())
-                } else {
-                    tokio::task::spawn_blocking(move || a.tick())
-                        .await
-                        .map_err(|e| e.to_string())
-                };
-                if let Err(e) = pass {
+                // Rendering runs git: keep it off the async workers. On a paused clock that is safe
+                // too: tokio holds auto-advance while a blocking task runs (test-util,
+                // runtime/blocking/schedule.rs), so the clock cannot jump past git. A panicking pass
+                // is a bug; the loop goes on so the other apps keep being served.
+                if let Err(e) = tokio::task::spawn_blocking(move || a.tick()).await {
                     tracing::error!("argo cd controller pass failed: {e}");
                 }
             }

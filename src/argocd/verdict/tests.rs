@@ -441,13 +441,33 @@ fn degraded_grace_starts_when_the_sync_of_our_commit_finished() {
     stale.app.status.reconciled_at = Some("2026-01-01T00:00:09Z".parse().unwrap());
     for second in [40, 45, 60] {
         state.observe(&stale, &t, at(second));
-        let v = app_verdict(&stale, &t, &state, grace, at(second));
-        assert!(
-            !matches!(v, Verdict::Failed { .. }),
-            "stale t={second}: {v:?}"
+        check(
+            &format!("stale health t={second}"),
+            &app_verdict(&stale, &t, &state, grace, at(second)),
+            &Want::Waiting("waiting for Argo CD to reconcile after the sync (its health Degraded"),
         );
     }
     assert_eq!(state.unhealthy_since, None);
+    // Never reconciled at all: the same.
+    let mut never = degraded("Succeeded", "Synced");
+    never.app.status.reconciled_at = None;
+    let mut never_state = VerdictState::default();
+    never_state.observe(&never, &t, at(40));
+    assert_eq!(never_state.unhealthy_since, None);
+    // A pod of our image crash-looping is live, not stale: its grace runs before the reconcile.
+    let mut pod = stale.clone();
+    pod.tree = Some(serde_json::from_value(json!({"nodes": [
+        {"kind": "Pod", "namespace": "default", "name": "web-abc", "images": ["registry.local/web:1.4.2"],
+         "health": {"status": "Degraded", "message": "back-off 10s restarting failed container=web"}}
+    ]})).unwrap());
+    let mut pod_state = VerdictState::default();
+    pod_state.observe(&pod, &t, at(40));
+    assert_eq!(pod_state.unhealthy_since, Some(at(40)));
+    check(
+        "live pod beyond grace under stale health",
+        &app_verdict(&pod, &t, &pod_state, grace, at(51)),
+        &Want::Failed("pod default/web-abc Degraded: back-off 10s"),
+    );
     // Synced at S, reconciled, still Degraded: the grace starts now.
     let synced = degraded("Succeeded", "Synced");
     state.observe(&synced, &t, at(61));
