@@ -29,17 +29,22 @@ use tokio::time::Instant;
 const TOKEN: &str = "paused-time-token-0123";
 const IMAGE: &str = "registry.example.com/demo/web";
 
-/// A cluster with real durations: pods take 20 s to start (a large image), deadlines count in real
-/// seconds.
-async fn cluster(workload: Value) -> Result<(Kube, HttpServer, tokio::task::JoinHandle<()>)> {
-    let kube = Kube::new(
+/// Kubernetes with real durations: pods take 20 s to start (a large image), deadlines count in real
+/// seconds; the simulator looks every `tick`.
+fn real_kube(tick: Duration) -> Kube {
+    Kube::new(
         TOKEN,
         KubeTiming {
             pod_start_delay: Duration::from_secs(20),
             progress_deadline_scale: 1.0,
-            tick: Duration::from_millis(250),
+            tick,
         },
-    );
+    )
+}
+
+/// [`real_kube`] running `workload`, served over loopback.
+async fn cluster(workload: Value) -> Result<(Kube, HttpServer, tokio::task::JoinHandle<()>)> {
+    let kube = real_kube(Duration::from_millis(250));
     kube.apply(workload)?;
     kube.settle();
     let sim = kube.spawn_simulator();
@@ -313,8 +318,8 @@ fn real_argo_timing() -> ArgoTiming {
     }
 }
 
-/// A GitOps repository (a bare repo and a work tree pushing to it), a cluster with real durations
-/// (20 s per pod, looked at every second) and Argo CD deploying `apps/web` of `main` to it as the
+/// A GitOps repository (a bare repo and a work tree pushing to it), [`real_kube`] looking every
+/// second and Argo CD deploying `apps/web` of `main` to it as the
 /// auto-synced app `web`.
 struct ArgoWorld {
     _dir: tempfile::TempDir,
@@ -376,14 +381,7 @@ impl ArgoWorld {
             &work,
             &["remote", "add", "origin", bare.to_str().context("utf-8")?],
         )?;
-        let kube = Kube::new(
-            TOKEN,
-            KubeTiming {
-                pod_start_delay: Duration::from_secs(20),
-                progress_deadline_scale: 1.0,
-                tick: Duration::from_secs(1),
-            },
-        );
+        let kube = real_kube(Duration::from_secs(1));
         let argo = ArgoCd::new(kube.clone(), ARGO_TOKEN, timing);
         argo.add_app(
             AppSpec {
