@@ -7,7 +7,6 @@
 //! Argo CD controller runs them on a blocking thread, during which tokio holds the paused clock still
 //! (test-util, runtime/blocking/schedule.rs); the tests' own commits run git on this thread.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
@@ -23,6 +22,7 @@ use gitops_sandbox::argocd::{self, AppSpec, ArgoCd, ArgoTiming};
 use gitops_sandbox::faults::{Faults, Server};
 use gitops_sandbox::http::{HttpServer, RequestLog};
 use gitops_sandbox::kube::{self, Kube, KubeTiming};
+use gitops_sandbox::local_repo::LocalRepo;
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
@@ -318,12 +318,12 @@ fn real_argo_timing() -> ArgoTiming {
     }
 }
 
-/// A GitOps repository (a bare repo and a work tree pushing to it), [`real_kube`] looking every
-/// second and Argo CD deploying `apps/web` of `main` to it as the
+/// A GitOps repository ([`LocalRepo`]: git on this thread, so the paused clock stays put),
+/// [`real_kube`] looking every second and Argo CD deploying `apps/web` of `main` to it as the
 /// auto-synced app `web`.
 struct ArgoWorld {
     _dir: tempfile::TempDir,
-    work: PathBuf,
+    repo: LocalRepo,
     argo: ArgoCd,
     kube: Kube,
     server: HttpServer,
@@ -338,21 +338,6 @@ impl Drop for ArgoWorld {
     }
 }
 
-/// Runs git in `dir` (blocking: on this thread, so the paused clock stays put); its trimmed stdout.
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new("git")
-        .current_dir(dir)
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.com"])
-        .args(args)
-        .output()?;
-    ensure!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
-
 fn kustomization(tag: &str) -> String {
     format!("resources:\n- deployment.yaml\nimages:\n- name: {IMAGE}\n  newTag: {tag}\n")
 }
@@ -360,26 +345,14 @@ fn kustomization(tag: &str) -> String {
 impl ArgoWorld {
     async fn start(timing: ArgoTiming) -> Result<ArgoWorld> {
         let dir = tempfile::tempdir()?;
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(work.join("apps/web"))?;
         let mut base = deployment("0.0.0");
         base["spec"]["template"]["spec"]["containers"][0]["image"] = IMAGE.into();
-        std::fs::write(
-            work.join("apps/web/deployment.yaml"),
-            serde_json::to_string(&base)?,
-        )?;
-        std::fs::write(
-            work.join("apps/web/kustomization.yaml"),
-            kustomization("1.0.0"),
-        )?;
-        git(&work, &["init", "-q", "-b", "main"])?;
-        git(&work, &["add", "-A"])?;
-        git(&work, &["commit", "-q", "-m", "seed"])?;
-        let bare = dir.path().join("gitops.git");
-        git(dir.path(), &["clone", "-q", "--bare", "work", "gitops.git"])?;
-        git(
-            &work,
-            &["remote", "add", "origin", bare.to_str().context("utf-8")?],
+        let repo = LocalRepo::seed(
+            dir.path(),
+            &[
+                ("apps/web/deployment.yaml", &serde_json::to_string(&base)?),
+                ("apps/web/kustomization.yaml", &kustomization("1.0.0")),
+            ],
         )?;
         let kube = real_kube(Duration::from_secs(1));
         let argo = ArgoCd::new(kube.clone(), ARGO_TOKEN, timing);
@@ -388,7 +361,7 @@ impl ArgoWorld {
                 name: "web".into(),
                 project: "default".into(),
                 repo_url: "http://gitea.example.com/demo/gitops.git".into(),
-                repo_dir: bare,
+                repo_dir: repo.bare().to_owned(),
                 path: "apps/web".into(),
                 target_revision: "main".into(),
                 dest_namespace: "web".into(),
@@ -409,7 +382,7 @@ impl ArgoWorld {
         .await?;
         Ok(ArgoWorld {
             _dir: dir,
-            work,
+            repo,
             argo,
             kube,
             server,
@@ -419,16 +392,10 @@ impl ArgoWorld {
 
     /// Commits `tag` into the kustomization and pushes it; the new commit's SHA.
     fn push(&self, tag: &str) -> Result<String> {
-        std::fs::write(
-            self.work.join("apps/web/kustomization.yaml"),
-            kustomization(tag),
-        )?;
-        git(
-            &self.work,
-            &["commit", "-q", "-am", &format!("deploy {tag}")],
-        )?;
-        git(&self.work, &["push", "-q", "origin", "main"])?;
-        git(&self.work, &["rev-parse", "HEAD"])
+        Ok(self.repo.commit(
+            &[("apps/web/kustomization.yaml", &kustomization(tag))],
+            &format!("deploy {tag}"),
+        )?)
     }
 
     /// Runs the Argo CD phase for `sha` with `budget` of cluster time, failing on health that stays

@@ -28,6 +28,7 @@ pub mod git;
 pub mod gitea;
 pub mod http;
 pub mod kube;
+pub mod local_repo;
 pub mod profile;
 pub mod render;
 pub mod showcase;

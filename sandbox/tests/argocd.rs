@@ -2,7 +2,7 @@
 //! polling, auto-sync, operations, stale health, health from the rollout), its errors and faults,
 //! and the app's `/version`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
@@ -13,6 +13,7 @@ use gitops_sandbox::app::{self, AppTarget};
 use gitops_sandbox::argocd::{self, AppSpec, ArgoCd, ArgoTiming};
 use gitops_sandbox::eventually::eventually;
 use gitops_sandbox::kube::{self, Kube, KubeTiming};
+use gitops_sandbox::local_repo::LocalRepo;
 use serde_json::{json, Value};
 use support::{serve, Served};
 
@@ -21,19 +22,6 @@ const KUBE_TOKEN: &str = "kube-token";
 const IMAGE: &str = "registry.example.com/demo/web";
 
 // ---- harness -----------------------------------------------------------------------------------
-
-fn git(dir: &Path, args: &[&str]) -> Result<String> {
-    let out = std::process::Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@example.invalid"])
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .output()?;
-    if !out.status.success() {
-        bail!("git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-}
 
 fn overlay(tag: &str) -> String {
     format!(
@@ -72,8 +60,8 @@ spec:
 
 /// A GitOps world without the Gitea server: a bare repo, Kubernetes, Argo CD and the app.
 struct World {
-    dir: tempfile::TempDir,
-    bare: PathBuf,
+    _dir: tempfile::TempDir,
+    repo: LocalRepo,
     argo: ArgoCd,
     kube: Kube,
     argo_http: Served,
@@ -104,33 +92,20 @@ fn fast_timing() -> ArgoTiming {
 impl World {
     async fn start(timing: ArgoTiming) -> Result<World> {
         let dir = tempfile::tempdir()?;
-        let work = dir.path().join("work");
-        std::fs::create_dir_all(work.join("apps/web/base"))?;
-        std::fs::create_dir_all(work.join("apps/web/overlays/prod"))?;
-        std::fs::write(
-            work.join("apps/web/base/kustomization.yaml"),
-            "resources:\n- deployment.yaml\n",
-        )?;
-        std::fs::write(work.join("apps/web/base/deployment.yaml"), BASE)?;
-        std::fs::write(
-            work.join("apps/web/overlays/prod/kustomization.yaml"),
-            overlay("1.0.0"),
-        )?;
-        git(&work, &["init", "-q", "-b", "main"])?;
-        git(&work, &["add", "-A"])?;
-        git(&work, &["commit", "-q", "-m", "seed"])?;
-        let bare = dir.path().join("gitops.git");
-        git(dir.path(), &["clone", "-q", "--bare", "work", "gitops.git"])?;
-        git(
-            &work,
+        let repo = LocalRepo::seed(
+            dir.path(),
             &[
-                "remote",
-                "add",
-                "origin",
-                bare.to_str().context("utf-8 path")?,
+                (
+                    "apps/web/base/kustomization.yaml",
+                    "resources:\n- deployment.yaml\n",
+                ),
+                ("apps/web/base/deployment.yaml", BASE),
+                (
+                    "apps/web/overlays/prod/kustomization.yaml",
+                    &overlay("1.0.0"),
+                ),
             ],
         )?;
-
         let kube = Kube::new(
             KUBE_TOKEN,
             KubeTiming {
@@ -144,7 +119,7 @@ impl World {
             name: name.into(),
             project: "default".into(),
             repo_url: "http://127.0.0.1:1/demo/gitops.git".into(),
-            repo_dir: bare.clone(),
+            repo_dir: repo.bare().to_owned(),
             path: "apps/web/overlays/prod".into(),
             target_revision: "main".into(),
             dest_namespace: "web".into(),
@@ -165,8 +140,8 @@ impl World {
         .await?;
         let kube_http = serve(kube::api::router(kube.clone())).await?;
         Ok(World {
-            dir,
-            bare,
+            _dir: dir,
+            repo,
             argo,
             kube,
             argo_http,
@@ -186,7 +161,7 @@ impl World {
                 name: "web-manual".into(),
                 project: "default".into(),
                 repo_url: "http://127.0.0.1:1/demo/gitops.git".into(),
-                repo_dir: self.bare.clone(),
+                repo_dir: self.repo.bare().to_owned(),
                 path: "apps/web/overlays/prod".into(),
                 target_revision: "main".into(),
                 dest_namespace: "web".into(),
@@ -201,14 +176,10 @@ impl World {
 
     /// Commits a new tag to the overlay and pushes it; returns the commit SHA.
     fn commit_tag(&self, tag: &str) -> Result<String> {
-        let work = self.dir.path().join("work");
-        std::fs::write(
-            work.join("apps/web/overlays/prod/kustomization.yaml"),
-            overlay(tag),
-        )?;
-        git(&work, &["commit", "-q", "-am", &format!("deploy {tag}")])?;
-        git(&work, &["push", "-q", "origin", "main"])?;
-        git(&work, &["rev-parse", "HEAD"])
+        Ok(self.repo.commit(
+            &[("apps/web/overlays/prod/kustomization.yaml", &overlay(tag))],
+            &format!("deploy {tag}"),
+        )?)
     }
 
     fn url(&self, path: &str) -> String {
@@ -356,7 +327,7 @@ async fn contract_every_response_validates_against_the_swagger() -> Result<()> {
     // The seed: synced and healthy at the branch head, with history and a finished operation.
     let app = w.app("web-prod").await?;
     assert_valid(&def("v1alpha1Application"), &app);
-    let head = git(&w.dir.path().join("work"), &["rev-parse", "HEAD"])?;
+    let head = w.repo.head()?;
     assert_eq!(app["status"]["sync"]["status"], "Synced");
     assert_eq!(app["status"]["sync"]["revision"], head);
     assert_eq!(app["status"]["health"]["status"], "Healthy");
@@ -1161,13 +1132,13 @@ async fn app_mixes_old_and_new_versions_during_a_rollout() -> Result<()> {
 async fn comparison_error_and_missing_health() -> Result<()> {
     let w = World::start(fast_timing()).await?;
     // A kustomization the renderer cannot build: the app reports a ComparisonError, sync Unknown.
-    let work = w.dir.path().join("work");
-    std::fs::write(
-        work.join("apps/web/overlays/prod/kustomization.yaml"),
-        "resources:\n- ../../base\n- missing.yaml\n",
+    w.repo.commit(
+        &[(
+            "apps/web/overlays/prod/kustomization.yaml",
+            "resources:\n- ../../base\n- missing.yaml\n",
+        )],
+        "break it",
     )?;
-    git(&work, &["commit", "-q", "-am", "break it"])?;
-    git(&work, &["push", "-q", "origin", "main"])?;
     let (_, app) = w
         .get("/api/v1/applications/web-prod?refresh=normal")
         .await?;
